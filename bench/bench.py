@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""bench.py — how fast is pyexec behind a real nginx, compared with starting
+Python by hand?
+
+Usage (from the repository, after `make`):
+
+    python3 bench/bench.py [--requests 200] [--duration 5] [--size-mib 20]
+
+It starts pyexec-fcgi ($PYEXEC_FCGI, default fcgi/pyexec-fcgi) and nginx on
+free loopback ports with t/harness.py, then measures in one run:
+
+  a) latency of a hello-world POST /execute through nginx (p50, p90) against
+     a bare `python3 -s main.py` started with subprocess, same script, same
+     count;
+  b) throughput (requests/s) at concurrency 1, 2 and 8, each for --duration
+     seconds, and where the CPU went at concurrency 8 (ms per request: the
+     Python runs, pyexec's own processes, nginx, this client, and idle);
+  c) a --size-mib upload and a --size-mib generated file: wall time and the
+     growth of the workers' peak RSS (VmHWM of /proc/<pid>/status, read
+     before and after: it is cumulative; a warm-up with 256 KiB of the same
+     kind of data comes first, so only growth with the size shows).
+
+and prints a table and the ratios the project targets (SPEC issue 2):
+
+  p50 / bare p50                     <= 1.3
+  throughput@8 / (cores / bare p50)  >= 0.8
+  worker peak-RSS growth / size      ~ 0 (flat in the size of the data)
+
+--workers N passes -w N (default: pyexec's own default). --json also prints
+the figures as JSON. The client runs on the same machine and takes some of
+its CPU; the figures are for comparing runs on one machine, not absolute.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "t"))
+import harness  # noqa: E402
+
+PYTHON = os.environ.get("BENCH_PYTHON", "/usr/bin/python3")
+HELLO = b'print("hello world")\n'
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+class Client:
+    """One keep-alive HTTP connection to nginx."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def post(self, body, ctype, path="/execute", sink=False):
+        """Returns (status, headers, body or byte count, seconds)."""
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            t0 = time.perf_counter()
+            try:
+                self.conn.request("POST", path, body=body,
+                                  headers={"Content-Type": ctype})
+                resp = self.conn.getresponse()
+                if sink:
+                    n = 0
+                    while True:
+                        chunk = resp.read(1 << 20)
+                        if not chunk:
+                            break
+                        n += len(chunk)
+                    data = n
+                else:
+                    data = resp.read()
+                dt = time.perf_counter() - t0
+                if resp.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return resp.status, resp, data, dt
+            except (http.client.HTTPException, ConnectionError):
+                self.close()
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def bare_latency(n):
+    d = tempfile.mkdtemp(prefix="pyexec-bench-bare-")
+    try:
+        with open(os.path.join(d, "main.py"), "wb") as f:
+            f.write(HELLO)
+        for _ in range(5):
+            subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE, check=True)
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, check=True)
+            out.append(time.perf_counter() - t0)
+        return out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def server_latency(port, n, body, ctype):
+    c = Client(port)
+    for _ in range(5):
+        status, resp, data, _ = c.post(body, ctype)
+        if status != 200 or b"hello world" not in data:
+            raise SystemExit("hello world failed: HTTP %d %r" % (status, data[:300]))
+    lat, inner = [], []
+    for _ in range(n):
+        status, resp, data, dt = c.post(body, ctype)
+        if status != 200:
+            raise SystemExit("HTTP %d during the latency run" % status)
+        lat.append(dt)
+        inner.append(float(resp.getheader("X-Execution-Time", "nan")))
+    c.close()
+    return lat, inner
+
+
+def cpu_seconds(pid, children=False):
+    """utime+stime of pid (plus its waited-for children), in seconds."""
+    stat = harness._read("/proc/%d/stat" % pid)
+    if stat is None:
+        return 0.0
+    f = stat[stat.rindex(b")") + 2:].split()
+    ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(server):
+    """CPU seconds so far of the runs (the workers' waited-for children), the
+    pyexec processes themselves, nginx, and this client."""
+    table = harness.proc_table()
+    workers = server.worker_pids()
+    runs = sum(cpu_seconds(w, True) - cpu_seconds(w) for w in workers)
+    pyexec = sum(cpu_seconds(w) for w in workers) + cpu_seconds(server.proc.pid)
+    nginx = sum(cpu_seconds(p) for p in [server.nginx.pid] +
+                harness.descendants(table, server.nginx.pid))
+    t = os.times()
+    return {"runs": runs, "pyexec": pyexec, "nginx": nginx, "client": t.user + t.system,
+            "wall": time.perf_counter()}
+
+
+def throughput(port, conc, duration, body, ctype, server=None):
+    """(requests/s, errors, CPU ms per request by component or None)."""
+    before = cpu_snapshot(server) if server else None
+    stop = time.perf_counter() + duration
+    counts = [0] * conc
+    errors = [0] * conc
+
+    def run(i):
+        c = Client(port)
+        while time.perf_counter() < stop:
+            try:
+                status, resp, _, _ = c.post(body, ctype)
+            except (OSError, http.client.HTTPException):
+                errors[i] += 1
+                continue
+            if status == 200 and resp.getheader("X-Execution-Status") == "ok":
+                counts[i] += 1
+            else:
+                errors[i] += 1
+        c.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(conc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    n = max(sum(counts), 1)
+    per = None
+    if server:
+        after = cpu_snapshot(server)
+        per = {k: (after[k] - before[k]) * 1e3 / n for k in before if k != "wall"}
+        per["idle"] = ((after["wall"] - before["wall"]) * (os.cpu_count() or 1) * 1e3 / n
+                       - sum(per.values()))
+    return sum(counts) / elapsed, sum(errors), per
+
+
+def workers_hwm(server):
+    return {pid: harness.proc_status_kib(pid, "VmHWM") or 0 for pid in server.worker_pids()}
+
+
+def rss_growth(before, after):
+    """Largest growth of peak RSS (KiB) of any worker present both times;
+    None when no worker could be seen."""
+    both = [after[p] - before[p] for p in after if p in before]
+    return max(both) if both else None
+
+
+def big_transfers(server, size):
+    c = Client(server.port)
+    # The same work first with 256 KiB of the same kind of data, so that the
+    # baseline peak holds what any request touches (libmagic's database is
+    # mapped and paged in by content: random bytes touch other pages than
+    # text). What grows after that grows with the size.
+    warm = {"main.py": b"import os\nprint(os.path.getsize('data.bin'))\n",
+            "data.bin": os.urandom(256 << 10)}
+    body, ctype = harness.build_multipart([("files", k, v, None) for k, v in warm.items()])
+    for _ in range(2 * len(server.worker_pids())):
+        c.post(body, ctype)
+    gen_small = b"import os\nopen('out.bin','wb').write(os.urandom(256 << 10))\n"
+    body, ctype = harness.build_multipart([("files", "main.py", gen_small, None)])
+    for _ in range(2 * len(server.worker_pids())):
+        c.post(body, ctype, sink=True)
+
+    res = {}
+    up = {"main.py": b"import os\nprint(os.path.getsize('data.bin'))\n",
+          "data.bin": os.urandom(size)}
+    body, ctype = harness.build_multipart([("files", k, v, None) for k, v in up.items()])
+    before = workers_hwm(server)
+    status, resp, data, dt = c.post(body, ctype)
+    after = workers_hwm(server)
+    if status != 200 or str(size).encode() not in data:
+        raise SystemExit("upload failed: HTTP %d %r" % (status, data[:300]))
+    res["upload"] = (dt, rss_growth(before, after), max(after.values() or [0]))
+
+    gen = ("import os\nwith open('out.bin', 'wb') as f:\n"
+           "    for _ in range(%d):\n        f.write(os.urandom(1 << 20))\n" % (size >> 20)).encode()
+    body, ctype = harness.build_multipart([("files", "main.py", gen, None)])
+    before = workers_hwm(server)
+    status, resp, n, dt = c.post(body, ctype, sink=True)
+    after = workers_hwm(server)
+    if status != 200 or n < size:
+        raise SystemExit("generated file failed: HTTP %d, %d bytes" % (status, n))
+    res["generate"] = (dt, rss_growth(before, after), max(after.values() or [0]))
+    c.close()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=200, help="latency samples (200)")
+    ap.add_argument("--duration", type=float, default=5.0,
+                    help="seconds per throughput level (5)")
+    ap.add_argument("--size-mib", type=int, default=20, help="size of the big upload/file (20)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="pyexec workers (default: pyexec's own, the number of CPUs)")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    a = ap.parse_args()
+    cores = os.cpu_count() or 1
+    size = a.size_mib << 20
+
+    room = "%dM" % (a.size_mib * 2 + 8)
+    server = harness.Server(name="bench", workers=a.workers, max_upload=room,
+                            options=["max_file_size=" + room, "max_generated_bytes=" + room])
+    try:
+        server.start()
+        workers = server.request("GET", "/healthz").json().get("workers", a.workers)
+        body, ctype = harness.build_multipart([("files", "main.py", HELLO, None)])
+        bare = bare_latency(a.requests)
+        lat, inner = server_latency(server.port, a.requests, body, ctype)
+        thr = {c: throughput(server.port, c, a.duration, body, ctype, server) for c in (1, 2, 8)}
+        big = big_transfers(server, size)
+        problems = server.check_clean()
+    finally:
+        server.stop()
+        server.cleanup_dir()
+
+    bare50, bare90 = percentile(bare, 50), percentile(bare, 90)
+    p50, p90 = percentile(lat, 50), percentile(lat, 90)
+    ideal = cores / bare50
+    figures = {
+        "cores": cores, "workers": workers, "requests": a.requests,
+        "bare_p50_ms": bare50 * 1e3, "bare_p90_ms": bare90 * 1e3,
+        "pyexec_p50_ms": p50 * 1e3, "pyexec_p90_ms": p90 * 1e3,
+        "run_p50_ms": percentile(inner, 50) * 1e3,
+        "throughput": {str(c): round(v[0], 2) for c, v in thr.items()},
+        "throughput_errors": {str(c): v[1] for c, v in thr.items()},
+        "cpu_ms_per_request_at_8": thr[8][2],
+        "ideal_rps": ideal,
+        "upload_s": big["upload"][0], "upload_rss_growth_kib": big["upload"][1],
+        "generate_s": big["generate"][0], "generate_rss_growth_kib": big["generate"][1],
+        "worker_peak_rss_kib": max(big["upload"][2], big["generate"][2]),
+        "size_mib": a.size_mib,
+    }
+    ratio_lat = p50 / bare50
+    ratio_thr = thr[8][0] / ideal
+    nan = float("nan")
+    ratio_up = big["upload"][1] * 1024 / size if big["upload"][1] is not None else nan
+    ratio_gen = big["generate"][1] * 1024 / size if big["generate"][1] is not None else nan
+
+    print("pyexec benchmark: %d cores, %d workers, nginx %s, %s" %
+          (cores, workers, "site " + os.path.relpath(server.site_source, harness.TOP_SRCDIR)
+           if server.site_source != "built-in" else "built-in site", PYTHON))
+    print()
+    print("%-40s %12s %12s" % ("hello world (%d requests)" % a.requests, "p50", "p90"))
+    print("%-40s %10.1f ms %9.1f ms" % ("bare python3 -s main.py", bare50 * 1e3, bare90 * 1e3))
+    print("%-40s %10.1f ms %9.1f ms" % ("POST /execute via nginx", p50 * 1e3, p90 * 1e3))
+    print("%-40s %10.1f ms" % ("  of which the run (X-Execution-Time)", figures["run_p50_ms"]))
+    print()
+    print("%-40s %12s %8s" % ("throughput (%.0f s each)" % a.duration, "req/s", "errors"))
+    for c, (rps, err, _) in thr.items():
+        print("%-40s %12.1f %8d" % ("concurrency %d" % c, rps, err))
+    print("%-40s %12.1f" % ("ideal: cores / bare p50", ideal))
+    per = thr[8][2]
+    if per:
+        print("%-40s %s" % ("CPU ms per request at concurrency 8",
+                            "  ".join("%s %.2f" % (k, per[k]) for k in
+                                      ("runs", "pyexec", "nginx", "client", "idle"))))
+    print()
+    print("%-40s %12s %14s %12s" % ("%d MiB" % a.size_mib, "time", "peak RSS +", "peak RSS"))
+    for label, key in (("upload (multipart, to disk)", "upload"),
+                       ("generated file (reply)", "generate")):
+        t, g, peak = big[key]
+        print("%-40s %10.2f s %10s KiB %8d KiB" % (label, t, "n/a" if g is None else g, peak))
+    print()
+    print("ratios                                      value   target")
+    print("%-40s %9.2f   <= 1.30 %s" % ("p50 / bare p50", ratio_lat, "ok" if ratio_lat <= 1.3 else "MISSED"))
+    print("%-40s %9.2f   >= 0.80 %s" % ("throughput@8 / (cores / bare p50)", ratio_thr,
+                                        "ok" if ratio_thr >= 0.8 else "MISSED"))
+    print("%-40s %9.3f   ~ 0     %s" % ("worker RSS growth / upload size", ratio_up,
+                                        "ok" if ratio_up < 0.05 else "MISSED" if ratio_up == ratio_up else "n/a (no worker seen)"))
+    print("%-40s %9.3f   ~ 0     %s" % ("worker RSS growth / file size", ratio_gen,
+                                        "ok" if ratio_gen < 0.05 else "MISSED" if ratio_gen == ratio_gen else "n/a (no worker seen)"))
+    if problems:
+        print("\nafter the run: " + "; ".join(problems))
+    if a.json:
+        figures["ratios"] = {"latency": ratio_lat, "throughput": ratio_thr,
+                             "rss_upload": ratio_up, "rss_generate": ratio_gen}
+        print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "util.h"
+
+int listen_is_socket(int fd)
+{
+	int v = 0, type = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || !v)
+		return 0;
+	len = sizeof(type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		return 0;
+	return 1;
+}
+
+static int mkdir_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return -1;
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int listen_unix(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "listen: unix socket path '%s' must be absolute and under %zu bytes",
+			 path, sizeof(sun.sun_path));
+		return -1;
+	}
+	if (mkdir_parent(path) < 0) {
+		snprintf(err, errlen, "listen: cannot create the directory of %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	/* A socket file left by an earlier run is replaced; anything else is not ours. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "listen: %s exists and is not a socket", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen: socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    chmod(path, 0660) < 0 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid) < 0) ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		snprintf(err, errlen, "listen: %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listen_tcp(const char *hostport, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char host[128];
+	const char *colon, *h = hostport;
+	size_t hlen;
+	uint64_t port;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (*h == '[') {
+		const char *close_br = strchr(h, ']');
+
+		if (close_br == NULL || close_br[1] != ':')
+			goto bad;
+		hlen = (size_t)(close_br - h - 1);
+		h++;
+		colon = close_br + 1;
+	} else {
+		colon = strrchr(h, ':');
+		if (colon == NULL)
+			goto bad;
+		hlen = (size_t)(colon - h);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (util_parse_size(colon + 1, 65535, &port) < 0 || port == 0 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		goto bad;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		sslen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		sslen = sizeof(struct sockaddr_in6);
+	} else {
+		goto bad;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen: socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		snprintf(err, errlen, "listen: tcp:%s: %s", hostport, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+bad:
+	snprintf(err, errlen, "listen: '%s' is not HOST:PORT (127.0.0.1:9000 or [::1]:9000)",
+		 hostport);
+	return -1;
+}
+
+int listen_open(const char *addr, uid_t uid, gid_t gid, char *unix_path, size_t pathlen,
+		char *err, size_t errlen)
+{
+	uint64_t n;
+
+	unix_path[0] = '\0';
+	if (addr[0] == '\0') {
+		/* Started by a web server (lighttpd bin-path, mod_fcgid): the
+		 * listening socket is fd 0. */
+		if (listen_is_socket(0)) {
+			util_set_cloexec(0);
+			return 0;
+		}
+		addr = LISTEN_DEFAULT;
+	}
+	if (strncmp(addr, "unix:", 5) == 0) {
+		int fd = listen_unix(addr + 5, uid, gid, err, errlen);
+
+		if (fd >= 0)
+			snprintf(unix_path, pathlen, "%s", addr + 5);
+		return fd;
+	}
+	if (strncmp(addr, "tcp:", 4) == 0)
+		return listen_tcp(addr + 4, err, errlen);
+	if (strncmp(addr, "fd:", 3) == 0) {
+		if (util_parse_size(addr + 3, INT_MAX, &n) < 0 ||
+		    strspn(addr + 3, "0123456789") != strlen(addr + 3)) {
+			snprintf(err, errlen, "listen: '%s' is not fd:N", addr);
+			return -1;
+		}
+		if (!listen_is_socket((int)n)) {
+			snprintf(err, errlen, "listen: fd %d is not a listening stream socket", (int)n);
+			return -1;
+		}
+		util_set_cloexec((int)n);
+		return (int)n;
+	}
+	snprintf(err, errlen, "listen: '%s' must start with unix:, tcp: or fd:", addr);
+	return -1;
+}

@@ -1,0 +1,468 @@
+/* pyexec-fcgi: the FastCGI responder. The master opens (or inherits) the
+ * listening socket, drops privileges, sweeps work_root and pre-forks workers;
+ * it restarts a worker that dies, sweeps what the dead worker left, and
+ * passes SIGTERM on as a graceful stop. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
+
+#include "conf.h"
+#include "listen.h"
+#include "run.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "workdir.h"
+
+#define WORKERS_MAX 1024
+#define DEFAULT_CONFIG SYSCONFDIR "/pyexec/pyexec.conf"
+#define RESPAWN_FAST_NS (1000000000LL)  /* a worker dying sooner is "crashing" */
+#define STOP_GRACE_EXTRA_S 30           /* beyond timeout_max, before SIGKILL */
+#define STRAY_KILL_MAX_NS (5000000000LL) /* to kill what a dead worker left */
+
+static volatile sig_atomic_t got_term, got_chld;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		got_chld = 1;
+	else
+		got_term = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pyexec-fcgi [-c FILE] [-l ADDR] [-w N] [-o KEY=VALUE]... [-t]\n"
+		"  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ", if present)\n"
+		"  -l, --listen ADDR    unix:/path, tcp:HOST:PORT or fd:N (default: fd 0 when\n"
+		"                       started on a socket, else unix:/run/pyexec/pyexec.sock)\n"
+		"  -w, --workers N      concurrent requests (default: number of CPUs)\n"
+		"  -o, --set KEY=VALUE  set any pyexec.conf key, after the file\n"
+		"  -t, --test-config    check the configuration and exit\n"
+		"  -h, --help           this text\n"
+		"  -V, --version        the version\n");
+}
+
+/* The user and group to run as when started as root. */
+static int resolve_user(const struct config *cfg, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam(cfg->user);
+	struct group *gr = getgrnam(cfg->group);
+
+	if (pw == NULL) {
+		snprintf(err, errlen, "user '%s' does not exist (set 'user' in pyexec.conf)", cfg->user);
+		return -1;
+	}
+	if (gr == NULL) {
+		snprintf(err, errlen, "group '%s' does not exist (set 'group' in pyexec.conf)",
+			 cfg->group);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		snprintf(err, errlen, "user '%s' is root; pyexec runs programs as an unprivileged user",
+			 cfg->user);
+		return -1;
+	}
+	*uid = pw->pw_uid;
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/* mkdir -p for an absolute path, each new directory with mode. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int prepare_work_root(const struct config *cfg, int as_root, uid_t uid, gid_t gid,
+			     char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir_p(cfg->work_root, 0700) < 0 || stat(cfg->work_root, &st) < 0) {
+		snprintf(err, errlen, "work_root %s: %s", cfg->work_root, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "work_root %s is not a directory", cfg->work_root);
+		return -1;
+	}
+	if (as_root && (chown(cfg->work_root, uid, gid) < 0 || chmod(cfg->work_root, 0700) < 0)) {
+		snprintf(err, errlen, "work_root %s: %s", cfg->work_root, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int drop_privileges(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+		snprintf(err, errlen, "cannot drop privileges to uid %u: %s", (unsigned)uid,
+			 strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		snprintf(err, errlen, "privileges were not dropped (setuid(0) still works)");
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the request directories a dead worker left: "<pid>-<id>". */
+static void sweep_worker(const char *root, pid_t pid)
+{
+	char prefix[32];
+	size_t plen;
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%ld-", (long)pid);
+	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	d = fdopendir(dfd);
+	if (d == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, plen) != 0)
+			continue;
+		if (workdir_rmtree_at(dfd, de->d_name) < 0)
+			log_msg(LOG_LEVEL_ERROR, "cannot remove %s/%s left by worker %ld: %s",
+				root, de->d_name, (long)pid, strerror(errno));
+		else
+			log_msg(LOG_LEVEL_WARN, "removed %s/%s left by worker %ld", root,
+				de->d_name, (long)pid);
+	}
+	closedir(d);
+}
+
+struct worker {
+	pid_t pid;              /* 0 when not running */
+	pid_t dead;             /* the pid it had, until its leftovers are gone */
+	int64_t started_ns;
+};
+
+/* Reaps every child that has ended; a worker among them is marked dead.
+ * Returns how many workers died. */
+static unsigned reap(struct worker *w, unsigned n, int stopping)
+{
+	unsigned died = 0;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			if (w[i].pid != pid)
+				continue;
+			w[i].pid = 0;
+			w[i].dead = pid;
+			died++;
+			if (stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				break;
+			if (WIFSIGNALED(status))
+				log_msg(LOG_LEVEL_ERROR, "worker %ld killed by signal %d",
+					(long)pid, WTERMSIG(status));
+			else
+				log_msg(LOG_LEVEL_ERROR, "worker %ld exited with status %d",
+					(long)pid, WEXITSTATUS(status));
+		}
+	}
+	return died;
+}
+
+/* Kills every child that is not a live worker (processes of a dead
+ * worker's run, re-parented to the master) until none is left; bounded. */
+static void kill_strays(struct worker *w, unsigned n)
+{
+	pid_t keep[WORKERS_MAX];
+	unsigned nkeep = 0;
+	int64_t until = util_now_ns() + STRAY_KILL_MAX_NS;
+	struct timespec nap = { 0, 10000000 };
+
+	do {
+		nkeep = 0;
+		for (unsigned i = 0; i < n; i++)
+			if (w[i].pid > 0)
+				keep[nkeep++] = w[i].pid;
+		if (run_kill_children(keep, nkeep) == 0)
+			return;
+		nanosleep(&nap, NULL);
+		(void)reap(w, n, 1);
+	} while (util_now_ns() < until);
+	log_msg(LOG_LEVEL_ERROR, "processes left by a dead worker survive SIGKILL");
+}
+
+static pid_t spawn_worker(const struct server *srv, pid_t master)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	/* The worker: it dies with the master, after the request in hand. */
+	signal(SIGCHLD, SIG_DFL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master)
+		_exit(0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	_exit(server_worker_main(srv));
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "set", required_argument, NULL, 'o' },
+		{ "test-config", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct config cfg;
+	const char *config_path = NULL;
+	char **sets = NULL, err[2 * PATH_MAX], unix_path[PATH_MAX];
+	int nsets = 0, c, test_only = 0, as_root, listen_fd, rc = 0;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct server srv;
+	struct worker *workers;
+	struct sigaction sa;
+	sigset_t block, old;
+	pid_t master = getpid();
+	unsigned nworkers;
+	int64_t stop_deadline = 0;
+	const char *workers_opt = NULL, *listen_opt = NULL;
+	struct stat st;
+
+	sets = calloc((size_t)argc, sizeof(*sets));
+	if (sets == NULL)
+		return 1;
+	while ((c = getopt_long(argc, argv, "c:l:w:o:thV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'l': listen_opt = optarg; break;
+		case 'w': workers_opt = optarg; break;
+		case 'o': sets[nsets++] = optarg; break;
+		case 't': test_only = 1; break;
+		case 'h': usage(stdout); free(sets); return 0;
+		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); free(sets); return 0;
+		default: usage(stderr); free(sets); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		free(sets);
+		return 2;
+	}
+
+	config_defaults(&cfg);
+	if (config_path == NULL && stat(DEFAULT_CONFIG, &st) == 0)
+		config_path = DEFAULT_CONFIG;
+	if (config_path != NULL && config_load_file(&cfg, config_path, err, sizeof(err)) < 0)
+		goto fatal;
+	for (int i = 0; i < nsets; i++) {
+		char key[128], *eq = strchr(sets[i], '=');
+
+		if (eq == NULL || (size_t)(eq - sets[i]) >= sizeof(key)) {
+			snprintf(err, sizeof(err), "-o %s: expected KEY=VALUE", sets[i]);
+			goto fatal;
+		}
+		memcpy(key, sets[i], (size_t)(eq - sets[i]));
+		key[eq - sets[i]] = '\0';
+		if (config_set(&cfg, key, eq + 1, err, sizeof(err)) < 0)
+			goto fatal;
+	}
+	if (listen_opt != NULL && config_set(&cfg, "listen", listen_opt, err, sizeof(err)) < 0)
+		goto fatal;
+	if (workers_opt != NULL && config_set(&cfg, "workers", workers_opt, err, sizeof(err)) < 0)
+		goto fatal;
+	free(sets);
+	sets = NULL;
+	if (config_check(&cfg, err, sizeof(err)) < 0)
+		goto fatal;
+	if (access(cfg.python, X_OK) < 0) {
+		snprintf(err, sizeof(err), "python %s is not executable: %s", cfg.python,
+			 strerror(errno));
+		goto fatal;
+	}
+	/* Only the rlimits layer is built in so far: say so rather than
+	 * pretend to isolate more than we do. */
+	if (cfg.sandbox == SANDBOX_NAMESPACES) {
+		snprintf(err, sizeof(err),
+			 "sandbox = namespaces: this build of pyexec has only the rlimits layer; "
+			 "set sandbox = auto or rlimits");
+		goto fatal;
+	}
+	if (test_only) {
+		printf("configuration ok\n");
+		return 0;
+	}
+
+	as_root = geteuid() == 0;
+	if (as_root && resolve_user(&cfg, &uid, &gid, err, sizeof(err)) < 0)
+		goto fatal;
+	listen_fd = listen_open(cfg.listen, uid, gid, unix_path, sizeof(unix_path), err, sizeof(err));
+	if (listen_fd < 0)
+		goto fatal;
+	if (prepare_work_root(&cfg, as_root, uid, gid, err, sizeof(err)) < 0)
+		goto fatal;
+	if (as_root && drop_privileges(uid, gid, err, sizeof(err)) < 0)
+		goto fatal;
+	if (workdir_sweep(cfg.work_root) > 0)
+		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
+
+	nworkers = cfg.workers;
+	if (nworkers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nworkers = n > 0 ? (unsigned)n : 1;
+	}
+	if (nworkers > WORKERS_MAX)
+		nworkers = WORKERS_MAX;
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = &cfg;
+	srv.listen_fd = listen_fd;
+	srv.sandbox = "rlimits";
+	srv.workers = nworkers;
+	srv.metrics = metrics_create();
+	if (srv.metrics == NULL) {
+		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));
+		goto fatal;
+	}
+	log_msg(LOG_LEVEL_WARN,
+		"sandbox layer: rlimits (process group, resource limits, fresh environment; "
+		"no namespaces: programs run as uid %u and can see the host's files and network)",
+		(unsigned)getuid());
+	log_msg(LOG_LEVEL_INFO, "pyexec %s listening (%s), %u workers, work_root %s",
+		PACKAGE_VERSION, cfg.listen[0] ? cfg.listen : (unix_path[0] ? unix_path : "fd 0"),
+		nworkers, cfg.work_root);
+
+	/* Orphans of a worker's runs come to the master when the worker dies. */
+	if (run_become_subreaper() < 0)
+		log_msg(LOG_LEVEL_WARN, "cannot become a child subreaper: %s", strerror(errno));
+	workers = calloc(nworkers, sizeof(*workers));
+	if (workers == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fatal;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_flags = 0;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+
+	for (unsigned i = 0; i < nworkers; i++) {
+		workers[i].pid = spawn_worker(&srv, master);
+		workers[i].started_ns = util_now_ns();
+		if (workers[i].pid < 0)
+			log_msg(LOG_LEVEL_ERROR, "fork: %s", strerror(errno));
+	}
+
+	for (;;) {
+		unsigned alive = 0, died = 0;
+
+		died = reap(workers, nworkers, got_term);
+		if (died > 0) {
+			/* What the dead worker's run left is now ours (we are the
+			 * subreaper): kill it before its directory goes. */
+			kill_strays(workers, nworkers);
+			for (unsigned i = 0; i < nworkers; i++) {
+				if (workers[i].pid != 0 || workers[i].dead == 0)
+					continue;
+				sweep_worker(cfg.work_root, workers[i].dead);
+				workers[i].dead = 0;
+				if (got_term)
+					continue;
+				/* A worker that cannot stay up is not respawned in a tight loop. */
+				if (util_now_ns() - workers[i].started_ns < RESPAWN_FAST_NS)
+					sleep(1);
+				workers[i].pid = spawn_worker(&srv, master);
+				workers[i].started_ns = util_now_ns();
+			}
+		}
+		if (got_term && stop_deadline == 0) {
+			log_msg(LOG_LEVEL_INFO, "stopping: the workers finish the requests in hand");
+			for (unsigned i = 0; i < nworkers; i++)
+				if (workers[i].pid > 0)
+					kill(workers[i].pid, SIGTERM);
+			stop_deadline = util_now_ns() +
+				((int64_t)cfg.timeout_max_ms / 1000 + STOP_GRACE_EXTRA_S) * 1000000000LL;
+		}
+		for (unsigned i = 0; i < nworkers; i++)
+			alive += workers[i].pid > 0;
+		if (got_term && alive == 0)
+			break;
+		if (got_term && util_now_ns() > stop_deadline) {
+			log_msg(LOG_LEVEL_ERROR, "workers did not stop in time; killing them");
+			for (unsigned i = 0; i < nworkers; i++)
+				if (workers[i].pid > 0)
+					kill(workers[i].pid, SIGKILL);
+		}
+		if (got_term) {
+			/* Wake up now and then to enforce the deadline. */
+			struct timespec ts = { 1, 0 };
+			sigset_t waitset = block;
+			sigtimedwait(&waitset, NULL, &ts);
+			got_chld = 1;
+		} else {
+			sigsuspend(&old);
+		}
+	}
+	if (unix_path[0] != '\0')
+		unlink(unix_path);
+	workdir_sweep(cfg.work_root);
+	free(workers);
+	log_msg(LOG_LEVEL_INFO, "stopped");
+	return rc;
+
+fatal:
+	free(sets);
+	log_msg(LOG_LEVEL_ERROR, "%s", err);
+	return 1;
+}

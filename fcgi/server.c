@@ -1,0 +1,235 @@
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "execute.h"
+#include "log.h"
+#include "mime.h"
+#include "reply.h"
+#include "server.h"
+#include "util.h"
+
+#define ROUTE_MAX 64          /* bytes of a route name we look at */
+
+volatile sig_atomic_t server_stopping;
+static volatile sig_atomic_t cancel_run;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	server_stopping = 1;
+	FCGX_ShutdownPending();
+}
+
+static int sink_write(void *ctx, const void *buf, size_t len)
+{
+	FCGX_Request *r = ctx;
+	const char *p = buf;
+
+	/* FCGX_PutStr takes an int: write in pieces that fit. */
+	while (len > 0) {
+		int n = len > (1 << 20) ? (1 << 20) : (int)len;
+
+		if (FCGX_PutStr(p, n, r->out) != n)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static ssize_t body_read(void *ctx, void *buf, size_t len)
+{
+	FCGX_Request *r = ctx;
+	int n = FCGX_GetStr(buf, len > INT32_MAX ? INT32_MAX : (int)len, r->in);
+
+	if (n < 0 || (n == 0 && FCGX_GetError(r->in) != 0))
+		return -1;
+	return n;
+}
+
+/* The last non-empty segment of the path, without the query. */
+static void route_of(FCGX_Request *r, char *out, size_t outlen)
+{
+	const char *uri = FCGX_GetParam("REQUEST_URI", r->envp);
+	const char *end, *start;
+	size_t len;
+
+	if (uri == NULL)
+		uri = FCGX_GetParam("SCRIPT_NAME", r->envp);
+	if (uri == NULL)
+		uri = "";
+	end = uri + strcspn(uri, "?#");
+	while (end > uri && end[-1] == '/')
+		end--;
+	start = end;
+	while (start > uri && start[-1] != '/')
+		start--;
+	len = (size_t)(end - start);
+	if (len >= outlen)
+		len = outlen - 1;
+	memcpy(out, start, len);
+	out[len] = '\0';
+}
+
+static int64_t content_length_of(FCGX_Request *r)
+{
+	const char *s = FCGX_GetParam("CONTENT_LENGTH", r->envp);
+	uint64_t v;
+
+	if (s == NULL || *s == '\0' || util_parse_size(s, INT64_MAX, &v) < 0 ||
+	    strspn(s, "0123456789") != strlen(s))
+		return -1;
+	return (int64_t)v;
+}
+
+static void handle(const struct server *srv, const struct execute_ctx *ectx, FCGX_Request *r)
+{
+	const char *method = FCGX_GetParam("REQUEST_METHOD", r->envp);
+	struct reply_sink sink = { sink_write, r, 0, 0 };
+	struct log_request log;
+	struct execute_request req;
+	char route[ROUTE_MAX], id[33], body[512], shown[ROUTE_MAX * 4];
+	int n, counted = 0;
+
+	if (method == NULL)
+		method = "";
+	if (util_random_hex(id, 16) < 0)
+		snprintf(id, sizeof(id), "%016" PRIx64, (uint64_t)util_now_ns());
+	route_of(r, route, sizeof(route));
+	util_sanitize(route, strlen(route), shown, sizeof(shown));
+	memset(&log, 0, sizeof(log));
+	log.id = id;
+	log.method = method;
+	log.route = shown;
+	log.upload_ns = log.deps_ns = log.run_ns = log.reply_ns = -1;
+	cancel_run = 0;
+	metrics_busy(srv->metrics, +1);
+
+	if (strcmp(route, "execute") == 0) {
+		if (strcmp(method, "POST") != 0) {
+			log.status = 405;
+			reply_write_error(&sink, 405, "method_not_allowed",
+					  "Use POST to run a program.", id, "Allow: POST\r\n");
+		} else {
+			memset(&req, 0, sizeof(req));
+			req.request_id = id;
+			req.query = FCGX_GetParam("QUERY_STRING", r->envp);
+			req.content_type = FCGX_GetParam("CONTENT_TYPE", r->envp);
+			req.accept = FCGX_GetParam("HTTP_ACCEPT", r->envp);
+			req.content_length = content_length_of(r);
+			req.read = body_read;
+			req.read_ctx = r;
+			req.conn_fd = r->ipcFd;
+			execute_handle(ectx, &req, &sink, &log);
+		}
+	} else if (strcmp(route, "healthz") == 0) {
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+			log.status = 405;
+			reply_write_error(&sink, 405, "method_not_allowed",
+					  "Use GET for the health check.", id, "Allow: GET, HEAD\r\n");
+		} else {
+			n = snprintf(body, sizeof(body),
+				     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\","
+				     "\"workers\":%u}\n",
+				     srv->sandbox, PACKAGE_VERSION, srv->workers);
+			log.status = 200;
+			reply_write_simple(&sink, 200, "application/json", body,
+					   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
+		}
+	} else if (strcmp(route, "metrics") == 0) {
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+			log.status = 405;
+			reply_write_error(&sink, 405, "method_not_allowed",
+					  "Use GET for the metrics.", id, "Allow: GET, HEAD\r\n");
+		} else {
+			static char page[METRICS_TEXT_MAX];
+
+			/* This request is counted too, as Prometheus expects. */
+			metrics_count_request(srv->metrics, "metrics", 200);
+			n = metrics_render(srv->metrics, srv->workers, srv->sandbox, page,
+					   sizeof(page));
+			log.status = n < 0 ? 500 : 200;
+			if (n < 0)
+				reply_write_error(&sink, 500, "internal",
+						  "The metrics page is larger than its buffer.", id, NULL);
+			else
+				reply_write_simple(&sink, 200, "text/plain; version=0.0.4", page,
+						   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
+			counted = 1;
+		}
+	} else {
+		log.status = 404;
+		snprintf(body, sizeof(body),
+			 "There is no route '%s'; the routes are execute (POST), healthz (GET) "
+			 "and metrics (GET).", shown);
+		reply_write_error(&sink, 404, "not_found", body, id, NULL);
+	}
+	log.bytes_out = sink.body_bytes;
+	log_request(&log);
+	if (!counted)
+		metrics_count_request(srv->metrics, route, log.status);
+	if (log.exec_status != NULL && log.run_ns >= 0)
+		metrics_count_run(srv->metrics, log.exec_status, (double)log.run_ns / 1e9);
+	metrics_busy(srv->metrics, -1);
+}
+
+int server_worker_main(const struct server *srv)
+{
+	struct sigaction sa;
+	struct execute_ctx ectx;
+	FCGX_Request req;
+	struct mime *mime;
+	char err[256];
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;  /* no SA_RESTART: accept() must return */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	mime = mime_open(NULL, err, sizeof(err));
+	if (mime == NULL) {
+		log_msg(LOG_LEVEL_ERROR, "worker: %s", err);
+		return 1;
+	}
+	if (run_become_subreaper() < 0)
+		log_msg(LOG_LEVEL_WARN, "worker: cannot become a child subreaper: %s",
+			strerror(errno));
+	memset(&ectx, 0, sizeof(ectx));
+	ectx.cfg = srv->cfg;
+	ectx.mime = mime;
+	ectx.spawner = NULL;
+	ectx.cancel = &cancel_run;
+
+	if (FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_msg(LOG_LEVEL_ERROR, "worker: cannot initialise libfcgi");
+		mime_close(mime);
+		return 1;
+	}
+	while (!server_stopping) {
+		if (FCGX_Accept_r(&req) < 0) {
+			if (server_stopping)
+				break;
+			if (errno == EINTR)
+				continue;
+			log_msg(LOG_LEVEL_ERROR, "worker: accept: %s", strerror(errno));
+			usleep(100000);
+			continue;
+		}
+		handle(srv, &ectx, &req);
+		FCGX_Finish_r(&req);
+	}
+	FCGX_Free(&req, 1);
+	mime_close(mime);
+	return 0;
+}

@@ -1,0 +1,25 @@
+/* server: a worker's FastCGI loop: accept a request, route it by the last
+ * segment of its path, answer it, log it, clean up, repeat. */
+#ifndef PYEXEC_SERVER_H
+#define PYEXEC_SERVER_H
+
+#include <signal.h>
+
+#include "conf.h"
+#include "metrics.h"
+
+struct server {
+	const struct config *cfg;
+	int listen_fd;
+	const char *sandbox;               /* layer in force, for /healthz */
+	unsigned workers;
+	struct metrics *metrics;           /* shared by all workers */
+};
+
+/* Set from the worker's SIGTERM handler: finish the request in hand, exit. */
+extern volatile sig_atomic_t server_stopping;
+
+/* Runs the worker loop until server_stopping; returns the exit status. */
+int server_worker_main(const struct server *srv);
+
+#endif

@@ -1,0 +1,771 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "util.h"
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+#define SECONDS_MAX_MS (86400ULL * 1000)  /* one day: the bound of every duration */
+#define SHOWN_MAX 64                      /* bytes of a value quoted in an error */
+#define FD_NUMBER_MAX 1048576             /* Linux's default fs.nr_open */
+#define UNIX_PATH_LEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+enum config_type {
+	CT_UNSIGNED,    /* unsigned field, plain integer */
+	CT_SIZE,        /* uint64_t field, bytes with K/M/G */
+	CT_MS,          /* uint64_t field, seconds with <= 3 decimals */
+	CT_BOOL,        /* int field */
+	CT_SANDBOX,     /* enum sandbox_level field */
+	CT_LISTEN,      /* char[] field */
+	CT_NAME,        /* char[] field: user or group */
+	CT_PATH,        /* char[] field: absolute path */
+	CT_DIR,         /* char[] field: absolute directory, not /, canonical */
+	CT_URL,         /* char[] field: http(s)/file URL or "" */
+	CT_LINKS,       /* char[] field: URL, absolute path or "" */
+};
+
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t offset;
+	size_t size;            /* of the field, for strings */
+	uint64_t min, max;      /* numeric range, inclusive */
+	int zero_ok;            /* 0 is allowed below min (it means "default") */
+	const char *zero_means;
+};
+
+#define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+
+static const struct config_key config_keys[] = {
+	{ "listen", CT_LISTEN, F(listen), 0, 0, 0, NULL },
+	{ "workers", CT_UNSIGNED, F(workers), 0, 1024, 0, NULL },
+	{ "user", CT_NAME, F(user), 0, 0, 0, NULL },
+	{ "group", CT_NAME, F(group), 0, 0, 0, NULL },
+	{ "python", CT_PATH, F(python), 0, 0, 0, NULL },
+	{ "work_root", CT_DIR, F(work_root), 0, 0, 0, NULL },
+	{ "deps_cache", CT_DIR, F(deps_cache), 0, 0, 0, NULL },
+	{ "deps_cache_max", CT_SIZE, F(deps_cache_max), 1 * MiB, 1024 * GiB, 0, NULL },
+	{ "pip_index_url", CT_URL, F(pip_index_url), 0, 0, 0, NULL },
+	{ "pip_extra_index_url", CT_URL, F(pip_extra_index_url), 0, 0, 0, NULL },
+	{ "pip_find_links", CT_LINKS, F(pip_find_links), 0, 0, 0, NULL },
+	{ "pip_only_binary", CT_BOOL, F(pip_only_binary), 0, 0, 0, NULL },
+	{ "pip_timeout", CT_MS, F(pip_timeout_ms), 1000, SECONDS_MAX_MS, 0, NULL },
+	{ "max_dependencies", CT_UNSIGNED, F(max_dependencies), 0, 1024, 0, NULL },
+	{ "max_upload", CT_SIZE, F(max_upload), 1 * KiB, 16 * GiB, 0, NULL },
+	{ "max_files", CT_UNSIGNED, F(max_files), 1, 100000, 0, NULL },
+	{ "timeout", CT_MS, F(timeout_ms), 1, SECONDS_MAX_MS, 0, NULL },
+	{ "timeout_max", CT_MS, F(timeout_max_ms), 1, SECONDS_MAX_MS, 0, NULL },
+	/* RLIMIT_CPU counts whole seconds, so less than one cannot be enforced. */
+	{ "cpu_time", CT_MS, F(cpu_time_ms), 1000, SECONDS_MAX_MS, 1, "the run's timeout" },
+	/* Below 16M the interpreter itself does not start. */
+	{ "memory", CT_SIZE, F(memory), 16 * MiB, 1024 * GiB, 0, NULL },
+	{ "memory_max", CT_SIZE, F(memory_max), 16 * MiB, 1024 * GiB, 0, NULL },
+	{ "max_processes", CT_UNSIGNED, F(max_processes), 1, 65536, 0, NULL },
+	/* The interpreter needs a dozen descriptors to import anything. */
+	{ "max_open_files", CT_UNSIGNED, F(max_open_files), 16, FD_NUMBER_MAX, 0, NULL },
+	{ "max_file_size", CT_SIZE, F(max_file_size), 1 * KiB, 1024 * GiB, 0, NULL },
+	{ "max_disk", CT_SIZE, F(max_disk), 1 * MiB, 1024 * GiB, 0, NULL },
+	{ "max_output", CT_SIZE, F(max_output), 1 * KiB, 1 * GiB, 0, NULL },
+	{ "max_generated_files", CT_UNSIGNED, F(max_generated_files), 0, 100000, 0, NULL },
+	{ "max_generated_bytes", CT_SIZE, F(max_generated_bytes), 0, 1024 * GiB, 0, NULL },
+	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
+	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
+};
+
+#undef F
+
+static void config_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void config_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Text from the file is quoted back to the operator's terminal: only
+ * printable ASCII, and not all of a long line. */
+static const char *config_shown(const char *s, char *buf, size_t buflen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; s[i] != '\0' && n + 4 < buflen && i < SHOWN_MAX; i++)
+		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (s[i] != '\0' && n + 4 <= buflen) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void config_fmt_size(uint64_t v, char *buf, size_t buflen)
+{
+	if (v != 0 && v % GiB == 0)
+		snprintf(buf, buflen, "%lluG", (unsigned long long)(v / GiB));
+	else if (v != 0 && v % MiB == 0)
+		snprintf(buf, buflen, "%lluM", (unsigned long long)(v / MiB));
+	else if (v != 0 && v % KiB == 0)
+		snprintf(buf, buflen, "%lluK", (unsigned long long)(v / KiB));
+	else
+		snprintf(buf, buflen, "%llu", (unsigned long long)v);
+}
+
+static void config_fmt_ms(uint64_t ms, char *buf, size_t buflen)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, buflen, "%llu", (unsigned long long)(ms / 1000));
+	else if (ms % 100 == 0)
+		snprintf(buf, buflen, "%llu.%01llu", (unsigned long long)(ms / 1000),
+			 (unsigned long long)(ms % 1000 / 100));
+	else if (ms % 10 == 0)
+		snprintf(buf, buflen, "%llu.%02llu", (unsigned long long)(ms / 1000),
+			 (unsigned long long)(ms % 1000 / 10));
+	else
+		snprintf(buf, buflen, "%llu.%03llu", (unsigned long long)(ms / 1000),
+			 (unsigned long long)(ms % 1000));
+}
+
+static int config_all_digits(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+static int config_has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* A plain unsigned decimal <= max, or -1. */
+static int config_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!config_all_digits(s))
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int config_set_range_err(const struct config_key *k, const char *shown,
+				const char *lo, const char *hi, const char *unit,
+				char *err, size_t errlen)
+{
+	if (k->zero_ok)
+		config_err(err, errlen, "%s: %s is out of range: must be 0 (%s) or from %s to %s%s",
+			   k->name, shown, k->zero_means, lo, hi, unit);
+	else
+		config_err(err, errlen, "%s: %s is out of range: must be from %s to %s%s",
+			   k->name, shown, lo, hi, unit);
+	return -1;
+}
+
+static int config_set_number(const struct config_key *k, void *field, const char *value,
+			     char *err, size_t errlen)
+{
+	char shown[SHOWN_MAX + 8], lo[32], hi[32];
+	const char *unit = "";
+	uint64_t v = 0;
+	int syntax_ok, parsed;
+
+	config_shown(value, shown, sizeof(shown));
+	switch (k->type) {
+	case CT_UNSIGNED:
+		syntax_ok = config_all_digits(value);
+		parsed = syntax_ok && config_parse_uint(value, UINT64_MAX, &v) == 0;
+		if (!syntax_ok) {
+			config_err(err, errlen, "%s: '%s' is not a whole number", k->name, shown);
+			return -1;
+		}
+		snprintf(lo, sizeof(lo), "%llu", (unsigned long long)k->min);
+		snprintf(hi, sizeof(hi), "%llu", (unsigned long long)k->max);
+		break;
+	case CT_SIZE: {
+		size_t n = strspn(value, "0123456789");
+
+		syntax_ok = n > 0 && (value[n] == '\0' ||
+			(strchr("kKmMgG", value[n]) != NULL && value[n + 1] == '\0'));
+		if (!syntax_ok) {
+			config_err(err, errlen,
+				   "%s: '%s' is not a size (a whole number with an optional K, M or G suffix)",
+				   k->name, shown);
+			return -1;
+		}
+		parsed = util_parse_size(value, UINT64_MAX, &v) == 0;
+		config_fmt_size(k->min, lo, sizeof(lo));
+		config_fmt_size(k->max, hi, sizeof(hi));
+		break;
+	}
+	case CT_MS: {
+		size_t n = strspn(value, "0123456789"), d = 0, zeros;
+
+		syntax_ok = n > 0;
+		if (syntax_ok && value[n] == '.') {
+			d = strspn(value + n + 1, "0123456789");
+			syntax_ok = d > 0 && value[n + 1 + d] == '\0';
+		} else if (syntax_ok) {
+			syntax_ok = value[n] == '\0';
+		}
+		if (!syntax_ok) {
+			config_err(err, errlen, "%s: '%s' is not a number of seconds", k->name, shown);
+			return -1;
+		}
+		if (d > 3) {
+			config_err(err, errlen, "%s: '%s' has more than 3 decimals (milliseconds)",
+				   k->name, shown);
+			return -1;
+		}
+		/* Ten significant digits of seconds is far past any bound
+		 * here, and keeps the millisecond arithmetic from wrapping. */
+		zeros = strspn(value, "0");
+		parsed = n - zeros <= 10 && util_parse_seconds_ms(value, UINT64_MAX, &v) == 0;
+		config_fmt_ms(k->min, lo, sizeof(lo));
+		config_fmt_ms(k->max, hi, sizeof(hi));
+		unit = " seconds";
+		break;
+	}
+	default:
+		return -1;
+	}
+	if (!parsed || ((v < k->min || v > k->max) && !(k->zero_ok && v == 0)))
+		return config_set_range_err(k, shown, lo, hi, unit, err, errlen);
+
+	if (k->type == CT_UNSIGNED)
+		*(unsigned *)field = (unsigned)v;
+	else
+		*(uint64_t *)field = v;
+	return 0;
+}
+
+static int config_set_bool(const struct config_key *k, int *field, const char *value,
+			   char *err, size_t errlen)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	char shown[SHOWN_MAX + 8];
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(value, yes[i]) == 0) {
+			*field = 1;
+			return 0;
+		}
+		if (strcasecmp(value, no[i]) == 0) {
+			*field = 0;
+			return 0;
+		}
+	}
+	config_err(err, errlen, "%s: '%s' is not yes or no", k->name,
+		   config_shown(value, shown, sizeof(shown)));
+	return -1;
+}
+
+static int config_set_sandbox(const struct config_key *k, enum sandbox_level *field,
+			      const char *value, char *err, size_t errlen)
+{
+	static const enum sandbox_level levels[] = {
+		SANDBOX_AUTO, SANDBOX_NAMESPACES, SANDBOX_RLIMITS
+	};
+	char shown[SHOWN_MAX + 8];
+
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strcmp(value, config_sandbox_name(levels[i])) == 0) {
+			*field = levels[i];
+			return 0;
+		}
+	}
+	config_err(err, errlen, "%s: '%s' must be auto, namespaces or rlimits", k->name,
+		   config_shown(value, shown, sizeof(shown)));
+	return -1;
+}
+
+/* "tcp:" HOST ":" PORT, HOST an IPv4 address or a bracketed IPv6 one. */
+static int config_listen_tcp_ok(const char *s)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *colon, *h = s;
+	size_t hlen;
+	uint64_t port;
+	int family = AF_INET;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+		family = AF_INET6;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(family, host, addr) != 1)
+		return -1;
+	if (config_parse_uint(colon + 1, 65535, &port) < 0 || port == 0)
+		return -1;
+	return 0;
+}
+
+static int config_check_listen(const char *value, char *err, size_t errlen)
+{
+	char shown[SHOWN_MAX + 8];
+	uint64_t fd;
+
+	if (*value == '\0')
+		return 0;
+	config_shown(value, shown, sizeof(shown));
+	if (strncmp(value, "unix:", 5) == 0) {
+		const char *path = value + 5;
+
+		if (path[0] != '/' || config_has_control(path)) {
+			config_err(err, errlen, "listen: '%s': the socket path must be absolute", shown);
+			return -1;
+		}
+		if (strlen(path) > UNIX_PATH_LEN) {
+			config_err(err, errlen, "listen: '%s': a socket path is at most %zu bytes",
+				   shown, (size_t)UNIX_PATH_LEN);
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(value, "tcp:", 4) == 0) {
+		if (config_listen_tcp_ok(value + 4) < 0) {
+			config_err(err, errlen,
+				   "listen: '%s' must be tcp:IPV4:PORT or tcp:[IPV6]:PORT, port 1 to 65535",
+				   shown);
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(value, "fd:", 3) == 0) {
+		if (config_parse_uint(value + 3, FD_NUMBER_MAX, &fd) < 0) {
+			config_err(err, errlen, "listen: '%s' must be fd:N with N from 0 to %d",
+				   shown, FD_NUMBER_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	config_err(err, errlen,
+		   "listen: '%s' must be unix:/absolute/path, tcp:HOST:PORT or fd:N", shown);
+	return -1;
+}
+
+static int config_check_name(const char *key, const char *value, char *err, size_t errlen)
+{
+	char shown[SHOWN_MAX + 8];
+	size_t n = strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789_.-");
+
+	if (*value == '\0' || *value == '-' || value[n] != '\0') {
+		config_err(err, errlen,
+			   "%s: '%s' must be a name or number of letters, digits, '_', '.' and '-'",
+			   key, config_shown(value, shown, sizeof(shown)));
+		return -1;
+	}
+	return 0;
+}
+
+static int config_check_path(const char *key, const char *value, char *err, size_t errlen)
+{
+	char shown[SHOWN_MAX + 8];
+
+	if (value[0] != '/' || config_has_control(value)) {
+		config_err(err, errlen, "%s: '%s' must be an absolute path", key,
+			   config_shown(value, shown, sizeof(shown)));
+		return -1;
+	}
+	return 0;
+}
+
+/* work_root is swept at start and both directories are compared for nesting,
+ * so they must be spelled one way: no ".", "..", "//", and never "/". */
+static int config_check_dir(const char *key, const char *value, char *err, size_t errlen)
+{
+	char shown[SHOWN_MAX + 8];
+	const char *p;
+
+	if (config_check_path(key, value, err, errlen) < 0)
+		return -1;
+	config_shown(value, shown, sizeof(shown));
+	for (p = value; *p == '/'; p++)
+		;
+	if (*p == '\0') {
+		config_err(err, errlen, "%s: '%s' must not be the root directory", key, shown);
+		return -1;
+	}
+	for (p = value + 1; *p != '\0';) {
+		size_t n = strcspn(p, "/");
+
+		if ((n == 0 && p[0] == '/') || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.')) {
+			config_err(err, errlen,
+				   "%s: '%s' must not contain '.', '..' or '//' components", key, shown);
+			return -1;
+		}
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+static int config_check_url(const char *key, const char *value, int path_ok,
+			    char *err, size_t errlen)
+{
+	static const char *const schemes[] = { "http://", "https://", "file://" };
+	char shown[SHOWN_MAX + 8];
+
+	if (*value == '\0')
+		return 0;
+	config_shown(value, shown, sizeof(shown));
+	if (config_has_control(value) || strchr(value, ' ') != NULL) {
+		config_err(err, errlen, "%s: '%s' must not contain spaces or control characters",
+			   key, shown);
+		return -1;
+	}
+	if (path_ok && value[0] == '/')
+		return 0;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncasecmp(value, schemes[i], strlen(schemes[i])) == 0 &&
+		    value[strlen(schemes[i])] != '\0')
+			return 0;
+	config_err(err, errlen, path_ok ?
+		   "%s: '%s' must be an http://, https:// or file:// URL or an absolute path" :
+		   "%s: '%s' must be an http://, https:// or file:// URL", key, shown);
+	return -1;
+}
+
+static int config_set_string(const struct config_key *k, char *field, const char *value,
+			     char *err, size_t errlen)
+{
+	size_t len = strlen(value);
+	int rc = 0;
+
+	if (len >= k->size) {
+		config_err(err, errlen, "%s: longer than %zu bytes", k->name, k->size - 1);
+		return -1;
+	}
+	switch (k->type) {
+	case CT_LISTEN: rc = config_check_listen(value, err, errlen); break;
+	case CT_NAME:   rc = config_check_name(k->name, value, err, errlen); break;
+	case CT_PATH:   rc = config_check_path(k->name, value, err, errlen); break;
+	case CT_DIR:    rc = config_check_dir(k->name, value, err, errlen); break;
+	case CT_URL:    rc = config_check_url(k->name, value, 0, err, errlen); break;
+	case CT_LINKS:  rc = config_check_url(k->name, value, 1, err, errlen); break;
+	default:        rc = -1; break;
+	}
+	if (rc < 0)
+		return -1;
+	memcpy(field, value, len + 1);
+	if (k->type == CT_DIR)
+		while (len > 1 && field[len - 1] == '/')
+			field[--len] = '\0';
+	return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	/* listen "" lets the program choose between fd 0 and its socket. */
+	cfg->workers = 0;
+	strcpy(cfg->user, "nobody");
+	strcpy(cfg->group, "nogroup");
+	strcpy(cfg->python, "/usr/bin/python3");
+	strcpy(cfg->work_root, "/var/lib/pyexec/work");
+	strcpy(cfg->deps_cache, "/var/cache/pyexec/deps");
+	cfg->deps_cache_max = 5 * GiB;
+	cfg->pip_only_binary = 1;
+	cfg->pip_timeout_ms = 300 * 1000;
+	cfg->max_dependencies = 32;
+	cfg->max_upload = 50 * MiB;
+	cfg->max_files = 200;
+	cfg->timeout_ms = 10 * 1000;
+	cfg->timeout_max_ms = 60 * 1000;
+	cfg->cpu_time_ms = 0;
+	cfg->memory = 512 * MiB;
+	cfg->memory_max = 4 * GiB;
+	cfg->max_processes = 64;
+	cfg->max_open_files = 256;
+	cfg->max_file_size = 64 * MiB;
+	cfg->max_disk = 256 * MiB;
+	cfg->max_output = 1 * MiB;
+	cfg->max_generated_files = 100;
+	cfg->max_generated_bytes = 100 * MiB;
+	cfg->network = 0;
+	cfg->sandbox = SANDBOX_AUTO;
+}
+
+int config_set(struct config *cfg, const char *key, const char *value,
+	       char *err, size_t errlen)
+{
+	const struct config_key *k = NULL;
+	char shown[SHOWN_MAX + 8];
+	void *field;
+
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+		if (strcmp(key, config_keys[i].name) == 0) {
+			k = &config_keys[i];
+			break;
+		}
+	}
+	if (k == NULL) {
+		config_err(err, errlen, "unknown key '%s'", config_shown(key, shown, sizeof(shown)));
+		return -1;
+	}
+	field = (char *)cfg + k->offset;
+	switch (k->type) {
+	case CT_UNSIGNED:
+	case CT_SIZE:
+	case CT_MS:
+		return config_set_number(k, field, value, err, errlen);
+	case CT_BOOL:
+		return config_set_bool(k, field, value, err, errlen);
+	case CT_SANDBOX:
+		return config_set_sandbox(k, field, value, err, errlen);
+	default:
+		return config_set_string(k, field, value, err, errlen);
+	}
+}
+
+static int config_is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* One line, NUL-ended, without its newline: "key = value", a comment or
+ * nothing. 0, or -1 with "reason" (no location) in err. */
+static int config_apply_line(struct config *cfg, char *line, char *err, size_t errlen)
+{
+	char shown[SHOWN_MAX + 8];
+	char *key, *value, *eq, *end, *p;
+
+	/* '#' starts a comment at the start of a line or after a blank, so a
+	 * URL's "#fragment" survives. */
+	for (p = line; *p != '\0'; p++) {
+		if (*p == '#' && (p == line || config_is_blank(p[-1]))) {
+			*p = '\0';
+			break;
+		}
+	}
+	for (end = line + strlen(line); end > line && config_is_blank(end[-1]); end--)
+		;
+	*end = '\0';
+	for (key = line; config_is_blank(*key); key++)
+		;
+	if (*key == '\0')
+		return 0;
+	eq = strchr(key, '=');
+	if (eq == NULL) {
+		config_err(err, errlen, "'%s': expected 'key = value'",
+			   config_shown(key, shown, sizeof(shown)));
+		return -1;
+	}
+	for (end = eq; end > key && config_is_blank(end[-1]); end--)
+		;
+	if (end == key) {
+		config_err(err, errlen, "expected a key before '='");
+		return -1;
+	}
+	*end = '\0';
+	for (value = eq + 1; config_is_blank(*value); value++)
+		;
+	return config_set(cfg, key, value, err, errlen);
+}
+
+static int config_read_all(const char *path, char **out, size_t *outlen,
+			   char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		config_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		config_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		config_err(err, errlen, "%s: is a directory, not a config file", path);
+		goto fail;
+	}
+	/* One byte more than allowed tells "too large" from "exactly the max". */
+	buf = malloc(CONFIG_FILE_MAX + 2);
+	if (buf == NULL) {
+		config_err(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	while (len < CONFIG_FILE_MAX + 1) {
+		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			config_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONFIG_FILE_MAX) {
+		config_err(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+		goto fail;
+	}
+	buf[len] = '\0';
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	char reason[512];
+	struct config *tmp = NULL;
+	char *buf = NULL, *line;
+	size_t len = 0, off = 0;
+	unsigned lineno = 0;
+
+	if (config_read_all(path, &buf, &len, err, errlen) < 0)
+		return -1;
+	/* Work on a copy so a bad file leaves cfg as it was. */
+	tmp = malloc(sizeof(*tmp));
+	if (tmp == NULL) {
+		config_err(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	memcpy(tmp, cfg, sizeof(*tmp));
+	/* Editors on some systems start UTF-8 files with a byte order mark. */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		off = 3;
+	while (off < len) {
+		char *nl = memchr(buf + off, '\n', len - off);
+		size_t linelen = (nl != NULL ? (size_t)(nl - buf) : len) - off;
+
+		lineno++;
+		line = buf + off;
+		off += linelen + (nl != NULL ? 1 : 0);
+		if (linelen > CONFIG_LINE_MAX) {
+			config_err(err, errlen, "%s:%u: line longer than %d bytes",
+				   path, lineno, CONFIG_LINE_MAX);
+			goto fail;
+		}
+		if (memchr(line, '\0', linelen) != NULL) {
+			config_err(err, errlen, "%s:%u: NUL byte in the line", path, lineno);
+			goto fail;
+		}
+		line[linelen] = '\0';
+		if (config_apply_line(tmp, line, reason, sizeof(reason)) < 0) {
+			config_err(err, errlen, "%s:%u: %s", path, lineno, reason);
+			goto fail;
+		}
+	}
+	memcpy(cfg, tmp, sizeof(*cfg));
+	free(tmp);
+	free(buf);
+	return 0;
+fail:
+	free(tmp);
+	free(buf);
+	return -1;
+}
+
+/* 1 when dir is inner itself or a directory below it; both are canonical
+ * (config_check_dir) and without a trailing slash. */
+static int config_dir_within(const char *dir, const char *inner)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(dir, inner, n) == 0 && (inner[n] == '\0' || inner[n] == '/');
+}
+
+int config_check(const struct config *cfg, char *err, size_t errlen)
+{
+	char a[32], b[32];
+
+	if (cfg->timeout_ms > cfg->timeout_max_ms) {
+		config_fmt_ms(cfg->timeout_ms, a, sizeof(a));
+		config_fmt_ms(cfg->timeout_max_ms, b, sizeof(b));
+		config_err(err, errlen,
+			   "timeout (%s seconds) is over timeout_max (%s seconds); "
+			   "lower timeout or raise timeout_max", a, b);
+		return -1;
+	}
+	if (cfg->memory > cfg->memory_max) {
+		config_fmt_size(cfg->memory, a, sizeof(a));
+		config_fmt_size(cfg->memory_max, b, sizeof(b));
+		config_err(err, errlen,
+			   "memory (%s) is over memory_max (%s); lower memory or raise memory_max",
+			   a, b);
+		return -1;
+	}
+	/* work_root is emptied at start: a cache inside it would be wiped,
+	 * and work dirs inside the cache would be served to the sandbox. */
+	if (config_dir_within(cfg->work_root, cfg->deps_cache) ||
+	    config_dir_within(cfg->deps_cache, cfg->work_root)) {
+		config_err(err, errlen,
+			   "work_root (%s) and deps_cache (%s) must be separate directories, "
+			   "neither inside the other", cfg->work_root, cfg->deps_cache);
+		return -1;
+	}
+	return 0;
+}
+
+const char *config_sandbox_name(enum sandbox_level level)
+{
+	switch (level) {
+	case SANDBOX_AUTO:       return "auto";
+	case SANDBOX_NAMESPACES: return "namespaces";
+	case SANDBOX_RLIMITS:    return "rlimits";
+	}
+	return "unknown";
+}

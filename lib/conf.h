@@ -1,0 +1,65 @@
+/* conf: pyexec.conf (SPEC §4): "key = value" lines, '#' comments, every key
+ * optional, sizes with K/M/G suffixes, seconds with up to 3 decimals. */
+#ifndef PYEXEC_CONF_H
+#define PYEXEC_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX 4096       /* longest path value */
+#define CONFIG_LINE_MAX 8192       /* longest line of the file */
+#define CONFIG_FILE_MAX (1 << 20)  /* largest config file read */
+
+enum sandbox_level { SANDBOX_AUTO, SANDBOX_NAMESPACES, SANDBOX_RLIMITS };
+
+struct config {
+	char listen[CONFIG_PATH_MAX];   /* "" = fd 0 when it is a socket, else the default */
+	unsigned workers;               /* 0 = number of CPUs */
+	char user[256], group[256];
+	char python[CONFIG_PATH_MAX];
+	char work_root[CONFIG_PATH_MAX];
+	char deps_cache[CONFIG_PATH_MAX];
+	uint64_t deps_cache_max;        /* bytes */
+	char pip_index_url[CONFIG_PATH_MAX];       /* "" = unset */
+	char pip_extra_index_url[CONFIG_PATH_MAX]; /* "" = unset */
+	char pip_find_links[CONFIG_PATH_MAX];      /* "" = unset */
+	int pip_only_binary;            /* bool */
+	uint64_t pip_timeout_ms;
+	unsigned max_dependencies;
+	uint64_t max_upload;            /* bytes */
+	unsigned max_files;
+	uint64_t timeout_ms, timeout_max_ms;
+	uint64_t cpu_time_ms;           /* 0 = same as the run's wall timeout */
+	uint64_t memory, memory_max;    /* bytes */
+	unsigned max_processes;
+	unsigned max_open_files;
+	uint64_t max_file_size;         /* bytes */
+	uint64_t max_disk;              /* bytes */
+	uint64_t max_output;            /* bytes, each of stdout and stderr */
+	unsigned max_generated_files;
+	uint64_t max_generated_bytes;
+	int network;                    /* bool */
+	enum sandbox_level sandbox;
+};
+
+/* Fills cfg with the defaults of SPEC §4. */
+void config_defaults(struct config *cfg);
+
+/* Sets one key from its text value. 0, or -1 with a sentence naming the key
+ * and what is wrong in err (errlen bytes), cfg unchanged. Used for file
+ * lines and options. */
+int config_set(struct config *cfg, const char *key, const char *value,
+	       char *err, size_t errlen);
+
+/* Reads path and applies each line with config_set (a key given twice: the
+ * last wins). 0, or -1 with "path:line: key: reason" in err, cfg unchanged. */
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Checks relations between keys (timeout <= timeout_max, memory <=
+ * memory_max, ...). 0, or -1 with a sentence in err. */
+int config_check(const struct config *cfg, char *err, size_t errlen);
+
+/* The name of a sandbox level as config and /healthz spell it. */
+const char *config_sandbox_name(enum sandbox_level level);
+
+#endif

@@ -1,0 +1,49 @@
+/* execute: the POST execute pipeline of SPEC §1, independent of FastCGI:
+ * query → multipart body streamed into a private work directory → run of
+ * main.py → generated files collected → reply streamed → directory removed.
+ * Every outcome, success or error, is answered through the sink. */
+#ifndef PYEXEC_EXECUTE_H
+#define PYEXEC_EXECUTE_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "log.h"
+#include "mime.h"
+#include "reply.h"
+#include "run.h"
+
+#define EXECUTE_READ_CHUNK (64 * 1024)  /* bytes read from the body at a time */
+#define EXECUTE_DRAIN_EXTRA (1 << 20)   /* bytes drained past max_upload */
+
+/* What lives as long as a worker. */
+struct execute_ctx {
+	const struct config *cfg;
+	struct mime *mime;                  /* loaded once per worker */
+	const struct run_spawner *spawner;  /* NULL = run_spawner_rlimits */
+	volatile sig_atomic_t *cancel;      /* set when the client is gone */
+};
+
+/* One request, as the web server described it. Strings may be NULL. */
+struct execute_request {
+	const char *request_id;             /* [0-9a-f], also the log's id */
+	const char *query;                  /* QUERY_STRING */
+	const char *content_type;
+	const char *accept;
+	int64_t content_length;             /* -1 when unknown */
+	/* reads up to len body bytes: count, 0 at the end, -1 on error */
+	ssize_t (*read)(void *ctx, void *buf, size_t len);
+	void *read_ctx;
+	/* the client's connection, watched during the run: when it ends the
+	 * run is stopped; -1 when there is none to watch */
+	int conn_fd;
+};
+
+/* Handles one POST execute. The whole reply is written to sink; log is
+ * filled for log_request(). Returns 0, or -1 when the client went away. */
+int execute_handle(const struct execute_ctx *ctx, const struct execute_request *req,
+		   struct reply_sink *sink, struct log_request *log);
+
+#endif

@@ -1,0 +1,273 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query.h"
+
+#define QUERY_SHOWN_MAX 64        /* bytes of client text quoted in an error */
+#define QUERY_MEMORY_MIN_MIB 16   /* below this the interpreter does not start */
+#define QUERY_SECONDS_CAP 10000000000ULL /* seconds: more than any limit */
+#define MIB (1024ULL * 1024)
+
+enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_COUNT };
+
+static const char *const query_key_names[QK_COUNT] = {
+	"dependencies", "timeout", "memory", "format"
+};
+
+static void query_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void query_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Client bytes go into an error the client reads and the server logs: only
+ * printable ASCII, and only the start of something long. */
+static const char *query_shown(const char *s, size_t len, char *buf, size_t buflen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len && i < QUERY_SHOWN_MAX && n + 4 < buflen; i++)
+		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (i < len && n + 4 <= buflen) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static int query_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long query_decode(const char *src, size_t len, char *dst)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = src[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi, lo;
+
+			if (len - i < 3)
+				return -1;
+			hi = query_hex(src[i + 1]);
+			lo = query_hex(src[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == '\0')
+			return -1;
+		dst[n++] = c;
+	}
+	dst[n] = '\0';
+	return (long)n;
+}
+
+static void query_fmt_seconds(uint64_t ms, char *buf, size_t buflen)
+{
+	int prec = ms % 10 ? 3 : ms % 100 ? 2 : ms % 1000 ? 1 : 0;
+	unsigned frac = (unsigned)(ms % 1000);
+
+	if (prec == 0)
+		snprintf(buf, buflen, "%llu", (unsigned long long)(ms / 1000));
+	else
+		snprintf(buf, buflen, "%llu.%0*u", (unsigned long long)(ms / 1000), prec,
+			 prec == 1 ? frac / 100 : prec == 2 ? frac / 10 : frac);
+}
+
+static int query_timeout(const char *v, size_t len, const struct query_limits *lim,
+			 struct query_params *out, char *err, size_t errlen)
+{
+	char shown[QUERY_SHOWN_MAX + 8], max[32];
+	size_t whole = strspn(v, "0123456789"), decimals = 0;
+	uint64_t ms = 0;
+
+	query_shown(v, len, shown, sizeof(shown));
+	if (len == 0) {
+		query_err(err, errlen, "timeout: empty; give a number of seconds");
+		return -1;
+	}
+	if (whole > 0 && v[whole] == '.')
+		decimals = strspn(v + whole + 1, "0123456789");
+	if (whole == 0 || whole + (decimals > 0 ? decimals + 1 : 0) != len) {
+		query_err(err, errlen, "timeout: '%s' is not a number of seconds", shown);
+		return -1;
+	}
+	if (decimals > 3) {
+		query_err(err, errlen, "timeout: '%s' has more than 3 decimals", shown);
+		return -1;
+	}
+	query_fmt_seconds(lim->timeout_max_ms, max, sizeof(max));
+	/* Saturate rather than wrap: past QUERY_SECONDS_CAP it is over any limit. */
+	for (size_t i = 0; i < whole; i++)
+		if (ms < QUERY_SECONDS_CAP)
+			ms = ms * 10 + (uint64_t)(v[i] - '0');
+	ms *= 1000;
+	for (size_t i = 0; i < 3; i++)
+		ms += (i < decimals ? (uint64_t)(v[whole + 1 + i] - '0') : 0) *
+		      (i == 0 ? 100 : i == 1 ? 10 : 1);
+	if (ms > lim->timeout_max_ms) {
+		query_err(err, errlen, "timeout: %s is over the maximum of %s seconds", shown, max);
+		return -1;
+	}
+	if (ms == 0) {
+		query_err(err, errlen, "timeout: must be more than 0 seconds");
+		return -1;
+	}
+	out->has_timeout = 1;
+	out->timeout_ms = ms;
+	return 0;
+}
+
+static int query_memory(const char *v, size_t len, const struct query_limits *lim,
+			struct query_params *out, char *err, size_t errlen)
+{
+	char shown[QUERY_SHOWN_MAX + 8];
+	size_t digits = strspn(v, "0123456789");
+	uint64_t mib = 0, max_mib = lim->memory_max / MIB;
+
+	query_shown(v, len, shown, sizeof(shown));
+	if (len == 0) {
+		query_err(err, errlen, "memory: empty; give a whole number of MiB");
+		return -1;
+	}
+	if (digits != len) {
+		query_err(err, errlen, "memory: '%s' is not a whole number of MiB", shown);
+		return -1;
+	}
+	for (size_t i = 0; i < len && mib <= max_mib; i++)
+		mib = mib * 10 + (uint64_t)(v[i] - '0');
+	if (mib > max_mib) {
+		query_err(err, errlen, "memory: %s MiB is over the maximum of %llu MiB",
+			  shown, (unsigned long long)max_mib);
+		return -1;
+	}
+	if (mib < QUERY_MEMORY_MIN_MIB) {
+		query_err(err, errlen, "memory: %s MiB is under the minimum of %d MiB",
+			  shown, QUERY_MEMORY_MIN_MIB);
+		return -1;
+	}
+	out->has_memory = 1;
+	out->memory = mib * MIB;
+	return 0;
+}
+
+static int query_value(enum query_key key, const char *v, size_t len,
+		       const struct query_limits *lim, struct query_params *out,
+		       char *err, size_t errlen)
+{
+	switch (key) {
+	case QK_DEPENDENCIES:
+		if (len > QUERY_DEPENDENCIES_MAX) {
+			query_err(err, errlen, "dependencies: longer than %d bytes",
+				  QUERY_DEPENDENCIES_MAX);
+			return -1;
+		}
+		memcpy(out->dependencies, v, len + 1);
+		out->has_dependencies = 1;
+		return 0;
+	case QK_TIMEOUT:
+		return query_timeout(v, len, lim, out, err, errlen);
+	case QK_MEMORY:
+		return query_memory(v, len, lim, out, err, errlen);
+	case QK_FORMAT:
+		if (strcmp(v, "json") == 0) {
+			out->json = 1;
+			return 0;
+		}
+		if (strcmp(v, "multipart") == 0) {
+			out->json = 0;
+			return 0;
+		}
+		query_err(err, errlen, "format: must be 'json' or 'multipart'");
+		return -1;
+	default:
+		return -1;
+	}
+}
+
+int query_parse(const char *qs, const struct query_limits *lim,
+		struct query_params *out, char *err, size_t errlen)
+{
+	/* Decoding never lengthens, so a whole query string always fits. */
+	char buf[QUERY_MAX + 1], shown[QUERY_SHOWN_MAX + 8];
+	int seen[QK_COUNT] = { 0 };
+	size_t qslen;
+	const char *p, *end;
+
+	memset(out, 0, sizeof(*out));
+	if (qs == NULL)
+		return 0;
+	qslen = strnlen(qs, QUERY_MAX + 1);
+	if (qslen > QUERY_MAX) {
+		query_err(err, errlen, "the query string is longer than %d bytes", QUERY_MAX);
+		return -1;
+	}
+	for (p = qs, end = qs + qslen; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *seg_end = amp != NULL ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(seg_end - p));
+		const char *key_end = eq != NULL ? eq : seg_end;
+		const char *val = eq != NULL ? eq + 1 : seg_end;
+		enum query_key key = QK_COUNT;
+		long n;
+
+		/* "a=1&&b=2" and a trailing '&' are what many clients send. */
+		if (seg_end == p)
+			goto next;
+		n = query_decode(p, (size_t)(key_end - p), buf);
+		if (n < 0) {
+			query_err(err, errlen,
+				  "query parameter '%s': bad percent escape or NUL byte in its name",
+				  query_shown(p, (size_t)(key_end - p), shown, sizeof(shown)));
+			return -1;
+		}
+		for (int k = 0; k < QK_COUNT; k++)
+			if (strcmp(buf, query_key_names[k]) == 0)
+				key = (enum query_key)k;
+		if (key == QK_COUNT) {
+			query_err(err, errlen, "unknown query parameter '%s'",
+				  query_shown(buf, (size_t)n, shown, sizeof(shown)));
+			return -1;
+		}
+		if (seen[key]++) {
+			query_err(err, errlen, "%s: given twice", query_key_names[key]);
+			return -1;
+		}
+		n = query_decode(val, (size_t)(seg_end - val), buf);
+		if (n < 0) {
+			query_err(err, errlen, "%s: bad percent escape or NUL byte in the value",
+				  query_key_names[key]);
+			return -1;
+		}
+		if (query_value(key, buf, (size_t)n, lim, out, err, errlen) < 0)
+			return -1;
+next:
+		p = seg_end + 1;
+	}
+	return 0;
+}

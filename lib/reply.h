@@ -1,0 +1,85 @@
+/* reply: writes replies as a CGI response (a "Status:" header block, a blank
+ * line, the body) to a sink, in bounded chunks: files and captured output are
+ * streamed from their fds, never read whole into memory.
+ *
+ * The 200 reply of an execution is multipart/form-data exactly like the
+ * seed's (parts "stdout", "stderr", then one part per generated file with a
+ * filename and a Content-Type), or JSON (SPEC §2). Errors are JSON
+ * {"detail": "...", "error": "..."}. */
+#ifndef PYEXEC_REPLY_H
+#define PYEXEC_REPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collect.h"
+#include "run.h"
+
+#define REPLY_CHUNK (64 * 1024)      /* bytes per read/write when streaming */
+#define REPLY_BOUNDARY_BYTES 24      /* random bytes in a boundary (48 hex) */
+
+struct reply_sink {
+	/* writes all of buf; 0, or -1 when the client is gone */
+	int (*write)(void *ctx, const void *buf, size_t len);
+	void *ctx;
+	uint64_t body_bytes;         /* body bytes written so far (set by reply_*) */
+	int in_body;                 /* set by reply_* once the header block ended */
+};
+
+/* Content type of a generated file: writes at most 128 bytes into out. */
+typedef const char *(*reply_typer)(void *ctx, int fd, char *out);
+
+/* Everything a 200 (or 424) execution reply says. */
+struct reply_execution {
+	int status;                  /* 200, or 424 for a dependency failure */
+	const char *exec_status;     /* X-Execution-Status ("ok", ..., "dependency_error") */
+	const struct run_result *run;/* NULL when nothing ran (424) */
+	const char *request_id;
+	const char *dependencies;    /* "none", "cached", "installed" */
+	int stdout_fd, stderr_fd;    /* captured output, read from offset 0; -1 = empty */
+	const struct collect_result *files; /* NULL = none */
+	int work_fd;                 /* where files are; for open_file's use, not read here */
+	/* Opens a generated file by its name in files: an fd (O_RDONLY|O_CLOEXEC)
+	 * of a regular file, or -1 with errno. Required when files has any;
+	 * normally a wrapper of collect_open(work_fd, name) called with open_ctx
+	 * (reply.c does not link collect.c, so the unit suite supplies its own). */
+	int (*open_file)(void *ctx, const char *name);
+	void *open_ctx;
+	reply_typer typer;
+	void *typer_ctx;
+	int json;                    /* JSON instead of multipart */
+};
+
+/* Writes the whole execution reply: headers of SPEC §2 (X-Execution-Status,
+ * X-Exit-Code or X-Signal, X-Execution-Time, X-CPU-Time, X-Max-RSS,
+ * X-Truncated, X-Dependencies, X-Request-Id), then the body. The multipart
+ * boundary is random (48 hex digits) and made now. Without a run (424) the
+ * run headers are left out and the JSON has exit_code, signal, time and
+ * max_rss_kib null. In Content-Disposition, '"', '\\' and control bytes of
+ * a file name are written %XX (HTML form style: '"' is %22). Each generated
+ * file is sent as exactly the size fstat gave when it was opened; one that
+ * turns out shorter is an error, never a short part. 0, or -1 when the sink
+ * failed (the client is gone), a header value held a control character, or
+ * a file could not be opened or read (then the reply is cut short; logged). */
+int reply_write_execution(struct reply_sink *sink, const struct reply_execution *e);
+
+/* Writes an error reply: status, JSON {"detail","error"}, X-Request-Id, and
+ * extra_headers (e.g. "Allow: POST\r\n") verbatim when non-NULL. 0 or -1. */
+int reply_write_error(struct reply_sink *sink, int status, const char *error,
+		      const char *detail, const char *request_id,
+		      const char *extra_headers);
+
+/* Writes a reply with the given status, content type and body, with
+ * Content-Length, X-Request-Id (when non-NULL), Cache-Control: no-store. 0 or -1. */
+int reply_write_simple(struct reply_sink *sink, int status, const char *content_type,
+		       const char *body, size_t len, const char *request_id);
+
+/* Writes len bytes as the inside of a JSON string (no quotes): escapes
+ * quote, backslash, controls (\n, \u0001, ...) and U+2028/U+2029; each
+ * maximal ill-formed UTF-8 subpart becomes one U+FFFD. 0 or -1. */
+int reply_json_string_body(struct reply_sink *sink, const void *buf, size_t len);
+
+/* "OK", "Bad Request", ...; "Unknown" for others. */
+const char *reply_status_text(int status);
+
+#endif

@@ -1,0 +1,865 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "run.h"
+#include "util.h"
+
+#define NS_PER_MS         1000000LL
+#define NS_PER_S          1000000000LL
+
+/* One read(2) from a pipe; a pipe holds 64 KiB by default. */
+#define RUN_READ_CHUNK    65536
+/* Tail of stderr kept in memory to find Python's last line ("MemoryError"). */
+#define RUN_TAIL_SIZE     256
+/* Longest sleep in poll when a wake-up could be missed (no pidfd, or a
+ * cancel flag set from a signal handler just before poll). */
+#define RUN_SLICE_MS      50
+/* How long killed processes get to disappear before we give up on them. */
+#define RUN_REAP_MAX_NS   (5 * NS_PER_S)
+/* How long the pipes are read after every writer was killed. */
+#define RUN_DRAIN_MAX_NS  (1 * NS_PER_S)
+/* Child's error message: "pyexec: cannot <step> <arg>: <error>\n". */
+#define RUN_CHILD_MSG_MAX (PATH_MAX + 160)
+
+/* ---------------------------------------------------------------------- */
+/* The built-in spawner. Everything between fork() and execve() runs in the
+ * child of a possibly multi-threaded caller, so it sticks to async-signal-safe
+ * calls: no stdio, no malloc, strerrordesc_np() (static strings, no locale). */
+
+static size_t child_cat(char *dst, size_t cap, size_t n, const char *s)
+{
+	while (*s != '\0' && n + 1 < cap)
+		dst[n++] = *s++;
+	dst[n] = '\0';
+	return n;
+}
+
+__attribute__((noreturn))
+static void child_fail(int fd, const char *step, const char *arg, int err)
+{
+	char msg[RUN_CHILD_MSG_MAX];
+	const char *desc = strerrordesc_np(err);
+	size_t n = 0;
+	ssize_t w;
+
+	n = child_cat(msg, sizeof(msg) - 1, n, "pyexec: cannot ");
+	n = child_cat(msg, sizeof(msg) - 1, n, step);
+	if (arg != NULL) {
+		n = child_cat(msg, sizeof(msg) - 1, n, " ");
+		n = child_cat(msg, sizeof(msg) - 1, n, arg);
+	}
+	n = child_cat(msg, sizeof(msg) - 1, n, ": ");
+	n = child_cat(msg, sizeof(msg) - 1, n, desc != NULL ? desc : "Unknown error");
+	msg[n++] = '\n';
+	do
+		w = write(fd, msg, n);
+	while (w < 0 && errno == EINTR);
+	_exit(127);
+}
+
+/* Closes every fd >= lowfd. close_range(2) needs Linux 5.9; before that the
+ * open fds are listed from /proc with getdents64 (opendir would allocate). */
+static void child_close_from(int lowfd)
+{
+	long max;
+	int dfd;
+
+	if (close_range((unsigned)lowfd, ~0U, 0) == 0)
+		return;
+	dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		char buf[4096] __attribute__((aligned(8)));
+		long n;
+
+		while ((n = getdents64(dfd, buf, sizeof(buf))) > 0) {
+			for (long off = 0; off < n;) {
+				struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
+				const char *p = de->d_name;
+				int fd = 0;
+
+				off += de->d_reclen;
+				if (*p < '0' || *p > '9')
+					continue;
+				for (; *p >= '0' && *p <= '9'; p++)
+					fd = fd * 10 + (*p - '0');
+				if (fd >= lowfd && fd != dfd)
+					(void)close(fd);
+			}
+		}
+		(void)close(dfd);
+		return;
+	}
+	max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (int fd = lowfd; fd < max; fd++)
+		(void)close(fd);
+}
+
+/* Lowering a limit is always allowed, raising a hard limit is not (without
+ * CAP_SYS_RESOURCE): a request above the inherited hard limit gets the
+ * inherited one, which is stricter, rather than failing the run. */
+static int child_limit(int resource, rlim_t soft, rlim_t hard)
+{
+	struct rlimit cur, rl;
+
+	if (getrlimit(resource, &cur) < 0)
+		return -1;
+	rl.rlim_cur = soft;
+	rl.rlim_max = hard;
+	if (cur.rlim_max != RLIM_INFINITY && rl.rlim_max > cur.rlim_max)
+		rl.rlim_max = cur.rlim_max;
+	if (rl.rlim_cur > rl.rlim_max)
+		rl.rlim_cur = rl.rlim_max;
+	return setrlimit(resource, &rl);
+}
+
+static rlim_t cpu_limit_seconds(uint64_t cpu_ms)
+{
+	return (rlim_t)(cpu_ms / 1000 + (cpu_ms % 1000 != 0));
+}
+
+__attribute__((noreturn))
+static void child_exec(const struct run_spec *spec, int stdin_fd, int out_w,
+		       int err_w, pid_t parent)
+{
+	const struct run_limits *lim = &spec->lim;
+	struct sigaction sa;
+	/* the kernel's struct sigaction; all zero is SIG_DFL, no flags, empty mask */
+	struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } kdfl = { 0 };
+	sigset_t none;
+	int in, fin, fout, ferr;
+
+	if (setpgid(0, 0) < 0)
+		child_fail(err_w, "create a process group", NULL, errno);
+
+	/* Dispositions set to SIG_IGN by the server (SIGPIPE) survive execve. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		/* glibc refuses its own real-time signals (32, 33); an ignored
+		 * one inherited from whoever started pyexec must not reach the
+		 * program, so those go straight to the kernel. */
+		if (sigaction(sig, &sa, NULL) < 0 && errno == EINVAL)
+			(void)syscall(SYS_rt_sigaction, sig, &kdfl, NULL, (size_t)(_NSIG / 8));
+	}
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		child_fail(err_w, "unblock signals", NULL, errno);
+
+	in = stdin_fd;
+	if (in < 0) {
+		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (in < 0)
+			child_fail(err_w, "open", "/dev/null", errno);
+	}
+	/* Lift all three above 2 first: any of them may itself be 0, 1 or 2,
+	 * and dup2 onto an fd still needed as a source would lose it. */
+	fin = fcntl(in, F_DUPFD_CLOEXEC, 3);
+	fout = fcntl(out_w, F_DUPFD_CLOEXEC, 3);
+	ferr = fcntl(err_w, F_DUPFD_CLOEXEC, 3);
+	if (fin < 0 || fout < 0 || ferr < 0)
+		child_fail(err_w, "duplicate a descriptor", NULL, errno);
+	if (dup2(ferr, STDERR_FILENO) < 0)
+		child_fail(err_w, "set up standard error", NULL, errno);
+	if (dup2(fin, STDIN_FILENO) < 0)
+		child_fail(STDERR_FILENO, "set up standard input", NULL, errno);
+	if (dup2(fout, STDOUT_FILENO) < 0)
+		child_fail(STDERR_FILENO, "set up standard output", NULL, errno);
+	/* The file description is shared with the caller, who wrote it. */
+	if (lseek(STDIN_FILENO, 0, SEEK_SET) < 0 && errno != ESPIPE)
+		child_fail(STDERR_FILENO, "rewind standard input", NULL, errno);
+	child_close_from(3);
+
+	if (spec->cwd != NULL && chdir(spec->cwd) < 0)
+		child_fail(STDERR_FILENO, "change directory to", spec->cwd, errno);
+
+	if (lim->cpu_ms != 0) {
+		rlim_t s = cpu_limit_seconds(lim->cpu_ms);
+
+		/* SIGXCPU at the soft limit, SIGKILL a second later if ignored. */
+		if (child_limit(RLIMIT_CPU, s, s + 1) < 0)
+			child_fail(STDERR_FILENO, "set", "RLIMIT_CPU", errno);
+	}
+	if (lim->memory != 0 &&
+	    child_limit(RLIMIT_AS, (rlim_t)lim->memory, (rlim_t)lim->memory) < 0)
+		child_fail(STDERR_FILENO, "set", "RLIMIT_AS", errno);
+	if (lim->file_size != 0 &&
+	    child_limit(RLIMIT_FSIZE, (rlim_t)lim->file_size, (rlim_t)lim->file_size) < 0)
+		child_fail(STDERR_FILENO, "set", "RLIMIT_FSIZE", errno);
+	if (lim->nproc != 0 && child_limit(RLIMIT_NPROC, lim->nproc, lim->nproc) < 0)
+		child_fail(STDERR_FILENO, "set", "RLIMIT_NPROC", errno);
+	if (lim->nofile != 0 && child_limit(RLIMIT_NOFILE, lim->nofile, lim->nofile) < 0)
+		child_fail(STDERR_FILENO, "set", "RLIMIT_NOFILE", errno);
+	if (child_limit(RLIMIT_CORE, 0, 0) < 0)
+		child_fail(STDERR_FILENO, "set", "RLIMIT_CORE", errno);
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(STDERR_FILENO, "set the parent-death signal", NULL, errno);
+	/* The parent may have died before the line above: nobody would kill us. */
+	if (getppid() != parent)
+		_exit(127);
+
+	execve(spec->path, spec->argv, spec->envp);
+	child_fail(STDERR_FILENO, "execute", spec->path, errno);
+}
+
+static pid_t spawn_rlimits(void *arg, const struct run_spec *spec, int stdin_fd,
+			   int out_w, int err_w)
+{
+	sigset_t all, old;
+	pid_t parent = getpid(), pid;
+	int saved;
+
+	(void)arg;
+	/* No handler of the caller may run in the child before it resets them. */
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0)
+		child_exec(spec, stdin_fd, out_w, err_w, parent);
+	saved = errno;
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		errno = saved;
+		return -1;
+	}
+	/* Either side may win the race; EACCES once it has exec'd is fine. */
+	(void)setpgid(pid, pid);
+	return pid;
+}
+
+const struct run_spawner run_spawner_rlimits = {
+	.spawn = spawn_rlimits,
+	.arg = NULL,
+	.name = "rlimits",
+};
+
+/* ---------------------------------------------------------------------- */
+/* Names. */
+
+const char *run_status_name(enum run_status s)
+{
+	switch (s) {
+	case RUN_OK:      return "ok";
+	case RUN_ERROR:   return "error";
+	case RUN_TIMEOUT: return "timeout";
+	case RUN_MEMORY:  return "memory";
+	case RUN_KILLED:  return "killed";
+	}
+	return "unknown";
+}
+
+const char *run_signal_name(int sig, char *buf, size_t len)
+{
+	const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+
+	if (buf == NULL || len == 0)
+		return "SIG?";
+	if (abbrev != NULL)
+		snprintf(buf, len, "SIG%s", abbrev);
+	else
+		snprintf(buf, len, "SIG%d", sig);
+	return buf;
+}
+
+int run_become_subreaper(void)
+{
+	int on = 0;
+
+	/* Asked of the kernel each time: the flag is not inherited across
+	 * fork, so a cached answer would be wrong in a forked worker. */
+	if (prctl(PR_GET_CHILD_SUBREAPER, &on) == 0 && on)
+		return 0;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "run: cannot become a child subreaper: %s",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Supervision. */
+
+struct run_stream {
+	int fd;                  /* read end of the pipe; -1 after EOF */
+	int out;                 /* file receiving the kept bytes */
+	uint64_t max;            /* bytes kept at most */
+	uint64_t total;          /* bytes the program wrote */
+	int last;                /* last byte kept, -1 before any */
+	int write_errno;         /* first failure writing out; 0 if none */
+	unsigned char *tail;     /* ring of the last RUN_TAIL_SIZE bytes, or NULL */
+};
+
+/* One read: keeps what fits under the cap, counts and discards the rest so
+ * the program never blocks on a full pipe. 1 data, 0 nothing now, -1 EOF. */
+static int stream_read(struct run_stream *s, unsigned char *buf, size_t len)
+{
+	ssize_t n;
+	uint64_t kept, keep;
+
+	do
+		n = read(s->fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0) {
+		if (n < 0)
+			log_msg(LOG_LEVEL_ERROR, "run: cannot read the program's output: %s",
+				strerror(errno));
+		(void)close(s->fd);
+		s->fd = -1;
+		return -1;
+	}
+	kept = s->total < s->max ? s->total : s->max;
+	keep = s->max - kept < (uint64_t)n ? s->max - kept : (uint64_t)n;
+	if (keep > 0 && s->write_errno == 0) {
+		if (util_write_all(s->out, buf, (size_t)keep) < 0)
+			s->write_errno = errno;
+		else
+			s->last = buf[keep - 1];
+	}
+	if (s->tail != NULL) {
+		size_t from = (size_t)n > RUN_TAIL_SIZE ? (size_t)n - RUN_TAIL_SIZE : 0;
+		uint64_t pos = s->total + from;
+
+		for (size_t i = from; i < (size_t)n; i++, pos++)
+			s->tail[pos % RUN_TAIL_SIZE] = buf[i];
+	}
+	s->total += (uint64_t)n;
+	return 1;
+}
+
+/* Whether the last line the program wrote to stderr starts with
+ * "MemoryError": how Python reports an allocation refused by RLIMIT_AS. */
+static int stream_tail_is_memory_error(const struct run_stream *s)
+{
+	static const char word[] = "MemoryError";
+	char line[RUN_TAIL_SIZE] = "";
+	size_t len = s->total < RUN_TAIL_SIZE ? (size_t)s->total : RUN_TAIL_SIZE;
+	uint64_t start = s->total - len;
+	size_t begin = 0;
+
+	for (size_t i = 0; i < len; i++)
+		line[i] = (char)s->tail[(start + i) % RUN_TAIL_SIZE];
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	for (size_t i = len; i > 0; i--)
+		if (line[i - 1] == '\n') {
+			begin = i;
+			break;
+		}
+	/* No newline in the tail: the line may start before it, unless the
+	 * tail is all the program wrote. */
+	if (begin == 0 && start != 0)
+		return 0;
+	return len - begin >= sizeof(word) - 1 &&
+	       memcmp(line + begin, word, sizeof(word) - 1) == 0;
+}
+
+/* Reads every pipe until EOF (all writers are dead by now) or until the
+ * drain time runs out, for a writer that somehow survived. */
+static void streams_drain(struct run_stream *st, size_t nst, unsigned char *buf,
+			  size_t len)
+{
+	int64_t until = util_now_ns() + RUN_DRAIN_MAX_NS;
+
+	for (;;) {
+		struct pollfd pfd[2];
+		int64_t left = until - util_now_ns();
+		int nopen = 0, r;
+
+		for (size_t i = 0; i < nst; i++) {
+			pfd[i].fd = st[i].fd;
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+			nopen += st[i].fd >= 0;
+		}
+		if (nopen == 0)
+			return;
+		if (left <= 0) {
+			log_msg(LOG_LEVEL_WARN, "run: output still open after the run was killed");
+			return;
+		}
+		r = poll(pfd, (nfds_t)nst, (int)((left + NS_PER_MS - 1) / NS_PER_MS));
+		if (r < 0 && errno != EINTR) {
+			log_msg(LOG_LEVEL_ERROR, "run: poll: %s", strerror(errno));
+			return;
+		}
+		for (size_t i = 0; i < nst && r > 0; i++)
+			if (st[i].fd >= 0 && pfd[i].revents != 0)
+				while (stream_read(&st[i], buf, len) > 0)
+					;
+	}
+}
+
+static void streams_close(struct run_stream *st, size_t nst)
+{
+	for (size_t i = 0; i < nst; i++)
+		if (st[i].fd >= 0) {
+			(void)close(st[i].fd);
+			st[i].fd = -1;
+		}
+}
+
+static void nanosleep_ns(int64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / NS_PER_S), (long)(ns % NS_PER_S) };
+
+	(void)nanosleep(&ts, NULL);
+}
+
+/* 1 when the main process has ended (still unreaped, so its pid, and the
+ * process group named after it, cannot be reused yet), 0 when running. */
+static int child_has_ended(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return errno == EINTR ? 0 : 1;  /* ECHILD: someone else reaped it */
+	return si.si_pid == pid;
+}
+
+/* Reaps the main process (killed already if it had not ended), waiting at
+ * most RUN_REAP_MAX_NS. 0, or -1 when it could not be reaped. */
+static int child_reap(pid_t pid, int pidfd, int *status, struct rusage *ru)
+{
+	int64_t until = util_now_ns() + RUN_REAP_MAX_NS;
+
+	for (;;) {
+		pid_t r = wait4(pid, status, WNOHANG, ru);
+		int64_t left;
+
+		if (r == pid)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			log_msg(LOG_LEVEL_ERROR, "run: cannot reap process %ld: %s",
+				(long)pid, strerror(errno));
+			return -1;
+		}
+		left = until - util_now_ns();
+		if (left <= 0) {
+			log_msg(LOG_LEVEL_ERROR, "run: process %ld survives SIGKILL", (long)pid);
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (pidfd >= 0) {
+			struct pollfd pfd = { .fd = pidfd, .events = POLLIN, .revents = 0 };
+
+			(void)poll(&pfd, 1, (int)(left / NS_PER_MS + 1));
+		} else {
+			nanosleep_ns(left < 5 * NS_PER_MS ? left : 5 * NS_PER_MS);
+		}
+	}
+}
+
+/* The parent pid in /proc/<name>/stat; -1 if gone or unreadable. The command
+ * name in parentheses may hold anything, so parse from the last ')'. */
+static pid_t proc_ppid(int procfd, const char *name)
+{
+	char path[64], buf[512];
+	const char *p;
+	ssize_t n;
+	long ppid = 0;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/stat", name) >= sizeof(path))
+		return -1;
+	fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* ") S 1234 ..." */
+	if (p == NULL || p[1] != ' ' || p[2] == '\0' || p[3] != ' ')
+		return -1;
+	p += 4;
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9' && ppid < INT_MAX / 10; p++)
+		ppid = ppid * 10 + (*p - '0');
+	return (pid_t)ppid;
+}
+
+/* SIGKILLs every child of ours. The caller is a subreaper, so whatever the
+ * run started and left behind (a double-forked daemon in its own session)
+ * comes back here as our child. A child's pid cannot be reused before we
+ * reap it, so killing by pid is safe. */
+int run_kill_children(const pid_t *keep, size_t nkeep)
+{
+	pid_t self = getpid();
+	struct dirent *de;
+	DIR *d;
+	int killed = 0;
+
+	d = opendir("/proc");
+	if (d == NULL) {
+		log_msg(LOG_LEVEL_ERROR, "run: cannot list /proc to kill leftovers: %s",
+			strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long pid;
+		size_t i;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		pid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid > INT_MAX || pid == self)
+			continue;
+		for (i = 0; i < nkeep && keep[i] != (pid_t)pid; i++)
+			;
+		if (i < nkeep)
+			continue;
+		if (proc_ppid(dirfd(d), de->d_name) == self && kill((pid_t)pid, SIGKILL) == 0)
+			killed++;
+	}
+	(void)closedir(d);
+	return killed;
+}
+
+/* Kills and reaps every remaining child until none is left (ECHILD), which
+ * also means no descendant is left: an orphan becomes our child before its
+ * parent can be reaped. 0, or -1 when some survive RUN_REAP_MAX_NS. */
+static int kill_leftovers(void)
+{
+	int64_t until = util_now_ns() + RUN_REAP_MAX_NS;
+	int64_t nap = NS_PER_MS;
+
+	for (;;) {
+		pid_t r;
+		int st;
+
+		while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+			;
+		if (r < 0 && errno == ECHILD)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			log_msg(LOG_LEVEL_ERROR, "run: waitpid: %s", strerror(errno));
+			return -1;
+		}
+		if (util_now_ns() >= until) {
+			log_msg(LOG_LEVEL_ERROR, "run: processes of a run survive SIGKILL");
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		(void)run_kill_children(NULL, 0);
+		nanosleep_ns(nap);
+		if (nap < 20 * NS_PER_MS)
+			nap *= 2;
+	}
+}
+
+/* "2.5" for 2500 ms, "10" for 10000 ms. */
+static void format_seconds(char *buf, size_t len, uint64_t ms)
+{
+	unsigned frac = (unsigned)(ms % 1000);
+	int digits = 3;
+
+	if (frac == 0) {
+		snprintf(buf, len, "%llu", (unsigned long long)(ms / 1000));
+		return;
+	}
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	snprintf(buf, len, "%llu.%0*u", (unsigned long long)(ms / 1000), digits, frac);
+}
+
+/* The note goes on a line of its own at the end of the stderr file, even
+ * past the cap: the user must see why the run ended. */
+static int append_note(struct run_stream *err, const char *note)
+{
+	if (err->last >= 0 && err->last != '\n' &&
+	    util_write_all(err->out, "\n", 1) < 0)
+		return -1;
+	if (util_write_all(err->out, note, strlen(note)) < 0 ||
+	    util_write_all(err->out, "\n", 1) < 0)
+		return -1;
+	err->last = '\n';
+	return 0;
+}
+
+static int64_t timeval_ns(const struct timeval *tv)
+{
+	return (int64_t)tv->tv_sec * NS_PER_S + (int64_t)tv->tv_usec * 1000;
+}
+
+static int64_t rusage_cpu_ns(const struct rusage *ru)
+{
+	return timeval_ns(&ru->ru_utime) + timeval_ns(&ru->ru_stime);
+}
+
+/* A caller that ignores SIGCHLD (or sets SA_NOCLDWAIT) gets its children
+ * reaped by the kernel: no exit status, no rusage. */
+static int sigchld_is_usable(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGCHLD, NULL, &sa) < 0)
+		return 0;
+	return sa.sa_handler != SIG_IGN && (sa.sa_flags & SA_NOCLDWAIT) == 0;
+}
+
+enum run_end { END_EXITED, END_WALL, END_CANCEL, END_FAILED };
+
+int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
+		struct run_result *res)
+{
+	unsigned char buf[RUN_READ_CHUNK];
+	unsigned char tail[RUN_TAIL_SIZE];
+	struct run_stream st[2];
+	struct rusage before, after, ru;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int pidfd = -1, status = 0, reaped = 0, fail_errno = 0, watch_fd;
+	int64_t spawn_ns, end_ns, deadline;
+	enum run_end end = END_FAILED;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (spec == NULL || spec->path == NULL || spec->argv == NULL ||
+	    spec->envp == NULL || spec->stdout_fd < 0 || spec->stderr_fd < 0) {
+		errno = EINVAL;
+		log_msg(LOG_LEVEL_ERROR, "run: incomplete run specification");
+		return -1;
+	}
+	if (spawner == NULL)
+		spawner = &run_spawner_rlimits;
+	if (!sigchld_is_usable()) {
+		errno = EINVAL;
+		log_msg(LOG_LEVEL_ERROR, "run: SIGCHLD is ignored; exit statuses would be lost");
+		return -1;
+	}
+	if (run_become_subreaper() < 0)
+		return -1;
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "run: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (util_set_nonblock(outp[0]) < 0 || util_set_nonblock(errp[0]) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "run: fcntl: %s", strerror(errno));
+		goto fail;
+	}
+	(void)getrusage(RUSAGE_CHILDREN, &before);
+
+	pid = spawner->spawn(spawner->arg, spec, spec->stdin_fd, outp[1], errp[1]);
+	if (pid < 0) {
+		log_msg(LOG_LEVEL_ERROR, "run: cannot start %s (%s spawner): %s",
+			spec->path, spawner->name, strerror(errno));
+		goto fail;
+	}
+	spawn_ns = util_now_ns();
+	(void)close(outp[1]);
+	(void)close(errp[1]);
+	outp[1] = errp[1] = -1;
+
+	/* A pidfd turns readable when the process ends: no SIGCHLD handler,
+	 * no polling. Without one (Linux < 5.3) poll sleeps in slices. */
+	pidfd = pidfd_open(pid, 0);
+
+	memset(st, 0, sizeof(st));
+	st[0].fd = outp[0];
+	st[0].out = spec->stdout_fd;
+	st[1].fd = errp[0];
+	st[1].out = spec->stderr_fd;
+	for (int i = 0; i < 2; i++) {
+		st[i].max = spec->lim.max_output;
+		st[i].last = -1;
+	}
+	st[1].tail = tail;
+	outp[0] = errp[0] = -1;  /* owned by st now */
+
+	if (spec->lim.wall_ms == 0 ||
+	    spec->lim.wall_ms > (uint64_t)((INT64_MAX - spawn_ns) / NS_PER_MS))
+		deadline = INT64_MAX;
+	else
+		deadline = spawn_ns + (int64_t)spec->lim.wall_ms * NS_PER_MS;
+
+	watch_fd = spec->watch_fd;
+	for (int check_exit = 1;;) {
+		struct pollfd pfd[4];
+		int64_t now, left;
+		int timeout, r;
+
+		if (spec->cancel != NULL && *spec->cancel) {
+			end = END_CANCEL;
+			break;
+		}
+		if (check_exit && child_has_ended(pid)) {
+			end = END_EXITED;
+			break;
+		}
+		now = util_now_ns();
+		if (now >= deadline) {
+			end = END_WALL;
+			break;
+		}
+		left = deadline == INT64_MAX ? -1 : (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
+		timeout = left < 0 || left > INT_MAX ? -1 : (int)left;
+		if ((pidfd < 0 || spec->cancel != NULL) &&
+		    (timeout < 0 || timeout > RUN_SLICE_MS))
+			timeout = RUN_SLICE_MS;
+		for (int i = 0; i < 2; i++) {
+			pfd[i].fd = st[i].fd;  /* poll skips negative fds */
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		pfd[2].fd = pidfd;
+		pfd[2].events = POLLIN;
+		pfd[2].revents = 0;
+		pfd[3].fd = watch_fd;
+		pfd[3].events = POLLIN | POLLRDHUP;
+		pfd[3].revents = 0;
+		r = poll(pfd, 4, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			fail_errno = errno;
+			log_msg(LOG_LEVEL_ERROR, "run: poll: %s", strerror(errno));
+			end = END_FAILED;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+			if (st[i].fd >= 0 && pfd[i].revents != 0)
+				(void)stream_read(&st[i], buf, sizeof(buf));
+		check_exit = pidfd < 0 || pfd[2].revents != 0;
+		if (watch_fd >= 0 && pfd[3].revents != 0) {
+			char c;
+
+			if ((pfd[3].revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0 ||
+			    recv(watch_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+				end = END_CANCEL;
+				break;
+			}
+			watch_fd = -1;
+		}
+	}
+	end_ns = util_now_ns();
+
+	/* Kill the group while the main process is unreaped, so its number
+	 * still names our group and nobody else's. */
+	if (end != END_EXITED)
+		(void)kill(pid, SIGKILL);
+	(void)kill(-pid, SIGKILL);
+	if (child_reap(pid, pidfd, &status, &ru) == 0)
+		reaped = 1;
+	else if (fail_errno == 0)
+		fail_errno = errno;
+	if (kill_leftovers() < 0 && fail_errno == 0)
+		fail_errno = errno;
+	streams_drain(st, 2, buf, sizeof(buf));
+	streams_close(st, 2);
+	if (pidfd >= 0)
+		(void)close(pidfd);
+	(void)getrusage(RUSAGE_CHILDREN, &after);
+
+	res->wall_ns = end_ns - spawn_ns;
+	res->cpu_ns = rusage_cpu_ns(&after) - rusage_cpu_ns(&before);
+	res->stdout_bytes = st[0].total;
+	res->stderr_bytes = st[1].total;
+	res->stdout_truncated = st[0].total > st[0].max || st[0].write_errno != 0;
+	res->stderr_truncated = st[1].total > st[1].max || st[1].write_errno != 0;
+	if (reaped) {
+		res->max_rss_kib = ru.ru_maxrss;
+		if (WIFEXITED(status)) {
+			res->exit_code = WEXITSTATUS(status);
+		} else if (WIFSIGNALED(status)) {
+			res->signal = WTERMSIG(status);
+		}
+	} else if (end != END_EXITED) {
+		res->signal = SIGKILL;
+	}
+
+	if (end == END_CANCEL) {
+		res->status = RUN_KILLED;
+		res->cancelled = 1;
+		snprintf(res->note, sizeof(res->note), "pyexec: the request was cancelled");
+	} else if (end == END_WALL) {
+		char secs[32];
+
+		format_seconds(secs, sizeof(secs), spec->lim.wall_ms);
+		res->status = RUN_TIMEOUT;
+		snprintf(res->note, sizeof(res->note),
+			 "pyexec: wall time limit of %s s reached; the program was killed",
+			 secs);
+	} else if (res->signal != 0) {
+		rlim_t cpu_s = cpu_limit_seconds(spec->lim.cpu_ms);
+
+		/* SIGXCPU at the soft limit; SIGKILL at the hard one when the
+		 * program ignored SIGXCPU. */
+		if (spec->lim.cpu_ms != 0 &&
+		    (res->signal == SIGXCPU ||
+		     (res->signal == SIGKILL && reaped &&
+		      rusage_cpu_ns(&ru) >= (int64_t)cpu_s * NS_PER_S))) {
+			res->status = RUN_TIMEOUT;
+			snprintf(res->note, sizeof(res->note),
+				 "pyexec: CPU time limit of %llu s reached; the program was killed",
+				 (unsigned long long)cpu_s);
+		} else {
+			res->status = RUN_KILLED;
+		}
+	} else if (res->exit_code == 0) {
+		res->status = RUN_OK;
+	} else if (stream_tail_is_memory_error(&st[1])) {
+		res->status = RUN_MEMORY;
+	} else {
+		res->status = RUN_ERROR;
+	}
+
+	if (res->note[0] != '\0' && st[1].write_errno == 0 &&
+	    append_note(&st[1], res->note) < 0)
+		st[1].write_errno = errno;
+	for (int i = 0; i < 2 && fail_errno == 0; i++)
+		if (st[i].write_errno != 0) {
+			fail_errno = st[i].write_errno;
+			log_msg(LOG_LEVEL_ERROR, "run: cannot keep the program's %s: %s",
+				i == 0 ? "stdout" : "stderr", strerror(fail_errno));
+		}
+	if (fail_errno != 0) {
+		errno = fail_errno;
+		return -1;
+	}
+	return 0;
+
+fail:
+	fail_errno = errno;
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			(void)close(outp[i]);
+		if (errp[i] >= 0)
+			(void)close(errp[i]);
+	}
+	errno = fail_errno;
+	return -1;
+}

@@ -1,0 +1,183 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int util_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int util_random_hex(char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char buf[64];
+
+	if (len > sizeof(buf)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (util_random(buf, len) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex[buf[i] >> 4];
+		out[2 * i + 1] = hex[buf[i] & 15];
+	}
+	out[2 * len] = '\0';
+	return 0;
+}
+
+int util_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int64_t util_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int util_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0': break;
+	case 'k': case 'K': mult = 1024ULL; p++; break;
+	case 'm': case 'M': mult = 1024ULL * 1024; p++; break;
+	case 'g': case 'G': mult = 1024ULL * 1024 * 1024; p++; break;
+	default: return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	if (v > UINT64_MAX / mult || v * mult > max)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+int util_parse_seconds_ms(const char *s, uint64_t max_ms, uint64_t *out_ms)
+{
+	uint64_t whole = 0, frac = 0;
+	int digits = 0;
+	const char *p = s;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (whole > UINT64_MAX / 10000)
+			return -1;
+		whole = whole * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (++digits > 3)
+				return -1;
+			frac = frac * 10 + (uint64_t)(*p - '0');
+		}
+		for (int i = digits; i < 3; i++)
+			frac *= 10;
+	}
+	if (*p != '\0')
+		return -1;
+	if (frac > max_ms || whole > (max_ms - frac) / 1000)
+		return -1;
+	*out_ms = whole * 1000 + frac;
+	return 0;
+}
+
+int util_set_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+		return -1;
+	return 0;
+}
+
+int util_set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+void util_sanitize(const void *in, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = in;
+	size_t o = 0;
+
+	if (outlen == 0)
+		return;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		int plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+		size_t need = plain ? 1 : 4;
+
+		/* keep room for "..." and the NUL */
+		if (o + need + 4 > outlen) {
+			if (outlen >= 4) {
+				memcpy(out + (o + 4 <= outlen ? o : outlen - 4), "...", 3);
+				o = (o + 4 <= outlen ? o : outlen - 4) + 3;
+			}
+			break;
+		}
+		if (plain) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o < outlen ? o : outlen - 1] = '\0';
+}

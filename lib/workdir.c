@@ -1,0 +1,535 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "names.h"
+#include "workdir.h"
+
+#define WORKDIR_ID_MAX 63       /* bytes in a request id */
+
+/* Directory streams held open while removing a tree. Deeper ancestors are
+ * closed on the way down and reopened through ".." (checked by device and
+ * inode) on the way up, so a tree of any depth costs this many fds. */
+#define RMTREE_OPEN_MAX 16
+
+#define DIR_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+static int workdir_id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL)
+		return 0;
+	for (n = 0; id[n] != '\0'; n++) {
+		char c = id[n];
+
+		if (n >= WORKDIR_ID_MAX)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return n > 0;
+}
+
+static void workdir_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+int workdir_create(struct workdir *wd, const char *root, const char *id)
+{
+	char abs_root[PATH_MAX];
+	size_t rlen;
+	int made = 0, saved, n;
+
+	wd->root_fd = wd->req_fd = wd->work_fd = -1;
+	wd->id[0] = wd->path[0] = wd->work_path[0] = wd->tmp_path[0] = '\0';
+	if (root == NULL || root[0] == '\0' || !workdir_id_ok(id)) {
+		errno = EINVAL;
+		log_msg(LOG_LEVEL_ERROR, "workdir: invalid work root or request id");
+		return -1;
+	}
+	/* The paths are handed to the sandbox and to Python: make them absolute. */
+	if (root[0] != '/') {
+		if (realpath(root, abs_root) == NULL) {
+			saved = errno;
+			log_msg(LOG_LEVEL_ERROR, "workdir: cannot resolve work root %s: %s",
+				root, strerror(saved));
+			errno = saved;
+			return -1;
+		}
+		root = abs_root;
+	}
+	rlen = strlen(root);
+	while (rlen > 0 && root[rlen - 1] == '/')
+		rlen--;
+	n = snprintf(wd->path, sizeof(wd->path), "%.*s/%s", (int)rlen, root, id);
+	if (n < 0 || (size_t)n + sizeof("/work") > sizeof(wd->path)) {
+		wd->path[0] = '\0';
+		errno = ENAMETOOLONG;
+		log_msg(LOG_LEVEL_ERROR, "workdir: work root path too long: %s", root);
+		return -1;
+	}
+	memcpy(wd->work_path, wd->path, (size_t)n);
+	memcpy(wd->work_path + n, "/work", sizeof("/work"));
+	memcpy(wd->tmp_path, wd->path, (size_t)n);
+	memcpy(wd->tmp_path + n, "/tmp", sizeof("/tmp"));
+
+	wd->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wd->root_fd < 0) {
+		saved = errno;
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot open work root %s: %s", root,
+			strerror(saved));
+		errno = saved;
+		goto fail;
+	}
+	if (mkdirat(wd->root_fd, id, 0700) < 0) {
+		saved = errno;
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot create %s: %s", wd->path,
+			strerror(saved));
+		errno = saved;
+		goto fail;
+	}
+	made = 1;
+	wd->req_fd = openat(wd->root_fd, id, DIR_OPEN_FLAGS);
+	if (wd->req_fd < 0 || mkdirat(wd->req_fd, "work", 0700) < 0 ||
+	    mkdirat(wd->req_fd, "tmp", 0700) < 0 ||
+	    (wd->work_fd = openat(wd->req_fd, "work", DIR_OPEN_FLAGS)) < 0) {
+		saved = errno;
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot set up %s: %s", wd->path,
+			strerror(saved));
+		errno = saved;
+		goto fail;
+	}
+	memcpy(wd->id, id, strlen(id) + 1);
+	return 0;
+
+fail:
+	saved = errno;
+	workdir_close(&wd->work_fd);
+	workdir_close(&wd->req_fd);
+	/* Only what this call made: an EEXIST directory belongs to someone else. */
+	if (made)
+		(void)workdir_rmtree_at(wd->root_fd, id);
+	workdir_close(&wd->root_fd);
+	wd->path[0] = wd->work_path[0] = wd->tmp_path[0] = '\0';
+	errno = saved;
+	return -1;
+}
+
+int workdir_create_file(struct workdir *wd, const char *name)
+{
+	char comp[NAMES_COMPONENT_MAX + 1];
+	const char *p, *slash, *why;
+	struct stat st;
+	int dfd, fd = -1, saved;
+
+	if (wd == NULL || wd->work_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	/* Checked again here: this is the one place a client's name meets the
+	 * file system, and a NUL would have cut the name short already. */
+	if (name == NULL || names_check(name, strlen(name), &why) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	dfd = wd->work_fd;
+	for (p = name; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+		size_t n = (size_t)(slash - p);
+		int nfd;
+
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST)
+			goto done;
+		/* O_NOFOLLOW: a symlink planted here (EEXIST above) is not
+		 * followed; Linux says ENOTDIR for it, ELOOP says more. */
+		nfd = openat(dfd, comp, DIR_OPEN_FLAGS);
+		if (nfd < 0) {
+			if (errno == ENOTDIR && fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				errno = ELOOP;
+			goto done;
+		}
+		if (dfd != wd->work_fd)
+			close(dfd);
+		dfd = nfd;
+	}
+	fd = openat(dfd, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == EEXIST &&
+	    fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+		errno = EISDIR;
+done:
+	saved = errno;
+	if (dfd != wd->work_fd)
+		close(dfd);
+	errno = saved;
+	return fd;
+}
+
+int workdir_private_file(struct workdir *wd, const char *name)
+{
+	if (wd == NULL || wd->req_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (name == NULL || name[0] == '\0' || strchr(name, '/') != NULL ||
+	    strlen(name) > NAMES_COMPONENT_MAX || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0 || strcmp(name, "work") == 0 ||
+	    strcmp(name, "tmp") == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return openat(wd->req_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
+}
+
+/* One directory on the way down. */
+struct rm_frame {
+	DIR *dir;               /* NULL while closed to bound the fds held */
+	dev_t dev;
+	ino_t ino;
+	char *name;             /* its name in the parent, owned */
+	int rewound;            /* listed a second time after ENOTEMPTY */
+};
+
+struct rm_walk {
+	struct rm_frame *f;
+	size_t n, cap;
+	int top_pfd;            /* the parent of f[0], the caller's */
+	dev_t dev;              /* of f[0]: the walk never leaves its file system */
+};
+
+/* The program may leave directories at mode 000 or 0500; as their owner we
+ * may give ourselves rwx back. AT_SYMLINK_NOFOLLOW so that a symlink swapped
+ * in never lends its target our chmod. */
+static int rm_chmod_dir(int pfd, const char *name)
+{
+	struct stat st;
+
+	if (fchmodat(pfd, name, 0700, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -1;
+	/* glibc emulates the flag through /proc and says EOPNOTSUPP for a
+	 * symlink and when /proc is not mounted. By the time a tree is
+	 * removed nothing runs in it, so look, then chmod by name. */
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return fchmodat(pfd, name, 0700, 0);
+}
+
+/* Opens directory name under pfd for listing and removing its entries. */
+static int rm_open_dir(int pfd, const char *name, struct stat *st)
+{
+	int fd = openat(pfd, name, DIR_OPEN_FLAGS);
+
+	if (fd < 0 && errno == EACCES) {
+		if (rm_chmod_dir(pfd, name) < 0)
+			return -1;
+		fd = openat(pfd, name, DIR_OPEN_FLAGS);
+	}
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st) < 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* Readable is not enough: unlinking entries needs write and search.
+	 * When this fails (not the owner) the unlinks below say why. */
+	if ((st->st_mode & 0700) != 0700)
+		(void)fchmod(fd, 0700);
+	return fd;
+}
+
+static int rm_push(struct rm_walk *w, int pfd, const char *name)
+{
+	struct rm_frame *fr;
+	struct stat st;
+	int fd;
+
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct rm_frame *f;
+
+		if (cap > SIZE_MAX / sizeof(*f)) {
+			errno = ENOMEM;
+			return -1;
+		}
+		f = realloc(w->f, cap * sizeof(*f));
+		if (f == NULL)
+			return -1;
+		w->f = f;
+		w->cap = cap;
+	}
+	fr = &w->f[w->n];
+	memset(fr, 0, sizeof(*fr));
+	fr->name = strdup(name);
+	if (fr->name == NULL)
+		return -1;
+	fd = rm_open_dir(pfd, name, &st);
+	if (fd < 0)
+		goto fail;
+	if (w->n > 0 && st.st_dev != w->dev) {
+		/* A mount point: rmdir would fail anyway, and its contents are
+		 * not ours to delete. */
+		close(fd);
+		errno = EXDEV;
+		goto fail;
+	}
+	fr->dev = st.st_dev;
+	fr->ino = st.st_ino;
+	fr->dir = fdopendir(fd);
+	if (fr->dir == NULL) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		goto fail;
+	}
+	if (w->n == 0)
+		w->dev = st.st_dev;
+	w->n++;
+	if (w->n > RMTREE_OPEN_MAX) {
+		struct rm_frame *old = &w->f[w->n - 1 - RMTREE_OPEN_MAX];
+
+		if (old->dir != NULL) {
+			closedir(old->dir);
+			old->dir = NULL;
+		}
+	}
+	return 0;
+
+fail:
+	{
+		int saved = errno;
+
+		free(fr->name);
+		fr->name = NULL;
+		errno = saved;
+	}
+	return -1;
+}
+
+/* The top frame's listing is done: remove it from its parent, reopening the
+ * parent through ".." when its stream was closed. A fresh stream starts at
+ * the beginning, which is right: what was removed is no longer listed. */
+static int rm_pop(struct rm_walk *w)
+{
+	struct rm_frame *c = &w->f[w->n - 1];
+	int pfd = w->top_pfd;
+
+	if (w->n > 1) {
+		struct rm_frame *p = &w->f[w->n - 2];
+
+		if (p->dir == NULL) {
+			struct stat st;
+			int fd = openat(dirfd(c->dir), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (fd < 0)
+				return -1;
+			if (fstat(fd, &st) < 0 || st.st_dev != p->dev || st.st_ino != p->ino) {
+				/* The tree moved under us: never delete in a stranger's directory. */
+				close(fd);
+				errno = ESTALE;
+				return -1;
+			}
+			p->dir = fdopendir(fd);
+			if (p->dir == NULL) {
+				int saved = errno;
+
+				close(fd);
+				errno = saved;
+				return -1;
+			}
+		}
+		pfd = dirfd(p->dir);
+	}
+	if (unlinkat(pfd, c->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		/* readdir need not list entries while others are removed: list
+		 * once more before giving up. */
+		if (errno == ENOTEMPTY && !c->rewound) {
+			c->rewound = 1;
+			rewinddir(c->dir);
+			return 0;
+		}
+		return -1;
+	}
+	closedir(c->dir);
+	free(c->name);
+	w->n--;
+	return 0;
+}
+
+static int rm_unlink(int dfd, const char *name)
+{
+	if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+/* Depth first with an explicit stack: a tree of any depth costs heap, not
+ * C stack, and at most RMTREE_OPEN_MAX + 1 fds. */
+static int rm_tree(int pfd, const char *name)
+{
+	struct rm_walk w;
+	int ret = -1, saved;
+
+	memset(&w, 0, sizeof(w));
+	w.top_pfd = pfd;
+	if (rm_push(&w, pfd, name) < 0)
+		goto done;
+	while (w.n > 0) {
+		struct rm_frame *f = &w.f[w.n - 1];
+		struct dirent *de;
+		struct stat st;
+		int fd = dirfd(f->dir);
+
+		errno = 0;
+		de = readdir(f->dir);
+		if (de == NULL) {
+			if (errno != 0 || rm_pop(&w) < 0)
+				goto done;
+			continue;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+			if (unlinkat(fd, de->d_name, 0) == 0 || errno == ENOENT)
+				continue;
+			if (errno != EISDIR)
+				goto done;
+		}
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			goto done;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			if (rm_unlink(fd, de->d_name) < 0)
+				goto done;
+			continue;
+		}
+		if (st.st_dev != w.dev) {
+			errno = EXDEV;
+			goto done;
+		}
+		if (rm_push(&w, fd, de->d_name) < 0)
+			goto done;
+	}
+	ret = 0;
+done:
+	saved = errno;
+	for (size_t i = 0; i < w.n; i++) {
+		if (w.f[i].dir != NULL)
+			closedir(w.f[i].dir);
+		free(w.f[i].name);
+	}
+	free(w.f);
+	errno = saved;
+	return ret;
+}
+
+int workdir_rmtree_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (name == NULL || name[0] == '\0' || strchr(name, '/') != NULL ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return rm_unlink(dirfd, name);
+	return rm_tree(dirfd, name);
+}
+
+int workdir_remove(struct workdir *wd)
+{
+	int ret = 0;
+
+	if (wd == NULL || wd->id[0] == '\0')
+		return 0;
+	workdir_close(&wd->work_fd);
+	workdir_close(&wd->req_fd);
+	if (wd->root_fd >= 0 && workdir_rmtree_at(wd->root_fd, wd->id) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot remove %s: %s", wd->path,
+			strerror(errno));
+		ret = -1;
+	}
+	workdir_close(&wd->root_fd);
+	wd->id[0] = '\0';
+	return ret;
+}
+
+int workdir_sweep(const char *root)
+{
+	DIR *d;
+	int fd, removed = 0, failed = 0;
+
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot open work root %s: %s", root,
+			strerror(errno));
+		return -1;
+	}
+	d = fdopendir(fd);
+	if (d == NULL) {
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot list work root %s: %s", root,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		struct dirent *de;
+
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL) {
+			if (errno != 0) {
+				log_msg(LOG_LEVEL_ERROR, "workdir: cannot list work root %s: %s",
+					root, strerror(errno));
+				failed = 1;
+			}
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (workdir_rmtree_at(fd, de->d_name) < 0) {
+			log_msg(LOG_LEVEL_ERROR, "workdir: cannot remove leftover %s/%s: %s",
+				root, de->d_name, strerror(errno));
+			failed = 1;
+			continue;
+		}
+		if (removed < INT_MAX)
+			removed++;
+	}
+	closedir(d);
+	if (removed > 0)
+		log_msg(LOG_LEVEL_INFO, "workdir: removed %d leftover entries from %s",
+			removed, root);
+	return failed ? -1 : removed;
+}

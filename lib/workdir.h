@@ -1,0 +1,55 @@
+/* workdir: one private directory per request under work_root:
+ *   <work_root>/<id>/        0700, the request's own
+ *   <work_root>/<id>/work/   the program's working directory (uploads, results)
+ *   <work_root>/<id>/tmp/    the program's HOME and TMPDIR (rlimits layer)
+ *   <work_root>/<id>/...     the request's private files (stdin, stdout, ...)
+ * Everything below is reached with *at() calls relative to the fds held here,
+ * with O_NOFOLLOW: a symlink the program plants is never followed. */
+#ifndef PYEXEC_WORKDIR_H
+#define PYEXEC_WORKDIR_H
+
+#include <limits.h>
+#include <stddef.h>
+
+struct workdir {
+	int root_fd;              /* work_root */
+	int req_fd;               /* <work_root>/<id> */
+	int work_fd;              /* <work_root>/<id>/work */
+	char id[64];
+	char path[PATH_MAX];      /* absolute path of <work_root>/<id> */
+	char work_path[PATH_MAX]; /* absolute path of .../work */
+	char tmp_path[PATH_MAX];  /* absolute path of .../tmp */
+};
+
+/* Makes <root>/<id>, work/ and tmp/ (root must exist). id is [A-Za-z0-9_-],
+ * 1..63 bytes. 0, or -1 with errno (ENOSPC, EDQUOT, EEXIST...), logged. On
+ * failure nothing is left behind and wd holds no fd. */
+int workdir_create(struct workdir *wd, const char *root, const char *id);
+
+/* Creates the upload file name (already accepted by names_check) under
+ * work/, making missing parent directories (0755) on the way, never following
+ * a symlink. Returns an fd open O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC
+ * (mode 0644), or -1 with errno: EEXIST for a duplicate name, ENOTDIR or
+ * EISDIR when a name clashes with a directory of another. */
+int workdir_create_file(struct workdir *wd, const char *name);
+
+/* Creates a private file of the request (not visible to the program's
+ * work/, e.g. "stdin", "stdout"), O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC 0600.
+ * fd or -1 with errno. */
+int workdir_private_file(struct workdir *wd, const char *name);
+
+/* Removes the request directory and everything in it, closes the fds.
+ * Survives what the program leaves: mode-000 directories, symlinks, FIFOs,
+ * sockets, deep trees (no recursion on the C stack). 0, or -1 (logged) when
+ * something could not be removed. Safe to call twice. */
+int workdir_remove(struct workdir *wd);
+
+/* Removes every entry of dirfd's directory named name, recursively, the same
+ * way; 0 or -1 with errno. ENOENT is success. */
+int workdir_rmtree_at(int dirfd, const char *name);
+
+/* Removes every leftover entry under root (at start, or after a worker
+ * crashed). Returns the number of entries removed, or -1 (logged). */
+int workdir_sweep(const char *root);
+
+#endif

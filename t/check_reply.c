@@ -1,0 +1,1114 @@
+#include "config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "reply.h"
+
+/* ---- a sink that keeps everything, or fails after a number of bytes ---- */
+
+struct cap {
+	char *buf;
+	size_t len, size;
+	long fail_after;          /* -1: never */
+	int failed;
+	int writes_after_failure;
+	size_t writes;
+	size_t largest_write;
+};
+
+static int cap_write(void *ctx, const void *buf, size_t len)
+{
+	struct cap *c = ctx;
+
+	if (c->failed) {
+		c->writes_after_failure++;
+		return -1;
+	}
+	if (c->fail_after >= 0 && c->len + len > (size_t)c->fail_after) {
+		c->failed = 1;
+		return -1;
+	}
+	if (c->len + len + 1 > c->size) {
+		size_t n = (c->len + len + 1) * 2;
+		char *p = realloc(c->buf, n);
+		ck_assert_ptr_nonnull(p);
+		c->buf = p;
+		c->size = n;
+	}
+	memcpy(c->buf + c->len, buf, len);
+	c->len += len;
+	c->buf[c->len] = '\0';
+	c->writes++;
+	if (len > c->largest_write)
+		c->largest_write = len;
+	return 0;
+}
+
+static struct cap cap;
+static struct reply_sink sink;
+
+/* ---- a work directory with files ---- */
+
+static char tmpdir[64];
+static int dir_fd = -1;
+
+static void setup(void)
+{
+	memset(&cap, 0, sizeof(cap));
+	cap.fail_after = -1;
+	memset(&sink, 0, sizeof(sink));
+	sink.write = cap_write;
+	sink.ctx = &cap;
+	strcpy(tmpdir, "/tmp/check_reply.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	dir_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dir_fd, 0);
+}
+
+static void remove_tree(int fd)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (de->d_type == DT_DIR) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			ck_assert_int_ge(sub, 0);
+			remove_tree(sub);
+			ck_assert_int_eq(unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR), 0);
+		} else {
+			ck_assert_int_eq(unlinkat(dirfd(d), de->d_name, 0), 0);
+		}
+	}
+	closedir(d);
+}
+
+static void teardown(void)
+{
+	remove_tree(dir_fd);
+	dir_fd = -1;
+	ck_assert_int_eq(rmdir(tmpdir), 0);
+	free(cap.buf);
+}
+
+static void put_file(const char *name, const void *buf, size_t len)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+/* A file with these bytes, open for reading at an offset that is not 0
+ * (the reply must read from offset 0 regardless). */
+static int output_fd(const char *name, const void *buf, size_t len)
+{
+	int fd;
+
+	put_file(name, buf, len);
+	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	if (len > 0)
+		ck_assert_int_eq(lseek(fd, (off_t)len, SEEK_SET), (off_t)len);
+	return fd;
+}
+
+static int shrink_on_type;      /* the typer cuts the file short */
+
+static int test_open(void *ctx, const char *name)
+{
+	int fd = *(int *)ctx;
+
+	return openat(fd, name, (shrink_on_type ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Types by content like mime would: PNG signature, a NUL byte, or text. */
+static const char *test_typer(void *ctx, int fd, char *out)
+{
+	unsigned char head[8];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+
+	(void)ctx;
+	if (shrink_on_type)
+		ck_assert_int_eq(ftruncate(fd, 10), 0);
+	if (n == 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0)
+		strcpy(out, "image/png");
+	else if (n > 0 && memchr(head, 0, (size_t)n) != NULL)
+		strcpy(out, "application/octet-stream");
+	else
+		strcpy(out, "text/plain; charset=utf-8");
+	return out;
+}
+
+static const char *bad_typer(void *ctx, int fd, char *out)
+{
+	(void)ctx;
+	(void)fd;
+	strcpy(out, "text/plain\r\nX-Injected: 1");
+	return out;
+}
+
+/* A collect_result over names; sizes are not used by reply. */
+static struct collect_file files_buf[8];
+static struct collect_result files_res;
+
+static const struct collect_result *files_of(const char *const *names, size_t n, int truncated)
+{
+	ck_assert_uint_le(n, 8);
+	for (size_t i = 0; i < n; i++) {
+		files_buf[i].name = (char *)names[i];
+		files_buf[i].size = 0;
+	}
+	files_res.files = files_buf;
+	files_res.n = n;
+	files_res.bytes = 0;
+	files_res.truncated = truncated;
+	return &files_res;
+}
+
+static struct run_result run_ok;
+
+static struct reply_execution exec_base(void)
+{
+	struct reply_execution e;
+
+	memset(&run_ok, 0, sizeof(run_ok));
+	run_ok.status = RUN_OK;
+	run_ok.exit_code = 0;
+	run_ok.signal = 0;
+	run_ok.wall_ns = 1234567891;   /* 1.235 s */
+	run_ok.cpu_ns = 120000000;     /* 0.120 s */
+	run_ok.max_rss_kib = 20480;
+
+	memset(&e, 0, sizeof(e));
+	e.status = 200;
+	e.exec_status = "ok";
+	e.run = &run_ok;
+	e.request_id = "0123abcd";
+	e.dependencies = "none";
+	e.stdout_fd = -1;
+	e.stderr_fd = -1;
+	e.files = NULL;
+	e.work_fd = dir_fd;
+	e.open_file = test_open;
+	e.open_ctx = &dir_fd;
+	e.typer = test_typer;
+	e.typer_ctx = NULL;
+	e.json = 0;
+	return e;
+}
+
+/* ---- reading the reply back ---- */
+
+static const char *body_of(const struct cap *c, size_t *len)
+{
+	const char *end = strstr(c->buf, "\r\n\r\n");
+
+	ck_assert_ptr_nonnull(end);
+	*len = c->len - (size_t)(end + 4 - c->buf);
+	return end + 4;
+}
+
+/* The value of header name in the header block, copied into out; NULL when
+ * absent. Fails the test when the header appears twice. */
+static const char *header(const struct cap *c, const char *name, char *out, size_t outlen)
+{
+	const char *end = strstr(c->buf, "\r\n\r\n");
+	const char *p = c->buf, *found = NULL;
+	size_t nlen = strlen(name);
+
+	ck_assert_ptr_nonnull(end);
+	while (p < end) {
+		const char *eol = strstr(p, "\r\n");
+		if (strncmp(p, name, nlen) == 0 && p[nlen] == ':' && p[nlen + 1] == ' ') {
+			size_t vlen = (size_t)(eol - (p + nlen + 2));
+			ck_assert_ptr_null(found);
+			ck_assert_uint_lt(vlen, outlen);
+			memcpy(out, p + nlen + 2, vlen);
+			out[vlen] = '\0';
+			found = out;
+		}
+		p = eol + 2;
+	}
+	return found;
+}
+
+static const char *boundary_of(const struct cap *c, char *out, size_t outlen)
+{
+	static const char prefix[] = "multipart/form-data; boundary=";
+	char ct[256];
+
+	ck_assert_ptr_nonnull(header(c, "Content-Type", ct, sizeof(ct)));
+	ck_assert_int_eq(strncmp(ct, prefix, sizeof(prefix) - 1), 0);
+	ck_assert_uint_lt(strlen(ct + sizeof(prefix) - 1), outlen);
+	strcpy(out, ct + sizeof(prefix) - 1);
+	return out;
+}
+
+struct part {
+	char headers[1024];       /* the part's header lines, CRLF-separated */
+	const char *data;
+	size_t len;
+};
+
+/* Splits a multipart body by its boundary, strictly: it must start with the
+ * first delimiter and end with the close delimiter and nothing after it.
+ * The number of parts. */
+static size_t parse_multipart(const char *body, size_t len, const char *b,
+			      struct part *parts, size_t max)
+{
+	char delim[128];
+	size_t dlen, n = 0;
+	const char *p = body, *end = body + len;
+
+	dlen = (size_t)snprintf(delim, sizeof(delim), "\r\n--%s", b);
+	/* the first delimiter has no CRLF before it */
+	ck_assert_uint_ge(len, dlen);
+	ck_assert_int_eq(memcmp(p, delim + 2, dlen - 2), 0);
+	p += dlen - 2;
+	for (;;) {
+		const char *hend, *next;
+		size_t hlen;
+
+		ck_assert_uint_ge((size_t)(end - p), 2);
+		if (memcmp(p, "--", 2) == 0) {
+			ck_assert_uint_eq((size_t)(end - p), 4);
+			ck_assert_int_eq(memcmp(p, "--\r\n", 4), 0);
+			return n;
+		}
+		ck_assert_int_eq(memcmp(p, "\r\n", 2), 0);
+		p += 2;
+		ck_assert_uint_lt(n, max);
+		hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+		ck_assert_ptr_nonnull(hend);
+		hlen = (size_t)(hend - p);
+		ck_assert_uint_lt(hlen, sizeof(parts[n].headers));
+		memcpy(parts[n].headers, p, hlen);
+		parts[n].headers[hlen] = '\0';
+		parts[n].data = hend + 4;
+		next = memmem(parts[n].data, (size_t)(end - parts[n].data), delim, dlen);
+		ck_assert_ptr_nonnull(next);
+		parts[n].len = (size_t)(next - parts[n].data);
+		n++;
+		p = next + dlen;
+	}
+}
+
+static void assert_part(const struct part *pt, const char *headers, const void *data, size_t len)
+{
+	ck_assert_str_eq(pt->headers, headers);
+	ck_assert_uint_eq(pt->len, len);
+	ck_assert_int_eq(memcmp(pt->data, data, len), 0);
+}
+
+static size_t b64_decode(const char *in, size_t len, unsigned char *out)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = 0;
+
+	ck_assert_uint_eq(len % 4, 0);
+	for (size_t i = 0; i < len; i += 4) {
+		unsigned v = 0;
+		int pad = 0;
+		for (size_t k = 0; k < 4; k++) {
+			const char *c;
+			v <<= 6;
+			if (in[i + k] == '=') {
+				ck_assert_uint_eq(i + 4, len);
+				pad++;
+				continue;
+			}
+			ck_assert_int_eq(pad, 0);
+			c = strchr(tab, in[i + k]);
+			ck_assert_msg(c != NULL && *c != '\0', "bad base64 byte");
+			v |= (unsigned)(c - tab);
+		}
+		out[n++] = (unsigned char)(v >> 16);
+		if (pad < 2)
+			out[n++] = (unsigned char)(v >> 8);
+		if (pad < 1)
+			out[n++] = (unsigned char)v;
+	}
+	return n;
+}
+
+static void fill_random_bytes(unsigned char *buf, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(seed >> 16);
+	}
+}
+
+/* ---- multipart ---- */
+
+START_TEST(test_multipart_parses_back)
+{
+	/* bytes that look like delimiters and header ends */
+	static const unsigned char png[] = "\x89PNG\r\n\x1a\n\r\n--\r\n\r\n--x--\r\n\0\xff";
+	static const char out_bytes[] = "hello\r\n--\r\nworld\n";
+	static const unsigned char err_bytes[] = "warn\0\x01\xfe\r\n--";
+	static const char *const names[] = { "plot.png", "sub/data.txt" };
+	struct reply_execution e = exec_base();
+	struct part parts[8];
+	char b[128];
+	const char *body;
+	size_t len;
+
+	ck_assert_int_eq(mkdirat(dir_fd, "sub", 0700), 0);
+	put_file("plot.png", png, sizeof(png));
+	put_file("sub/data.txt", "a,b\n1,2\n", 8);
+	e.stdout_fd = output_fd("stdout.cap", out_bytes, sizeof(out_bytes) - 1);
+	e.stderr_fd = output_fd("stderr.cap", err_bytes, sizeof(err_bytes) - 1);
+	e.files = files_of(names, 2, 0);
+
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_int_eq(strncmp(cap.buf, "Status: 200 OK\r\n", 16), 0);
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 8), 4);
+	assert_part(&parts[0], "Content-Disposition: form-data; name=\"stdout\"",
+		    out_bytes, sizeof(out_bytes) - 1);
+	assert_part(&parts[1], "Content-Disposition: form-data; name=\"stderr\"",
+		    err_bytes, sizeof(err_bytes) - 1);
+	assert_part(&parts[2], "Content-Disposition: form-data; name=\"plot.png\"; "
+		    "filename=\"plot.png\"\r\nContent-Type: image/png", png, sizeof(png));
+	assert_part(&parts[3], "Content-Disposition: form-data; name=\"sub/data.txt\"; "
+		    "filename=\"sub/data.txt\"\r\nContent-Type: text/plain; charset=utf-8",
+		    "a,b\n1,2\n", 8);
+	/* the sink was told where the body starts and how long it is */
+	ck_assert_int_eq(sink.in_body, 1);
+	ck_assert_uint_eq(sink.body_bytes, len);
+	close(e.stdout_fd);
+	close(e.stderr_fd);
+}
+END_TEST
+
+START_TEST(test_multipart_empty_outputs)
+{
+	struct reply_execution e = exec_base();
+	char b[128], want[512];
+	const char *body;
+	size_t len;
+
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	boundary_of(&cap, b, sizeof(b));
+	snprintf(want, sizeof(want),
+		 "--%s\r\nContent-Disposition: form-data; name=\"stdout\"\r\n\r\n\r\n"
+		 "--%s\r\nContent-Disposition: form-data; name=\"stderr\"\r\n\r\n\r\n"
+		 "--%s--\r\n", b, b, b);
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_str_eq(body, want);
+}
+END_TEST
+
+START_TEST(test_headers_exited)
+{
+	struct reply_execution e = exec_base();
+	char v[256];
+
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_int_eq(strncmp(cap.buf, "Status: 200 OK\r\n", 16), 0);
+	ck_assert_str_eq(header(&cap, "X-Execution-Status", v, sizeof(v)), "ok");
+	ck_assert_str_eq(header(&cap, "X-Exit-Code", v, sizeof(v)), "0");
+	ck_assert_ptr_null(header(&cap, "X-Signal", v, sizeof(v)));
+	ck_assert_str_eq(header(&cap, "X-Execution-Time", v, sizeof(v)), "1.235");
+	ck_assert_str_eq(header(&cap, "X-CPU-Time", v, sizeof(v)), "0.120");
+	ck_assert_str_eq(header(&cap, "X-Max-RSS", v, sizeof(v)), "20480");
+	ck_assert_ptr_null(header(&cap, "X-Truncated", v, sizeof(v)));
+	ck_assert_str_eq(header(&cap, "X-Dependencies", v, sizeof(v)), "none");
+	ck_assert_str_eq(header(&cap, "X-Request-Id", v, sizeof(v)), "0123abcd");
+	ck_assert_str_eq(header(&cap, "Cache-Control", v, sizeof(v)), "no-store");
+}
+END_TEST
+
+START_TEST(test_headers_signalled_and_truncated)
+{
+	struct reply_execution e = exec_base();
+	char v[256];
+
+	run_ok.status = RUN_TIMEOUT;
+	run_ok.exit_code = -1;
+	run_ok.signal = SIGKILL;
+	run_ok.wall_ns = 10000400000;  /* 10.0004 s rounds down */
+	run_ok.cpu_ns = 999500000;     /* 0.9995 s rounds up */
+	run_ok.stdout_truncated = 1;
+	run_ok.stderr_truncated = 1;
+	e.exec_status = "timeout";
+	e.files = files_of(NULL, 0, 1);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_str_eq(header(&cap, "X-Execution-Status", v, sizeof(v)), "timeout");
+	ck_assert_str_eq(header(&cap, "X-Signal", v, sizeof(v)), "SIGKILL");
+	ck_assert_ptr_null(header(&cap, "X-Exit-Code", v, sizeof(v)));
+	ck_assert_str_eq(header(&cap, "X-Execution-Time", v, sizeof(v)), "10.000");
+	ck_assert_str_eq(header(&cap, "X-CPU-Time", v, sizeof(v)), "1.000");
+	ck_assert_str_eq(header(&cap, "X-Truncated", v, sizeof(v)), "stdout,stderr,files");
+}
+END_TEST
+
+START_TEST(test_headers_truncated_one)
+{
+	struct reply_execution e = exec_base();
+	char v[256];
+
+	run_ok.stderr_truncated = 1;
+	run_ok.exit_code = 2;
+	e.exec_status = "error";
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_str_eq(header(&cap, "X-Truncated", v, sizeof(v)), "stderr");
+	ck_assert_str_eq(header(&cap, "X-Exit-Code", v, sizeof(v)), "2");
+}
+END_TEST
+
+START_TEST(test_dependency_failure_no_run)
+{
+	static const char pip[] = "ERROR: No matching distribution found for nosuchpkg\n";
+	struct reply_execution e = exec_base();
+	struct part parts[4];
+	char v[256], b[128];
+	const char *body;
+	size_t len;
+
+	e.status = 424;
+	e.exec_status = "dependency_error";
+	e.run = NULL;
+	e.dependencies = NULL;
+	e.stderr_fd = output_fd("pip.log", pip, sizeof(pip) - 1);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_int_eq(strncmp(cap.buf, "Status: 424 Failed Dependency\r\n", 31), 0);
+	ck_assert_str_eq(header(&cap, "X-Execution-Status", v, sizeof(v)), "dependency_error");
+	ck_assert_ptr_null(header(&cap, "X-Exit-Code", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-Signal", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-Execution-Time", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-CPU-Time", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-Max-RSS", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-Truncated", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-Dependencies", v, sizeof(v)));
+	ck_assert_str_eq(header(&cap, "X-Request-Id", v, sizeof(v)), "0123abcd");
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 4), 2);
+	assert_part(&parts[1], "Content-Disposition: form-data; name=\"stderr\"",
+		    pip, sizeof(pip) - 1);
+	close(e.stderr_fd);
+}
+END_TEST
+
+START_TEST(test_dependency_failure_json)
+{
+	struct reply_execution e = exec_base();
+	size_t len;
+
+	e.status = 424;
+	e.exec_status = "dependency_error";
+	e.run = NULL;
+	e.json = 1;
+	e.stderr_fd = output_fd("pip.log", "no wheel\n", 9);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_str_eq(body_of(&cap, &len),
+			 "{\"status\":\"dependency_error\",\"exit_code\":null,\"signal\":null,"
+			 "\"stdout\":\"\",\"stderr\":\"no wheel\\n\",\"time\":null,"
+			 "\"max_rss_kib\":null,\"truncated\":[],\"dependencies\":\"none\","
+			 "\"files\":[]}");
+	close(e.stderr_fd);
+}
+END_TEST
+
+START_TEST(test_boundary_random_hex)
+{
+	struct reply_execution e = exec_base();
+	char b1[128], b2[128];
+
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	boundary_of(&cap, b1, sizeof(b1));
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+	cap.fail_after = -1;
+	memset(&sink, 0, sizeof(sink));
+	sink.write = cap_write;
+	sink.ctx = &cap;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	boundary_of(&cap, b2, sizeof(b2));
+	ck_assert_uint_eq(strlen(b1), 2 * REPLY_BOUNDARY_BYTES);
+	ck_assert_uint_eq(strlen(b1), 48);
+	ck_assert_uint_eq(strspn(b1, "0123456789abcdef"), 48);
+	ck_assert_uint_eq(strlen(b2), 48);
+	ck_assert_uint_eq(strspn(b2, "0123456789abcdef"), 48);
+	ck_assert_str_ne(b1, b2);
+}
+END_TEST
+
+START_TEST(test_file_name_escaped)
+{
+	static const char *const names[] = { "we\"ird\\na\r\nme.txt" };
+	struct reply_execution e = exec_base();
+	struct part parts[4];
+	char b[128];
+	const char *body;
+	size_t len;
+
+	put_file(names[0], "x", 1);
+	e.files = files_of(names, 1, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 4), 3);
+	assert_part(&parts[2], "Content-Disposition: form-data; "
+		    "name=\"we%22ird%5Cna%0D%0Ame.txt\"; filename=\"we%22ird%5Cna%0D%0Ame.txt\"\r\n"
+		    "Content-Type: text/plain; charset=utf-8", "x", 1);
+}
+END_TEST
+
+START_TEST(test_large_file_streamed)
+{
+	static const char *const names[] = { "big.bin" };
+	size_t size = REPLY_CHUNK * 3 + 12345;
+	unsigned char *data = malloc(size);
+	struct reply_execution e = exec_base();
+	struct part parts[4];
+	char b[128];
+	const char *body;
+	size_t len;
+
+	ck_assert_ptr_nonnull(data);
+	fill_random_bytes(data, size, 7);
+	data[0] = 0;
+	put_file("big.bin", data, size);
+	e.files = files_of(names, 1, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 4), 3);
+	assert_part(&parts[2], "Content-Disposition: form-data; name=\"big.bin\"; "
+		    "filename=\"big.bin\"\r\nContent-Type: application/octet-stream", data, size);
+	/* streamed in pieces, never in one write */
+	ck_assert_uint_le(cap.largest_write, REPLY_CHUNK);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_large_output_streamed)
+{
+	size_t size = REPLY_CHUNK * 3 + 77;
+	unsigned char *data = malloc(size);
+	struct reply_execution e = exec_base();
+	struct part parts[4];
+	char b[128];
+	const char *body;
+	size_t len;
+
+	ck_assert_ptr_nonnull(data);
+	fill_random_bytes(data, size, 3);
+	e.stdout_fd = output_fd("stdout.cap", data, size);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 4), 2);
+	assert_part(&parts[0], "Content-Disposition: form-data; name=\"stdout\"", data, size);
+	ck_assert_uint_le(cap.largest_write, REPLY_CHUNK);
+	close(e.stdout_fd);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_file_shrinks_is_error)
+{
+	static const char *const names[] = { "shrinks.txt" };
+	struct reply_execution e = exec_base();
+	char text[1000], b[128], close_delim[160];
+
+	memset(text, 'a', sizeof(text));
+	put_file("shrinks.txt", text, sizeof(text));
+	e.files = files_of(names, 1, 0);
+	shrink_on_type = 1;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	shrink_on_type = 0;
+	/* cut short: no close delimiter, and no part passed off as the file */
+	snprintf(close_delim, sizeof(close_delim), "--%s--", boundary_of(&cap, b, sizeof(b)));
+	ck_assert_ptr_null(strstr(cap.buf, close_delim));
+	ck_assert_ptr_null(strstr(cap.buf, "aaaaaaaaaa"));
+}
+END_TEST
+
+START_TEST(test_file_shrinks_json_is_error)
+{
+	static const char *const names[] = { "shrinks.txt" };
+	struct reply_execution e = exec_base();
+	char text[1000];
+
+	memset(text, 'a', sizeof(text));
+	put_file("shrinks.txt", text, sizeof(text));
+	e.files = files_of(names, 1, 0);
+	e.json = 1;
+	shrink_on_type = 1;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	shrink_on_type = 0;
+	ck_assert_ptr_null(strstr(cap.buf, "\"content\""));
+	ck_assert_uint_lt(cap.len, 1000);
+}
+END_TEST
+
+START_TEST(test_missing_file_is_error)
+{
+	static const char *const names[] = { "gone.png" };
+	struct reply_execution e = exec_base();
+
+	e.files = files_of(names, 1, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_ptr_null(strstr(cap.buf, "gone.png"));
+}
+END_TEST
+
+START_TEST(test_open_file_required)
+{
+	static const char *const names[] = { "a.txt" };
+	struct reply_execution e = exec_base();
+
+	put_file("a.txt", "a", 1);
+	e.files = files_of(names, 1, 0);
+	e.open_file = NULL;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_uint_eq(cap.len, 0);
+	ck_assert_int_eq(sink.in_body, 0);
+}
+END_TEST
+
+START_TEST(test_typer_fallbacks)
+{
+	static const char *const names[] = { "a.txt" };
+	struct reply_execution e = exec_base();
+	struct part parts[4];
+	char b[128];
+	const char *body;
+	size_t len;
+
+	put_file("a.txt", "abc", 3);
+	e.files = files_of(names, 1, 0);
+	e.typer = bad_typer;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_ptr_null(strstr(cap.buf, "X-Injected"));
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 4), 3);
+	assert_part(&parts[2], "Content-Disposition: form-data; name=\"a.txt\"; "
+		    "filename=\"a.txt\"\r\nContent-Type: application/octet-stream", "abc", 3);
+
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+	cap.fail_after = -1;
+	memset(&sink, 0, sizeof(sink));
+	sink.write = cap_write;
+	sink.ctx = &cap;
+	e.typer = NULL;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_ptr_nonnull(strstr(cap.buf, "\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\n"));
+}
+END_TEST
+
+START_TEST(test_header_injection_refused)
+{
+	struct reply_execution e = exec_base();
+
+	e.request_id = "id\r\nSet-Cookie: x=1";
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_uint_eq(cap.len, 0);
+}
+END_TEST
+
+START_TEST(test_sink_failure)
+{
+	static const char *const names[] = { "big.bin" };
+	size_t size = REPLY_CHUNK * 2;
+	unsigned char *data = malloc(size);
+	struct reply_execution e = exec_base();
+
+	ck_assert_ptr_nonnull(data);
+	fill_random_bytes(data, size, 11);
+	put_file("big.bin", data, size);
+	e.files = files_of(names, 1, 0);
+
+	/* fails on the header block */
+	cap.fail_after = 0;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_int_eq(cap.writes_after_failure, 0);
+
+	/* fails in the middle of the file: stops writing at once */
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+	memset(&sink, 0, sizeof(sink));
+	sink.write = cap_write;
+	sink.ctx = &cap;
+	cap.fail_after = REPLY_CHUNK;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_int_eq(cap.failed, 1);
+	ck_assert_int_eq(cap.writes_after_failure, 0);
+
+	/* the same in JSON */
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+	memset(&sink, 0, sizeof(sink));
+	sink.write = cap_write;
+	sink.ctx = &cap;
+	cap.fail_after = REPLY_CHUNK;
+	e.json = 1;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_int_eq(cap.failed, 1);
+	ck_assert_int_eq(cap.writes_after_failure, 0);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_second_reply_refused)
+{
+	struct reply_execution e = exec_base();
+	size_t len;
+
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	len = cap.len;
+	ck_assert_int_eq(reply_write_error(&sink, 500, "internal", "late", NULL, NULL), -1);
+	ck_assert_uint_eq(cap.len, len);
+}
+END_TEST
+
+/* ---- JSON ---- */
+
+START_TEST(test_json_text_and_binary_files)
+{
+	static const char *const names[] = { "a.txt", "b.bin" };
+	static const unsigned char bin[] = { 0x00, 0xff, 0x10, '\r', '\n' };
+	static const char out_bytes[] = "hi \"q\" \\ \n\x01\xc3\xa9";
+	struct reply_execution e = exec_base();
+	char v[256];
+	size_t len;
+
+	put_file("a.txt", "x\ny\n", 4);
+	put_file("b.bin", bin, sizeof(bin));
+	run_ok.status = RUN_ERROR;
+	run_ok.exit_code = 3;
+	run_ok.stdout_truncated = 1;
+	e.exec_status = "error";
+	e.dependencies = "cached";
+	e.json = 1;
+	e.files = files_of(names, 2, 0);
+	e.stdout_fd = output_fd("stdout.cap", out_bytes, sizeof(out_bytes) - 1);
+	e.stderr_fd = output_fd("stderr.cap", "Traceback\n", 10);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_str_eq(header(&cap, "Content-Type", v, sizeof(v)), "application/json");
+	ck_assert_str_eq(header(&cap, "X-Exit-Code", v, sizeof(v)), "3");
+	ck_assert_str_eq(body_of(&cap, &len),
+			 "{\"status\":\"error\",\"exit_code\":3,\"signal\":null,"
+			 "\"stdout\":\"hi \\\"q\\\" \\\\ \\n\\u0001\xc3\xa9\","
+			 "\"stderr\":\"Traceback\\n\","
+			 "\"time\":{\"wall\":1.235,\"cpu\":0.120},\"max_rss_kib\":20480,"
+			 "\"truncated\":[\"stdout\"],\"dependencies\":\"cached\",\"files\":["
+			 "{\"name\":\"a.txt\",\"content_type\":\"text/plain; charset=utf-8\","
+			 "\"size\":4,\"encoding\":\"utf-8\",\"content\":\"x\\ny\\n\"},"
+			 "{\"name\":\"b.bin\",\"content_type\":\"application/octet-stream\","
+			 "\"size\":5,\"encoding\":\"base64\",\"content\":\"AP8QDQo=\"}]}");
+	ck_assert_uint_eq(sink.body_bytes, len);
+	close(e.stdout_fd);
+	close(e.stderr_fd);
+}
+END_TEST
+
+START_TEST(test_json_signal)
+{
+	struct reply_execution e = exec_base();
+	size_t len;
+
+	run_ok.status = RUN_MEMORY;
+	run_ok.exit_code = -1;
+	run_ok.signal = SIGKILL;
+	run_ok.wall_ns = 0;
+	run_ok.cpu_ns = 5000000;
+	e.exec_status = "memory";
+	e.json = 1;
+	e.files = files_of(NULL, 0, 1);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_str_eq(body_of(&cap, &len),
+			 "{\"status\":\"memory\",\"exit_code\":null,\"signal\":\"SIGKILL\","
+			 "\"stdout\":\"\",\"stderr\":\"\","
+			 "\"time\":{\"wall\":0.000,\"cpu\":0.005},\"max_rss_kib\":20480,"
+			 "\"truncated\":[\"files\"],\"dependencies\":\"none\",\"files\":[]}");
+}
+END_TEST
+
+START_TEST(test_json_invalid_utf8_stdout)
+{
+	/* a stray continuation, a lone lead, a cut-off 3-byte start, a surrogate,
+	 * and a 2-byte start cut off by the end of the output */
+	static const char out_bytes[] = "a\x80" "b\xff" "c\xe2\x82" "d\xed\xa0\x80" "e\xc3";
+	struct reply_execution e = exec_base();
+	size_t len;
+
+	e.json = 1;
+	e.stdout_fd = output_fd("stdout.cap", out_bytes, sizeof(out_bytes) - 1);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_ptr_nonnull(strstr(body_of(&cap, &len),
+		"\"stdout\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd"
+		"d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "e\xef\xbf\xbd\","));
+	close(e.stdout_fd);
+}
+END_TEST
+
+/* A character split by the chunk boundary of a read is not "invalid". */
+START_TEST(test_json_utf8_across_chunks)
+{
+	size_t size = REPLY_CHUNK * 2 + 5;
+	char *data = malloc(size);
+	struct reply_execution e = exec_base();
+	const char *body, *s;
+	size_t len, n = 0;
+
+	ck_assert_ptr_nonnull(data);
+	memset(data, 'a', size);
+	/* "€" (3 bytes) straddling the first boundary, "é" the second */
+	memcpy(data + REPLY_CHUNK - 1, "\xe2\x82\xac", 3);
+	memcpy(data + 2 * REPLY_CHUNK - 1, "\xc3\xa9", 2);
+	e.json = 1;
+	e.stdout_fd = output_fd("stdout.cap", data, size);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	body = body_of(&cap, &len);
+	ck_assert_ptr_null(strstr(body, "\xef\xbf\xbd"));
+	s = strstr(body, "\"stdout\":\"") + 10;
+	ck_assert_int_eq(memcmp(s, data, size), 0);
+	ck_assert_int_eq(s[size], '"');
+	for (const char *p = body; (p = strstr(p, "\xe2\x82\xac")) != NULL; p++)
+		n++;
+	ck_assert_uint_eq(n, 1);
+	close(e.stdout_fd);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_json_large_files)
+{
+	static const char *const names[] = { "big.bin", "big.txt" };
+	size_t size = REPLY_CHUNK * 3 + 1001;
+	unsigned char *bin = malloc(size), *dec = malloc(size + 3);
+	char *txt = malloc(size);
+	struct reply_execution e = exec_base();
+	const char *body, *s, *q;
+	size_t len;
+
+	ck_assert_ptr_nonnull(bin);
+	ck_assert_ptr_nonnull(dec);
+	ck_assert_ptr_nonnull(txt);
+	fill_random_bytes(bin, size, 5);
+	bin[0] = 0;
+	/* 2-byte characters from an odd offset: every chunk boundary splits one */
+	memset(txt, 'z', size);
+	for (size_t i = 1; i + 2 < size; i += 2)
+		memcpy(txt + i, "\xc3\xa9", 2);
+	put_file("big.bin", bin, size);
+	put_file("big.txt", txt, size);
+	e.json = 1;
+	e.files = files_of(names, 2, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	body = body_of(&cap, &len);
+
+	s = strstr(body, "{\"name\":\"big.bin\"");
+	ck_assert_ptr_nonnull(s);
+	s = strstr(s, "\"encoding\":\"base64\",\"content\":\"");
+	ck_assert_ptr_nonnull(s);
+	s += strlen("\"encoding\":\"base64\",\"content\":\"");
+	q = strchr(s, '"');
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(b64_decode(s, (size_t)(q - s), dec), size);
+	ck_assert_int_eq(memcmp(dec, bin, size), 0);
+
+	s = strstr(body, "{\"name\":\"big.txt\"");
+	ck_assert_ptr_nonnull(s);
+	s = strstr(s, "\"encoding\":\"utf-8\",\"content\":\"");
+	ck_assert_ptr_nonnull(s);
+	s += strlen("\"encoding\":\"utf-8\",\"content\":\"");
+	ck_assert_int_eq(memcmp(s, txt, size), 0);
+	ck_assert_str_eq(s + size, "\"}]}");
+	ck_assert_uint_le(cap.largest_write, REPLY_CHUNK);
+	free(bin);
+	free(dec);
+	free(txt);
+}
+END_TEST
+
+/* A file whose only invalid byte sits after the first chunk is base64. */
+START_TEST(test_json_late_invalid_utf8_is_base64)
+{
+	static const char *const names[] = { "late.txt" };
+	size_t size = REPLY_CHUNK + 100;
+	char *data = malloc(size);
+	struct reply_execution e = exec_base();
+	size_t len;
+
+	ck_assert_ptr_nonnull(data);
+	memset(data, 'x', size);
+	data[REPLY_CHUNK + 50] = (char)0xff;
+	put_file("late.txt", data, size);
+	e.json = 1;
+	e.files = files_of(names, 1, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_ptr_nonnull(strstr(body_of(&cap, &len), "\"encoding\":\"base64\",\"content\":\"eHh4"));
+	free(data);
+}
+END_TEST
+
+/* ---- JSON strings ---- */
+
+static void assert_json_string(const void *in, size_t len, const char *want)
+{
+	struct cap c = { .fail_after = -1 };
+	struct reply_sink s = { .write = cap_write, .ctx = &c };
+
+	ck_assert_int_eq(reply_json_string_body(&s, in, len), 0);
+	ck_assert_uint_eq(c.len, strlen(want));
+	ck_assert_str_eq(c.buf != NULL ? c.buf : "", want);
+	free(c.buf);
+}
+
+START_TEST(test_json_string_escapes)
+{
+	assert_json_string("", 0, "");
+	assert_json_string("plain", 5, "plain");
+	assert_json_string("\"\\/", 3, "\\\"\\\\/");
+	assert_json_string("\b\f\n\r\t", 5, "\\b\\f\\n\\r\\t");
+	assert_json_string("\x00\x01\x1f\x7f", 4, "\\u0000\\u0001\\u001f\x7f");
+	/* U+2028, U+2029 escaped; U+2027 and an emoji kept */
+	assert_json_string("\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\xa7\xf0\x9f\x98\x80", 13,
+			   "\\u2028\\u2029\xe2\x80\xa7\xf0\x9f\x98\x80");
+}
+END_TEST
+
+START_TEST(test_json_string_invalid_utf8)
+{
+	/* one U+FFFD per maximal ill-formed subpart */
+	assert_json_string("\xc0\x80", 2, "\xef\xbf\xbd\xef\xbf\xbd");          /* overlong */
+	assert_json_string("\xe0\x80\x80", 3,
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong */
+	assert_json_string("\xf4\x90\x80\x80", 4,
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");     /* > U+10FFFF */
+	assert_json_string("\xe2\x82x", 3, "\xef\xbf\xbdx");                      /* cut short */
+	assert_json_string("\xf0\x9f\x98", 3, "\xef\xbf\xbd");                    /* cut at end */
+	assert_json_string("\xf8\x88\x80\x80\x80", 5,
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_json_string("a\xc3\"", 3, "a\xef\xbf\xbd\\\"");
+}
+END_TEST
+
+/* ---- errors and simple replies ---- */
+
+START_TEST(test_error_reply)
+{
+	char v[256];
+	size_t len;
+
+	ck_assert_int_eq(reply_write_error(&sink, 405, "method_not_allowed",
+					   "use POST", "feed01", "Allow: POST\r\n"), 0);
+	ck_assert_int_eq(strncmp(cap.buf, "Status: 405 Method Not Allowed\r\n", 32), 0);
+	ck_assert_str_eq(header(&cap, "Content-Type", v, sizeof(v)), "application/json");
+	ck_assert_str_eq(header(&cap, "X-Request-Id", v, sizeof(v)), "feed01");
+	ck_assert_str_eq(header(&cap, "Cache-Control", v, sizeof(v)), "no-store");
+	ck_assert_str_eq(header(&cap, "Allow", v, sizeof(v)), "POST");
+	ck_assert_str_eq(body_of(&cap, &len),
+			 "{\"detail\": \"use POST\", \"error\": \"method_not_allowed\"}");
+	ck_assert_uint_eq(sink.body_bytes, len);
+	ck_assert_int_eq(sink.in_body, 1);
+}
+END_TEST
+
+START_TEST(test_error_detail_escaped)
+{
+	size_t len;
+
+	ck_assert_int_eq(reply_write_error(&sink, 400, "bad_name",
+					   "bad file name \"..\\x\"\n\x01 end", NULL, NULL), 0);
+	ck_assert_str_eq(body_of(&cap, &len),
+			 "{\"detail\": \"bad file name \\\"..\\\\x\\\"\\n\\u0001 end\", "
+			 "\"error\": \"bad_name\"}");
+	ck_assert_ptr_null(strstr(cap.buf, "X-Request-Id"));
+}
+END_TEST
+
+START_TEST(test_simple_reply)
+{
+	static const char want[] = "Status: 200 OK\r\nContent-Type: application/json\r\n"
+		"Content-Length: 15\r\nX-Request-Id: r1\r\nCache-Control: no-store\r\n\r\n"
+		"{\"status\":\"ok\"}";
+
+	ck_assert_int_eq(reply_write_simple(&sink, 200, "application/json",
+					    "{\"status\":\"ok\"}", 15, "r1"), 0);
+	ck_assert_str_eq(cap.buf, want);
+	ck_assert_uint_eq(sink.body_bytes, 15);
+}
+END_TEST
+
+START_TEST(test_status_text)
+{
+	ck_assert_str_eq(reply_status_text(200), "OK");
+	ck_assert_str_eq(reply_status_text(400), "Bad Request");
+	ck_assert_str_eq(reply_status_text(401), "Unauthorized");
+	ck_assert_str_eq(reply_status_text(404), "Not Found");
+	ck_assert_str_eq(reply_status_text(405), "Method Not Allowed");
+	ck_assert_str_eq(reply_status_text(413), "Content Too Large");
+	ck_assert_str_eq(reply_status_text(415), "Unsupported Media Type");
+	ck_assert_str_eq(reply_status_text(424), "Failed Dependency");
+	ck_assert_str_eq(reply_status_text(500), "Internal Server Error");
+	ck_assert_str_eq(reply_status_text(503), "Service Unavailable");
+	ck_assert_str_eq(reply_status_text(507), "Insufficient Storage");
+	ck_assert_str_eq(reply_status_text(418), "Unknown");
+}
+END_TEST
+
+static Suite *reply_suite(void)
+{
+	Suite *s = suite_create("reply");
+	TCase *tc = tcase_create("reply");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_multipart_parses_back);
+	tcase_add_test(tc, test_multipart_empty_outputs);
+	tcase_add_test(tc, test_headers_exited);
+	tcase_add_test(tc, test_headers_signalled_and_truncated);
+	tcase_add_test(tc, test_headers_truncated_one);
+	tcase_add_test(tc, test_dependency_failure_no_run);
+	tcase_add_test(tc, test_dependency_failure_json);
+	tcase_add_test(tc, test_boundary_random_hex);
+	tcase_add_test(tc, test_file_name_escaped);
+	tcase_add_test(tc, test_large_file_streamed);
+	tcase_add_test(tc, test_large_output_streamed);
+	tcase_add_test(tc, test_file_shrinks_is_error);
+	tcase_add_test(tc, test_file_shrinks_json_is_error);
+	tcase_add_test(tc, test_missing_file_is_error);
+	tcase_add_test(tc, test_open_file_required);
+	tcase_add_test(tc, test_typer_fallbacks);
+	tcase_add_test(tc, test_header_injection_refused);
+	tcase_add_test(tc, test_sink_failure);
+	tcase_add_test(tc, test_second_reply_refused);
+	tcase_add_test(tc, test_json_text_and_binary_files);
+	tcase_add_test(tc, test_json_signal);
+	tcase_add_test(tc, test_json_invalid_utf8_stdout);
+	tcase_add_test(tc, test_json_utf8_across_chunks);
+	tcase_add_test(tc, test_json_large_files);
+	tcase_add_test(tc, test_json_late_invalid_utf8_is_base64);
+	tcase_add_test(tc, test_json_string_escapes);
+	tcase_add_test(tc, test_json_string_invalid_utf8);
+	tcase_add_test(tc, test_error_reply);
+	tcase_add_test(tc, test_error_detail_escaped);
+	tcase_add_test(tc, test_simple_reply);
+	tcase_add_test(tc, test_status_text);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(reply_suite)

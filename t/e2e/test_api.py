@@ -1,0 +1,717 @@
+"""End-to-end: POST /execute and friends through a real nginx, as a client
+of the seed (genezio-python-executor) sees them. SPEC §2, §3."""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+from harness import script  # noqa: E402
+
+SECRET_ENV = "env-s3cr3t-" + os.urandom(4).hex()
+SECRET_HDR = "hdr-s3cr3t-" + os.urandom(4).hex()
+SECRET_AUTH = "auth-s3cr3t-" + os.urandom(4).hex()
+
+MAIN = dict(workers=4, env={"PYEXEC_TEST_SECRET": SECRET_ENV})
+SMALL = dict(workers=2, options=["max_output=64K", "max_generated_files=3"])
+
+HELLO = script('print("hello")\n')
+
+
+class Api(harness.E2ETestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.server("main", **MAIN)
+
+    def run_ok(self, files, **kw):
+        r = self.s.post_execute(files, **kw)
+        self.assertRan(r, "ok", 0)
+        return r
+
+    # ------------------------------------------------------------ the seed
+
+    def test_readme_example(self):
+        """curl -X POST .../execute -F "files=@main.py" -F "files=@helper.py",
+        the seed's README example, verbatim."""
+        main = script('''
+            import os
+            import helper
+            print(helper.greet("world"))
+            with open(os.path.join(os.environ["OUTPUT_DIR"], "output.txt"), "w") as f:
+                f.write("This is the generated file content.")
+            print("Execution completed successfully.")
+            ''')
+        helper = b'def greet(name):\n    return "Hello, %s!" % name\n'
+        r = self.s.curl(["-X", "POST", "-F", "files=@main.py", "-F", "files=@helper.py"],
+                        cwd_files={"main.py": main, "helper.py": helper})
+        self.assertRan(r, "ok", 0)
+        self.assertEqual([(p.name, p.filename) for p in r.parts],
+                         [("stdout", None), ("stderr", None), ("output.txt", "output.txt")])
+        self.assertEqual(r.stdout, b"Hello, world!\nExecution completed successfully.\n")
+        self.assertEqual(r.stderr, b"")
+        out = r.files["output.txt"]
+        self.assertEqual(out.data, b"This is the generated file content.")
+        self.assertTrue(out.content_type.startswith("text/plain"), out.content_type)
+        # stdout and stderr are plain fields, as the seed sends them
+        self.assertIsNone(r.parts[0].content_type)
+        self.assertIsNone(r.parts[1].content_type)
+
+    def test_result_headers(self):
+        r = self.run_ok({"main.py": HELLO})
+        h = r.headers
+        self.assertRegex(h.get("X-Execution-Time", ""), r"^\d+\.\d{3}$")
+        self.assertRegex(h.get("X-CPU-Time", ""), r"^\d+\.\d{3}$")
+        self.assertRegex(h.get("X-Max-RSS", ""), r"^[1-9]\d*$")
+        self.assertEqual(h.get("X-Dependencies"), "none")
+        self.assertNotIn("X-Truncated", h)
+        self.assertNotIn("X-Signal", h)
+        self.assertLess(float(h["X-Execution-Time"]), 5.0)
+        rid = h.get("X-Request-Id")
+        self.assertTrue(rid and re.match(r"^[\x21-\x7e]+$", rid), rid)
+        # the same id is in the server's log line for the request
+        found = harness.wait_for(lambda: re.search(r"\bid=%s\b.*\bstatus=200\b" % re.escape(rid),
+                                                   self.s.log_since_mark()), 2.0)
+        self.assertTrue(found, "request id %s not in the log:\n%s" % (rid, self.s.log_since_mark()))
+
+    def test_request_ids_differ(self):
+        a = self.run_ok({"main.py": HELLO}).headers["X-Request-Id"]
+        b = self.run_ok({"main.py": HELLO}).headers["X-Request-Id"]
+        self.assertNotEqual(a, b)
+
+    def test_boundary_is_random(self):
+        a = self.run_ok({"main.py": HELLO}).content_type
+        b = self.run_ok({"main.py": HELLO}).content_type
+        self.assertNotEqual(a, b)
+
+    def test_stdout_and_stderr(self):
+        r = self.run_ok({"main.py": script('''
+            import sys
+            print("to stdout")
+            print("to stderr", file=sys.stderr)
+            sys.stdout.write("no newline")
+            ''')})
+        self.assertEqual(r.stdout, b"to stdout\nno newline")
+        self.assertEqual(r.stderr, b"to stderr\n")
+        self.assertEqual(r.files, {})
+
+    def test_binary_stdout_kept_byte_for_byte(self):
+        data = bytes(range(256)) * 4 + b"\r\n--\r\n\r\n"
+        r = self.run_ok({"main.py": script('''
+            import sys
+            sys.stdout.buffer.write(bytes(range(256)) * 4 + b"\\r\\n--\\r\\n\\r\\n")
+            ''')})
+        self.assertEqual(r.stdout, data)
+
+    def test_nonzero_exit(self):
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            print("partial")
+            sys.exit(3)
+            ''')})
+        self.assertRan(r, "error", 3)
+        self.assertEqual(r.stdout, b"partial\n")
+
+    def test_script_error(self):
+        r = self.s.post_execute({"main.py": script('''
+            print("before")
+            def f():
+                raise ValueError("boom")
+            f()
+            ''')})
+        self.assertRan(r, "error", 1)
+        self.assertEqual(r.stdout, b"before\n")
+        err = r.stderr.decode()
+        self.assertIn("Traceback (most recent call last):", err)
+        self.assertIn("main.py", err)
+        self.assertTrue(err.rstrip().endswith("ValueError: boom"), err)
+
+    def test_syntax_error(self):
+        r = self.s.post_execute({"main.py": script("def (:\n")})
+        self.assertRan(r, "error", 1)
+        self.assertIn(b"SyntaxError", r.stderr)
+
+    def test_killed_by_signal(self):
+        r = self.s.post_execute({"main.py": script('''
+            import os, signal
+            print("bye", flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            ''')})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.headers.get("X-Execution-Status"), "killed", r.describe())
+        self.assertEqual(r.headers.get("X-Signal"), "SIGTERM", r.describe())
+        self.assertNotIn("X-Exit-Code", r.headers)
+        self.assertEqual(r.stdout, b"bye\n")
+
+    # ------------------------------------------------------------ files
+
+    def test_files_in_output_dir_and_cwd(self):
+        r = self.run_ok({"main.py": script('''
+            import os
+            with open(os.path.join(os.environ["OUTPUT_DIR"], "a.txt"), "w") as f:
+                f.write("from OUTPUT_DIR\\n")
+            with open("b.txt", "w") as f:
+                f.write("from cwd\\n")
+            os.makedirs("sub/deeper")
+            with open("sub/deeper/c.txt", "w") as f:
+                f.write("nested\\n")
+            os.mkdir("empty_dir")
+            ''')})
+        self.assertEqual([p.filename for p in r.parts[2:]], ["a.txt", "b.txt", "sub/deeper/c.txt"])
+        self.assertEqual({k: v.data for k, v in r.files.items()},
+                         {"a.txt": b"from OUTPUT_DIR\n", "b.txt": b"from cwd\n",
+                          "sub/deeper/c.txt": b"nested\n"})
+        for p in r.parts[2:]:
+            self.assertEqual(p.name, p.filename)
+
+    def test_output_dir_is_cwd(self):
+        r = self.run_ok({"main.py": script('''
+            import os
+            print(os.path.samefile(os.environ["OUTPUT_DIR"], os.getcwd()))
+            ''')})
+        self.assertEqual(r.stdout, b"True\n")
+
+    def test_content_type_by_content(self):
+        png = harness.png_bytes()
+        pdf = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+               b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+        r = self.run_ok({"main.py": script('''
+            import sys
+            png = sys.stdin.buffer.read()
+            open("out.dat", "wb").write(png)
+            open("plot.png", "wb").write(png)
+            open("notes.png", "w").write("just some text, not an image\\n")
+            open("doc.bin", "wb").write(%r)
+            ''' % pdf)}, stdin=png)
+        f = r.files
+        self.assertEqual(sorted(f), ["doc.bin", "notes.png", "out.dat", "plot.png"])
+        self.assertEqual(f["out.dat"].content_type, "image/png")
+        self.assertEqual(f["out.dat"].data, png)
+        self.assertEqual(f["plot.png"].content_type, "image/png")
+        self.assertEqual(f["plot.png"].data, png)
+        self.assertTrue(f["notes.png"].content_type.startswith("text/plain"), f["notes.png"].content_type)
+        self.assertEqual(f["doc.bin"].content_type, "application/pdf")
+
+    def test_changed_uploads_returned_unchanged_not(self):
+        r = self.run_ok({
+            "main.py": script('''
+                import helper
+                with open("data.txt", "a") as f:
+                    f.write("appended\\n")
+                print(open("keep.txt").read().strip(), helper.X)
+                '''),
+            "helper.py": b"X = 42\n",
+            "data.txt": b"original\n",
+            "keep.txt": b"read only\n",
+        })
+        self.assertEqual(r.stdout, b"read only 42\n")
+        self.assertEqual({k: v.data for k, v in r.files.items()},
+                         {"data.txt": b"original\nappended\n"})
+
+    def test_replaced_upload_returned(self):
+        r = self.run_ok({
+            "main.py": script('''
+                import os
+                os.unlink("data.txt")
+                open("data.txt", "w").write("new")
+                '''),
+            "data.txt": b"old",
+        })
+        self.assertEqual({k: v.data for k, v in r.files.items()}, {"data.txt": b"new"})
+
+    def test_pycache_not_returned(self):
+        r = self.run_ok({
+            "main.py": script('''
+                import os, sys
+                sys.dont_write_bytecode = False
+                import pkg.util
+                os.makedirs("__pycache__", exist_ok=True)
+                open("__pycache__/x.cpython-311.pyc", "wb").write(b"junk")
+                os.makedirs("pkg/__pycache__", exist_ok=True)
+                open("pkg/__pycache__/y.pyc", "wb").write(b"junk")
+                open("real.txt", "w").write("kept")
+                print(pkg.util.VALUE)
+                '''),
+            "pkg/__init__.py": b"",
+            "pkg/util.py": b"VALUE = 'v'\n",
+        })
+        self.assertEqual(r.stdout, b"v\n")
+        self.assertEqual(sorted(r.files), ["real.txt"])
+
+    def test_subdirectory_uploads_importable(self):
+        r = self.run_ok({
+            "main.py": script('''
+                from pkg import util
+                from pkg.sub.deep import twice
+                print(util.hello(), twice(21), open("data/in/deep.txt").read())
+                '''),
+            "pkg/__init__.py": b"",
+            "pkg/util.py": b"def hello():\n    return 'hello from pkg'\n",
+            "pkg/sub/__init__.py": b"",
+            "pkg/sub/deep.py": b"def twice(x):\n    return 2 * x\n",
+            "data/in/deep.txt": b"deep data",
+        })
+        self.assertEqual(r.stdout, b"hello from pkg 42 deep data\n")
+        self.assertEqual(r.files, {})
+
+    def test_non_ascii_generated_name(self):
+        r = self.run_ok({"main.py": script('''
+            open("r\\u00e9sum\\u00e9 \\u2713.txt", "w").write("ok")
+            ''')})
+        self.assertEqual(sorted(r.files), ["r\u00e9sum\u00e9 \u2713.txt"])
+
+    def test_non_ascii_upload_name(self):
+        r = self.run_ok({
+            "main.py": script('''
+                import os
+                print(sorted(os.listdir("d\\u00efr")))
+                print(open("d\\u00efr/\\u00e7a va.txt").read())
+                '''),
+            "d\u00efr/\u00e7a va.txt": "d\u00e9j\u00e0".encode(),
+        })
+        self.assertEqual(r.stdout.decode(), "['\u00e7a va.txt']\nd\u00e9j\u00e0\n")
+
+    def test_symlinks_and_fifos_not_followed(self):
+        r = self.run_ok({"main.py": script('''
+            import os
+            os.symlink("/etc/passwd", "passwd_link")
+            os.symlink("../..", "up")
+            os.mkfifo("pipe")
+            os.mkdir("d")
+            os.symlink("/etc", "d/etc_link")
+            open("real.txt", "w").write("real")
+            ''')}, timeout=20)
+        self.assertLess(r.elapsed, 8)
+        self.assertEqual(sorted(r.files), ["real.txt"])
+        self.assertNotIn(b"root:x:0:0", r.body)
+
+    def test_unreadable_leftovers_cleaned(self):
+        r = self.run_ok({"main.py": script('''
+            import os
+            os.makedirs("locked/inner")
+            open("locked/inner/f.txt", "w").write("x")
+            os.chmod("locked/inner", 0)
+            os.chmod("locked", 0)
+            open("secret.txt", "w").write("y")
+            os.chmod("secret.txt", 0)
+            open("visible.txt", "w").write("z")
+            ''')})
+        self.assertEqual(r.files["visible.txt"].data, b"z")
+        # tearDown checks that the work directory is gone
+
+    def test_large_upload(self):
+        blob = os.urandom(8 << 20)
+        r = self.run_ok({
+            "main.py": script('''
+                import hashlib
+                print(hashlib.sha256(open("blob.bin", "rb").read()).hexdigest())
+                '''),
+            "blob.bin": blob,
+        })
+        self.assertEqual(r.stdout.decode().strip(), hashlib.sha256(blob).hexdigest())
+        self.assertEqual(r.files, {})
+
+    def test_large_generated_file(self):
+        r = self.run_ok({"main.py": script('''
+            import hashlib, os
+            # a fixed head so that no magic number matches by chance
+            data = b"\\xff\\x00\\xfe\\x01pyexec" + os.urandom(8 << 20)
+            open("big.bin", "wb").write(data)
+            print(hashlib.sha256(data).hexdigest())
+            ''')})
+        big = r.files["big.bin"].data
+        self.assertEqual(len(big), (8 << 20) + 10)
+        self.assertEqual(hashlib.sha256(big).hexdigest(), r.stdout.decode().strip())
+        self.assertEqual(r.files["big.bin"].content_type, "application/octet-stream")
+
+    def test_large_output_both_pipes(self):
+        """Much on both pipes at once (under the cap): no deadlock, all kept."""
+        r = self.run_ok({"main.py": script('''
+            import sys
+            for i in range(150):
+                sys.stdout.write(("o%04d" % i) * 800)
+                sys.stderr.write(("e%04d" % i) * 800)
+            ''')})
+        self.assertEqual(r.stdout, b"".join(b"o%04d" % i * 800 for i in range(150)))
+        self.assertEqual(r.stderr, b"".join(b"e%04d" % i * 800 for i in range(150)))
+        self.assertNotIn("X-Truncated", r.headers)
+
+    # ------------------------------------------------------------ stdin
+
+    def test_stdin_part(self):
+        data = b"hello\nworld\n\x00\xff\xfe\r\n"
+        r = self.run_ok({"main.py": script('''
+            import sys
+            data = sys.stdin.buffer.read()
+            sys.stdout.buffer.write(data.upper())
+            ''')}, stdin=data)
+        self.assertEqual(r.stdout, data.upper())
+        self.assertEqual(r.files, {})
+
+    def test_no_stdin_reads_empty(self):
+        r = self.run_ok({"main.py": script('''
+            import sys
+            print(repr(sys.stdin.read()))
+            ''')}, timeout=20)
+        self.assertEqual(r.stdout, b"''\n")
+        self.assertLess(r.elapsed, 5)
+
+    # ------------------------------------------------------------ limits
+
+    def test_timeout_keeps_partial_output(self):
+        r = self.s.post_execute({"main.py": script('''
+            import subprocess, sys, time
+            print("started")
+            sys.stderr.write("working\\n")
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "%s"])
+            time.sleep(30)
+            print("never")
+            ''' % harness.MARKER)}, query="timeout=1")
+        self.assertStatus(r, 200)
+        self.assertLess(r.elapsed, 2.0, "took %.2f s with timeout=1" % r.elapsed)
+        self.assertEqual(r.headers.get("X-Execution-Status"), "timeout", r.describe())
+        self.assertNotIn("X-Exit-Code", r.headers)
+        self.assertEqual(r.headers.get("X-Signal"), "SIGKILL")
+        self.assertEqual(r.stdout, b"started\n")
+        err = r.stderr.decode()
+        self.assertTrue(err.startswith("working\n"), err)
+        # one line at the end that says which limit ended the run
+        note = err[len("working\n"):]
+        self.assertTrue(note.endswith("\n") and note.count("\n") == 1, repr(err))
+        self.assertRegex(note, r"(?i)\btime\b.*\b1\b", "stderr does not say which limit: %r" % err)
+        self.assertGreaterEqual(float(r.headers["X-Execution-Time"]), 0.9)
+        self.assertLess(float(r.headers["X-Execution-Time"]), 1.8)
+        # tearDown: the sleeping child is gone too
+
+    def test_memory_limit(self):
+        r = self.s.post_execute({"main.py": script('''
+            print("allocating", flush=True)
+            x = bytearray(2000 << 20)
+            print("never")
+            ''')}, query="memory=100")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.headers.get("X-Execution-Status"), "memory", r.describe())
+        self.assertEqual(r.stdout, b"allocating\n")
+        self.assertIn(b"MemoryError", r.stderr)
+
+    def test_decimal_timeout(self):
+        r = self.s.post_execute({"main.py": script('''
+            import time
+            time.sleep(10)
+            ''')}, query="timeout=0.5")
+        self.assertEqual(r.headers.get("X-Execution-Status"), "timeout", r.describe())
+        self.assertLess(r.elapsed, 1.5)
+
+    def test_escaped_daemon_does_not_hold_reply(self):
+        """A child that starts its own session and keeps stdout open: the
+        reply comes when main.py ends, and the child is killed."""
+        r = self.s.post_execute({"main.py": script('''
+            import subprocess, sys
+            subprocess.Popen([sys.executable, "-c",
+                              "import os, time\\nif os.fork(): os._exit(0)\\ntime.sleep(60)", "%s"],
+                             start_new_session=True)
+            print("main done")
+            ''' % harness.MARKER)}, timeout=30)
+        self.assertRan(r, "ok", 0)
+        self.assertEqual(r.stdout, b"main done\n")
+        self.assertLess(r.elapsed, 5, "the reply waited for the daemon")
+
+    def test_fork_bomb_contained(self):
+        r = self.s.post_execute({"main.py": script('''
+            import os, time
+            n = 0
+            try:
+                for _ in range(2000):
+                    if os.fork() == 0:
+                        time.sleep(30)
+                        os._exit(0)
+                    n += 1
+            except OSError as e:
+                print("fork failed after", n)
+            ''')}, query="timeout=3", timeout=30)
+        self.assertStatus(r, 200)
+        self.assertLess(r.elapsed, 5)
+        # tearDown: every child is gone
+
+    # ------------------------------------------------------------ isolation
+
+    def test_environment_is_fresh(self):
+        r = self.run_ok({"main.py": script('''
+            import json, os
+            env = dict(os.environ)
+            raw = open("/proc/self/environ", "rb").read().decode("utf-8", "replace")
+            print(json.dumps({"env": env, "raw": raw, "cwd": os.getcwd()}))
+            ''')}, headers={"X-Secret": SECRET_HDR, "Authorization": "Bearer " + SECRET_AUTH,
+                            "Cookie": "session=" + SECRET_HDR})
+        for secret in (SECRET_ENV, SECRET_HDR, SECRET_AUTH):
+            self.assertNotIn(secret.encode(), r.body)
+        doc = json.loads(r.stdout)
+        env = doc["env"]
+        raw = dict(kv.split("=", 1) for kv in doc["raw"].split("\0") if kv)
+        self.assertEqual(env, raw)
+        want = {"PATH": "/usr/local/bin:/usr/bin:/bin",
+                "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+                "MPLBACKEND": "Agg"}
+        for k, v in want.items():
+            self.assertEqual(env.get(k), v, k)
+        self.assertIn("OUTPUT_DIR", env)
+        # /work inside a namespace sandbox, the work directory itself otherwise
+        self.assertIn(env["OUTPUT_DIR"], ("/work", doc["cwd"]))
+        # HOME and TMPDIR: /tmp inside a namespace sandbox (a private tmpfs);
+        # with rlimits only, a directory of the request's own beside the work
+        # directory
+        self.assertEqual(env.get("HOME"), env.get("TMPDIR"))
+        if env["TMPDIR"] != "/tmp":
+            self.assertEqual(os.path.dirname(env["TMPDIR"]), os.path.dirname(doc["cwd"]),
+                             "TMPDIR %r is not private to the request" % env["TMPDIR"])
+            self.assertNotEqual(env["TMPDIR"], doc["cwd"])
+        extra = set(env) - set(want) - {"OUTPUT_DIR", "PYTHONPATH", "HOME", "TMPDIR"}
+        self.assertEqual(extra, set(), "variables the spec does not list: %r" % env)
+        for k in env:
+            self.assertFalse(k.startswith("HTTP_") or k in ("CONTENT_TYPE", "REQUEST_METHOD",
+                             "QUERY_STRING", "PYEXEC_TEST_SECRET"), k)
+
+    def test_tmpdir_files_not_returned(self):
+        r = self.run_ok({"main.py": script("""
+            import os, tempfile
+            with tempfile.NamedTemporaryFile(delete=False) as f:
+                f.write(b"scratch")
+            os.makedirs(os.path.join(os.environ["HOME"], ".cache", "x"), exist_ok=True)
+            open(os.path.join(os.environ["HOME"], ".cache", "x", "c"), "w").write("c")
+            print(open(f.name).read())
+            """)})
+        self.assertEqual(r.stdout, b"scratch\n")
+        self.assertEqual(r.files, {})
+        # tearDown: the scratch files went with the request
+
+    @harness.unittest.skipUnless(harness.IS_ROOT, "the server drops privileges only when started as root")
+    def test_runs_unprivileged(self):
+        r = self.run_ok({"main.py": script('''
+            import os
+            print(os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups()))
+            ''')})
+        uid, euid, gid, egid, groups = r.stdout.decode().split(" ", 4)
+        self.assertNotEqual(int(uid), 0)
+        self.assertNotEqual(int(euid), 0)
+        self.assertNotEqual(int(gid), 0)
+        self.assertNotEqual(int(egid), 0)
+        self.assertNotIn(0, eval(groups))
+
+    def test_cannot_write_outside_work_dir(self):
+        if self.s.request("GET", "/healthz").json().get("sandbox") != "namespaces":
+            self.skipTest("rlimits layer: the script may write where its user may")
+        canary = os.path.join(self.s.outer, "script_canary")
+        r = self.run_ok({"main.py": script('''
+            for p in ["../escape.txt", "../../escape.txt", %r]:
+                try:
+                    open(p, "w").write("x")
+                    print("wrote", p)
+                except OSError as e:
+                    print("denied", p)
+            ''' % canary)})
+        if harness.IS_ROOT:
+            self.assertNotIn(b"wrote", r.stdout)
+        self.assertFalse(os.path.exists(canary))
+
+    # ------------------------------------------------------------ concurrency
+
+    def test_24_concurrent_requests(self):
+        n = 24
+        tokens = ["tok%02d-%s" % (i, os.urandom(6).hex()) for i in range(n)]
+        results = [None] * n
+
+        def one(i):
+            try:
+                results[i] = self.s.post_execute({
+                    "main.py": script('''
+                        import sys, time
+                        token = open("token.txt").read()
+                        print(token)
+                        time.sleep(0.3)
+                        open("out.txt", "w").write(token)
+                        sys.stderr.write("err " + token)
+                        '''),
+                    "token.txt": tokens[i].encode(),
+                }, timeout=60)
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        for i, r in enumerate(results):
+            self.assertIsInstance(r, harness.Reply, "request %d: %r" % (i, r))
+            self.assertRan(r, "ok", 0)
+            self.assertEqual(r.stdout, tokens[i].encode() + b"\n")
+            self.assertEqual(r.stderr, b"err " + tokens[i].encode())
+            self.assertEqual({k: v.data for k, v in r.files.items()},
+                             {"out.txt": tokens[i].encode()})
+        self.assertEqual(len({r.headers["X-Request-Id"] for r in results}), n)
+
+    # ------------------------------------------------------------ JSON
+
+    def test_json_mode_accept_header(self):
+        png = harness.png_bytes()
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            print("hi")
+            print("warn", file=sys.stderr)
+            open("text.txt", "w", encoding="utf-8").write("h\\u00e9llo \\u2713\\n")
+            open("img.png", "wb").write(sys.stdin.buffer.read())
+            ''')}, stdin=png, headers={"Accept": "application/json"})
+        self.assertStatus(r, 200)
+        self.assertTrue(r.content_type.startswith("application/json"), r.describe())
+        self.assertEqual(r.headers.get("X-Execution-Status"), "ok")
+        doc = r.json()
+        self.assertEqual(doc["status"], "ok")
+        self.assertEqual(doc["exit_code"], 0)
+        self.assertIsNone(doc["signal"])
+        self.assertEqual(doc["stdout"], "hi\n")
+        self.assertEqual(doc["stderr"], "warn\n")
+        self.assertIsInstance(doc["time"]["wall"], (int, float))
+        self.assertIsInstance(doc["time"]["cpu"], (int, float))
+        self.assertGreater(doc["time"]["wall"], 0)
+        self.assertIsInstance(doc["max_rss_kib"], int)
+        self.assertGreater(doc["max_rss_kib"], 0)
+        self.assertEqual(doc["truncated"], [])
+        self.assertEqual(doc["dependencies"], "none")
+        files = {f["name"]: f for f in doc["files"]}
+        self.assertEqual([f["name"] for f in doc["files"]], ["img.png", "text.txt"])
+        t = files["text.txt"]
+        self.assertEqual(t["encoding"], "utf-8")
+        self.assertEqual(t["content"], "h\u00e9llo \u2713\n")
+        self.assertEqual(t["size"], len("h\u00e9llo \u2713\n".encode()))
+        self.assertTrue(t["content_type"].startswith("text/plain"), t["content_type"])
+        i = files["img.png"]
+        self.assertEqual(i["encoding"], "base64")
+        self.assertEqual(base64.b64decode(i["content"]), png)
+        self.assertEqual(i["size"], len(png))
+        self.assertEqual(i["content_type"], "image/png")
+
+    def test_json_mode_query_param(self):
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            sys.stdout.buffer.write(b"bad utf-8: \\xff\\n")
+            sys.exit(2)
+            ''')}, query="format=json")
+        self.assertStatus(r, 200)
+        self.assertTrue(r.content_type.startswith("application/json"), r.describe())
+        doc = r.json()
+        self.assertEqual(doc["status"], "error")
+        self.assertEqual(doc["exit_code"], 2)
+        self.assertEqual(doc["stdout"], "bad utf-8: \ufffd\n")
+        self.assertEqual(doc["files"], [])
+
+    def test_json_mode_timeout(self):
+        r = self.s.post_execute({"main.py": script('''
+            import time
+            print("tick", flush=True)
+            time.sleep(20)
+            ''')}, query="format=json&timeout=1")
+        doc = r.json()
+        self.assertEqual(doc["status"], "timeout")
+        self.assertIsNone(doc["exit_code"])
+        self.assertIsInstance(doc["signal"], str)
+        self.assertEqual(doc["stdout"], "tick\n")
+
+    # ------------------------------------------------------------ other routes
+
+    def test_healthz(self):
+        r = self.s.request("GET", "/healthz")
+        self.assertStatus(r, 200)
+        self.assertTrue(r.content_type.startswith("application/json"), r.describe())
+        doc = r.json()
+        self.assertEqual(doc["status"], "ok")
+        self.assertIn(doc["sandbox"], ("namespaces", "rlimits"))
+        want = os.environ.get("PYEXEC_TEST_SANDBOX")
+        if want:
+            self.assertEqual(doc["sandbox"], want)
+
+    def test_routes_under_a_prefix(self):
+        r = self.s.request("GET", "/api/v1/healthz")
+        self.assertStatus(r, 200)
+        r = self.s.post_execute({"main.py": HELLO}, path="/api/v1/execute")
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"hello\n")
+
+    def test_metrics(self):
+        self.run_ok({"main.py": HELLO})
+        r = self.s.request("GET", "/metrics")
+        self.assertStatus(r, 200)
+        self.assertTrue(r.content_type.startswith("text/plain"), r.describe())
+        lines = [l for l in r.body.decode().splitlines() if l and not l.startswith("#")]
+        self.assertTrue(lines, r.describe())
+        for l in lines:
+            self.assertRegex(l, r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEinfNa]+$")
+
+
+class Truncation(harness.E2ETestCase):
+    """A server with max_output=64K and max_generated_files=3."""
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.server("small", **SMALL)
+
+    def test_stdout_over_cap(self):
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            for i in range(20000):
+                sys.stdout.write("%06d\\n" % i)
+            open("after.txt", "w").write("the program went on")
+            ''')})
+        self.assertRan(r, "ok", 0)
+        full = b"".join(b"%06d\n" % i for i in range(20000))
+        self.assertEqual(r.stdout, full[:64 * 1024])
+        self.assertEqual(r.headers.get("X-Truncated"), "stdout")
+        self.assertEqual(r.stderr, b"")
+
+    def test_stdout_and_stderr_over_cap(self):
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            sys.stdout.write("o" * 200000)
+            sys.stderr.write("e" * 200000)
+            ''')})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.stdout, b"o" * 65536)
+        self.assertTrue(r.stderr.startswith(b"e" * 65536), r.stderr[:100])
+        self.assertEqual(r.headers.get("X-Truncated"), "stdout,stderr")
+
+    def test_endless_output_ends_at_timeout(self):
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            while True:
+                sys.stdout.write("x" * 4096)
+            ''')}, query="timeout=1")
+        self.assertStatus(r, 200)
+        self.assertLess(r.elapsed, 2.5)
+        self.assertEqual(r.stdout, b"x" * 65536)
+        self.assertIn("stdout", r.headers.get("X-Truncated", ""))
+
+    def test_generated_files_over_cap(self):
+        r = self.s.post_execute({"main.py": script('''
+            for i in range(5):
+                open("f%d.txt" % i, "w").write(str(i))
+            ''')})
+        self.assertRan(r, "ok", 0)
+        self.assertEqual(len(r.files), 3)
+        self.assertEqual(r.headers.get("X-Truncated"), "files")
+
+    def test_truncation_in_json(self):
+        r = self.s.post_execute({"main.py": script('''
+            print("y" * 100000)
+            ''')}, query="format=json")
+        doc = r.json()
+        self.assertEqual(doc["truncated"], ["stdout"])
+        self.assertEqual(doc["stdout"], "y" * 65536)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,1053 @@
+"""End-to-end harness for pyexec: a real nginx in front of pyexec-fcgi.
+
+Stdlib only. A Server makes a private directory under /tmp, starts
+pyexec-fcgi (the binary named by $PYEXEC_FCGI) and /usr/sbin/nginx on a free
+loopback port, waits for GET /healthz, and stops both at the end. Requests go
+through curl (a real client) or http.client (for requests curl will not
+send); multipart replies are read with Python's email parser, as a client of
+the seed would.
+
+After every test, E2ETestCase checks that no process the test started is
+left (descendants of the pyexec master other than its workers, any process
+whose command line carries the run's MARKER, any process whose working
+directory is inside the server's directory) and that work_root is empty.
+
+Run a suite with harness.main(): TAP on stdout, exit status 1 on failure.
+"""
+
+import email.parser
+import email.policy
+import email.utils
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.environ.get("TOP_SRCDIR") or os.path.dirname(HERE)
+TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR") or TOP_SRCDIR
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+CURL = os.environ.get("CURL", "curl")
+FASTCGI_PARAMS = os.environ.get("FASTCGI_PARAMS", "/etc/nginx/fastcgi_params")
+SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "nginx", "pyexec.conf")
+IS_ROOT = os.geteuid() == 0
+
+# Every test script carries this in a comment; processes a test starts on
+# purpose put it in their command line, so a leftover is easy to spot.
+MARKER = "pyexec-e2e-marker-%s" % os.urandom(6).hex()
+
+START_TIMEOUT = 15.0     # seconds for pyexec + nginx to answer /healthz
+STOP_TIMEOUT = 10.0      # seconds for a graceful stop before SIGKILL
+CLEAN_TIMEOUT = 3.0      # seconds for a request's processes and dir to go
+
+
+def pyexec_path():
+    p = os.environ.get("PYEXEC_FCGI")
+    if p:
+        return p
+    return os.path.join(TOP_BUILDDIR, "fcgi", "pyexec-fcgi")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def script(src):
+    """main.py text (bytes) from an indented source, tagged with MARKER."""
+    return ("# %s\n" % MARKER + textwrap.dedent(src).lstrip("\n")).encode()
+
+
+def png_bytes(width=4, height=3):
+    """A small valid RGB PNG built with zlib."""
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    raw = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 40 % 256, y * 60 % 256, 128))
+                   for y in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def sanitize(name):
+    """The form in which pyexec quotes a client's name in a message
+    (util_sanitize): printable ASCII but '"' and '\\' kept, other bytes \\xNN."""
+    if isinstance(name, str):
+        name = name.encode("utf-8", "surrogateescape")
+    out = []
+    for b in name:
+        if 0x20 <= b < 0x7f and b not in (0x22, 0x5c):
+            out.append(chr(b))
+        else:
+            out.append("\\x%02x" % b)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- replies
+
+class Headers:
+    """Case-insensitive header map; get() returns the last value."""
+
+    def __init__(self, pairs=()):
+        self.pairs = list(pairs)
+
+    def get(self, key, default=None):
+        key = key.lower()
+        for k, v in reversed(self.pairs):
+            if k.lower() == key:
+                return v
+        return default
+
+    def get_all(self, key):
+        key = key.lower()
+        return [v for k, v in self.pairs if k.lower() == key]
+
+    def __getitem__(self, key):
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+    def __repr__(self):
+        return "Headers(%r)" % (self.pairs,)
+
+
+class Part:
+    def __init__(self, name, filename, content_type, data, raw_headers):
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+        self.raw_headers = raw_headers
+
+    def __iter__(self):
+        return iter((self.name, self.filename, self.content_type, self.data))
+
+    def __repr__(self):
+        return "Part(%r, %r, %r, %d bytes)" % (self.name, self.filename,
+                                                 self.content_type, len(self.data))
+
+
+def _fix_surrogates(s):
+    """Header text the parser decoded as ASCII with surrogateescape: read
+    the raw bytes again as UTF-8."""
+    if s is None:
+        return None
+    try:
+        return s.encode("ascii", "surrogateescape").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return s
+
+
+def parse_multipart(content_type, body):
+    """Parts of a multipart body, in order, read by Python's email parser
+    exactly as a client would. Raises AssertionError when it does not parse
+    cleanly."""
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not msg.is_multipart():
+        raise AssertionError("reply is not multipart: %r" % content_type)
+    if msg.defects:
+        raise AssertionError("multipart reply has defects: %r" % msg.defects)
+    parts = []
+    for p in msg.iter_parts():
+        if p.defects:
+            raise AssertionError("part has defects: %r" % p.defects)
+        cd = p.get("Content-Disposition")
+        name = p.get_param("name", header="content-disposition")
+        if name is not None:
+            name = _fix_surrogates(email.utils.collapse_rfc2231_value(name))
+        filename = _fix_surrogates(p.get_filename())
+        ctype = p.get("Content-Type")
+        data = p.get_payload(decode=True)
+        if data is None:
+            data = b""
+        parts.append(Part(name, filename, str(ctype) if ctype is not None else None,
+                          data, [(k, str(v)) for k, v in p.items()]))
+        if cd is None:
+            raise AssertionError("part without Content-Disposition")
+    return parts
+
+
+class Reply:
+    """What a client got: status, headers, body, and for a multipart body
+    its parts in order."""
+
+    def __init__(self, status, headers, body, elapsed):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed
+        self._parts = None
+
+    @property
+    def content_type(self):
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def parts(self):
+        if self._parts is None:
+            self._parts = parse_multipart(self.content_type, self.body)
+        return self._parts
+
+    def part(self, name):
+        found = [p for p in self.parts if p.name == name and p.filename is None]
+        if len(found) != 1:
+            raise AssertionError("expected one part %r, got %r" % (name, self.parts))
+        return found[0].data
+
+    @property
+    def stdout(self):
+        return self.part("stdout")
+
+    @property
+    def stderr(self):
+        return self.part("stderr")
+
+    @property
+    def files(self):
+        """{filename: Part} of the parts that carry a filename."""
+        out = {}
+        for p in self.parts:
+            if p.filename is not None:
+                if p.filename in out:
+                    raise AssertionError("file %r returned twice" % p.filename)
+                out[p.filename] = p
+        return out
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def describe(self, limit=1500):
+        hdr = "\n".join("%s: %s" % kv for kv in self.headers.pairs)
+        body = self.body[:limit]
+        more = "" if len(self.body) <= limit else "\n... (%d bytes)" % len(self.body)
+        return "HTTP %s (%.3f s)\n%s\n\n%r%s" % (self.status, self.elapsed, hdr, body, more)
+
+    def __repr__(self):
+        return "<Reply %s %s %d bytes>" % (self.status, self.content_type, len(self.body))
+
+
+def _parse_header_file(data):
+    """The last header block of a curl -D file (there may be a 100 Continue
+    before it). Returns (status, Headers)."""
+    text = data.decode("latin-1")
+    blocks = [b for b in re.split(r"\r?\n\r?\n", text) if b.strip()]
+    if not blocks:
+        raise AssertionError("no response headers")
+    lines = blocks[-1].splitlines()
+    m = re.match(r"HTTP/\S+\s+(\d+)", lines[0])
+    if not m:
+        raise AssertionError("bad status line %r" % lines[0])
+    pairs = []
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            pairs.append((k.strip(), v.strip()))
+    return int(m.group(1)), Headers(pairs)
+
+
+def build_multipart(parts, boundary=None):
+    """A multipart/form-data body built by hand, for names and shapes curl
+    cannot express. parts: [(name, filename or None, data, content_type or
+    None)]; name/filename may be bytes (sent verbatim inside quotes).
+    Returns (body, content_type)."""
+    if boundary is None:
+        boundary = "e2eBoundary" + os.urandom(12).hex()
+    b = boundary.encode()
+    out = []
+    for name, filename, data, ctype in parts:
+        if isinstance(name, str):
+            name = name.encode()
+        if isinstance(data, str):
+            data = data.encode()
+        cd = b'Content-Disposition: form-data; name="' + name + b'"'
+        if filename is not None:
+            if isinstance(filename, str):
+                filename = filename.encode("utf-8", "surrogateescape")
+            cd += b'; filename="' + filename + b'"'
+        out.append(b"--" + b + b"\r\n" + cd + b"\r\n")
+        if ctype:
+            out.append(b"Content-Type: " + ctype.encode() + b"\r\n")
+        out.append(b"\r\n" + data + b"\r\n")
+    out.append(b"--" + b + b"--\r\n")
+    return b"".join(out), "multipart/form-data; boundary=" + boundary
+
+
+# ---------------------------------------------------------------- processes
+
+def _read(path, mode="rb"):
+    try:
+        with open(path, mode) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def proc_table():
+    """{pid: dict(ppid, cmdline, exe, cwd, uid)} of every visible process."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        pid = int(d)
+        stat = _read("/proc/%d/stat" % pid)
+        if stat is None:
+            continue
+        try:
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (ValueError, IndexError):
+            continue
+        cmd = _read("/proc/%d/cmdline" % pid) or b""
+        info = {"ppid": ppid, "cmdline": cmd.replace(b"\0", b" ").decode("utf-8", "replace").strip()}
+        for key in ("exe", "cwd"):
+            try:
+                info[key] = os.readlink("/proc/%d/%s" % (pid, key))
+            except OSError:
+                info[key] = None
+        status = _read("/proc/%d/status" % pid, "r") or ""
+        m = re.search(r"^Uid:\s+(\d+)", status, re.M)
+        info["uid"] = int(m.group(1)) if m else None
+        table[pid] = info
+    return table
+
+
+def descendants(table, root):
+    kids = {}
+    for pid, info in table.items():
+        kids.setdefault(info["ppid"], []).append(pid)
+    out, todo = [], list(kids.get(root, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def proc_status(pid, key):
+    """A field of /proc/<pid>/status as text, or None."""
+    s = _read("/proc/%d/status" % pid, "r")
+    if s is None:
+        return None
+    m = re.search(r"^%s:\s*(.*)$" % re.escape(key), s, re.M)
+    return m.group(1).strip() if m else None
+
+
+def proc_status_kib(pid, key):
+    v = proc_status(pid, key)
+    if v is None:
+        return None
+    return int(v.split()[0])
+
+
+def wait_for(pred, timeout, step=0.02):
+    """Polls pred() until it is true or timeout seconds passed; returns its
+    last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def wait_pid_gone(pid, timeout):
+    return wait_for(lambda: not os.path.exists("/proc/%d" % pid)
+                    or (proc_status(pid, "State") or "").startswith("Z"), timeout)
+
+
+# ---------------------------------------------------------------- servers
+
+_all_servers = []
+_current = threading.local()
+
+
+class ServerError(Exception):
+    pass
+
+
+class Server:
+    """pyexec-fcgi behind nginx on a free loopback port.
+
+    listen: "unix" (a socket pyexec opens), "tcp" (tcp:127.0.0.1:PORT), or
+    "fd" (a listening unix socket handed to pyexec as fd 0, the way a web
+    server spawns a FastCGI program). options: extra -o KEY=VALUE strings.
+    """
+
+    def __init__(self, name="main", options=(), workers=2, max_upload="50M",
+                 client_max_body_size=None, env=None, listen="unix",
+                 timeout=10, read_timeout=120, args=(), sandbox=None,
+                 conf_text="", before_start=None, use_site_conf=True):
+        self.name = name
+        self.options = list(options)
+        self.workers = workers
+        self.max_upload = max_upload
+        self.client_max_body_size = client_max_body_size or max_upload
+        self.extra_env = dict(env or {})
+        self.listen_mode = listen
+        self.timeout = timeout
+        self.read_timeout = read_timeout
+        self.extra_args = list(args)
+        self.sandbox = sandbox if sandbox is not None else os.environ.get("PYEXEC_TEST_SANDBOX")
+        self.conf_text = conf_text
+        self.use_site_conf = use_site_conf
+        self.before_start = before_start
+        self.proc = None
+        self.nginx = None
+        self.tmp = None
+        self._log_mark = 0
+        self._logf = None
+        _all_servers.append(self)
+
+    # paths
+    @property
+    def pyexec_log(self):
+        return os.path.join(self.tmp, "pyexec.log")
+
+    @property
+    def nginx_log(self):
+        return os.path.join(self.tmp, "nginx-error.log")
+
+    def url(self, path="/execute"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def pyexec_argv(self):
+        argv = [pyexec_path(), "-c", self.conf, "-l", self.listen]
+        if self.workers is not None:
+            argv += ["-w", str(self.workers)]
+        argv += ["-o", "work_root=" + self.work_root,
+                "-o", "deps_cache=" + os.path.join(self.tmp, "deps"),
+                "-o", "max_upload=" + str(self.max_upload)]
+        if self.timeout is not None:
+            argv += ["-o", "timeout=" + str(self.timeout)]
+        if self.sandbox:
+            argv += ["-o", "sandbox=" + self.sandbox]
+        for o in self.options:
+            argv += ["-o", o]
+        return argv + self.extra_args
+
+    def start(self):
+        if not os.access(pyexec_path(), os.X_OK):
+            raise ServerError("pyexec-fcgi not found at %s (set PYEXEC_FCGI)" % pyexec_path())
+        self.tmp = tempfile.mkdtemp(prefix="pyexec-e2e-%s-" % self.name, dir="/tmp")
+        os.chmod(self.tmp, 0o755)
+        # work_root sits in a directory the unprivileged user may write, so
+        # an escape through a hostile name would really leave a file there.
+        self.outer = os.path.join(self.tmp, "outer")
+        os.mkdir(self.outer)
+        os.chmod(self.outer, 0o777)
+        self.work_root = os.path.join(self.outer, "work")
+        self.conf = os.path.join(self.tmp, "pyexec.conf")
+        with open(self.conf, "w") as f:
+            f.write(self.conf_text or "# empty: the tests set everything with -o\n")
+        self.port = free_port()
+        sock_path = os.path.join(self.tmp, "pyexec.sock")
+        fd_sock = None
+        if self.listen_mode == "unix":
+            self.listen = "unix:" + sock_path
+            self.upstream = "unix:" + sock_path
+        elif self.listen_mode == "tcp":
+            fport = free_port()
+            self.listen = "tcp:127.0.0.1:%d" % fport
+            self.upstream = "127.0.0.1:%d" % fport
+        elif self.listen_mode == "fd":
+            fd_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            fd_sock.bind(sock_path)
+            os.chmod(sock_path, 0o666)
+            fd_sock.listen(128)
+            self.listen = "fd:0"
+            self.upstream = "unix:" + sock_path
+        else:
+            raise ValueError(self.listen_mode)
+        if self.before_start:
+            self.before_start(self)
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        self._logf = open(self.pyexec_log, "ab")
+        argv = self.pyexec_argv()
+        if self.listen_mode == "fd":
+            i = argv.index("-l")
+            del argv[i:i + 2]   # found on fd 0 by itself
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv, stdin=fd_sock.fileno() if fd_sock else subprocess.DEVNULL,
+            stdout=self._logf, stderr=self._logf, env=env, cwd="/",
+            start_new_session=True)
+        if fd_sock:
+            fd_sock.close()
+        self._start_nginx()
+        self._wait_ready()
+        return self
+
+    def _site_from_repo(self):
+        """The operator's site file, conf/nginx/pyexec.conf, with our port,
+        body limit and socket put in; None when it is missing or has
+        changed shape (then the built-in site below is used)."""
+        text = _read(SITE_CONF, "r")
+        if text is None:
+            return None
+        subs = [
+            (r"(?m)^(\s*)server\s+unix:[^;]*;", r"\g<1>server %s;" % self.upstream),
+            (r"(?m)^(\s*)listen\s+[^;]*;", r"\g<1>listen 127.0.0.1:%d;" % self.port),
+            (r"(?m)^(\s*)client_max_body_size\s+[^;]*;",
+             r"\g<1>client_max_body_size %s;" % self.client_max_body_size),
+            (r"(?m)^(\s*)include\s+fastcgi_params;", r"\g<1>include %s;" % FASTCGI_PARAMS),
+        ]
+        for pat, rep in subs:
+            text, n = re.subn(pat, rep, text)
+            if n != 1:
+                return None
+        return text
+
+    def _nginx_conf(self):
+        user = "user nobody nogroup;" if IS_ROOT else ""
+        t = self.tmp
+        site = self._site_from_repo() if self.use_site_conf else None
+        self.site_source = SITE_CONF if site else "built-in"
+        if site is None:
+            site = textwrap.dedent("""\
+                server {{
+                    listen 127.0.0.1:{port};
+                    server_name localhost;
+                    client_max_body_size {cmbs};
+                    location / {{
+                        fastcgi_pass {upstream};
+                        include {params};
+                        fastcgi_request_buffering on;
+                        fastcgi_read_timeout {rt}s;
+                        fastcgi_send_timeout {rt}s;
+                    }}
+                }}
+                """).format(port=self.port, cmbs=self.client_max_body_size,
+                            upstream=self.upstream, params=FASTCGI_PARAMS,
+                            rt=self.read_timeout)
+        return textwrap.dedent("""\
+            daemon off;
+            master_process on;
+            worker_processes 1;
+            {user}
+            pid {t}/nginx.pid;
+            error_log {t}/nginx-error.log warn;
+            events {{ worker_connections 1024; }}
+            http {{
+                access_log {t}/nginx-access.log;
+                client_body_temp_path {t}/nginx-tmp/body;
+                fastcgi_temp_path {t}/nginx-tmp/fastcgi;
+                proxy_temp_path {t}/nginx-tmp/proxy;
+                uwsgi_temp_path {t}/nginx-tmp/uwsgi;
+                scgi_temp_path {t}/nginx-tmp/scgi;
+            """).format(user=user, t=t) + textwrap.indent(site, "    ") + "}\n"
+
+    def _start_nginx(self):
+        os.mkdir(os.path.join(self.tmp, "nginx-tmp"))
+        os.chmod(os.path.join(self.tmp, "nginx-tmp"), 0o755)
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(self._nginx_conf())
+        self._nginx_out = open(os.path.join(self.tmp, "nginx-stderr.log"), "ab")
+        self.nginx = subprocess.Popen(
+            [NGINX, "-p", self.tmp, "-c", conf, "-e", self.nginx_log],
+            stdin=subprocess.DEVNULL, stdout=self._nginx_out, stderr=self._nginx_out,
+            cwd="/", start_new_session=True)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise ServerError("pyexec-fcgi exited with %s at start-up:\n%s"
+                                  % (self.proc.returncode, self.log_tail()))
+            if self.nginx.poll() is not None:
+                self.stop()
+                raise ServerError("nginx exited with %s at start-up:\n%s"
+                                  % (self.nginx.returncode, self.tail(self.nginx_log)))
+            try:
+                r = self.request("GET", "/healthz", timeout=2)
+                if r.status == 200:
+                    return
+                last = r.status
+            except OSError as e:
+                last = e
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError("no 200 from /healthz within %s s (last: %r)\n%s"
+                          % (START_TIMEOUT, last, self.log_tail()))
+
+    def alive(self):
+        return (self.proc is not None and self.proc.poll() is None and
+                self.nginx is not None and self.nginx.poll() is None)
+
+    def stop(self):
+        """SIGTERM to both masters, bounded wait, then SIGKILL. Returns
+        pyexec's exit status (None if it had to be killed)."""
+        rc = None
+        for p in (self.nginx, self.proc):
+            if p is not None and p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except OSError:
+                    pass
+        for p in (self.nginx, self.proc):
+            if p is None:
+                continue
+            try:
+                p.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.kill()
+                p.wait()
+        if self.proc is not None:
+            rc = self.proc.returncode
+        for f in (self._logf, getattr(self, "_nginx_out", None)):
+            if f:
+                f.close()
+        self._logf = None
+        return rc
+
+    def cleanup_dir(self):
+        if self.tmp and os.path.isdir(self.tmp) and not os.environ.get("PYEXEC_E2E_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # logs
+    @staticmethod
+    def tail(path, lines=30, start=0):
+        data = _read(path) or b""
+        data = data[start:]
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+    def log_tail(self, lines=30):
+        return self.tail(self.pyexec_log, lines)
+
+    def mark_log(self):
+        try:
+            self._log_mark = os.path.getsize(self.pyexec_log)
+        except OSError:
+            self._log_mark = 0
+
+    def log_since_mark(self):
+        return (_read(self.pyexec_log) or b"")[self._log_mark:].decode("utf-8", "replace")
+
+    # processes
+    def worker_pids(self):
+        """The master's children that run pyexec-fcgi."""
+        if self.proc is None:
+            return []
+        exe = os.path.realpath(pyexec_path())
+        table = proc_table()
+        return sorted(pid for pid, i in table.items()
+                      if i["ppid"] == self.proc.pid and i["exe"] == exe)
+
+    def leftovers(self):
+        """Processes that should not exist now: descendants of the master
+        that are not its workers, anything carrying MARKER, anything whose
+        cwd is inside this server's directory."""
+        table = proc_table()
+        me = os.getpid()
+        bad = {}
+        if self.proc is not None and self.proc.poll() is None:
+            workers = set(self.worker_pids())
+            for pid in descendants(table, self.proc.pid):
+                if pid not in workers and pid in table:
+                    bad[pid] = table[pid]
+        for pid, info in table.items():
+            if pid == me:
+                continue
+            if MARKER in info["cmdline"]:
+                bad[pid] = info
+            cwd = info["cwd"] or ""
+            if self.tmp and (cwd == self.tmp or cwd.startswith(self.tmp + "/")):
+                bad[pid] = info
+        return bad
+
+    def work_root_entries(self):
+        try:
+            return sorted(os.listdir(self.work_root))
+        except FileNotFoundError:
+            return []
+
+    def check_clean(self, timeout=CLEAN_TIMEOUT):
+        """Waits (bounded) until no leftover process and an empty work_root.
+        Returns a list of problems (empty when clean); kills what is left so
+        the next test starts clean."""
+        def clean():
+            return not self.leftovers() and not self.work_root_entries()
+        if wait_for(clean, timeout, 0.05):
+            return []
+        problems = []
+        for pid, info in self.leftovers().items():
+            problems.append("process left: pid %d uid %s ppid %d cwd %s cmd %r"
+                            % (pid, info["uid"], info["ppid"], info["cwd"], info["cmdline"]))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        entries = self.work_root_entries()
+        if entries:
+            problems.append("work_root not empty: %r" % entries[:20])
+            for e in entries:
+                p = os.path.join(self.work_root, e)
+                _force_rmtree(p)
+        return problems
+
+    # requests
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        """One HTTP/1.1 request with http.client; returns a Reply."""
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return Reply(resp.status, Headers(resp.getheaders()), data, time.monotonic() - t0)
+        finally:
+            conn.close()
+
+    def curl(self, args, path="/execute", query=None, timeout=60, cwd_files=None):
+        """Runs curl with args against path (in a fresh directory holding
+        cwd_files, {name: bytes}); returns a Reply."""
+        d = tempfile.mkdtemp(prefix="pyexec-client-")
+        try:
+            for name, data in (cwd_files or {}).items():
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(data)
+            hdr = os.path.join(d, "headers")
+            body = os.path.join(d, "body")
+            url = self.url(path) + (("?" + query) if query else "")
+            argv = [CURL, "-sS", "-D", hdr, "-o", body, "--max-time", str(timeout),
+                    "-H", "Expect:"] + list(args) + [url]
+            t0 = time.monotonic()
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=d, timeout=timeout + 10)
+            elapsed = time.monotonic() - t0
+            if r.returncode != 0:
+                raise AssertionError("curl failed (%d): %s" % (r.returncode,
+                                     r.stderr.decode("utf-8", "replace")))
+            status, headers = _parse_header_file(_read(hdr) or b"")
+            return Reply(status, headers, _read(body) or b"", elapsed)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def post_execute(self, files, stdin=None, query=None, headers=None,
+                     path="/execute", raw=False, extra_parts=(), timeout=60):
+        """POSTs files ({name: bytes}, in order) as the seed's clients do
+        (curl -F "files=@path;filename=name"), plus a stdin part when given.
+        raw=True builds the body by hand (for names curl cannot send) and
+        sends it with --data-binary. Returns a Reply."""
+        hdr_args = []
+        for k, v in (headers or {}).items():
+            hdr_args += ["-H", "%s: %s" % (k, v)]
+        d = tempfile.mkdtemp(prefix="pyexec-upload-")
+        try:
+            if raw:
+                parts = [("files", name, data, "application/octet-stream")
+                         for name, data in files.items()]
+                if stdin is not None:
+                    parts.append(("stdin", None, stdin, None))
+                parts += list(extra_parts)
+                body, ctype = build_multipart(parts)
+                bp = os.path.join(d, "body")
+                with open(bp, "wb") as f:
+                    f.write(body)
+                args = ["-X", "POST", "--data-binary", "@" + bp,
+                        "-H", "Content-Type: " + ctype]
+            else:
+                args = []
+                for i, (name, data) in enumerate(files.items()):
+                    p = os.path.join(d, "f%d" % i)
+                    with open(p, "wb") as f:
+                        f.write(data)
+                    args += ["-F", 'files=@%s;filename="%s"' % (p, name)]
+                if stdin is not None:
+                    p = os.path.join(d, "stdin")
+                    with open(p, "wb") as f:
+                        f.write(stdin)
+                    args += ["-F", "stdin=<" + p]
+                for name, filename, data, _ctype in extra_parts:
+                    p = os.path.join(d, "x%d" % len(args))
+                    with open(p, "wb") as f:
+                        f.write(data)
+                    if filename is None:
+                        args += ["-F", "%s=<%s" % (name, p)]
+                    else:
+                        args += ["-F", '%s=@%s;filename="%s"' % (name, p, filename)]
+            return self.curl(args + hdr_args, path=path, query=query, timeout=timeout)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def post_body(self, body, content_type, path="/execute", query=None, headers=None,
+                  timeout=60):
+        """POSTs body bytes as they are with the given Content-Type (None = no
+        Content-Type header) through curl."""
+        d = tempfile.mkdtemp(prefix="pyexec-upload-")
+        try:
+            bp = os.path.join(d, "body")
+            with open(bp, "wb") as f:
+                f.write(body)
+            args = ["-X", "POST", "--data-binary", "@" + bp]
+            args += ["-H", "Content-Type: " + content_type if content_type is not None
+                     else "Content-Type:"]
+            for k, v in (headers or {}).items():
+                args += ["-H", "%s: %s" % (k, v)]
+            return self.curl(args, path=path, query=query, timeout=timeout)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _force_rmtree(path):
+    def onerror(func, p, exc):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+        except OSError:
+            pass
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+        except OSError:
+            pass
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, onerror=onerror)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+_shared = {}
+
+
+def shared(name, **kwargs):
+    """A server shared by the tests of one run (started on first use,
+    restarted when it died, stopped by main())."""
+    s = _shared.get(name)
+    if s is not None and not s.alive():
+        s.stop()
+        _shared.pop(name)
+        raise ServerError("shared server %r had died:\n%s" % (name, s.log_tail()))
+    if s is None:
+        s = Server(name=name, **kwargs)
+        s.start()
+        _shared[name] = s
+    return s
+
+
+def stop_all():
+    for s in list(_all_servers):
+        s.stop()
+        s.cleanup_dir()
+    _shared.clear()
+
+
+# ---------------------------------------------------------------- tests
+
+class E2ETestCase(unittest.TestCase):
+    """A test that talks to one or more servers; after it, each must be
+    clean (no process left, nothing in work_root)."""
+
+    maxDiff = 4000
+
+    def setUp(self):
+        self._servers = []
+        _current.servers = self._servers
+
+    def use(self, server):
+        """Registers a server (started if needed) for the end-of-test checks."""
+        if server.proc is None:
+            server.start()
+        server.mark_log()
+        self._servers.append(server)
+        return server
+
+    def server(self, name="main", **kwargs):
+        return self.use(shared(name, **kwargs))
+
+    def private_server(self, **kwargs):
+        """A server of this test alone, stopped when it ends."""
+        s = Server(**kwargs)
+        self.use(s)
+        self.addCleanup(lambda: (s.stop(), s.cleanup_dir()))
+        return s
+
+    def tearDown(self):
+        problems = []
+        shared_servers = set(map(id, _shared.values()))
+        for s in self._servers:
+            if s.proc is not None and s.proc.poll() is None:
+                problems += ["[%s] %s" % (s.name, p) for p in s.check_clean()]
+            elif id(s) in shared_servers:
+                problems.append("[%s] pyexec-fcgi died (status %s):\n%s"
+                                % (s.name, s.proc.returncode if s.proc else None,
+                                   s.log_tail()))
+        if problems:
+            self.fail("after the test:\n" + "\n".join(problems))
+
+    # assertions on replies
+    def assertStatus(self, reply, status):
+        if reply.status != status:
+            self.fail("expected HTTP %d, got:\n%s" % (status, reply.describe()))
+
+    def assertRan(self, reply, exec_status="ok", exit_code=0):
+        """A 200 multipart reply of a run with the given outcome."""
+        self.assertStatus(reply, 200)
+        self.assertTrue(reply.content_type.startswith("multipart/form-data; boundary="),
+                        reply.describe())
+        self.assertEqual(reply.headers.get("X-Execution-Status"), exec_status,
+                         reply.describe())
+        if exit_code is not None:
+            self.assertEqual(reply.headers.get("X-Exit-Code"), str(exit_code),
+                             reply.describe())
+            self.assertNotIn("X-Signal", reply.headers)
+
+    def assertError(self, reply, status, detail_contains=None):
+        """An error reply: status and JSON {"detail", "error"}."""
+        self.assertStatus(reply, status)
+        self.assertTrue(reply.content_type.startswith("application/json"),
+                        "error reply is not JSON:\n" + reply.describe())
+        doc = reply.json()
+        self.assertIsInstance(doc.get("detail"), str, reply.describe())
+        self.assertIsInstance(doc.get("error"), str, reply.describe())
+        self.assertTrue(doc["detail"].strip(), reply.describe())
+        if detail_contains is not None:
+            want = [detail_contains] if isinstance(detail_contains, str) else detail_contains
+            for w in want:
+                self.assertIn(w.lower(), doc["detail"].lower(), reply.describe())
+        return doc
+
+
+class TapResult(unittest.TestResult):
+    """One TAP line per test, diagnostics as "# " lines."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+        self.n = 0
+        self.failed_count = 0
+        self._in_test = False
+
+    def _emit(self, s):
+        self.stream.write(s + "\n")
+        self.stream.flush()
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._in_test = True
+        self._state = "ok"
+        self._skip = None
+        self._diag = []
+        self._t0 = time.monotonic()
+
+    def _record(self, test, err):
+        self._state = "not ok"
+        self._diag.append(self._exc_info_to_string(err, test))
+        for s in getattr(_current, "servers", []) or []:
+            if s.tmp:
+                self._diag.append("--- pyexec log [%s] (this test) ---\n%s"
+                                  % (s.name, "\n".join(s.log_since_mark().splitlines()[-40:])))
+                self._diag.append("--- nginx error log [%s] ---\n%s"
+                                  % (s.name, s.tail(s.nginx_log, 10)))
+        if not self._in_test:
+            # a class or module fixture failed outside any test
+            self.n += 1
+            self.failed_count += 1
+            self._emit("not ok %d - %s" % (self.n, test))
+            for d in self._diag:
+                for line in d.splitlines():
+                    self._emit("# " + line)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._record(test, err)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._record(test, err)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._record(subtest, err)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._skip = reason
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._state = "not ok"
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self._in_test = False
+        _current.servers = []
+        self.n += 1
+        name = test.id().split(".", 1)[-1]
+        line = "%s %d - %s" % (self._state, self.n, name)
+        if self._skip is not None and self._state == "ok":
+            line += " # SKIP " + self._skip
+        self._emit(line)
+        if self._state != "ok":
+            self.failed_count += 1
+            for d in self._diag:
+                for l in d.splitlines():
+                    self._emit("# " + l)
+        self._emit("# %.2f s" % (time.monotonic() - self._t0))
+
+
+def main(module="__main__"):
+    """Runs the tests of module as TAP; exits 1 when any failed. Test names
+    given on the command line select tests by substring."""
+    loader = unittest.TestLoader()
+    suite = loader.loadTestsFromModule(sys.modules[module])
+    tests = list(_flatten(suite))
+    if len(sys.argv) > 1:
+        tests = [t for t in tests if any(a in t.id() for a in sys.argv[1:])]
+    t0 = time.monotonic()
+    print("1..%d" % len(tests), flush=True)
+    result = TapResult(sys.stdout)
+    try:
+        if not os.access(pyexec_path(), os.X_OK):
+            for t in tests:
+                result.n += 1
+                print("not ok %d - %s # pyexec-fcgi not built at %s"
+                      % (result.n, t.id().split(".", 1)[-1], pyexec_path()))
+            result.failed_count = len(tests)
+        else:
+            unittest.TestSuite(tests).run(result)
+    finally:
+        stop_all()
+    print("# %d tests, %d failed, %.1f s" % (result.n, result.failed_count,
+                                             time.monotonic() - t0), flush=True)
+    sys.exit(1 if result.failed_count else 0)
+
+
+def _flatten(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _flatten(t)
+        else:
+            yield t
