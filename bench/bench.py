@@ -2,11 +2,12 @@
 """bench.py — how fast is pyexec behind a real nginx, compared with starting
 Python by hand?
 
-Usage (from the repository, after `make`):
+Usage (from the repository, after `./quickstart test` or `make`):
 
     python3 bench/bench.py [--requests 200] [--duration 5] [--size-mib 20]
 
-It starts pyexec-fcgi ($PYEXEC_FCGI, default fcgi/pyexec-fcgi) and nginx on
+It starts pyexec-fcgi ($PYEXEC_FCGI, default fcgi/pyexec-fcgi or
+_build/release/fcgi/pyexec-fcgi) and nginx on
 free loopback ports with t/harness.py, then measures in one run:
 
   a) latency of a hello-world POST /execute through nginx (p50, p90) against

@@ -91,7 +91,8 @@ static int64_t content_length_of(FCGX_Request *r)
 	return (int64_t)v;
 }
 
-static void handle(const struct server *srv, const struct execute_ctx *ectx, FCGX_Request *r)
+static void handle(const struct server *srv, const struct execute_ctx *ectx, FCGX_Request *r,
+		   int64_t arrived_ns)
 {
 	const char *method = FCGX_GetParam("REQUEST_METHOD", r->envp);
 	struct reply_sink sink = { sink_write, r, 0, 0 };
@@ -174,6 +175,7 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 		reply_write_error(&sink, 404, "not_found", body, id, NULL);
 	}
 	log.bytes_out = sink.body_bytes;
+	log.total_ns = util_now_ns() - arrived_ns;
 	log_request(&log);
 	if (!counted)
 		metrics_count_request(srv->metrics, route, log.status);
@@ -226,7 +228,7 @@ int server_worker_main(const struct server *srv)
 			usleep(100000);
 			continue;
 		}
-		handle(srv, &ectx, &req);
+		handle(srv, &ectx, &req, util_now_ns());
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);

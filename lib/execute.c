@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -428,18 +429,17 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	}
 
 	/* The run. */
-	stdout_fd = workdir_private_file(&wd, "stdout");
-	stderr_fd = workdir_private_file(&wd, "stderr");
+	/* Captured output lives in memory files: bounded by max_output, and
+	 * no file system metadata work on the request's hot path. */
+	stdout_fd = memfd_create("pyexec-stdout", MFD_CLOEXEC);
+	stderr_fd = memfd_create("pyexec-stderr", MFD_CLOEXEC);
 	if (stdout_fd < 0 || stderr_fd < 0) {
 		int err = errno;
 
-		if (err == ENOSPC || err == EDQUOT)
-			rc = reply_error(sink, log, 507, "disk_full",
-					 "The server has no space left to capture output; "
-					 "try again later.", req->request_id);
-		else
-			rc = reply_error(sink, log, 500, "internal",
-					 "The server could not prepare the run.", req->request_id);
+		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", req->request_id,
+			strerror(err));
+		rc = reply_error(sink, log, 500, "internal",
+				 "The server could not prepare the run.", req->request_id);
 		goto out;
 	}
 	build_env(env, envp, &wd);

@@ -25,6 +25,7 @@ struct log_request {
 	uint64_t bytes_in;      /* request body bytes read */
 	uint64_t bytes_out;     /* reply body bytes written */
 	int64_t upload_ns, deps_ns, run_ns, reply_ns; /* -1 when not reached */
+	int64_t total_ns;       /* from the request's arrival to its log line */
 };
 
 /* Writes the one line that sums up a request. */

@@ -57,6 +57,10 @@ def pyexec_path():
     p = os.environ.get("PYEXEC_FCGI")
     if p:
         return p
+    for d in (TOP_BUILDDIR, os.path.join(TOP_BUILDDIR, "_build", "release")):
+        p = os.path.join(d, "fcgi", "pyexec-fcgi")
+        if os.path.exists(p):
+            return p
     return os.path.join(TOP_BUILDDIR, "fcgi", "pyexec-fcgi")
 
 

@@ -325,5 +325,46 @@ class Limits(harness.E2ETestCase):
         self.assertEqual(r.stdout, b"hello\n")
 
 
+class DiskFull(harness.E2ETestCase):
+    """work_root on a 512 KiB tmpfs: an upload that does not fit is a 507
+    that says so, nothing is left behind, and the next request that fits
+    runs."""
+
+    def setUp(self):
+        super().setUp()
+        if not harness.IS_ROOT:
+            self.skipTest("mounting a small tmpfs as work_root needs root")
+        self.mounts = []
+
+        def mount_small(server):
+            os.makedirs(server.work_root, exist_ok=True)
+            r = harness.subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0755",
+                                        "pyexec-e2e", server.work_root],
+                                       stderr=harness.subprocess.PIPE)
+            if r.returncode != 0:
+                raise harness.ServerError("mount tmpfs: " + r.stderr.decode(errors="replace"))
+            self.mounts.append(server.work_root)
+
+        def unmount():
+            for m in self.mounts:
+                harness.subprocess.run(["umount", "-l", m])
+                harness.shutil.rmtree(os.path.dirname(os.path.dirname(m)), ignore_errors=True)
+        self.addCleanup(unmount)
+        try:
+            self.s = self.private_server(name="diskfull", before_start=mount_small)
+        except harness.ServerError as e:
+            self.skipTest("cannot mount a tmpfs here: %s" % e)
+
+    def test_507_when_the_upload_does_not_fit(self):
+        r = self.s.post_execute({"main.py": HELLO, "big.bin": os.urandom(1 << 20)})
+        doc = self.assertError(r, 507)
+        self.assertEqual(doc["error"], "disk_full")
+        self.assertIn("space", doc["detail"])
+        # tearDown checks work_root is empty again; and space came back:
+        r = self.s.post_execute({"main.py": HELLO, "small.bin": os.urandom(100 << 10)})
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"hello\n")
+
+
 if __name__ == "__main__":
     harness.main()
