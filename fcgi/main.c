@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +25,8 @@
 #include "conf.h"
 #include "listen.h"
 #include "run.h"
+#include "cache.h"
+#include "deps.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -55,6 +58,8 @@ static void usage(FILE *f)
 		"  -w, --workers N      concurrent requests (default: number of CPUs)\n"
 		"  -o, --set KEY=VALUE  set any pyexec.conf key, after the file\n"
 		"  -t, --test-config    check the configuration and exit\n"
+		"      --prefetch DEPS  install a dependency set (as in ?dependencies=) into\n"
+		"                       the cache and exit: 0 when it is there\n"
 		"  -h, --help           this text\n"
 		"  -V, --version        the version\n");
 }
@@ -106,21 +111,22 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-static int prepare_work_root(const struct config *cfg, int as_root, uid_t uid, gid_t gid,
-			     char *err, size_t errlen)
+/* A directory pyexec's user owns (work_root, deps_cache), made if missing. */
+static int prepare_dir(const char *key, const char *path, int as_root, uid_t uid, gid_t gid,
+		       char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (mkdir_p(cfg->work_root, 0700) < 0 || stat(cfg->work_root, &st) < 0) {
-		snprintf(err, errlen, "work_root %s: %s", cfg->work_root, strerror(errno));
+	if (mkdir_p(path, 0700) < 0 || stat(path, &st) < 0) {
+		snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "work_root %s is not a directory", cfg->work_root);
+		snprintf(err, errlen, "%s %s is not a directory", key, path);
 		return -1;
 	}
-	if (as_root && (chown(cfg->work_root, uid, gid) < 0 || chmod(cfg->work_root, 0700) < 0)) {
-		snprintf(err, errlen, "work_root %s: %s", cfg->work_root, strerror(errno));
+	if (as_root && (chown(path, uid, gid) < 0 || chmod(path, 0700) < 0)) {
+		snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -244,6 +250,45 @@ static pid_t spawn_worker(const struct server *srv, pid_t master)
 	_exit(server_worker_main(srv));
 }
 
+/* --prefetch: one dependency set into the cache, then exit. */
+static int prefetch_main(struct cache *c, const char *value)
+{
+	static struct deps_set set;
+	struct cache_use use;
+	char err[512], buf[4096];
+	int out_fd, truncated, evicted, rc = 1;
+	enum cache_result r;
+	ssize_t n;
+
+	if (deps_parse(value, DEPS_COUNT_MAX, &set, err, sizeof(err)) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "--prefetch: %s", err);
+		return 2;
+	}
+	if (set.n == 0) {
+		log_msg(LOG_LEVEL_ERROR, "--prefetch: no requirement given");
+		return 2;
+	}
+	out_fd = memfd_create("pyexec-pip", MFD_CLOEXEC);
+	if (out_fd < 0) {
+		log_msg(LOG_LEVEL_ERROR, "--prefetch: memfd_create: %s", strerror(errno));
+		return 1;
+	}
+	r = cache_acquire(c, &set, &use, out_fd, &truncated, -1, NULL, &evicted);
+	if (r == CACHE_HIT || r == CACHE_INSTALLED) {
+		printf("%s %s\n", r == CACHE_HIT ? "cached" : "installed", use.key);
+		cache_release(&use);
+		rc = 0;
+	} else if (r == CACHE_UNUSABLE) {
+		log_msg(LOG_LEVEL_ERROR, "--prefetch: %s", c->why);
+	} else {
+		log_msg(LOG_LEVEL_ERROR, "--prefetch: the install failed; pip said:");
+		for (off_t off = 0; (n = pread(out_fd, buf, sizeof(buf), off)) > 0; off += n)
+			(void)util_write_all(STDERR_FILENO, buf, (size_t)n);
+	}
+	close(out_fd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -252,6 +297,7 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "set", required_argument, NULL, 'o' },
 		{ "test-config", no_argument, NULL, 't' },
+		{ "prefetch", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -259,7 +305,7 @@ int main(int argc, char **argv)
 	static struct config cfg;
 	const char *config_path = NULL;
 	char **sets = NULL, err[2 * PATH_MAX], unix_path[PATH_MAX];
-	int nsets = 0, c, test_only = 0, as_root, listen_fd, rc = 0;
+	int nsets = 0, c, test_only = 0, as_root, listen_fd = -1, rc = 0;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
 	struct server srv;
@@ -269,7 +315,8 @@ int main(int argc, char **argv)
 	pid_t master = getpid();
 	unsigned nworkers;
 	int64_t stop_deadline = 0;
-	const char *workers_opt = NULL, *listen_opt = NULL;
+	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
+	static struct cache cache;
 	struct stat st;
 
 	sets = calloc((size_t)argc, sizeof(*sets));
@@ -282,6 +329,7 @@ int main(int argc, char **argv)
 		case 'w': workers_opt = optarg; break;
 		case 'o': sets[nsets++] = optarg; break;
 		case 't': test_only = 1; break;
+		case 'P': prefetch = optarg; break;
 		case 'h': usage(stdout); free(sets); return 0;
 		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); free(sets); return 0;
 		default: usage(stderr); free(sets); return 2;
@@ -339,13 +387,24 @@ int main(int argc, char **argv)
 	as_root = geteuid() == 0;
 	if (as_root && resolve_user(&cfg, &uid, &gid, err, sizeof(err)) < 0)
 		goto fatal;
-	listen_fd = listen_open(cfg.listen, uid, gid, unix_path, sizeof(unix_path), err, sizeof(err));
-	if (listen_fd < 0)
-		goto fatal;
-	if (prepare_work_root(&cfg, as_root, uid, gid, err, sizeof(err)) < 0)
+	/* The socket first: its directory (/run/pyexec) may need root. */
+	if (prefetch == NULL) {
+		listen_fd = listen_open(cfg.listen, uid, gid, unix_path, sizeof(unix_path), err,
+					sizeof(err));
+		if (listen_fd < 0)
+			goto fatal;
+	}
+	if (prepare_dir("work_root", cfg.work_root, as_root, uid, gid, err, sizeof(err)) < 0 ||
+	    prepare_dir("deps_cache", cfg.deps_cache, as_root, uid, gid, err, sizeof(err)) < 0)
 		goto fatal;
 	if (as_root && drop_privileges(uid, gid, err, sizeof(err)) < 0)
 		goto fatal;
+	if (cache_init(&cache, &cfg, err, sizeof(err)) < 0)
+		goto fatal;
+	if (prefetch != NULL) {
+		free(sets);
+		return prefetch_main(&cache, prefetch);
+	}
 	if (workdir_sweep(cfg.work_root) > 0)
 		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
 
@@ -361,6 +420,7 @@ int main(int argc, char **argv)
 	srv.listen_fd = listen_fd;
 	srv.sandbox = "rlimits";
 	srv.workers = nworkers;
+	srv.cache = &cache;
 	srv.metrics = metrics_create();
 	if (srv.metrics == NULL) {
 		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));
@@ -368,7 +428,8 @@ int main(int argc, char **argv)
 	}
 	log_msg(LOG_LEVEL_WARN,
 		"sandbox layer: rlimits (process group, resource limits, fresh environment; "
-		"no namespaces: programs run as uid %u and can see the host's files and network)",
+		"no namespaces: programs run as uid %u, the owner of work_root and deps_cache, "
+		"and can see the host's files and network)",
 		(unsigned)getuid());
 	log_msg(LOG_LEVEL_INFO, "pyexec %s listening (%s), %u workers, work_root %s",
 		PACKAGE_VERSION, cfg.listen[0] ? cfg.listen : (unix_path[0] ? unix_path : "fd 0"),

@@ -211,6 +211,8 @@ int server_worker_main(const struct server *srv)
 	ectx.mime = mime;
 	ectx.spawner = NULL;
 	ectx.cancel = &cancel_run;
+	ectx.cache = srv->cache;
+	ectx.metrics = srv->metrics;
 
 	if (FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include "cache.h"
 #include "conf.h"
 #include "metrics.h"
 
@@ -14,6 +15,7 @@ struct server {
 	const char *sandbox;               /* layer in force, for /healthz */
 	unsigned workers;
 	struct metrics *metrics;           /* shared by all workers */
+	struct cache *cache;               /* the dependency cache */
 };
 
 /* Set from the worker's SIGTERM handler: finish the request in hand, exit. */

@@ -88,20 +88,6 @@ static const struct config_key config_keys[] = {
 
 #undef F
 
-static void config_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void config_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Text from the file is quoted back to the operator's terminal: only
  * printable ASCII, and not all of a long line. */
 static const char *config_shown(const char *s, char *buf, size_t buflen)
@@ -184,10 +170,10 @@ static int config_set_range_err(const struct config_key *k, const char *shown,
 				char *err, size_t errlen)
 {
 	if (k->zero_ok)
-		config_err(err, errlen, "%s: %s is out of range: must be 0 (%s) or from %s to %s%s",
+		util_errorf(err, errlen, "%s: %s is out of range: must be 0 (%s) or from %s to %s%s",
 			   k->name, shown, k->zero_means, lo, hi, unit);
 	else
-		config_err(err, errlen, "%s: %s is out of range: must be from %s to %s%s",
+		util_errorf(err, errlen, "%s: %s is out of range: must be from %s to %s%s",
 			   k->name, shown, lo, hi, unit);
 	return -1;
 }
@@ -206,7 +192,7 @@ static int config_set_number(const struct config_key *k, void *field, const char
 		syntax_ok = config_all_digits(value);
 		parsed = syntax_ok && config_parse_uint(value, UINT64_MAX, &v) == 0;
 		if (!syntax_ok) {
-			config_err(err, errlen, "%s: '%s' is not a whole number", k->name, shown);
+			util_errorf(err, errlen, "%s: '%s' is not a whole number", k->name, shown);
 			return -1;
 		}
 		snprintf(lo, sizeof(lo), "%llu", (unsigned long long)k->min);
@@ -218,7 +204,7 @@ static int config_set_number(const struct config_key *k, void *field, const char
 		syntax_ok = n > 0 && (value[n] == '\0' ||
 			(strchr("kKmMgG", value[n]) != NULL && value[n + 1] == '\0'));
 		if (!syntax_ok) {
-			config_err(err, errlen,
+			util_errorf(err, errlen,
 				   "%s: '%s' is not a size (a whole number with an optional K, M or G suffix)",
 				   k->name, shown);
 			return -1;
@@ -239,11 +225,11 @@ static int config_set_number(const struct config_key *k, void *field, const char
 			syntax_ok = value[n] == '\0';
 		}
 		if (!syntax_ok) {
-			config_err(err, errlen, "%s: '%s' is not a number of seconds", k->name, shown);
+			util_errorf(err, errlen, "%s: '%s' is not a number of seconds", k->name, shown);
 			return -1;
 		}
 		if (d > 3) {
-			config_err(err, errlen, "%s: '%s' has more than 3 decimals (milliseconds)",
+			util_errorf(err, errlen, "%s: '%s' has more than 3 decimals (milliseconds)",
 				   k->name, shown);
 			return -1;
 		}
@@ -286,7 +272,7 @@ static int config_set_bool(const struct config_key *k, int *field, const char *v
 			return 0;
 		}
 	}
-	config_err(err, errlen, "%s: '%s' is not yes or no", k->name,
+	util_errorf(err, errlen, "%s: '%s' is not yes or no", k->name,
 		   config_shown(value, shown, sizeof(shown)));
 	return -1;
 }
@@ -305,7 +291,7 @@ static int config_set_sandbox(const struct config_key *k, enum sandbox_level *fi
 			return 0;
 		}
 	}
-	config_err(err, errlen, "%s: '%s' must be auto, namespaces or rlimits", k->name,
+	util_errorf(err, errlen, "%s: '%s' must be auto, namespaces or rlimits", k->name,
 		   config_shown(value, shown, sizeof(shown)));
 	return -1;
 }
@@ -358,11 +344,11 @@ static int config_check_listen(const char *value, char *err, size_t errlen)
 		const char *path = value + 5;
 
 		if (path[0] != '/' || config_has_control(path)) {
-			config_err(err, errlen, "listen: '%s': the socket path must be absolute", shown);
+			util_errorf(err, errlen, "listen: '%s': the socket path must be absolute", shown);
 			return -1;
 		}
 		if (strlen(path) > UNIX_PATH_LEN) {
-			config_err(err, errlen, "listen: '%s': a socket path is at most %zu bytes",
+			util_errorf(err, errlen, "listen: '%s': a socket path is at most %zu bytes",
 				   shown, (size_t)UNIX_PATH_LEN);
 			return -1;
 		}
@@ -370,7 +356,7 @@ static int config_check_listen(const char *value, char *err, size_t errlen)
 	}
 	if (strncmp(value, "tcp:", 4) == 0) {
 		if (config_listen_tcp_ok(value + 4) < 0) {
-			config_err(err, errlen,
+			util_errorf(err, errlen,
 				   "listen: '%s' must be tcp:IPV4:PORT or tcp:[IPV6]:PORT, port 1 to 65535",
 				   shown);
 			return -1;
@@ -379,13 +365,13 @@ static int config_check_listen(const char *value, char *err, size_t errlen)
 	}
 	if (strncmp(value, "fd:", 3) == 0) {
 		if (config_parse_uint(value + 3, FD_NUMBER_MAX, &fd) < 0) {
-			config_err(err, errlen, "listen: '%s' must be fd:N with N from 0 to %d",
+			util_errorf(err, errlen, "listen: '%s' must be fd:N with N from 0 to %d",
 				   shown, FD_NUMBER_MAX);
 			return -1;
 		}
 		return 0;
 	}
-	config_err(err, errlen,
+	util_errorf(err, errlen,
 		   "listen: '%s' must be unix:/absolute/path, tcp:HOST:PORT or fd:N", shown);
 	return -1;
 }
@@ -397,7 +383,7 @@ static int config_check_name(const char *key, const char *value, char *err, size
 			  "0123456789_.-");
 
 	if (*value == '\0' || *value == '-' || value[n] != '\0') {
-		config_err(err, errlen,
+		util_errorf(err, errlen,
 			   "%s: '%s' must be a name or number of letters, digits, '_', '.' and '-'",
 			   key, config_shown(value, shown, sizeof(shown)));
 		return -1;
@@ -410,7 +396,7 @@ static int config_check_path(const char *key, const char *value, char *err, size
 	char shown[SHOWN_MAX + 8];
 
 	if (value[0] != '/' || config_has_control(value)) {
-		config_err(err, errlen, "%s: '%s' must be an absolute path", key,
+		util_errorf(err, errlen, "%s: '%s' must be an absolute path", key,
 			   config_shown(value, shown, sizeof(shown)));
 		return -1;
 	}
@@ -430,7 +416,7 @@ static int config_check_dir(const char *key, const char *value, char *err, size_
 	for (p = value; *p == '/'; p++)
 		;
 	if (*p == '\0') {
-		config_err(err, errlen, "%s: '%s' must not be the root directory", key, shown);
+		util_errorf(err, errlen, "%s: '%s' must not be the root directory", key, shown);
 		return -1;
 	}
 	for (p = value + 1; *p != '\0';) {
@@ -438,7 +424,7 @@ static int config_check_dir(const char *key, const char *value, char *err, size_
 
 		if ((n == 0 && p[0] == '/') || (n == 1 && p[0] == '.') ||
 		    (n == 2 && p[0] == '.' && p[1] == '.')) {
-			config_err(err, errlen,
+			util_errorf(err, errlen,
 				   "%s: '%s' must not contain '.', '..' or '//' components", key, shown);
 			return -1;
 		}
@@ -459,7 +445,7 @@ static int config_check_url(const char *key, const char *value, int path_ok,
 		return 0;
 	config_shown(value, shown, sizeof(shown));
 	if (config_has_control(value) || strchr(value, ' ') != NULL) {
-		config_err(err, errlen, "%s: '%s' must not contain spaces or control characters",
+		util_errorf(err, errlen, "%s: '%s' must not contain spaces or control characters",
 			   key, shown);
 		return -1;
 	}
@@ -469,7 +455,7 @@ static int config_check_url(const char *key, const char *value, int path_ok,
 		if (strncasecmp(value, schemes[i], strlen(schemes[i])) == 0 &&
 		    value[strlen(schemes[i])] != '\0')
 			return 0;
-	config_err(err, errlen, path_ok ?
+	util_errorf(err, errlen, path_ok ?
 		   "%s: '%s' must be an http://, https:// or file:// URL or an absolute path" :
 		   "%s: '%s' must be an http://, https:// or file:// URL", key, shown);
 	return -1;
@@ -482,7 +468,7 @@ static int config_set_string(const struct config_key *k, char *field, const char
 	int rc = 0;
 
 	if (len >= k->size) {
-		config_err(err, errlen, "%s: longer than %zu bytes", k->name, k->size - 1);
+		util_errorf(err, errlen, "%s: longer than %zu bytes", k->name, k->size - 1);
 		return -1;
 	}
 	switch (k->type) {
@@ -549,7 +535,7 @@ int config_set(struct config *cfg, const char *key, const char *value,
 		}
 	}
 	if (k == NULL) {
-		config_err(err, errlen, "unknown key '%s'", config_shown(key, shown, sizeof(shown)));
+		util_errorf(err, errlen, "unknown key '%s'", config_shown(key, shown, sizeof(shown)));
 		return -1;
 	}
 	field = (char *)cfg + k->offset;
@@ -596,14 +582,14 @@ static int config_apply_line(struct config *cfg, char *line, char *err, size_t e
 		return 0;
 	eq = strchr(key, '=');
 	if (eq == NULL) {
-		config_err(err, errlen, "'%s': expected 'key = value'",
+		util_errorf(err, errlen, "'%s': expected 'key = value'",
 			   config_shown(key, shown, sizeof(shown)));
 		return -1;
 	}
 	for (end = eq; end > key && config_is_blank(end[-1]); end--)
 		;
 	if (end == key) {
-		config_err(err, errlen, "expected a key before '='");
+		util_errorf(err, errlen, "expected a key before '='");
 		return -1;
 	}
 	*end = '\0';
@@ -622,21 +608,21 @@ static int config_read_all(const char *path, char **out, size_t *outlen,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		config_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		util_errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		config_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+		util_errorf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		config_err(err, errlen, "%s: is a directory, not a config file", path);
+		util_errorf(err, errlen, "%s: is a directory, not a config file", path);
 		goto fail;
 	}
 	/* One byte more than allowed tells "too large" from "exactly the max". */
 	buf = malloc(CONFIG_FILE_MAX + 2);
 	if (buf == NULL) {
-		config_err(err, errlen, "%s: out of memory", path);
+		util_errorf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	while (len < CONFIG_FILE_MAX + 1) {
@@ -645,7 +631,7 @@ static int config_read_all(const char *path, char **out, size_t *outlen,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			config_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			util_errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -653,7 +639,7 @@ static int config_read_all(const char *path, char **out, size_t *outlen,
 		len += (size_t)n;
 	}
 	if (len > CONFIG_FILE_MAX) {
-		config_err(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+		util_errorf(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
 		goto fail;
 	}
 	buf[len] = '\0';
@@ -680,7 +666,7 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 	/* Work on a copy so a bad file leaves cfg as it was. */
 	tmp = malloc(sizeof(*tmp));
 	if (tmp == NULL) {
-		config_err(err, errlen, "%s: out of memory", path);
+		util_errorf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	memcpy(tmp, cfg, sizeof(*tmp));
@@ -695,17 +681,17 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 		line = buf + off;
 		off += linelen + (nl != NULL ? 1 : 0);
 		if (linelen > CONFIG_LINE_MAX) {
-			config_err(err, errlen, "%s:%u: line longer than %d bytes",
+			util_errorf(err, errlen, "%s:%u: line longer than %d bytes",
 				   path, lineno, CONFIG_LINE_MAX);
 			goto fail;
 		}
 		if (memchr(line, '\0', linelen) != NULL) {
-			config_err(err, errlen, "%s:%u: NUL byte in the line", path, lineno);
+			util_errorf(err, errlen, "%s:%u: NUL byte in the line", path, lineno);
 			goto fail;
 		}
 		line[linelen] = '\0';
 		if (config_apply_line(tmp, line, reason, sizeof(reason)) < 0) {
-			config_err(err, errlen, "%s:%u: %s", path, lineno, reason);
+			util_errorf(err, errlen, "%s:%u: %s", path, lineno, reason);
 			goto fail;
 		}
 	}
@@ -735,7 +721,7 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->timeout_ms > cfg->timeout_max_ms) {
 		config_fmt_ms(cfg->timeout_ms, a, sizeof(a));
 		config_fmt_ms(cfg->timeout_max_ms, b, sizeof(b));
-		config_err(err, errlen,
+		util_errorf(err, errlen,
 			   "timeout (%s seconds) is over timeout_max (%s seconds); "
 			   "lower timeout or raise timeout_max", a, b);
 		return -1;
@@ -743,7 +729,7 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->memory > cfg->memory_max) {
 		config_fmt_size(cfg->memory, a, sizeof(a));
 		config_fmt_size(cfg->memory_max, b, sizeof(b));
-		config_err(err, errlen,
+		util_errorf(err, errlen,
 			   "memory (%s) is over memory_max (%s); lower memory or raise memory_max",
 			   a, b);
 		return -1;
@@ -752,7 +738,7 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	 * and work dirs inside the cache would be served to the sandbox. */
 	if (config_dir_within(cfg->work_root, cfg->deps_cache) ||
 	    config_dir_within(cfg->deps_cache, cfg->work_root)) {
-		config_err(err, errlen,
+		util_errorf(err, errlen,
 			   "work_root (%s) and deps_cache (%s) must be separate directories, "
 			   "neither inside the other", cfg->work_root, cfg->deps_cache);
 		return -1;

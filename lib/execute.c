@@ -236,7 +236,8 @@ static int reply_error(struct reply_sink *sink, struct log_request *log, int sta
 }
 
 /* The environment of SPEC §3, built from nothing. */
-static void build_env(char env[][CONFIG_PATH_MAX + 32], char **envp, const struct workdir *wd)
+static void build_env(char env[][CONFIG_PATH_MAX + 32], char **envp, const struct workdir *wd,
+		      const char *deps_path)
 {
 	int n = 0;
 
@@ -248,6 +249,10 @@ static void build_env(char env[][CONFIG_PATH_MAX + 32], char **envp, const struc
 	snprintf(env[n++], sizeof(env[0]), "PYTHONDONTWRITEBYTECODE=1");
 	snprintf(env[n++], sizeof(env[0]), "MPLBACKEND=Agg");
 	snprintf(env[n++], sizeof(env[0]), "OUTPUT_DIR=%s", wd->work_path);
+	/* The dependency entry: its sitecustomize.py adds its packages with
+	 * site semantics (.pth files), ahead of the system's. */
+	if (deps_path != NULL)
+		snprintf(env[n++], sizeof(env[0]), "PYTHONPATH=%s", deps_path);
 	for (int i = 0; i < n; i++)
 		envp[i] = env[i];
 	envp[n] = NULL;
@@ -263,12 +268,88 @@ static int open_result(void *ctx, const char *name)
 	return collect_open(*(const int *)ctx, name);
 }
 
+/* Finds or installs the request's dependency set. 1 when the entry is held
+ * in use (*word says "cached" or "installed"); 0 when an answer was written
+ * (424 with pip's output, 503, 500); -1 when the client went away. */
+static int acquire_deps(const struct execute_ctx *ctx, const struct execute_request *req,
+			const struct deps_set *set, struct cache_use *use, const char **word,
+			int json, struct reply_sink *sink, struct log_request *log)
+{
+	struct reply_execution rx;
+	enum cache_result r;
+	int64_t t0 = util_now_ns();
+	int out_fd, truncated = 0, evicted = 0, rc;
+
+	out_fd = memfd_create("pyexec-pip", MFD_CLOEXEC);
+	if (out_fd < 0) {
+		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", req->request_id,
+			strerror(errno));
+		return reply_error(sink, log, 500, "internal",
+				   "The server could not prepare the dependency install.",
+				   req->request_id) < 0 ? -1 : 0;
+	}
+	r = cache_acquire(ctx->cache, set, use, out_fd, &truncated, req->conn_fd, ctx->cancel,
+			  &evicted);
+	log->deps_ns = util_now_ns() - t0;
+	metrics_count_deps(ctx->metrics, METRICS_DEPS_EVICTION, (unsigned)evicted);
+	switch (r) {
+	case CACHE_HIT:
+		metrics_count_deps(ctx->metrics, METRICS_DEPS_HIT, 1);
+		*word = "cached";
+		rc = 1;
+		break;
+	case CACHE_INSTALLED:
+		metrics_count_deps(ctx->metrics, METRICS_DEPS_INSTALL, 1);
+		*word = "installed";
+		rc = 1;
+		break;
+	case CACHE_PIP_FAILED:
+		/* The seed's reply shape, with pip's words as stderr. */
+		metrics_count_deps(ctx->metrics, METRICS_DEPS_FAILURE, 1);
+		if (truncated)
+			log_msg(LOG_LEVEL_WARN, "request %s: pip's output was cut at max_output",
+				req->request_id);
+		memset(&rx, 0, sizeof(rx));
+		rx.status = 424;
+		rx.exec_status = "dependency_error";
+		rx.run = NULL;
+		rx.request_id = req->request_id;
+		rx.dependencies = "none";
+		rx.stdout_fd = -1;
+		rx.stderr_fd = out_fd;
+		rx.json = json;
+		log->status = 424;
+		log->error = "dependency_error";
+		rc = reply_write_execution(sink, &rx) < 0 ? -1 : 0;
+		break;
+	case CACHE_UNUSABLE:
+		rc = reply_error(sink, log, 503, "dependencies_unavailable", ctx->cache->why,
+				 req->request_id) < 0 ? -1 : 0;
+		break;
+	case CACHE_CANCELLED:
+		log->status = 499;
+		log->error = "client_gone";
+		rc = -1;
+		break;
+	default:
+		rc = reply_error(sink, log, 500, "internal",
+				 "The server could not install the dependencies; its log says why.",
+				 req->request_id) < 0 ? -1 : 0;
+		break;
+	}
+	close(out_fd);
+	return rc;
+}
+
 int execute_handle(const struct execute_ctx *ctx, const struct execute_request *req,
 		   struct reply_sink *sink, struct log_request *log)
 {
 	const struct config *cfg = ctx->cfg;
 	struct query_limits qlim = { cfg->timeout_max_ms, cfg->memory_max };
 	struct query_params *q = NULL;
+	struct deps_set *set = NULL;
+	struct cache_use use = { .lock_fd = -1 };
+	const char *deps = "none";
 	struct multipart_parser *mp = NULL;
 	struct multipart_limits mlim;
 	struct workdir wd;
@@ -285,7 +366,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	char *envp[ENV_MAX + 1];
 	char *argv[6];
 	const char *why;
-	int is_415 = 0, have_wd = 0, rc = 0, stdout_fd = -1, stderr_fd = -1;
+	int is_415 = 0, have_wd = 0, rc = 0, stdout_fd = -1, stderr_fd = -1, json = 0;
 	uint64_t received = 0;
 	int64_t t0, t1;
 	ssize_t r;
@@ -298,10 +379,11 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 
 	/* Everything that can be refused is refused before the body is read. */
 	q = calloc(1, sizeof(*q));
+	set = calloc(1, sizeof(*set));
 	mp = malloc(sizeof(*mp));
 	buf = malloc(EXECUTE_READ_CHUNK);
 	u.snap = collect_snapshot_new();
-	if (q == NULL || mp == NULL || buf == NULL || u.snap == NULL) {
+	if (q == NULL || set == NULL || mp == NULL || buf == NULL || u.snap == NULL) {
 		rc = reply_error(sink, log, 500, "internal", "The server is out of memory.",
 				 req->request_id);
 		goto out;
@@ -311,13 +393,10 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		rc = reply_error(sink, log, 400, "bad_parameter", detail, req->request_id);
 		goto out;
 	}
-	if (q->has_dependencies && strspn(q->dependencies, " \t,") != strlen(q->dependencies)) {
-		/* The dependency installer is the next layer of the pipeline. */
+	if (q->has_dependencies &&
+	    deps_parse(q->dependencies, cfg->max_dependencies, set, detail, sizeof(detail)) < 0) {
 		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		rc = reply_error(sink, log, 501, "dependencies_unsupported",
-				 "This pyexec build cannot install dependencies yet; "
-				 "send the request without the dependencies parameter.",
-				 req->request_id);
+		rc = reply_error(sink, log, 400, "bad_dependency", detail, req->request_id);
 		goto out;
 	}
 	if (multipart_boundary_from_content_type(req->content_type, boundary, &why,
@@ -428,6 +507,16 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		goto out;
 	}
 
+	json = q->json || (req->accept != NULL && strstr(req->accept, "application/json") != NULL);
+
+	/* The dependencies, after the upload: a refused body installs nothing. */
+	if (set->n > 0) {
+		rc = acquire_deps(ctx, req, set, &use, &deps, json, sink, log);
+		if (rc <= 0)
+			goto out;
+		rc = 0;
+	}
+
 	/* The run. */
 	/* Captured output lives in memory files: bounded by max_output, and
 	 * no file system metadata work on the request's hot path. */
@@ -442,7 +531,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 				 "The server could not prepare the run.", req->request_id);
 		goto out;
 	}
-	build_env(env, envp, &wd);
+	build_env(env, envp, &wd, use.lock_fd >= 0 ? use.path : NULL);
 	argv[0] = (char *)cfg->python;
 	argv[1] = "-s";
 	argv[2] = "-B";
@@ -465,7 +554,8 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	spec.lim.nofile = cfg->max_open_files;
 	spec.cancel = ctx->cancel;
 	spec.watch_fd = req->conn_fd;
-	log->deps_ns = 0;
+	if (set->n == 0)
+		log->deps_ns = 0;
 	t1 = util_now_ns();
 	if (run_program(&spec, ctx->spawner, &res) < 0) {
 		rc = reply_error(sink, log, 500, "internal",
@@ -473,6 +563,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		goto out;
 	}
 	log->run_ns = util_now_ns() - t1;
+	cache_release(&use);
 	log->exec_status = run_status_name(res.status);
 	if (res.cancelled) {
 		log_msg(LOG_LEVEL_WARN, "request %s: the client went away; the run was stopped",
@@ -496,7 +587,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	rx.exec_status = run_status_name(res.status);
 	rx.run = &res;
 	rx.request_id = req->request_id;
-	rx.dependencies = "none";
+	rx.dependencies = deps;
 	rx.stdout_fd = stdout_fd;
 	rx.stderr_fd = stderr_fd;
 	rx.files = &files;
@@ -505,7 +596,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	rx.typer_ctx = ctx->mime;
 	rx.open_file = open_result;
 	rx.open_ctx = &wd.work_fd;
-	rx.json = q->json || (req->accept != NULL && strstr(req->accept, "application/json") != NULL);
+	rx.json = json;
 	log->status = 200;
 	t1 = util_now_ns();
 	rc = reply_write_execution(sink, &rx);
@@ -522,11 +613,13 @@ out:
 	if (stderr_fd >= 0)
 		close(stderr_fd);
 	collect_result_free(&files);
+	cache_release(&use);
 	if (have_wd)
 		workdir_remove(&wd);
 	collect_snapshot_free(u.snap);
 	free(buf);
 	free(mp);
+	free(set);
 	free(q);
 	return rc;
 }

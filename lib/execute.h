@@ -9,8 +9,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cache.h"
+#include "cache.h"
 #include "conf.h"
+#include "deps.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "reply.h"
 #include "run.h"
@@ -24,6 +28,8 @@ struct execute_ctx {
 	struct mime *mime;                  /* loaded once per worker */
 	const struct run_spawner *spawner;  /* NULL = run_spawner_rlimits */
 	volatile sig_atomic_t *cancel;      /* set when the client is gone */
+	struct cache *cache;                /* the dependency cache */
+	struct metrics *metrics;            /* NULL: not counted */
 };
 
 /* One request, as the web server described it. Strings may be NULL. */

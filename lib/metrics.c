@@ -23,6 +23,7 @@ struct metrics {
 	uint64_t runs[NSTATUSES];
 	uint64_t run_bucket[NBUCKETS + 1];        /* last: +Inf */
 	uint64_t run_micros;                      /* sum of wall time, µs */
+	uint64_t deps[METRICS_DEPS_N];
 	int64_t busy;
 };
 
@@ -81,6 +82,12 @@ void metrics_count_run(struct metrics *m, const char *exec_status, double wall_s
 		b++;
 	add(&m->run_bucket[b], 1);
 	add(&m->run_micros, wall_seconds > 0 ? (uint64_t)(wall_seconds * 1e6) : 0);
+}
+
+void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n)
+{
+	if (m != NULL && what < METRICS_DEPS_N)
+		add(&m->deps[what], n);
 }
 
 void metrics_busy(struct metrics *m, int delta)
@@ -156,6 +163,15 @@ int metrics_render(const struct metrics *m, unsigned workers, const char *sandbo
 	}
 	put(&o, "pyexec_run_seconds_sum %.6f\npyexec_run_seconds_count %llu\n",
 	    (double)get(&m->run_micros) / 1e6, (unsigned long long)cum);
+	put(&o, "# HELP pyexec_dependency_cache_total Dependency cache events: hits, installs, "
+		"failed installs, evictions.\n"
+		"# TYPE pyexec_dependency_cache_total counter\n");
+	for (int i = 0; i < METRICS_DEPS_N; i++) {
+		static const char *const names[METRICS_DEPS_N] = { "hit", "install", "failure",
+								   "eviction" };
+		put(&o, "pyexec_dependency_cache_total{event=\"%s\"} %llu\n", names[i],
+		    (unsigned long long)get(&m->deps[i]));
+	}
 	busy = __atomic_load_n(&m->busy, __ATOMIC_RELAXED);
 	put(&o, "# HELP pyexec_workers Workers running (each handles one request at a time).\n"
 		"# TYPE pyexec_workers gauge\n"

@@ -19,6 +19,10 @@ void metrics_destroy(struct metrics *m);
 void metrics_count_request(struct metrics *m, const char *route, int status);
 /* Counts a run by X-Execution-Status, with its wall seconds. */
 void metrics_count_run(struct metrics *m, const char *exec_status, double wall_seconds);
+/* Dependency cache events. */
+enum metrics_deps { METRICS_DEPS_HIT, METRICS_DEPS_INSTALL, METRICS_DEPS_FAILURE,
+		    METRICS_DEPS_EVICTION, METRICS_DEPS_N };
+void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n);
 /* A worker starts (+1) or ends (-1) handling a request. */
 void metrics_busy(struct metrics *m, int delta);
 

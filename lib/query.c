@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "query.h"
+#include "util.h"
 
 #define QUERY_SHOWN_MAX 64        /* bytes of client text quoted in an error */
 #define QUERY_MEMORY_MIN_MIB 16   /* below this the interpreter does not start */
@@ -16,20 +17,6 @@ enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_COUNT };
 static const char *const query_key_names[QK_COUNT] = {
 	"dependencies", "timeout", "memory", "format"
 };
-
-static void query_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void query_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Client bytes go into an error the client reads and the server logs: only
  * printable ASCII, and only the start of something long. */
@@ -108,17 +95,17 @@ static int query_timeout(const char *v, size_t len, const struct query_limits *l
 
 	query_shown(v, len, shown, sizeof(shown));
 	if (len == 0) {
-		query_err(err, errlen, "timeout: empty; give a number of seconds");
+		util_errorf(err, errlen, "timeout: empty; give a number of seconds");
 		return -1;
 	}
 	if (whole > 0 && v[whole] == '.')
 		decimals = strspn(v + whole + 1, "0123456789");
 	if (whole == 0 || whole + (decimals > 0 ? decimals + 1 : 0) != len) {
-		query_err(err, errlen, "timeout: '%s' is not a number of seconds", shown);
+		util_errorf(err, errlen, "timeout: '%s' is not a number of seconds", shown);
 		return -1;
 	}
 	if (decimals > 3) {
-		query_err(err, errlen, "timeout: '%s' has more than 3 decimals", shown);
+		util_errorf(err, errlen, "timeout: '%s' has more than 3 decimals", shown);
 		return -1;
 	}
 	query_fmt_seconds(lim->timeout_max_ms, max, sizeof(max));
@@ -131,11 +118,11 @@ static int query_timeout(const char *v, size_t len, const struct query_limits *l
 		ms += (i < decimals ? (uint64_t)(v[whole + 1 + i] - '0') : 0) *
 		      (i == 0 ? 100 : i == 1 ? 10 : 1);
 	if (ms > lim->timeout_max_ms) {
-		query_err(err, errlen, "timeout: %s is over the maximum of %s seconds", shown, max);
+		util_errorf(err, errlen, "timeout: %s is over the maximum of %s seconds", shown, max);
 		return -1;
 	}
 	if (ms == 0) {
-		query_err(err, errlen, "timeout: must be more than 0 seconds");
+		util_errorf(err, errlen, "timeout: must be more than 0 seconds");
 		return -1;
 	}
 	out->has_timeout = 1;
@@ -152,22 +139,22 @@ static int query_memory(const char *v, size_t len, const struct query_limits *li
 
 	query_shown(v, len, shown, sizeof(shown));
 	if (len == 0) {
-		query_err(err, errlen, "memory: empty; give a whole number of MiB");
+		util_errorf(err, errlen, "memory: empty; give a whole number of MiB");
 		return -1;
 	}
 	if (digits != len) {
-		query_err(err, errlen, "memory: '%s' is not a whole number of MiB", shown);
+		util_errorf(err, errlen, "memory: '%s' is not a whole number of MiB", shown);
 		return -1;
 	}
 	for (size_t i = 0; i < len && mib <= max_mib; i++)
 		mib = mib * 10 + (uint64_t)(v[i] - '0');
 	if (mib > max_mib) {
-		query_err(err, errlen, "memory: %s MiB is over the maximum of %llu MiB",
+		util_errorf(err, errlen, "memory: %s MiB is over the maximum of %llu MiB",
 			  shown, (unsigned long long)max_mib);
 		return -1;
 	}
 	if (mib < QUERY_MEMORY_MIN_MIB) {
-		query_err(err, errlen, "memory: %s MiB is under the minimum of %d MiB",
+		util_errorf(err, errlen, "memory: %s MiB is under the minimum of %d MiB",
 			  shown, QUERY_MEMORY_MIN_MIB);
 		return -1;
 	}
@@ -183,7 +170,7 @@ static int query_value(enum query_key key, const char *v, size_t len,
 	switch (key) {
 	case QK_DEPENDENCIES:
 		if (len > QUERY_DEPENDENCIES_MAX) {
-			query_err(err, errlen, "dependencies: longer than %d bytes",
+			util_errorf(err, errlen, "dependencies: longer than %d bytes",
 				  QUERY_DEPENDENCIES_MAX);
 			return -1;
 		}
@@ -203,7 +190,7 @@ static int query_value(enum query_key key, const char *v, size_t len,
 			out->json = 0;
 			return 0;
 		}
-		query_err(err, errlen, "format: must be 'json' or 'multipart'");
+		util_errorf(err, errlen, "format: must be 'json' or 'multipart'");
 		return -1;
 	default:
 		return -1;
@@ -224,7 +211,7 @@ int query_parse(const char *qs, const struct query_limits *lim,
 		return 0;
 	qslen = strnlen(qs, QUERY_MAX + 1);
 	if (qslen > QUERY_MAX) {
-		query_err(err, errlen, "the query string is longer than %d bytes", QUERY_MAX);
+		util_errorf(err, errlen, "the query string is longer than %d bytes", QUERY_MAX);
 		return -1;
 	}
 	for (p = qs, end = qs + qslen; p < end;) {
@@ -241,7 +228,7 @@ int query_parse(const char *qs, const struct query_limits *lim,
 			goto next;
 		n = query_decode(p, (size_t)(key_end - p), buf);
 		if (n < 0) {
-			query_err(err, errlen,
+			util_errorf(err, errlen,
 				  "query parameter '%s': bad percent escape or NUL byte in its name",
 				  query_shown(p, (size_t)(key_end - p), shown, sizeof(shown)));
 			return -1;
@@ -250,17 +237,17 @@ int query_parse(const char *qs, const struct query_limits *lim,
 			if (strcmp(buf, query_key_names[k]) == 0)
 				key = (enum query_key)k;
 		if (key == QK_COUNT) {
-			query_err(err, errlen, "unknown query parameter '%s'",
+			util_errorf(err, errlen, "unknown query parameter '%s'",
 				  query_shown(buf, (size_t)n, shown, sizeof(shown)));
 			return -1;
 		}
 		if (seen[key]++) {
-			query_err(err, errlen, "%s: given twice", query_key_names[key]);
+			util_errorf(err, errlen, "%s: given twice", query_key_names[key]);
 			return -1;
 		}
 		n = query_decode(val, (size_t)(seg_end - val), buf);
 		if (n < 0) {
-			query_err(err, errlen, "%s: bad percent escape or NUL byte in the value",
+			util_errorf(err, errlen, "%s: bad percent escape or NUL byte in the value",
 				  query_key_names[key]);
 			return -1;
 		}

@@ -32,6 +32,11 @@ int util_parse_seconds_ms(const char *s, uint64_t max_ms, uint64_t *out_ms);
 int util_set_cloexec(int fd);
 int util_set_nonblock(int fd);
 
+/* vsnprintf into err (errlen bytes) when err is not NULL: the one way the
+ * modules fill their error sentences. */
+void util_errorf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Copies len bytes of client text into out (outlen bytes, NUL-ended) for a
  * log line or an error detail: printable ASCII is kept except '"' and '\\',
  * which, like every other byte, become "\\xNN"; cut with "..." when long. */

@@ -59,6 +59,23 @@ START_TEST(histogram_is_cumulative)
 }
 END_TEST
 
+START_TEST(counts_dependency_events)
+{
+	struct metrics *m = metrics_create();
+
+	metrics_count_deps(m, METRICS_DEPS_HIT, 1);
+	metrics_count_deps(m, METRICS_DEPS_HIT, 1);
+	metrics_count_deps(m, METRICS_DEPS_INSTALL, 1);
+	metrics_count_deps(m, METRICS_DEPS_EVICTION, 3);
+	render(m);
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"hit\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"install\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"failure\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"eviction\"} 3\n"));
+	metrics_destroy(m);
+}
+END_TEST
+
 /* Counters made before fork are shared by every process after it. */
 START_TEST(shared_across_fork)
 {
@@ -106,6 +123,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, counts_requests_by_route_and_code);
 	tcase_add_test(tc, histogram_is_cumulative);
 	tcase_add_test(tc, shared_across_fork);
+	tcase_add_test(tc, counts_dependency_events);
 	tcase_add_test(tc, too_small_buffer_fails);
 	suite_add_tcase(s, tc);
 	return s;

@@ -910,6 +910,30 @@ class E2ETestCase(unittest.TestCase):
         if problems:
             self.fail("after the test:\n" + "\n".join(problems))
 
+    def start_fails(self, args, conf=None):
+        """Starts pyexec-fcgi with args (and conf as its file), expects it to
+        refuse to start; returns (its output, the config path it was given)."""
+        d = tempfile.mkdtemp(prefix="pyexec-e2e-bad-")
+        try:
+            c = os.path.join(d, "pyexec.conf")
+            with open(c, "w") as f:
+                f.write(conf or "")
+            argv = [pyexec_path(), "-c", c, "-l", "unix:" + os.path.join(d, "s.sock"),
+                    "-o", "work_root=" + os.path.join(d, "work"),
+                    "-o", "deps_cache=" + os.path.join(d, "deps")] + list(args)
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
+            try:
+                out, _ = p.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+                self.fail("%r started instead of failing" % (args,))
+            self.assertNotEqual(p.returncode, 0)
+            return out.decode("utf-8", "replace"), c
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     # assertions on replies
     def assertStatus(self, reply, status):
         if reply.status != status:

@@ -3,12 +3,10 @@ privileges, graceful stop, a crashed worker, a long run of requests."""
 
 import os
 import pwd
-import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -250,27 +248,6 @@ class Process(harness.E2ETestCase):
 class StartupErrors(harness.E2ETestCase):
     """Bad configuration stops start-up with a message that names it."""
 
-    def start_fails(self, args, conf=None):
-        d = tempfile.mkdtemp(prefix="pyexec-e2e-bad-")
-        try:
-            c = os.path.join(d, "pyexec.conf")
-            with open(c, "w") as f:
-                f.write(conf or "")
-            argv = [harness.pyexec_path(), "-c", c, "-l", "unix:" + os.path.join(d, "s.sock"),
-                    "-o", "work_root=" + os.path.join(d, "work"),
-                    "-o", "deps_cache=" + os.path.join(d, "deps")] + args
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
-            try:
-                out, _ = p.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.communicate()
-                self.fail("%r started instead of failing" % (args,))
-            self.assertNotEqual(p.returncode, 0)
-            return out.decode("utf-8", "replace"), c
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
 
     def test_bad_option_value(self):
         out, _ = self.start_fails(["-o", "timeout=soon"])

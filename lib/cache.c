@@ -1,0 +1,632 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "log.h"
+#include "run.h"
+#include "util.h"
+#include "workdir.h"
+
+#define LOCK_POLL_MS 20             /* between tries of a busy lock */
+#define PROBE_TIMEOUT_MS 30000      /* the interpreter's identity at start */
+#define PIP_NOFILE 1024
+#define PIP_ARGS_FIXED 24           /* argv slots besides the requirements */
+
+/* What makes the key of a set change besides the set itself. */
+static const char probe_source[] =
+	"import sys, platform, importlib.metadata as m\n"
+	"print(sys.version.replace('\\n', ' '))\n"
+	"print(sys.implementation.cache_tag, platform.machine())\n"
+	"print('pip', m.version('pip'))\n";
+
+/* Puts an entry's site/ on the import path with site semantics (.pth files
+ * run), ahead of the system's packages, so a pinned version wins. Imported
+ * by Python at start because the entry is on PYTHONPATH. */
+static const char sitecustomize_source[] =
+	"# pyexec: this dependency set, on the import path with site semantics.\n"
+	"import os as _os, site as _site, sys as _sys\n"
+	"_before = list(_sys.path)\n"
+	"_site.addsitedir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), 'site'))\n"
+	"_sys.path[:] = [_p for _p in _sys.path if _p not in _before] + _before\n"
+	"del _os, _site, _sys, _before\n";
+
+static int path_in(char *out, size_t len, const char *root, const char *a, const char *b)
+{
+	int n;
+
+	if (b != NULL)
+		n = snprintf(out, len, "%s/%s/%s", root, a, b);
+	else
+		n = snprintf(out, len, "%s/%s", root, a);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int mkdir_in(const char *root, const char *name)
+{
+	char p[PATH_MAX];
+
+	if (path_in(p, sizeof(p), root, name, NULL) < 0)
+		return -1;
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Reads at most len-1 bytes of fd from offset 0 into buf, NUL-ended. */
+static void read_fd(int fd, char *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+static void first_line(char *s)
+{
+	s[strcspn(s, "\n")] = '\0';
+}
+
+/* A run of the interpreter for the cache's own work: no stdin, nothing
+ * watched, output to the given fds, a wall limit; the caller adds more. */
+static void python_spec(struct run_spec *spec, const struct config *cfg, char **argv,
+			char **envp, const char *cwd, int out_fd, int err_fd,
+			uint64_t wall_ms, uint64_t max_output)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->path = cfg->python;
+	spec->argv = argv;
+	spec->envp = envp;
+	spec->cwd = cwd;
+	spec->stdin_fd = -1;
+	spec->watch_fd = -1;
+	spec->stdout_fd = out_fd;
+	spec->stderr_fd = err_fd;
+	spec->lim.wall_ms = wall_ms;
+	spec->lim.max_output = max_output;
+}
+
+int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errlen)
+{
+	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home" };
+	char out[1024], errout[1024], stage[PATH_MAX];
+	char *argv[] = { (char *)cfg->python, "-s", "-c", (char *)probe_source, NULL };
+	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+	struct run_spec spec;
+	struct run_result res;
+	int ofd = -1, efd = -1, n;
+	DIR *d;
+	struct dirent *de;
+
+	memset(c, 0, sizeof(*c));
+	c->cfg = cfg;
+	if (mkdir(cfg->deps_cache, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "deps_cache %s: %s", cfg->deps_cache, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (mkdir_in(cfg->deps_cache, dirs[i]) < 0) {
+			snprintf(err, errlen, "deps_cache %s/%s: %s", cfg->deps_cache, dirs[i],
+				 strerror(errno));
+			return -1;
+		}
+	}
+	/* Installs that were under way when pyexec last stopped. */
+	if (path_in(stage, sizeof(stage), cfg->deps_cache, ".staging", NULL) == 0 &&
+	    (d = opendir(stage)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				(void)workdir_rmtree_at(dirfd(d), de->d_name);
+		closedir(d);
+	}
+
+	ofd = memfd_create("pyexec-probe-out", MFD_CLOEXEC);
+	efd = memfd_create("pyexec-probe-err", MFD_CLOEXEC);
+	if (ofd < 0 || efd < 0) {
+		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+		goto fail;
+	}
+	python_spec(&spec, cfg, argv, envp, "/", ofd, efd, PROBE_TIMEOUT_MS, sizeof(out) - 1);
+	if (run_program(&spec, NULL, &res) < 0) {
+		snprintf(err, errlen, "cannot run %s to learn its version: %s", cfg->python,
+			 strerror(errno));
+		goto fail;
+	}
+	read_fd(ofd, out, sizeof(out));
+	if (res.status != RUN_OK) {
+		read_fd(efd, errout, sizeof(errout));
+		/* The last line of a traceback says what is missing. */
+		char *last = errout + strlen(errout);
+		while (last > errout && last[-1] == '\n')
+			*--last = '\0';
+		while (last > errout && last[-1] != '\n')
+			last--;
+		snprintf(c->why, sizeof(c->why),
+			 "pip is not available for %s (%s); install it (apt-get install python3-pip) "
+			 "to serve requests with dependencies", cfg->python,
+			 *last ? last : "no output");
+		c->usable = 0;
+		log_msg(LOG_LEVEL_WARN, "dependencies: %s", c->why);
+	} else {
+		c->usable = 1;
+	}
+	n = snprintf(c->salt, sizeof(c->salt),
+		     "pyexec-deps-1\npython=%s\n%sonly_binary=%d\nindex=%s\nextra_index=%s\n"
+		     "find_links=%s\n",
+		     cfg->python, out, cfg->pip_only_binary, cfg->pip_index_url,
+		     cfg->pip_extra_index_url, cfg->pip_find_links);
+	if (n < 0 || (size_t)n >= sizeof(c->salt)) {
+		snprintf(err, errlen, "the interpreter's identity is too long");
+		goto fail;
+	}
+	if (c->usable) {
+		first_line(out);
+		log_msg(LOG_LEVEL_INFO, "dependencies: cache %s, python %s", cfg->deps_cache, out);
+	}
+	close(ofd);
+	close(efd);
+	return 0;
+fail:
+	if (ofd >= 0)
+		close(ofd);
+	if (efd >= 0)
+		close(efd);
+	return -1;
+}
+
+/* flock with a deadline, giving up when the client goes away. */
+static int lock_wait(int fd, int op, const struct config *cfg, int watch_fd,
+		     volatile sig_atomic_t *cancel)
+{
+	int64_t deadline = util_now_ns() +
+		((int64_t)cfg->pip_timeout_ms + CACHE_WAIT_EXTRA_MS) * 1000000;
+
+	for (;;) {
+		struct pollfd pfd = { watch_fd, POLLRDHUP, 0 };
+
+		if (flock(fd, op | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (cancel != NULL && *cancel) {
+			errno = ECANCELED;
+			return -1;
+		}
+		if (util_now_ns() >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (poll(&pfd, watch_fd >= 0 ? 1 : 0, LOCK_POLL_MS) > 0 &&
+		    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+			errno = ECANCELED;
+			return -1;
+		}
+	}
+}
+
+static int entry_exists(const struct config *cfg, const char *key)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	return path_in(p, sizeof(p), cfg->deps_cache, key, NULL) == 0 &&
+	       lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The entry was used now: its size file's mtime orders eviction. */
+static void touch_entry(const struct config *cfg, const char *key)
+{
+	char p[PATH_MAX];
+
+	if (path_in(p, sizeof(p), cfg->deps_cache, ".sizes", key) == 0)
+		(void)utimensat(AT_FDCWD, p, NULL, AT_SYMLINK_NOFOLLOW);
+}
+
+/* nftw walks: one install at a time per process, so a static total is fine. */
+static uint64_t walk_total;
+
+static int walk_size(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)path;
+	(void)type;
+	(void)f;
+	walk_total += (uint64_t)st->st_blocks * 512;
+	return 0;
+}
+
+static int walk_readonly(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	/* The top stays writable until it is renamed into place: moving a
+	 * directory to another parent rewrites its "..". */
+	if (type == FTW_SL || type == FTW_SLN || f->level == 0)
+		return 0;
+	/* Read-only for everyone, the owner included: the sandbox reads it. */
+	if (chmod(path, st->st_mode & 07555) < 0)
+		return -1;
+	return 0;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = util_write_all(fd, text, strlen(text));
+	if (close(fd) < 0)
+		rc = -1;
+	return rc;
+}
+
+/* Removes a directory anywhere under the cache. */
+static void remove_path(const char *path)
+{
+	char parent[PATH_MAX], *slash;
+	int dfd;
+
+	if (strlen(path) >= sizeof(parent))
+		return;
+	strcpy(parent, path);
+	slash = strrchr(parent, '/');
+	if (slash == NULL)
+		return;
+	*slash = '\0';
+	dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	if (workdir_rmtree_at(dfd, slash + 1) < 0)
+		log_msg(LOG_LEVEL_ERROR, "cannot remove %s: %s", path, strerror(errno));
+	close(dfd);
+}
+
+/* Byte-compiles one file with the configured interpreter. 0 or -1. */
+static int compile_file(const struct config *cfg, const char *cwd, const char *path)
+{
+	char *argv[] = { (char *)cfg->python, "-s", "-m", "py_compile", (char *)path, NULL };
+	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+	struct run_spec spec;
+	struct run_result res;
+	int fd = memfd_create("pyexec-compile", MFD_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	python_spec(&spec, cfg, argv, envp, cwd, fd, fd, PROBE_TIMEOUT_MS, 4096);
+	rc = run_program(&spec, NULL, &res) == 0 && res.status == RUN_OK ? 0 : -1;
+	close(fd);
+	return rc;
+}
+
+/* Runs pip into a staging directory and renames it into place. */
+static enum cache_result install(struct cache *c, const struct deps_set *set, const char *key,
+				 int out_fd, int *truncated, int watch_fd,
+				 volatile sig_atomic_t *cancel)
+{
+	const struct config *cfg = c->cfg;
+	char stage[PATH_MAX], site[PATH_MAX], entry[PATH_MAX], file[PATH_MAX], rnd[9];
+	char home[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 32], index[CONFIG_PATH_MAX + 16];
+	char extra[CONFIG_PATH_MAX + 24], links[CONFIG_PATH_MAX + 16], size[32];
+	char *envp[6], **argv;
+	struct run_spec spec;
+	struct run_result res;
+	enum cache_result rc = CACHE_ERROR;
+	int n = 0;
+
+	argv = calloc(PIP_ARGS_FIXED + set->n + 1, sizeof(*argv));
+	if (argv == NULL)
+		return CACHE_ERROR;
+	if (util_random_hex(rnd, 4) < 0 ||
+	    snprintf(stage, sizeof(stage), "%s/.staging/%s.%s", cfg->deps_cache, key, rnd) >=
+		    (int)sizeof(stage) ||
+	    path_in(site, sizeof(site), stage, "site", NULL) < 0 ||
+	    path_in(entry, sizeof(entry), cfg->deps_cache, key, NULL) < 0) {
+		free(argv);
+		return CACHE_ERROR;
+	}
+	if (mkdir(stage, 0700) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "dependencies: mkdir %s: %s", stage, strerror(errno));
+		free(argv);
+		return CACHE_ERROR;
+	}
+	snprintf(home, sizeof(home), "HOME=%s/.home", cfg->deps_cache);
+	snprintf(tmp, sizeof(tmp), "TMPDIR=%s/.home", cfg->deps_cache);
+	envp[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	envp[1] = "LANG=C.UTF-8";
+	envp[2] = home;
+	envp[3] = tmp;
+	envp[4] = NULL;
+
+	/* No shell, no option from the client: every requirement was
+	 * validated by deps_parse and comes after "--". */
+	argv[n++] = (char *)cfg->python;
+	argv[n++] = "-s";
+	argv[n++] = "-m";
+	argv[n++] = "pip";
+	argv[n++] = "install";
+	argv[n++] = "--isolated";
+	argv[n++] = "--no-input";
+	argv[n++] = "--disable-pip-version-check";
+	argv[n++] = "--no-cache-dir";
+	argv[n++] = "--no-color";
+	argv[n++] = "--progress-bar=off";
+	argv[n++] = "--target";
+	argv[n++] = site;
+	if (cfg->pip_only_binary)
+		argv[n++] = "--only-binary=:all:";
+	if (cfg->pip_index_url[0]) {
+		snprintf(index, sizeof(index), "--index-url=%s", cfg->pip_index_url);
+		argv[n++] = index;
+	}
+	if (cfg->pip_extra_index_url[0]) {
+		snprintf(extra, sizeof(extra), "--extra-index-url=%s", cfg->pip_extra_index_url);
+		argv[n++] = extra;
+	}
+	if (cfg->pip_find_links[0]) {
+		snprintf(links, sizeof(links), "--find-links=%s", cfg->pip_find_links);
+		argv[n++] = links;
+	}
+	argv[n++] = "--";
+	for (unsigned i = 0; i < set->n; i++)
+		argv[n++] = (char *)set->req[i];
+	argv[n] = NULL;
+
+	python_spec(&spec, cfg, argv, envp, stage, out_fd, out_fd, cfg->pip_timeout_ms,
+		    cfg->max_output);
+	spec.watch_fd = watch_fd;
+	spec.cancel = cancel;
+	spec.lim.memory = cfg->memory_max;
+	spec.lim.nproc = cfg->max_processes;
+	spec.lim.nofile = PIP_NOFILE;
+	log_msg(LOG_LEVEL_INFO, "dependencies: installing %s with pip (%u requirements)", key,
+		set->n);
+	if (run_program(&spec, NULL, &res) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "dependencies: cannot run pip: %s", strerror(errno));
+		goto out;
+	}
+	*truncated = res.stdout_truncated || res.stderr_truncated;
+	if (res.status != RUN_OK) {
+		char line[256];
+
+		if (res.status == RUN_TIMEOUT)
+			snprintf(line, sizeof(line),
+				 "pyexec: pip did not finish within pip_timeout; the install was stopped\n");
+		else
+			snprintf(line, sizeof(line), "pyexec: pip failed (%s %d); nothing was installed\n",
+				 res.signal ? "signal" : "exit status",
+				 res.signal ? res.signal : res.exit_code);
+		(void)util_write_all(out_fd, line, strlen(line));
+		log_msg(LOG_LEVEL_WARN, "dependencies: install of %s failed: %s", key, line);
+		rc = res.cancelled ? CACHE_CANCELLED : CACHE_PIP_FAILED;
+		goto out;
+	}
+	if (path_in(file, sizeof(file), stage, "sitecustomize.py", NULL) < 0 ||
+	    write_file(file, sitecustomize_source) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "dependencies: writing %s: %s", file, strerror(errno));
+		goto out;
+	}
+	/* Compiled now, while the entry is writable: every run imports it, and
+	 * a read-only entry would otherwise have it compiled at every start. */
+	if (compile_file(cfg, stage, file) < 0)
+		log_msg(LOG_LEVEL_WARN, "dependencies: cannot precompile %s", file);
+	walk_total = 0;
+	if (nftw(stage, walk_size, 16, FTW_PHYS) != 0 ||
+	    nftw(stage, walk_readonly, 16, FTW_PHYS) != 0) {
+		log_msg(LOG_LEVEL_ERROR, "dependencies: preparing %s: %s", stage, strerror(errno));
+		goto out;
+	}
+	if (rename(stage, entry) < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY) {
+			/* Someone else's install finished first: theirs is as good. */
+			rc = CACHE_INSTALLED;
+		} else {
+			log_msg(LOG_LEVEL_ERROR, "dependencies: rename %s: %s", stage, strerror(errno));
+		}
+		goto out;
+	}
+	if (chmod(entry, 0555) < 0)
+		log_msg(LOG_LEVEL_ERROR, "dependencies: chmod %s: %s", entry, strerror(errno));
+	snprintf(size, sizeof(size), "%llu\n", (unsigned long long)walk_total);
+	if (path_in(file, sizeof(file), cfg->deps_cache, ".sizes", key) < 0 ||
+	    write_file(file, size) < 0)
+		log_msg(LOG_LEVEL_ERROR, "dependencies: writing %s: %s", file, strerror(errno));
+	free(argv);
+	return CACHE_INSTALLED;
+out:
+	remove_path(stage);
+	free(argv);
+	return rc;
+}
+
+enum cache_result cache_acquire(struct cache *c, const struct deps_set *set,
+				struct cache_use *use, int out_fd, int *truncated,
+				int watch_fd, volatile sig_atomic_t *cancel, int *evicted)
+{
+	const struct config *cfg = c->cfg;
+	char lockpath[PATH_MAX];
+	enum cache_result r;
+	int fd, n;
+
+	memset(use, 0, sizeof(*use));
+	use->lock_fd = -1;
+	*truncated = 0;
+	*evicted = 0;
+	if (!c->usable)
+		return CACHE_UNUSABLE;
+	deps_key(set, c->salt, use->key);
+	if (path_in(lockpath, sizeof(lockpath), cfg->deps_cache, ".locks", use->key) < 0 ||
+	    path_in(use->path, sizeof(use->path), cfg->deps_cache, use->key, NULL) < 0)
+		return CACHE_ERROR;
+	fd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_msg(LOG_LEVEL_ERROR, "dependencies: %s: %s", lockpath, strerror(errno));
+		return CACHE_ERROR;
+	}
+	/* Eviction takes the lock exclusively: between the two lock steps the
+	 * entry can come and go, so a few rounds may be needed. */
+	for (int round = 0; round < 3; round++) {
+		if (lock_wait(fd, LOCK_SH, cfg, watch_fd, cancel) < 0)
+			goto fail;
+		if (entry_exists(cfg, use->key)) {
+			touch_entry(cfg, use->key);
+			use->lock_fd = fd;
+			return CACHE_HIT;
+		}
+		if (lock_wait(fd, LOCK_EX, cfg, watch_fd, cancel) < 0)
+			goto fail;
+		if (!entry_exists(cfg, use->key)) {
+			r = install(c, set, use->key, out_fd, truncated, watch_fd, cancel);
+			if (r != CACHE_INSTALLED) {
+				close(fd);
+				return r;
+			}
+			if (flock(fd, LOCK_SH) < 0)
+				goto fail;
+			use->lock_fd = fd;
+			touch_entry(cfg, use->key);
+			n = cache_evict(c);
+			*evicted = n > 0 ? n : 0;
+			return CACHE_INSTALLED;
+		}
+		/* Another request installed it while we waited. */
+		if (flock(fd, LOCK_SH) < 0)
+			goto fail;
+		if (entry_exists(cfg, use->key)) {
+			touch_entry(cfg, use->key);
+			use->lock_fd = fd;
+			return CACHE_HIT;
+		}
+	}
+	errno = EAGAIN;
+fail:
+	r = errno == ECANCELED ? CACHE_CANCELLED : CACHE_ERROR;
+	log_msg(r == CACHE_CANCELLED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
+		"dependencies: waiting for %s: %s", use->key, strerror(errno));
+	close(fd);
+	return r;
+}
+
+void cache_release(struct cache_use *use)
+{
+	if (use->lock_fd >= 0)
+		close(use->lock_fd);   /* closing drops the shared lock */
+	use->lock_fd = -1;
+}
+
+struct cache_entry {
+	char key[DEPS_KEY_HEX + 1];
+	uint64_t size;
+	struct timespec used;
+};
+
+static int by_use(const void *a, const void *b)
+{
+	const struct cache_entry *x = a, *y = b;
+
+	if (x->used.tv_sec != y->used.tv_sec)
+		return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+	if (x->used.tv_nsec != y->used.tv_nsec)
+		return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+int cache_evict(struct cache *c)
+{
+	const struct config *cfg = c->cfg;
+	struct cache_entry *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	uint64_t total = 0;
+	char sizes[PATH_MAX], p[PATH_MAX], gone[PATH_MAX], rnd[9];
+	struct dirent *de;
+	int evicted = 0;
+	DIR *d;
+
+	if (path_in(sizes, sizeof(sizes), cfg->deps_cache, ".sizes", NULL) < 0 ||
+	    (d = opendir(sizes)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char text[32] = "";
+		struct stat st;
+		int fd;
+
+		if (strlen(de->d_name) != DEPS_KEY_HEX)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0) {
+			close(fd);
+			continue;
+		}
+		read_fd(fd, text, sizeof(text));
+		close(fd);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL)
+				break;
+			v = nv;
+		}
+		snprintf(v[n].key, sizeof(v[n].key), "%s", de->d_name);
+		v[n].size = strtoull(text, NULL, 10);
+		v[n].used = st.st_mtim;
+		total += v[n].size;
+		n++;
+	}
+	closedir(d);
+	if (total > cfg->deps_cache_max && n > 0)
+		qsort(v, n, sizeof(*v), by_use);
+	for (size_t i = 0; i < n && total > cfg->deps_cache_max; i++) {
+		int fd;
+
+		if (path_in(p, sizeof(p), cfg->deps_cache, ".locks", v[i].key) < 0)
+			continue;
+		fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			continue;
+		/* In use (shared lock held) or being installed: not now. */
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			continue;
+		}
+		/* The entry's top is read-only, and moving a directory to another
+		 * parent rewrites its "..": make it writable first. */
+		if (util_random_hex(rnd, 4) == 0 &&
+		    path_in(p, sizeof(p), cfg->deps_cache, v[i].key, NULL) == 0 &&
+		    snprintf(gone, sizeof(gone), "%s/.staging/%s.evicted.%s", cfg->deps_cache,
+			     v[i].key, rnd) < (int)sizeof(gone) &&
+		    (chmod(p, 0700) == 0 || errno == ENOENT) &&
+		    (rename(p, gone) == 0 || errno == ENOENT)) {
+			if (path_in(p, sizeof(p), cfg->deps_cache, ".sizes", v[i].key) == 0)
+				(void)unlink(p);
+			close(fd);      /* the entry is gone from its name: let others in */
+			remove_path(gone);
+			total -= v[i].size;
+			evicted++;
+			log_msg(LOG_LEVEL_INFO, "dependencies: evicted %s (%llu bytes)", v[i].key,
+				(unsigned long long)v[i].size);
+		} else {
+			log_msg(LOG_LEVEL_ERROR, "dependencies: cannot evict %s: %s", v[i].key,
+				strerror(errno));
+			close(fd);
+		}
+	}
+	free(v);
+	return evicted;
+}
