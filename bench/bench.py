@@ -113,39 +113,35 @@ class Client:
             self.conn = None
 
 
-def bare_latency(n):
+def hello_latency(port, n, body, ctype):
+    """Latency of a bare `python3 -s main.py` and of the same script through
+    nginx and pyexec, sample by sample in turn, so both see the same machine.
+    Returns (bare, through pyexec, X-Execution-Time of each)."""
     d = tempfile.mkdtemp(prefix="pyexec-bench-bare-")
+    c = Client(port)
     try:
         with open(os.path.join(d, "main.py"), "wb") as f:
             f.write(HELLO)
         for _ in range(5):
             subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE, check=True)
-        out = []
+            status, resp, data, _ = c.post(body, ctype)
+            if status != 200 or b"hello world" not in data:
+                raise SystemExit("hello world failed: HTTP %d %r" % (status, data[:300]))
+        bare, lat, inner = [], [], []
         for _ in range(n):
             t0 = time.perf_counter()
             subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, check=True)
-            out.append(time.perf_counter() - t0)
-        return out
+            bare.append(time.perf_counter() - t0)
+            status, resp, data, dt = c.post(body, ctype)
+            if status != 200:
+                raise SystemExit("HTTP %d during the latency run" % status)
+            lat.append(dt)
+            inner.append(float(resp.getheader("X-Execution-Time", "nan")))
+        return bare, lat, inner
     finally:
+        c.close()
         shutil.rmtree(d, ignore_errors=True)
-
-
-def server_latency(port, n, body, ctype):
-    c = Client(port)
-    for _ in range(5):
-        status, resp, data, _ = c.post(body, ctype)
-        if status != 200 or b"hello world" not in data:
-            raise SystemExit("hello world failed: HTTP %d %r" % (status, data[:300]))
-    lat, inner = [], []
-    for _ in range(n):
-        status, resp, data, dt = c.post(body, ctype)
-        if status != 200:
-            raise SystemExit("HTTP %d during the latency run" % status)
-        lat.append(dt)
-        inner.append(float(resp.getheader("X-Execution-Time", "nan")))
-    c.close()
-    return lat, inner
 
 
 def cpu_seconds(pid, children=False):
@@ -350,8 +346,7 @@ def main():
         server.start()
         workers = server.request("GET", "/healthz").json().get("workers", a.workers)
         body, ctype = harness.build_multipart([("files", "main.py", HELLO, None)])
-        bare = bare_latency(a.requests)
-        lat, inner = server_latency(server.port, a.requests, body, ctype)
+        bare, lat, inner = hello_latency(server.port, a.requests, body, ctype)
         if ix:
             deps = deps_latency(server, a.requests, a.cold)
         thr = {c: throughput(server.port, c, a.duration, body, ctype, server) for c in (1, 2, 8)}
