@@ -137,9 +137,8 @@ static rlim_t cpu_limit_seconds(uint64_t cpu_ms)
 	return (rlim_t)(cpu_ms / 1000 + (cpu_ms % 1000 != 0));
 }
 
-__attribute__((noreturn))
-static void child_exec(const struct run_spec *spec, int stdin_fd, int out_w,
-		       int err_w, pid_t parent)
+void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int err_w,
+		     pid_t parent, int new_session)
 {
 	const struct run_limits *lim = &spec->lim;
 	struct sigaction sa;
@@ -148,8 +147,9 @@ static void child_exec(const struct run_spec *spec, int stdin_fd, int out_w,
 	sigset_t none;
 	int in, fin, fout, ferr;
 
-	if (setpgid(0, 0) < 0)
-		child_fail(err_w, "create a process group", NULL, errno);
+	if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
+		child_fail(err_w, new_session ? "create a session" : "create a process group",
+			   NULL, errno);
 
 	/* Dispositions set to SIG_IGN by the server (SIGPIPE) survive execve. */
 	memset(&sa, 0, sizeof(sa));
@@ -220,7 +220,10 @@ static void child_exec(const struct run_spec *spec, int stdin_fd, int out_w,
 	/* The parent may have died before the line above: nobody would kill us. */
 	if (getppid() != parent)
 		_exit(127);
+}
 
+void run_child_exec(const struct run_spec *spec)
+{
 	execve(spec->path, spec->argv, spec->envp);
 	child_fail(STDERR_FILENO, "execute", spec->path, errno);
 }
@@ -238,8 +241,10 @@ static pid_t spawn_rlimits(void *arg, const struct run_spec *spec, int stdin_fd,
 	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
 		return -1;
 	pid = fork();
-	if (pid == 0)
-		child_exec(spec, stdin_fd, out_w, err_w, parent);
+	if (pid == 0) {
+		run_child_setup(spec, stdin_fd, out_w, err_w, parent, 0);
+		run_child_exec(spec);
+	}
 	saved = errno;
 	(void)sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
@@ -772,8 +777,11 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 	if (end != END_EXITED)
 		(void)kill(pid, SIGKILL);
 	(void)kill(-pid, SIGKILL);
-	if (child_reap(pid, pidfd, &status, &ru) == 0)
+	if (child_reap(pid, pidfd, &status, &ru) == 0) {
 		reaped = 1;
+		if (spawner->wait_status != NULL)
+			status = spawner->wait_status(spawner->arg, status);
+	}
 	else if (fail_errno == 0)
 		fail_errno = errno;
 	if (kill_leftovers() < 0 && fail_errno == 0)

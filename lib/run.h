@@ -58,6 +58,9 @@ struct run_spec {
 struct run_spawner {
 	pid_t (*spawn)(void *arg, const struct run_spec *spec, int stdin_fd,
 		       int out_w, int err_w);
+	/* When non-NULL: turns the wait status of the process spawn returned
+	 * into the one to report (a sandbox's init reports its payload's). */
+	int (*wait_status)(void *arg, int status);
 	void *arg;
 	const char *name;        /* "rlimits", ... */
 };
@@ -66,6 +69,18 @@ struct run_spawner {
  * from spec->lim, fds, chdir, execve. In the child a failure is written to
  * stderr ("pyexec: cannot execute /usr/bin/python3: ...") and it exits 127. */
 extern const struct run_spawner run_spawner_rlimits;
+
+/* For spawners, in a freshly forked child: its own process group (or, with
+ * new_session, session), default signal dispositions, nothing blocked,
+ * stdin_fd (or /dev/null, rewound) and out_w, err_w on 0-2 with every other
+ * fd closed, spec->cwd (when not NULL), the rlimits of spec->lim and no core,
+ * death with the parent (whose pid is parent). A failure writes "pyexec:
+ * cannot ..." to the program's stderr and exits 127. */
+void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int err_w,
+		     pid_t parent, int new_session);
+/* execve of spec->path with spec->argv and spec->envp; on failure the
+ * message and exit 127 as above. */
+__attribute__((noreturn)) void run_child_exec(const struct run_spec *spec);
 
 struct run_result {
 	enum run_status status;

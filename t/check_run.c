@@ -264,7 +264,7 @@ static pid_t prefilled_spawn(void *arg, const struct run_spec *s, int in, int ou
 
 START_TEST(output_left_in_pipe_at_exit_is_drained)
 {
-	const struct run_spawner sp = { prefilled_spawn, NULL, "prefilled" };
+	const struct run_spawner sp = { .spawn = prefilled_spawn, .name = "prefilled" };
 
 	use_sh("exit 0");
 	ck_assert_int_eq(run_program(&spec, &sp, &res), 0);
@@ -820,7 +820,7 @@ static pid_t counting_spawn(void *arg, const struct run_spec *s, int in, int out
 
 START_TEST(custom_spawner_is_used)
 {
-	const struct run_spawner sp = { counting_spawn, &spawn_calls, "counting" };
+	const struct run_spawner sp = { .spawn = counting_spawn, .arg = &spawn_calls, .name = "counting" };
 
 	spawn_calls = 0;
 	use_sh("echo via custom");
@@ -828,6 +828,28 @@ START_TEST(custom_spawner_is_used)
 	ck_assert_int_eq(spawn_calls, 1);
 	ck_assert_int_eq(res.status, RUN_OK);
 	assert_file_eq(out_fd, "via custom\n");
+}
+END_TEST
+
+/* A sandbox's init exits 0 and reports its payload's status through the
+ * hook: what the hook says is what the result says. */
+static int payload_killed_by_segv(void *arg, int status)
+{
+	(void)arg;
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return SIGSEGV;   /* a wait status: killed by SIGSEGV */
+}
+
+START_TEST(wait_status_hook_translates)
+{
+	const struct run_spawner sp = { .spawn = counting_spawn, .arg = &spawn_calls,
+					.wait_status = payload_killed_by_segv, .name = "hook" };
+
+	use_sh("exit 0");
+	ck_assert_int_eq(run_program(&spec, &sp, &res), 0);
+	ck_assert_int_eq(res.status, RUN_KILLED);
+	ck_assert_int_eq(res.signal, SIGSEGV);
+	ck_assert_int_eq(res.exit_code, -1);
 }
 END_TEST
 
@@ -840,7 +862,7 @@ static pid_t failing_spawn(void *arg, const struct run_spec *s, int in, int out,
 
 START_TEST(spawn_failure_is_reported)
 {
-	const struct run_spawner sp = { failing_spawn, NULL, "failing" };
+	const struct run_spawner sp = { .spawn = failing_spawn, .name = "failing" };
 	int fds = count_fds();
 
 	use_sh("exit 0");
@@ -928,6 +950,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, cpu_time_includes_descendants);
 	tcase_add_test(tc, max_rss_of_main_process);
 	tcase_add_test(tc, custom_spawner_is_used);
+	tcase_add_test(tc, wait_status_hook_translates);
 	tcase_add_test(tc, spawn_failure_is_reported);
 	tcase_add_test(tc, ignored_sigchld_is_refused);
 	tcase_add_test(tc, status_names);
