@@ -25,7 +25,12 @@ free loopback ports with t/harness.py, then measures in one run:
      dependency set against the same request without one (p50, p90,
      --requests each, interleaved so both see the same machine), and the
      cold install of --cold new sets (wall time of the request, and pyexec's
-     own deps_ms from its log line).
+     own deps_ms from its log line);
+  e) the sandbox layers (SPEC issue 4): bare `python3 -s main.py`, a server
+     with sandbox=rlimits and one with sandbox=namespaces, sample by sample
+     in turn, for hello world and for `import numpy` (--layer-requests each):
+     request latency and the run alone (X-Execution-Time); target: the
+     namespace run adds <= 3 ms over the bare start.
 
 and prints a table and the ratios the project targets (SPEC issue 2):
 
@@ -320,6 +325,59 @@ def big_transfers(server, size):
     return res
 
 
+NUMPY = b"import numpy\nprint('hello world', numpy.arange(3).sum())\n"
+
+
+def layers(n):
+    """Bare `python3 -s main.py`, the rlimits layer and the namespace layer,
+    sample by sample in turn, for hello world and for `import numpy`.
+    Returns {script: {"bare": [...], "rlimits": [...], "namespaces": [...],
+    "rlimits_run": [...], "namespaces_run": [...]}} in seconds, or None
+    when the namespace layer is not available here."""
+    servers = {k: harness.Server(name="bench-" + k, workers=2, sandbox=k)
+               for k in ("rlimits", "namespaces")}
+    out = {}
+    d = tempfile.mkdtemp(prefix="pyexec-bench-layers-")
+    try:
+        for srv in servers.values():
+            srv.start()
+        if servers["namespaces"].request("GET", "/healthz").json().get("sandbox") != "namespaces":
+            return None
+        clients = {k: Client(srv.port) for k, srv in servers.items()}
+        for name, src in (("hello", HELLO), ("numpy", NUMPY)):
+            with open(os.path.join(d, "main.py"), "wb") as f:
+                f.write(src)
+            body, ctype = harness.build_multipart([("files", "main.py", src, None)])
+            r = {"bare": [], "rlimits": [], "namespaces": [], "rlimits_run": [],
+                 "namespaces_run": []}
+            for i in range(n + 3):
+                t0 = time.perf_counter()
+                subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, check=True)
+                bare = time.perf_counter() - t0
+                samples = {}
+                for k, c in clients.items():
+                    status, resp, data, dt = c.post(body, ctype)
+                    if status != 200 or b"hello world" not in data:
+                        raise SystemExit("%s/%s failed: HTTP %d %r" % (k, name, status, data[:300]))
+                    samples[k] = (dt, float(resp.getheader("X-Execution-Time", "nan")))
+                if i < 3:
+                    continue          # warm-up
+                r["bare"].append(bare)
+                for k, (dt, run) in samples.items():
+                    r[k].append(dt)
+                    r[k + "_run"].append(run)
+            out[name] = r
+        for c in clients.values():
+            c.close()
+        return out
+    finally:
+        for srv in servers.values():
+            srv.stop()
+            srv.cleanup_dir()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200, help="latency samples (200)")
@@ -330,6 +388,8 @@ def main():
                     help="pyexec workers (default: pyexec's own, the number of CPUs)")
     ap.add_argument("--cold", type=int, default=5,
                     help="cold dependency installs to time (5; 0 skips the dependency part)")
+    ap.add_argument("--layer-requests", type=int, default=100,
+                    help="samples per layer for bare/rlimits/namespaces (100; 0 skips)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     a = ap.parse_args()
     cores = os.cpu_count() or 1
@@ -357,6 +417,7 @@ def main():
         server.cleanup_dir()
         if ix:
             ix.stop()
+    lay = layers(a.layer_requests) if a.layer_requests > 0 else None
 
     bare50, bare90 = percentile(bare, 50), percentile(bare, 90)
     p50, p90 = percentile(lat, 50), percentile(lat, 90)
@@ -437,6 +498,26 @@ def main():
               % ("cold install (%d new sets, 1 wheel)" % a.cold, f["cold_p50_ms"], "",
                  f["cold_min_ms"], f["cold_max_ms"], f["cold_deps_ms_p50"]))
         print()
+    ns_extra = float("nan")
+    if lay:
+        figures["layers"] = {}
+        print("%-40s %9s %9s %9s %9s" % ("sandbox layers (%d each), p50" % a.layer_requests,
+                                         "bare", "rlimits", "namespc", "ns - bare"))
+        for name, r in lay.items():
+            b = percentile(r["bare"], 50) * 1e3
+            rl, ns = percentile(r["rlimits"], 50) * 1e3, percentile(r["namespaces"], 50) * 1e3
+            rlr, nsr = percentile(r["rlimits_run"], 50) * 1e3, percentile(r["namespaces_run"], 50) * 1e3
+            figures["layers"][name] = {"bare_ms": b, "rlimits_ms": rl, "namespaces_ms": ns,
+                                       "rlimits_run_ms": rlr, "namespaces_run_ms": nsr}
+            print("%-40s %6.1f ms %6.1f ms %6.1f ms %+6.1f ms" % (
+                "%s: request through nginx" % name, b, rl, ns, ns - b))
+            print("%-40s %9s %6.1f ms %6.1f ms %+6.1f ms" % (
+                "%s: the run (X-Execution-Time)" % name, "", rlr, nsr, nsr - b))
+            if name == "hello":
+                ns_extra = nsr - b
+        print()
+    elif a.layer_requests > 0:
+        print("sandbox layers: the namespace layer is not available on this machine\n")
     print("ratios                                      value   target")
     print("%-40s %9.2f   <= 1.30 %s" % ("p50 / bare p50", ratio_lat, "ok" if ratio_lat <= 1.3 else "MISSED"))
     print("%-40s %9.2f   >= 0.80 %s" % ("throughput@8 / (cores / bare p50)", ratio_thr,
@@ -451,6 +532,9 @@ def main():
         ok = ratio_deps <= 1.05 or diff <= 1.0
         print("%-40s %9.2f   <= 1.05 or +1 ms %s (%+.2f ms)"
               % ("cached deps p50 / no deps p50", ratio_deps, "ok" if ok else "MISSED", diff))
+    if ns_extra == ns_extra:
+        print("%-40s %+8.2f ms <= +3 ms %s" % ("namespace run - bare start (hello)", ns_extra,
+                                             "ok" if ns_extra <= 3 else "MISSED"))
     if problems:
         print("\nafter the run: " + "; ".join(problems))
     if a.json:

@@ -27,6 +27,7 @@
 #include "run.h"
 #include "cache.h"
 #include "deps.h"
+#include "sandbox.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -177,6 +178,35 @@ static void sweep_worker(const char *root, pid_t pid)
 	closedir(d);
 }
 
+/* The arguments may carry secrets (a pip index URL with a password): once
+ * read, they are wiped from the process's memory, so neither `ps` nor a
+ * sandboxed program reading its init's /proc/1/cmdline (init is a copy of
+ * a worker) can see them. The space then holds a title. */
+static char *title_area;
+static size_t title_len;
+
+static void hide_arguments(int argc, char **argv)
+{
+	char *end = argv[0] + strlen(argv[0]) + 1;
+
+	for (int i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end = argv[i] + strlen(argv[i]) + 1;
+	title_area = argv[0];
+	title_len = (size_t)(end - argv[0]);
+	memset(title_area, 0, title_len);
+	for (int i = 1; i < argc; i++)
+		argv[i] = NULL;
+}
+
+static void set_title(const char *title)
+{
+	if (title_area != NULL && title_len > 1) {
+		memset(title_area, 0, title_len);
+		snprintf(title_area, title_len, "%s", title);
+	}
+}
+
 struct worker {
 	pid_t pid;              /* 0 when not running */
 	pid_t dead;             /* the pid it had, until its leftovers are gone */
@@ -239,6 +269,7 @@ static pid_t spawn_worker(const struct server *srv, pid_t master)
 
 	if (pid != 0)
 		return pid;
+	set_title("pyexec-fcgi: worker");
 	/* The worker: it dies with the master, after the request in hand. */
 	signal(SIGCHLD, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -317,6 +348,7 @@ int main(int argc, char **argv)
 	int64_t stop_deadline = 0;
 	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
 	static struct cache cache;
+	static struct sandbox_config sbcfg;
 	struct stat st;
 
 	sets = calloc((size_t)argc, sizeof(*sets));
@@ -364,19 +396,17 @@ int main(int argc, char **argv)
 		goto fatal;
 	free(sets);
 	sets = NULL;
+	if (prefetch != NULL && (prefetch = strdup(prefetch)) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fatal;
+	}
+	hide_arguments(argc, argv);
+	set_title("pyexec-fcgi: master");
 	if (config_check(&cfg, err, sizeof(err)) < 0)
 		goto fatal;
 	if (access(cfg.python, X_OK) < 0) {
 		snprintf(err, sizeof(err), "python %s is not executable: %s", cfg.python,
 			 strerror(errno));
-		goto fatal;
-	}
-	/* Only the rlimits layer is built in so far: say so rather than
-	 * pretend to isolate more than we do. */
-	if (cfg.sandbox == SANDBOX_NAMESPACES) {
-		snprintf(err, sizeof(err),
-			 "sandbox = namespaces: this build of pyexec has only the rlimits layer; "
-			 "set sandbox = auto or rlimits");
 		goto fatal;
 	}
 	if (test_only) {
@@ -402,11 +432,27 @@ int main(int argc, char **argv)
 	if (cache_init(&cache, &cfg, err, sizeof(err)) < 0)
 		goto fatal;
 	if (prefetch != NULL) {
-		free(sets);
-		return prefetch_main(&cache, prefetch);
+		rc = prefetch_main(&cache, prefetch);
+		free((char *)prefetch);
+		return rc;
 	}
 	if (workdir_sweep(cfg.work_root) > 0)
 		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
+
+	memset(&srv, 0, sizeof(srv));
+	/* One complete throw-away sandbox, so that what works is known before
+	 * the first request, and a failure is said once, with its fix. */
+	if (cfg.sandbox != SANDBOX_RLIMITS) {
+		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
+				  err, sizeof(err)) == 0) {
+			srv.sandbox_cfg = &sbcfg;
+		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
+			goto fatal;
+		} else {
+			log_msg(LOG_LEVEL_WARN, "sandbox: %s", err);
+			log_msg(LOG_LEVEL_WARN, "sandbox = auto: falling back to the rlimits layer");
+		}
+	}
 
 	nworkers = cfg.workers;
 	if (nworkers == 0) {
@@ -415,10 +461,9 @@ int main(int argc, char **argv)
 	}
 	if (nworkers > WORKERS_MAX)
 		nworkers = WORKERS_MAX;
-	memset(&srv, 0, sizeof(srv));
 	srv.cfg = &cfg;
 	srv.listen_fd = listen_fd;
-	srv.sandbox = "rlimits";
+	srv.sandbox = srv.sandbox_cfg != NULL ? "namespaces" : "rlimits";
 	srv.workers = nworkers;
 	srv.cache = &cache;
 	srv.metrics = metrics_create();
@@ -426,6 +471,13 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));
 		goto fatal;
 	}
+	if (srv.sandbox_cfg != NULL)
+		log_msg(LOG_LEVEL_INFO,
+			"sandbox layer: namespaces (user, mount, pid, ipc, uts, cgroup%s; "
+			"seccomp; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
+			cfg.network ? "; the host's network" : ", net", sbcfg.proc ? "" : "no ",
+			(unsigned long long)cfg.max_disk);
+	else
 	log_msg(LOG_LEVEL_WARN,
 		"sandbox layer: rlimits (process group, resource limits, fresh environment; "
 		"no namespaces: programs run as uid %u, the owner of work_root and deps_cache, "

@@ -91,6 +91,29 @@ static int64_t content_length_of(FCGX_Request *r)
 	return (int64_t)v;
 }
 
+/* /healthz: the layer in force and what enforces each limit, honestly. */
+static int healthz_body(const struct server *srv, char *buf, size_t len)
+{
+	const struct sandbox_config *sb = srv->sandbox_cfg;
+	int n;
+
+	n = snprintf(buf, len,
+		     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\",\"workers\":%u,"
+		     "\"dependencies\":%s,"
+		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"RLIMIT_CPU\","
+		     "\"memory\":\"RLIMIT_AS\",\"processes\":\"RLIMIT_NPROC\","
+		     "\"file_size\":\"RLIMIT_FSIZE\",\"disk\":\"%s\",\"network\":\"%s\","
+		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\"}}\n",
+		     srv->sandbox, PACKAGE_VERSION, srv->workers,
+		     srv->cache != NULL && srv->cache->usable ? "true" : "false",
+		     sb ? "tmpfs of max_disk" : "none",
+		     sb ? (sb->network ? "host" : "none (own namespace)") : "host",
+		     sb ? "read-only system, private /work and /tmp" : "host (pyexec's user)",
+		     sb ? "seccomp" : "none",
+		     sb ? (sb->proc ? "private" : "none") : "host");
+	return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
 static void handle(const struct server *srv, const struct execute_ctx *ectx, FCGX_Request *r,
 		   int64_t arrived_ns)
 {
@@ -98,7 +121,7 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 	struct reply_sink sink = { sink_write, r, 0, 0 };
 	struct log_request log;
 	struct execute_request req;
-	char route[ROUTE_MAX], id[33], body[512], shown[ROUTE_MAX * 4];
+	char route[ROUTE_MAX], id[33], body[1024], shown[ROUTE_MAX * 4];
 	int n, counted = 0;
 
 	if (method == NULL)
@@ -138,10 +161,7 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 			reply_write_error(&sink, 405, "method_not_allowed",
 					  "Use GET for the health check.", id, "Allow: GET, HEAD\r\n");
 		} else {
-			n = snprintf(body, sizeof(body),
-				     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\","
-				     "\"workers\":%u}\n",
-				     srv->sandbox, PACKAGE_VERSION, srv->workers);
+			n = healthz_body(srv, body, sizeof(body));
 			log.status = 200;
 			reply_write_simple(&sink, 200, "application/json", body,
 					   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
@@ -212,6 +232,7 @@ int server_worker_main(const struct server *srv)
 	ectx.spawner = NULL;
 	ectx.cancel = &cancel_run;
 	ectx.cache = srv->cache;
+	ectx.sandbox = srv->sandbox_cfg;
 	ectx.metrics = srv->metrics;
 
 	if (FCGX_Init() != 0 ||

@@ -8,6 +8,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "metrics.h"
+#include "sandbox.h"
 
 struct server {
 	const struct config *cfg;
@@ -16,6 +17,7 @@ struct server {
 	unsigned workers;
 	struct metrics *metrics;           /* shared by all workers */
 	struct cache *cache;               /* the dependency cache */
+	const struct sandbox_config *sandbox_cfg; /* NULL: the rlimits layer */
 };
 
 /* Set from the worker's SIGTERM handler: finish the request in hand, exit. */

@@ -161,6 +161,11 @@ int collect_files(int work_fd, const struct collect_snapshot *s,
 	}
 	/* A fresh open file description: the caller's offset stays its own. */
 	fd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES && fchmod(work_fd, 0700) == 0) {
+		/* The program locked its own working directory; it is ours to
+		 * reopen (unreadable subdirectories are skipped instead). */
+		fd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		goto fail;
 	stack[0].dir = fdopendir(fd);

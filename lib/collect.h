@@ -41,7 +41,9 @@ struct collect_result {
  * deeper than COLLECT_DEPTH_MAX, or entries past COLLECT_ENTRIES_MAX, are
  * not searched and set out->truncated too.
  * 0, or -1 with errno (ENOMEM, EMFILE) and out empty. Unreadable
- * directories, and files the run left unreadable, are skipped. */
+ * subdirectories, and files the run left unreadable, are skipped; a work
+ * directory the run made unreadable is opened again after fchmod 0700 (it
+ * belongs to pyexec's user). */
 int collect_files(int work_fd, const struct collect_snapshot *s,
 		  unsigned max_files, uint64_t max_bytes,
 		  struct collect_result *out);

@@ -16,6 +16,7 @@
 #include "multipart.h"
 #include "names.h"
 #include "query.h"
+#include "sandbox.h"
 #include "util.h"
 #include "workdir.h"
 
@@ -236,19 +237,23 @@ static int reply_error(struct reply_sink *sink, struct log_request *log, int sta
 }
 
 /* The environment of SPEC §3, built from nothing. */
+/* In the namespace sandbox the program sees /work and its own /tmp; with
+ * the rlimits layer, the request's real directories. */
 static void build_env(char env[][CONFIG_PATH_MAX + 32], char **envp, const struct workdir *wd,
-		      const char *deps_path)
+		      const char *deps_path, int sandboxed)
 {
+	const char *tmp = sandboxed ? "/tmp" : wd->tmp_path;
 	int n = 0;
 
 	snprintf(env[n++], sizeof(env[0]), "PATH=/usr/local/bin:/usr/bin:/bin");
-	snprintf(env[n++], sizeof(env[0]), "HOME=%s", wd->tmp_path);
-	snprintf(env[n++], sizeof(env[0]), "TMPDIR=%s", wd->tmp_path);
+	snprintf(env[n++], sizeof(env[0]), "HOME=%s", tmp);
+	snprintf(env[n++], sizeof(env[0]), "TMPDIR=%s", tmp);
 	snprintf(env[n++], sizeof(env[0]), "LANG=C.UTF-8");
 	snprintf(env[n++], sizeof(env[0]), "PYTHONUNBUFFERED=1");
 	snprintf(env[n++], sizeof(env[0]), "PYTHONDONTWRITEBYTECODE=1");
 	snprintf(env[n++], sizeof(env[0]), "MPLBACKEND=Agg");
-	snprintf(env[n++], sizeof(env[0]), "OUTPUT_DIR=%s", wd->work_path);
+	snprintf(env[n++], sizeof(env[0]), "OUTPUT_DIR=%s",
+		 sandboxed ? SANDBOX_WORK : wd->work_path);
 	/* The dependency entry: its sitecustomize.py adds its packages with
 	 * site semantics (.pth files), ahead of the system's. */
 	if (deps_path != NULL)
@@ -348,6 +353,11 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	struct query_limits qlim = { cfg->timeout_max_ms, cfg->memory_max };
 	struct query_params *q = NULL;
 	struct deps_set *set = NULL;
+	struct sandbox_run sb;
+	struct run_spawner sb_spawner;
+	const struct run_spawner *spawner = ctx->spawner;
+	struct collect_snapshot *sb_snap = NULL;
+	int have_sb = 0, results_fd = -1;
 	struct cache_use use = { .lock_fd = -1 };
 	const char *deps = "none";
 	struct multipart_parser *mp = NULL;
@@ -531,7 +541,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 				 "The server could not prepare the run.", req->request_id);
 		goto out;
 	}
-	build_env(env, envp, &wd, use.lock_fd >= 0 ? use.path : NULL);
+	build_env(env, envp, &wd, use.lock_fd >= 0 ? use.path : NULL, ctx->sandbox != NULL);
 	argv[0] = (char *)cfg->python;
 	argv[1] = "-s";
 	argv[2] = "-B";
@@ -557,9 +567,38 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	if (set->n == 0)
 		log->deps_ns = 0;
 	t1 = util_now_ns();
-	if (run_program(&spec, ctx->spawner, &res) < 0) {
-		rc = reply_error(sink, log, 500, "internal",
-				 "The server could not start the program.", req->request_id);
+	if (ctx->sandbox != NULL) {
+		/* The sandbox copies the uploads into its own /work and records
+		 * them; results are collected from there. */
+		sb_snap = collect_snapshot_new();
+		if (sb_snap == NULL) {
+			rc = reply_error(sink, log, 500, "internal", "The server is out of memory.",
+					 req->request_id);
+			goto out;
+		}
+		sandbox_run_init(&sb, ctx->sandbox, wd.path, wd.work_fd,
+				 use.lock_fd >= 0 ? use.path : NULL, sb_snap);
+		have_sb = 1;
+		sb_spawner = sandbox_spawner;
+		sb_spawner.arg = &sb;
+		spawner = &sb_spawner;
+	}
+	if (run_program(&spec, spawner, &res) < 0) {
+		if (have_sb && sb.uploads_too_big) {
+			snprintf(detail, sizeof(detail),
+				 "The uploaded files do not fit in the run's disk of %llu bytes "
+				 "(max_disk).", (unsigned long long)cfg->max_disk);
+			rc = reply_error(sink, log, 413, "too_large", detail, req->request_id);
+		} else if (have_sb) {
+			log_msg(LOG_LEVEL_ERROR, "request %s: sandbox: %s", req->request_id,
+				sb.error[0] ? sb.error : strerror(errno));
+			rc = reply_error(sink, log, 503, "sandbox_unavailable",
+					 "The server could not set up the sandbox for this run; "
+					 "its log says why.", req->request_id);
+		} else {
+			rc = reply_error(sink, log, 500, "internal",
+					 "The server could not start the program.", req->request_id);
+		}
 		goto out;
 	}
 	log->run_ns = util_now_ns() - t1;
@@ -574,7 +613,8 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		goto out;
 	}
 
-	if (collect_files(wd.work_fd, u.snap, cfg->max_generated_files,
+	results_fd = have_sb ? sb.work_fd : wd.work_fd;
+	if (collect_files(results_fd, have_sb ? sb_snap : u.snap, cfg->max_generated_files,
 			  cfg->max_generated_bytes, &files) < 0) {
 		rc = reply_error(sink, log, 500, "internal",
 				 "The server could not collect the generated files.",
@@ -591,11 +631,11 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	rx.stdout_fd = stdout_fd;
 	rx.stderr_fd = stderr_fd;
 	rx.files = &files;
-	rx.work_fd = wd.work_fd;
+	rx.work_fd = results_fd;
 	rx.typer = type_file;
 	rx.typer_ctx = ctx->mime;
 	rx.open_file = open_result;
-	rx.open_ctx = &wd.work_fd;
+	rx.open_ctx = &results_fd;
 	rx.json = json;
 	log->status = 200;
 	t1 = util_now_ns();
@@ -613,6 +653,9 @@ out:
 	if (stderr_fd >= 0)
 		close(stderr_fd);
 	collect_result_free(&files);
+	if (have_sb)
+		sandbox_run_close(&sb);
+	collect_snapshot_free(sb_snap);
 	cache_release(&use);
 	if (have_wd)
 		workdir_remove(&wd);

@@ -18,6 +18,7 @@
 #include "mime.h"
 #include "reply.h"
 #include "run.h"
+#include "sandbox.h"
 
 #define EXECUTE_READ_CHUNK (64 * 1024)  /* bytes read from the body at a time */
 #define EXECUTE_DRAIN_EXTRA (1 << 20)   /* bytes drained past max_upload */
@@ -29,6 +30,8 @@ struct execute_ctx {
 	const struct run_spawner *spawner;  /* NULL = run_spawner_rlimits */
 	volatile sig_atomic_t *cancel;      /* set when the client is gone */
 	struct cache *cache;                /* the dependency cache */
+	/* the namespace sandbox, or NULL for the rlimits layer */
+	const struct sandbox_config *sandbox;
 	struct metrics *metrics;            /* NULL: not counted */
 };
 

@@ -429,7 +429,9 @@ START_TEST(cpu_limit_with_sigxcpu_ignored_is_timeout)
 	run();
 	ck_assert_int_eq(res.status, RUN_TIMEOUT);
 	ck_assert_int_eq(res.signal, SIGKILL);
-	ck_assert_int_ge(res.cpu_ns, 1900000000LL);
+	/* Past the soft limit: the hard one (2 s) ended it. rusage counts in
+	 * ticks and under load reads a little below the kernel's own clock. */
+	ck_assert_int_ge(res.cpu_ns, 1500000000LL);
 	ck_assert_str_eq(res.note,
 			 "pyexec: CPU time limit of 1 s reached; the program was killed");
 }

@@ -19,14 +19,22 @@ HELLO = script('print("hello")\n')
 
 
 def python_left(server):
-    """Processes of the server's requests still alive (anything carrying the
-    marker or sitting in its directory)."""
+    """Processes of the server's requests still alive: anything carrying the
+    marker or sitting in its directory, and, while the master runs, its
+    descendants other than its workers (in the namespace sandbox a run's
+    cwd is /work of its own mount namespace, not a host directory)."""
+    table = harness.proc_table()
+    run = set()
+    if server.proc is not None and server.proc.poll() is None:
+        exe = os.path.realpath(harness.pyexec_path())
+        workers = {p for p, i in table.items() if i["ppid"] == server.proc.pid and i["exe"] == exe}
+        run = set(harness.descendants(table, server.proc.pid)) - workers
     out = []
-    for pid, info in harness.proc_table().items():
+    for pid, info in table.items():
         if pid == os.getpid():
             continue
         cwd = info["cwd"] or ""
-        if harness.MARKER in info["cmdline"] or cwd.startswith(server.tmp + "/"):
+        if pid in run or harness.MARKER in info["cmdline"] or cwd.startswith(server.tmp + "/"):
             out.append((pid, info["cmdline"], cwd))
     return out
 
@@ -73,7 +81,7 @@ class Process(harness.E2ETestCase):
         t = threading.Thread(target=slow)
         t.start()
         # wait until the script runs
-        started = harness.wait_for(lambda: python_left(s), 5)
+        started = harness.wait_for(lambda: [p for p in python_left(s) if "main.py" in p[1]], 5)
         self.assertTrue(started, "the script never started")
         s.proc.send_signal(signal.SIGTERM)
         t.join(30)

@@ -1,0 +1,1629 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "log.h"
+#include "run.h"
+#include "sandbox.h"
+#include "util.h"
+#include "workdir.h"
+
+/* The new root: a tmpfs holding only mount points, directories and the few
+ * files written into /etc. Read-only once set up. */
+#define SANDBOX_ROOT_OPTS     "mode=0755,size=1m"
+/* One inode of the disk tmpfs per this many bytes of it (at least
+ * SANDBOX_INODES_MIN): empty files take no blocks, so without a cap on
+ * inodes, "many files" would take kernel memory max_disk does not bound. */
+#define SANDBOX_BYTES_PER_INODE 4096
+#define SANDBOX_INODES_MIN    1024
+#define SANDBOX_MSG_TEXT      200     /* a setup error sent by init */
+#define SANDBOX_COPY_CHUNK    (1024 * 1024)
+#define SANDBOX_MSG_MAX       (PATH_MAX + 160)
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define SB_MOUNT_ATTR_RDONLY  0x00000001ULL
+#define SB_MOUNT_ATTR_NOSUID  0x00000002ULL
+#define SB_MOUNT_ATTR_NODEV   0x00000004ULL
+
+/* The steps sandbox_probe gives advice for. */
+enum sandbox_step {
+	STEP_NONE,
+	STEP_PREPARE,        /* before clone: the supervisor's own resources */
+	STEP_CLONE,          /* clone(CLONE_NEWUSER...) */
+	STEP_MAPS,           /* uid_map, gid_map, setgroups */
+	STEP_MOUNT,          /* a mount inside the new namespaces */
+	STEP_PROC,           /* the fresh /proc */
+	STEP_SETUP,          /* anything else in init */
+	STEP_HANDSHAKE,      /* init died or did not answer */
+	STEP_UPLOADS,        /* copying the uploads into /work */
+};
+
+/* Supervisor <-> init, one SOCK_SEQPACKET message each. */
+enum { MSG_HELLO = 1, MSG_MAPS, MSG_READY, MSG_ERROR, MSG_GO };
+
+struct sandbox_msg {
+	int type;
+	int err;                     /* MSG_ERROR: errno */
+	int step;                    /* MSG_ERROR: enum sandbox_step */
+	char text[SANDBOX_MSG_TEXT]; /* MSG_ERROR: "cannot ..." */
+};
+
+/* Everything init needs, prepared before clone: after it, init only makes
+ * system calls (no malloc, no stdio), so the strings are formatted here. */
+struct init_args {
+	const struct sandbox_config *cfg;
+	const struct run_spec *spec;
+	const char *deps_path;
+	int stdin_fd, out_w, err_w;
+	int sock;                     /* init's end of the handshake */
+	int status_w;                 /* the payload's wait status goes here */
+	char root[PATH_MAX];          /* <req_dir>/root: the new root's mount point */
+	char passwd[160];
+	char group[96];
+	char disk_opts[128];
+	char dev_opts[64];
+};
+
+/* The filter, compiled once per process (libseccomp allocates, and is
+ * slow enough to matter per run) and loaded by each payload with one
+ * prctl. Lives until exit. */
+static struct sock_fprog sandbox_filter;
+
+/* ---------------------------------------------------------------------- */
+/* Init and payload: system calls and async-signal-safe functions only (no
+ * malloc, no stdio): they start as a copy of the supervisor, whose libc
+ * state they cannot trust. */
+
+static size_t sb_cat(char *dst, size_t cap, size_t n, const char *s)
+{
+	while (s != NULL && *s != '\0' && n + 1 < cap)
+		dst[n++] = *s++;
+	dst[n] = '\0';
+	return n;
+}
+
+static const char *sb_strerror(int err)
+{
+	const char *s = strerrordesc_np(err);
+
+	return s != NULL ? s : "Unknown error";
+}
+
+/* Tells the supervisor what failed and ends init. */
+__attribute__((noreturn))
+static void init_fail(const struct init_args *a, int step, const char *what,
+		      const char *path, int err)
+{
+	struct sandbox_msg m;
+	size_t n = 0;
+	ssize_t w;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ERROR;
+	m.err = err;
+	m.step = step;
+	n = sb_cat(m.text, sizeof(m.text), n, "cannot ");
+	n = sb_cat(m.text, sizeof(m.text), n, what);
+	if (path != NULL) {
+		n = sb_cat(m.text, sizeof(m.text), n, " ");
+		n = sb_cat(m.text, sizeof(m.text), n, path);
+	}
+	n = sb_cat(m.text, sizeof(m.text), n, ": ");
+	(void)sb_cat(m.text, sizeof(m.text), n, sb_strerror(err));
+	do
+		w = send(a->sock, &m, sizeof(m), MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	_exit(1);
+}
+
+/* The payload's failures go to the program's stderr, like run.c's. */
+__attribute__((noreturn))
+static void payload_fail(const char *step, int err)
+{
+	char msg[SANDBOX_MSG_MAX];
+	size_t n = 0;
+	ssize_t w;
+
+	n = sb_cat(msg, sizeof(msg) - 1, n, "pyexec: cannot ");
+	n = sb_cat(msg, sizeof(msg) - 1, n, step);
+	n = sb_cat(msg, sizeof(msg) - 1, n, ": ");
+	n = sb_cat(msg, sizeof(msg) - 1, n, sb_strerror(err));
+	msg[n++] = '\n';
+	do
+		w = write(STDERR_FILENO, msg, n);
+	while (w < 0 && errno == EINTR);
+	_exit(127);
+}
+
+/* One message from the other side; its type, 0 at end of file, -1 on error. */
+static int init_recv(int sock)
+{
+	struct sandbox_msg m;
+	ssize_t n;
+
+	do
+		n = recv(sock, &m, sizeof(m), 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return (int)n;
+	if ((size_t)n != sizeof(m))
+		return -1;
+	return m.type;
+}
+
+/* One message without payload, either way. */
+static int msg_send(int sock, int type)
+{
+	struct sandbox_msg m;
+	ssize_t w;
+
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	do
+		w = send(sock, &m, sizeof(m), MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+/* Closes every fd but the ones in keep (-1 entries ignored): init must not
+ * hold the worker's sockets and directories (they would outlive a close by
+ * the worker, and a directory fd leads out of the new root). */
+static void init_close_others(const int *keep, size_t nkeep)
+{
+	int k[8];
+	size_t n = 0;
+	unsigned lo = 0;
+
+	for (size_t i = 0; i < nkeep && n < sizeof(k) / sizeof(k[0]); i++) {
+		size_t j;
+
+		if (keep[i] < 0)
+			continue;
+		for (j = 0; j < n && k[j] != keep[i]; j++)
+			;
+		if (j < n)
+			continue;
+		for (j = n; j > 0 && k[j - 1] > keep[i]; j--)
+			k[j] = k[j - 1];
+		k[j] = keep[i];
+		n++;
+	}
+	for (size_t i = 0; i <= n; i++) {
+		unsigned hi = i < n ? (unsigned)k[i] : ~0U;
+
+		if (hi > lo && close_range(lo, hi - 1, 0) < 0) {
+			long max = sysconf(_SC_OPEN_MAX);
+
+			if (max < 0 || max > 65536)
+				max = 65536;
+			for (unsigned fd = lo; fd < hi && fd < (unsigned)max; fd++)
+				(void)close((int)fd);
+		}
+		if (i < n)
+			lo = (unsigned)k[i] + 1;
+	}
+}
+
+/* A host path as a path relative to the new root (init's cwd). */
+static const char *rel(const char *path)
+{
+	while (*path == '/')
+		path++;
+	return path;
+}
+
+static void init_mkdir(const struct init_args *a, const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		init_fail(a, STEP_SETUP, "create the directory", path, errno);
+}
+
+/* mkdir -p of a relative path in the new root. */
+static void init_mkdir_p(const struct init_args *a, const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		init_fail(a, STEP_SETUP, "create the directory", path, ENAMETOOLONG);
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i < len; i++)
+		if (buf[i] == '/') {
+			buf[i] = '\0';
+			init_mkdir(a, buf, 0755);
+			buf[i] = '/';
+		}
+	init_mkdir(a, buf, 0755);
+}
+
+/* The parent directories of a relative path. */
+static void init_mkdir_parents(const struct init_args *a, const char *path)
+{
+	char buf[PATH_MAX];
+	char *slash;
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		init_fail(a, STEP_SETUP, "create the directory of", path, ENAMETOOLONG);
+	memcpy(buf, path, len + 1);
+	slash = strrchr(buf, '/');
+	if (slash == NULL)
+		return;
+	*slash = '\0';
+	init_mkdir_p(a, buf);
+}
+
+static void init_write_file(const struct init_args *a, const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		init_fail(a, STEP_SETUP, "create", path, errno);
+	if (util_write_all(fd, text, len) < 0)
+		init_fail(a, STEP_SETUP, "write", path, errno);
+	(void)close(fd);
+}
+
+/* An empty file to bind a file over. */
+static void init_touch(const struct init_args *a, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		init_fail(a, STEP_SETUP, "create", path, errno);
+	(void)close(fd);
+}
+
+int sandbox_test_old_kernel;
+
+/* Binds src (a host path) at dst, read-only, nosuid, nodev. */
+static void init_bind_ro(const struct init_args *a, const char *src, const char *dst)
+{
+	unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+	struct statfs sf;
+
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "bind-mount", src, errno);
+#ifdef SYS_mount_setattr
+	if (!sandbox_test_old_kernel) {
+		/* One call for the bind and every mount below it that MS_REC
+		 * brought along (Linux 5.12). It only adds flags: those locked
+		 * on the source stay as they are. */
+		struct { uint64_t attr_set, attr_clr, propagation, userns_fd; } attr = {
+			SB_MOUNT_ATTR_RDONLY | SB_MOUNT_ATTR_NOSUID | SB_MOUNT_ATTR_NODEV, 0, 0, 0
+		};
+
+		if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr,
+			    sizeof(attr)) == 0)
+			return;
+		if (errno != ENOSYS)
+			init_fail(a, STEP_MOUNT, "make read-only the bind mount of", src, errno);
+	}
+#endif
+	/* Before 5.12: a remount of the bind itself (mounts below it, rare
+	 * under the paths bound here, stay as they are). It must keep the
+	 * flags locked on the source mount (made in a more privileged
+	 * namespace, such as noexec or an atime mode): dropping one is EPERM. */
+	if (statfs(dst, &sf) < 0)
+		init_fail(a, STEP_MOUNT, "examine the bind mount of", src, errno);
+	if ((sf.f_flags & ST_NOEXEC) != 0)
+		flags |= MS_NOEXEC;
+	if ((sf.f_flags & ST_NOATIME) != 0)
+		flags |= MS_NOATIME;
+	if ((sf.f_flags & ST_NODIRATIME) != 0)
+		flags |= MS_NODIRATIME;
+	if ((sf.f_flags & ST_RELATIME) != 0)
+		flags |= MS_RELATIME;
+	if (mount(NULL, dst, NULL, flags, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "make read-only the bind mount of", src, errno);
+}
+
+/* A host path as it is on the host: the same symlink, a read-only bind of a
+ * directory or of a regular file, or nothing when it does not exist. */
+static void init_mirror(const struct init_args *a, const char *host)
+{
+	const char *dst = rel(host);
+	char target[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(host, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return;
+		init_fail(a, STEP_SETUP, "examine", host, errno);
+	}
+	if (S_ISLNK(st.st_mode)) {
+		n = readlink(host, target, sizeof(target) - 1);
+		if (n < 0)
+			init_fail(a, STEP_SETUP, "read the link", host, errno);
+		target[n] = '\0';
+		init_mkdir_parents(a, dst);
+		if (symlink(target, dst) < 0)
+			init_fail(a, STEP_SETUP, "create the link", dst, errno);
+	} else if (S_ISDIR(st.st_mode)) {
+		init_mkdir_p(a, dst);
+		init_bind_ro(a, host, dst);
+	} else if (S_ISREG(st.st_mode)) {
+		init_mkdir_parents(a, dst);
+		init_touch(a, dst);
+		init_bind_ro(a, host, dst);
+	}
+}
+
+/* What Python and its usual libraries read in /etc; nothing else of the
+ * host's /etc is visible (no shadow, no host names, no private keys). */
+static const char *const etc_entries[] = {
+	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+	"/etc/alternatives", "/etc/localtime", "/etc/mime.types", "/etc/fonts",
+	"/etc/ssl/certs", "/etc/ssl/openssl.cnf",
+	"/etc/pki/tls/certs", "/etc/pki/tls/openssl.cnf", "/etc/pki/ca-trust/extracted",
+};
+
+static void init_etc(const struct init_args *a)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	char host[PATH_MAX];
+	long n;
+	int dfd;
+
+	init_mkdir(a, "etc", 0755);
+	for (size_t i = 0; i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++)
+		init_mirror(a, etc_entries[i]);
+	if (a->cfg->network)
+		init_mirror(a, "/etc/resolv.conf");
+	/* /etc/python3, /etc/python3.11, ...: Debian's sitecustomize and the like */
+	dfd = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		init_fail(a, STEP_SETUP, "open", "/etc", errno);
+	while ((n = getdents64(dfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
+			size_t len = 0;
+
+			off += de->d_reclen;
+			if (strncmp(de->d_name, "python3", 7) != 0)
+				continue;
+			len = sb_cat(host, sizeof(host), len, "/etc/");
+			(void)sb_cat(host, sizeof(host), len, de->d_name);
+			init_mirror(a, host);
+		}
+	}
+	if (n < 0)
+		init_fail(a, STEP_SETUP, "list", "/etc", errno);
+	(void)close(dfd);
+	init_write_file(a, "etc/passwd", a->passwd);
+	init_write_file(a, "etc/group", a->group);
+	init_write_file(a, "etc/hostname", SANDBOX_HOSTNAME "\n");
+	init_write_file(a, "etc/hosts", "127.0.0.1 localhost " SANDBOX_HOSTNAME "\n::1 localhost\n");
+}
+
+/* The host's devices the program may use; nothing else is in /dev. */
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom" };
+
+static void init_loopback_up(const struct init_args *a)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		init_fail(a, STEP_SETUP, "open a socket to configure", "lo", errno);
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		init_fail(a, STEP_SETUP, "read the flags of", "lo", errno);
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		init_fail(a, STEP_SETUP, "bring up", "lo", errno);
+	close(fd);
+}
+
+static void init_dev(const struct init_args *a)
+{
+	static const char *const links[][2] = {
+		{ "/proc/self/fd", "dev/fd" },
+		{ "/proc/self/fd/0", "dev/stdin" },
+		{ "/proc/self/fd/1", "dev/stdout" },
+		{ "/proc/self/fd/2", "dev/stderr" },
+	};
+
+	init_mkdir(a, "dev", 0755);
+	/* nodev on the tmpfs is no obstacle: each node is a bind mount of the
+	 * host's, carrying the flags of the host's /dev. */
+	if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, a->dev_opts) < 0)
+		init_fail(a, STEP_MOUNT, "mount a tmpfs on", "/dev", errno);
+	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
+		char host[32], dst[32];
+		size_t n;
+
+		n = sb_cat(host, sizeof(host), 0, "/dev/");
+		(void)sb_cat(host, sizeof(host), n, dev_nodes[i]);
+		n = sb_cat(dst, sizeof(dst), 0, "dev/");
+		(void)sb_cat(dst, sizeof(dst), n, dev_nodes[i]);
+		init_touch(a, dst);
+		if (mount(host, dst, NULL, MS_BIND, NULL) < 0)
+			init_fail(a, STEP_MOUNT, "bind-mount", host, errno);
+	}
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlink(links[i][0], links[i][1]) < 0)
+			init_fail(a, STEP_SETUP, "create the link", links[i][1], errno);
+	init_mkdir(a, "dev/shm", 0755);
+	if (mount(".disk/shm", "dev/shm", NULL, MS_BIND, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "bind-mount the disk on", "/dev/shm", errno);
+	if (mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+		  MS_NOEXEC, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "make read-only", "/dev", errno);
+}
+
+/* One tmpfs of max_disk bytes behind /work, /tmp and /dev/shm: together they
+ * cannot hold more, and a full disk is the program's ENOSPC. */
+static void init_disk(const struct init_args *a)
+{
+	init_mkdir(a, ".disk", 0700);
+	if (mount("tmpfs", ".disk", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, a->disk_opts) < 0)
+		init_fail(a, STEP_MOUNT, "mount the disk tmpfs on", a->root, errno);
+	init_mkdir(a, ".disk/work", 0755);
+	init_mkdir(a, ".disk/tmp", 0755);
+	init_mkdir(a, ".disk/shm", 0755);
+	if (chmod(".disk/tmp", 01777) < 0 || chmod(".disk/shm", 01777) < 0)
+		init_fail(a, STEP_SETUP, "set the mode of", "/tmp", errno);
+	init_mkdir(a, "work", 0755);
+	init_mkdir(a, "tmp", 0755);
+	if (mount(".disk/work", "work", NULL, MS_BIND, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "bind-mount the disk on", SANDBOX_WORK, errno);
+	if (mount(".disk/tmp", "tmp", NULL, MS_BIND, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "bind-mount the disk on", "/tmp", errno);
+}
+
+static void init_proc(const struct init_args *a)
+{
+	/* Read-only in the fresh /proc, as bubblewrap does: kernel settings
+	 * (writable by a uid 0 mapped to itself even without capabilities). */
+	static const char *const ro[] = { "proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus" };
+
+	init_mkdir(a, "proc", 0555);
+	if (!a->cfg->proc)
+		return;
+	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		init_fail(a, STEP_PROC, "mount a fresh", "/proc", errno);
+	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+		struct stat st;
+
+		if (lstat(ro[i], &st) == 0)
+			init_bind_ro(a, ro[i], ro[i]);
+	}
+}
+
+static void init_setup(const struct init_args *a)
+{
+	static const char *const system_dirs[] = {
+		"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+	};
+	const struct sandbox_config *cfg = a->cfg;
+	int wfd;
+
+	/* Nothing mounted from here on may reach the host's mount table. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		init_fail(a, STEP_MOUNT, "make the mounts private", NULL, errno);
+	if (mount("tmpfs", a->root, "tmpfs", MS_NOSUID | MS_NODEV, SANDBOX_ROOT_OPTS) < 0)
+		init_fail(a, STEP_MOUNT, "mount a tmpfs on", a->root, errno);
+	if (chdir(a->root) < 0)
+		init_fail(a, STEP_SETUP, "change directory to", a->root, errno);
+
+	init_mkdir(a, "usr", 0755);
+	init_bind_ro(a, "/usr", "usr");
+	for (size_t i = 0; i < sizeof(system_dirs) / sizeof(system_dirs[0]); i++)
+		init_mirror(a, system_dirs[i]);
+	init_etc(a);
+	init_disk(a);
+	/* After /tmp: a path below /tmp then shows through it. */
+	if (cfg->python_prefix[0] != '\0') {
+		init_mkdir_p(a, rel(cfg->python_prefix));
+		init_bind_ro(a, cfg->python_prefix, rel(cfg->python_prefix));
+	}
+	if (cfg->python_venv[0] != '\0') {
+		init_mkdir_p(a, rel(cfg->python_venv));
+		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
+	}
+	if (a->deps_path != NULL) {
+		init_mkdir_p(a, rel(a->deps_path));
+		init_bind_ro(a, a->deps_path, rel(a->deps_path));
+	}
+	init_dev(a);
+	/* The binds hold the disk tmpfs; its own mount point goes away. */
+	if (umount2(".disk", MNT_DETACH) < 0)
+		init_fail(a, STEP_MOUNT, "unmount", ".disk", errno);
+	if (rmdir(".disk") < 0)
+		init_fail(a, STEP_SETUP, "remove", ".disk", errno);
+	/* Before pivot_root: the kernel allows a fresh proc only while a
+	 * fully visible one is in the mount namespace. */
+	init_proc(a);
+	if (sethostname(SANDBOX_HOSTNAME, strlen(SANDBOX_HOSTNAME)) < 0)
+		init_fail(a, STEP_SETUP, "set the host name", NULL, errno);
+	/* A network namespace of its own has a loopback, but down: the
+	 * program's own servers on 127.0.0.1 and ::1 should work. */
+	if (!a->cfg->network)
+		init_loopback_up(a);
+
+	wfd = open("work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (wfd < 0)
+		init_fail(a, STEP_SETUP, "open", SANDBOX_WORK, errno);
+	/* The old root stacks on top of the new one at ".", and is detached. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		init_fail(a, STEP_MOUNT, "pivot_root to", a->root, errno);
+	if (umount2(".", MNT_DETACH) < 0)
+		init_fail(a, STEP_MOUNT, "detach the old root", NULL, errno);
+	if (chdir("/") < 0)
+		init_fail(a, STEP_SETUP, "change directory to", "/", errno);
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  NULL) < 0)
+		init_fail(a, STEP_MOUNT, "make the new root read-only", NULL, errno);
+
+	/* Setup done: /work's fd says so. */
+	{
+		struct sandbox_msg m;
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { &m, sizeof(m) };
+		struct msghdr mh;
+		struct cmsghdr *c;
+		ssize_t w;
+
+		memset(&m, 0, sizeof(m));
+		memset(cbuf, 0, sizeof(cbuf));
+		memset(&mh, 0, sizeof(mh));
+		m.type = MSG_READY;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &wfd, sizeof(int));
+		do
+			w = sendmsg(a->sock, &mh, MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+		if (w < 0)
+			_exit(1);
+	}
+	(void)close(wfd);
+}
+
+/* Capabilities: none left in any set, and none to be had again by an
+ * execve as uid 0 (which is what pyexec's uid is inside when it runs as
+ * root): the bounding set is emptied and root's special treatment locked
+ * off. */
+static void payload_drop_caps(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
+		  SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+		  SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0) < 0)
+		payload_fail("set the secure bits", errno);
+	for (unsigned long cap = 0;; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			/* EINVAL past the kernel's last capability */
+			if (errno == EINVAL && cap > 0)
+				break;
+			payload_fail("drop the capability bounding set", errno);
+		}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		payload_fail("clear the ambient capabilities", errno);
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		payload_fail("drop the capabilities", errno);
+}
+
+__attribute__((noreturn))
+static void payload_main(const struct init_args *a)
+{
+	struct run_spec copy = *a->spec;
+
+	copy.cwd = SANDBOX_WORK;
+	run_child_setup(&copy, a->stdin_fd, a->out_w, a->err_w, 1, 1);
+	payload_drop_caps();
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		payload_fail("set no_new_privs", errno);
+	/* Last: after it, nothing here may need a refused call. */
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sandbox_filter, 0, 0) < 0)
+		payload_fail("load the seccomp filter", errno);
+	run_child_exec(&copy);
+}
+
+__attribute__((noreturn))
+static void init_main(const struct init_args *a)
+{
+	const int keep[] = { a->sock, a->status_w, a->stdin_fd, a->out_w, a->err_w };
+	mode_t umask_was;
+	int status = 0, type;
+	pid_t payload, r;
+
+	/* The supervisor's death ends the sandbox. Had it died before this
+	 * line, its end of the socket is closed and the first recv says so. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A worker that dropped root is not dumpable, nor is its clone: then
+	 * /proc/<init>/uid_map belongs to root and the worker cannot write it.
+	 * Undone once the maps are written, so that the program cannot look
+	 * into init through /proc/1. */
+	(void)prctl(PR_SET_DUMPABLE, 1);
+	init_close_others(keep, sizeof(keep) / sizeof(keep[0]));
+	if (msg_send(a->sock, MSG_HELLO) < 0 || init_recv(a->sock) != MSG_MAPS)
+		_exit(1);
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	umask_was = umask(022);
+	init_setup(a);
+	type = init_recv(a->sock);
+	if (type != MSG_GO)
+		_exit(1);
+	(void)close(a->sock);
+	(void)umask(umask_was);
+
+	payload = fork();
+	if (payload == 0)
+		payload_main(a);
+	if (payload < 0) {
+		char msg[128];
+		size_t n = sb_cat(msg, sizeof(msg) - 1, 0, "pyexec: cannot start the program: ");
+
+		n = sb_cat(msg, sizeof(msg) - 1, n, sb_strerror(errno));
+		msg[n++] = '\n';
+		(void)util_write_all(a->err_w, msg, n);
+		status = W_EXITCODE(127, 0);
+	}
+	if (a->stdin_fd >= 0)
+		(void)close(a->stdin_fd);
+	(void)close(a->out_w);
+	(void)close(a->err_w);
+	/* Orphans of the program come here; they are reaped on the way. When
+	 * the program ends, so does init, and the kernel kills the rest. */
+	while (payload > 0) {
+		r = waitpid(-1, &status, __WALL);
+		if (r == payload)
+			break;
+		if (r < 0 && errno != EINTR) {
+			status = W_EXITCODE(127, 0);
+			break;
+		}
+	}
+	(void)util_write_all(a->status_w, &status, sizeof(status));
+	_exit(0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The supervisor's side. */
+
+static void run_error(struct sandbox_run *run, int step, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void run_error(struct sandbox_run *run, int step, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (run->error[0] != '\0')
+		return;
+	run->failed_step = step;
+	run->failed_errno = errno;
+	va_start(ap, fmt);
+	vsnprintf(run->error, sizeof(run->error), fmt, ap);
+	va_end(ap);
+}
+
+/* Refused with EPERM (SPEC §6, and a few more):
+ *   ptrace and the like: ptrace, process_vm_readv/writev, pidfd_getfd,
+ *     process_madvise, kcmp (reach into other processes)
+ *   the mount family: mount, umount2, pivot_root, chroot, move_mount,
+ *     open_tree, fsopen, fsmount, fspick, mount_setattr
+ *   namespaces: unshare, setns (and clone with a CLONE_NEW* flag, below)
+ *   kernel attack surface: bpf, perf_event_open, userfaultfd, io_uring_*,
+ *     keyctl, add_key, request_key, fanotify_init, open_by_handle_at,
+ *     name_to_handle_at, lookup_dcookie, uselib, vhangup
+ *   SysV IPC (not bounded by max_disk): shm*, msg*, sem*
+ *   host administration: kexec_*, *_module, reboot, swapon/off, acct,
+ *     quotactl, syslog, settimeofday, clock_settime, clock_adjtime, adjtimex,
+ *     iopl, ioperm, migrate_pages and move_pages (which act on other
+ *     processes' memory)
+ * Names this libseccomp does not know are skipped: the payload holds no
+ * capability, so this filter is a second wall, not the only one. */
+static const char *const seccomp_eperm[] = {
+	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+	"process_madvise", "kcmp",
+	"mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+	"fsopen", "fsmount", "fspick", "mount_setattr", "open_tree_attr",
+	"unshare", "setns",
+	"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+	"io_uring_register", "keyctl", "add_key", "request_key", "fanotify_init",
+	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "uselib", "vhangup",
+	"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+	"semget", "semop", "semtimedop", "semctl",
+	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	"reboot", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "syslog",
+	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "iopl", "ioperm",
+	"migrate_pages", "move_pages",
+};
+
+static int filter_rule(struct sandbox_run *run, scmp_filter_ctx ctx, uint32_t action,
+		       int nr, unsigned n, const struct scmp_arg_cmp *cmp, const char *name)
+{
+	int rc = seccomp_rule_add_array(ctx, action, nr, n, cmp);
+
+	if (rc < 0) {
+		errno = -rc;
+		run_error(run, STEP_PREPARE, "cannot add the seccomp rule for %s: %s", name,
+			  strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
+{
+	static const unsigned long clone_new[] = {
+		CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
+		CLONE_NEWNET, CLONE_NEWCGROUP,
+	};
+	/* clone(flags, ...) on x86-64 and arm64; s390 has the stack first */
+#if defined(__s390__) || defined(__s390x__)
+	const unsigned clone_flags_arg = 1;
+#else
+	const unsigned clone_flags_arg = 0;
+#endif
+	struct scmp_arg_cmp cmp;
+	int nr;
+
+	for (size_t i = 0; i < sizeof(seccomp_eperm) / sizeof(seccomp_eperm[0]); i++) {
+		nr = seccomp_syscall_resolve_name(seccomp_eperm[i]);
+		if (nr == __NR_SCMP_ERROR || nr < 0)
+			continue;
+		if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EPERM), nr, 0, NULL, seccomp_eperm[i]) < 0)
+			return -1;
+	}
+	nr = seccomp_syscall_resolve_name("clone");
+	for (size_t i = 0; i < sizeof(clone_new) / sizeof(clone_new[0]); i++) {
+		cmp = (struct scmp_arg_cmp){ clone_flags_arg, SCMP_CMP_MASKED_EQ,
+					     clone_new[i], clone_new[i] };
+		if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "clone") < 0)
+			return -1;
+	}
+	/* clone3 takes its flags in memory, out of the filter's sight: ENOSYS
+	 * makes glibc fall back to clone. */
+	nr = seccomp_syscall_resolve_name("clone3");
+#ifdef __NR_clone3
+	if (nr == __NR_SCMP_ERROR)
+		nr = __NR_clone3;
+#endif
+	if (nr != __NR_SCMP_ERROR && nr >= 0 &&
+	    filter_rule(run, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "clone3") < 0)
+		return -1;
+	/* The command is an unsigned int: high bits set must not slip by. */
+	nr = seccomp_syscall_resolve_name("ioctl");
+	cmp = (struct scmp_arg_cmp){ 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCSTI };
+	if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "ioctl") < 0)
+		return -1;
+	cmp = (struct scmp_arg_cmp){ 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCLINUX };
+	if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "ioctl") < 0)
+		return -1;
+	/* Only AF_UNIX (1), AF_INET (2) and AF_INET6 (10). libseccomp takes
+	 * one comparison per argument and rule, so the others are refused as
+	 * 0, 3..9 and >= 11 (which also catches garbage in the high bits). */
+	for (int which = 0; which < 2; which++) {
+		const char *name = which == 0 ? "socket" : "socketpair";
+
+		nr = seccomp_syscall_resolve_name(name);
+		if (nr == __NR_SCMP_ERROR || nr < 0)
+			continue;
+		for (uint64_t af = 0; af < AF_INET6; af++) {
+			if (af == AF_UNIX || af == AF_INET)
+				continue;
+			cmp = (struct scmp_arg_cmp){ 0, SCMP_CMP_EQ, af, 0 };
+			if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, &cmp, name) < 0)
+				return -1;
+		}
+		cmp = (struct scmp_arg_cmp){ 0, SCMP_CMP_GT, AF_INET6, 0 };
+		if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, &cmp, name) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int filter_build(struct sandbox_run *run)
+{
+	struct sock_filter *insns = NULL;
+	scmp_filter_ctx ctx;
+	off_t size;
+	int fd = -1, rc;
+
+	if (sandbox_filter.filter != NULL)
+		return 0;
+	ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (ctx == NULL) {
+		errno = ENOMEM;
+		run_error(run, STEP_PREPARE, "cannot create the seccomp filter");
+		return -1;
+	}
+	/* x32 and i386 system calls would go around every rule. */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) < 0 &&
+	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL)) < 0) {
+		errno = -rc;
+		run_error(run, STEP_PREPARE, "cannot set the seccomp filter's action for "
+			  "foreign architectures: %s", strerror(-rc));
+		goto fail;
+	}
+	if (filter_rules(run, ctx) < 0)
+		goto fail;
+	fd = memfd_create("pyexec-seccomp", MFD_CLOEXEC);
+	if (fd < 0 || (rc = seccomp_export_bpf(ctx, fd)) < 0) {
+		if (fd >= 0)
+			errno = -rc;
+		run_error(run, STEP_PREPARE, "cannot compile the seccomp filter: %s",
+			  strerror(errno));
+		goto fail;
+	}
+	size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || size % (off_t)sizeof(*insns) != 0 ||
+	    size / (off_t)sizeof(*insns) > BPF_MAXINSNS) {
+		errno = EINVAL;
+		run_error(run, STEP_PREPARE, "the seccomp filter has a bad size (%lld bytes)",
+			  (long long)size);
+		goto fail;
+	}
+	insns = malloc((size_t)size);
+	if (insns == NULL || pread(fd, insns, (size_t)size, 0) != size) {
+		if (insns != NULL)
+			errno = EIO;
+		run_error(run, STEP_PREPARE, "cannot read the seccomp filter: %s", strerror(errno));
+		goto fail;
+	}
+	(void)close(fd);
+	seccomp_release(ctx);
+	sandbox_filter.len = (unsigned short)(size / (off_t)sizeof(*insns));
+	sandbox_filter.filter = insns;
+	return 0;
+fail:
+	rc = errno;
+	free(insns);
+	if (fd >= 0)
+		(void)close(fd);
+	seccomp_release(ctx);
+	errno = rc;
+	return -1;
+}
+
+static int write_proc_file(struct sandbox_run *run, pid_t pid, const char *name,
+			   const char *text)
+{
+	char path[64];
+	int fd, saved;
+
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		/* setgroups is new in Linux 3.19; before it gid_map needs nothing */
+		if (errno == ENOENT && strcmp(name, "setgroups") == 0)
+			return 0;
+		goto fail;
+	}
+	if (util_write_all(fd, text, strlen(text)) < 0) {
+		saved = errno;
+		(void)close(fd);
+		errno = saved;
+		goto fail;
+	}
+	if (close(fd) < 0)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	run_error(run, STEP_MAPS, "cannot write %s: %s", path, strerror(errno));
+	errno = saved;
+	return -1;
+}
+
+/* Waits for init's answer until deadline: 0 with m and *fd (-1 if none)
+ * filled, -1 with errno (ETIMEDOUT, EPIPE at end of file). */
+static int recv_answer(int sock, int64_t deadline, struct sandbox_msg *m, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	struct iovec iov = { m, sizeof(*m) };
+	struct msghdr mh;
+	struct cmsghdr *c;
+	ssize_t n;
+
+	*fd = -1;
+	for (;;) {
+		struct pollfd pfd = { .fd = sock, .events = POLLIN, .revents = 0 };
+		int64_t left = deadline - util_now_ns();
+		int r;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		r = poll(&pfd, 1, (int)(left / 1000000 + 1));
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r > 0)
+			break;
+	}
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t off = 0; off + sizeof(int) <= c->cmsg_len - CMSG_LEN(0);
+		     off += sizeof(int)) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + off, sizeof(int));
+			if (*fd < 0)
+				*fd = got;
+			else
+				(void)close(got);
+		}
+	}
+	if (n == 0 || (size_t)n != sizeof(*m)) {
+		if (*fd >= 0)
+			(void)close(*fd);
+		*fd = -1;
+		errno = EPIPE;
+		return -1;
+	}
+	m->text[sizeof(m->text) - 1] = '\0';
+	return 0;
+}
+
+static int copy_file_data(int in, int out)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	for (;;) {
+		n = sendfile(out, in, NULL, SANDBOX_COPY_CHUNK);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+	}
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* sendfile refused this pair of files: copy by hand */
+	buf = malloc(SANDBOX_COPY_CHUNK);
+	if (buf == NULL)
+		return -1;
+	for (;;) {
+		n = read(in, buf, SANDBOX_COPY_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || util_write_all(out, buf, (size_t)n) < 0)
+			break;
+	}
+	free(buf);
+	return n == 0 ? 0 : -1;
+}
+
+/* Copies the directory src into dst (both open), rel being its name under
+ * the upload directory ("" at the top, "a/b/" below). Regular files and
+ * directories only, never following a symlink. 0, or -1 with run->error. */
+static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
+		     size_t rel_len, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int dfd, ok = -1;
+
+	dfd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		if (dfd >= 0)
+			(void)close(dfd);
+		run_error(run, STEP_UPLOADS, "cannot read the uploads: %s", strerror(errno));
+		return -1;
+	}
+	rewinddir(d);
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		size_t nlen = strlen(de->d_name);
+		struct stat st, ost;
+		int in = -1, out = -1, saved;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (rel_len + nlen + 2 > PATH_MAX) {
+			errno = ENAMETOOLONG;
+			goto fail_name;
+		}
+		memcpy(rel_name + rel_len, de->d_name, nlen + 1);
+		if (fstatat(src, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail_name;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth >= COLLECT_DEPTH_MAX) {
+				errno = ELOOP;
+				goto fail_name;
+			}
+			if (mkdirat(dst, de->d_name, 0700) < 0)
+				goto fail_name;
+			in = openat(src, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (in < 0)
+				goto fail_name;
+			out = openat(dst, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (out < 0)
+				goto fail_file;
+			rel_name[rel_len + nlen] = '/';
+			rel_name[rel_len + nlen + 1] = '\0';
+			if (copy_tree(run, in, out, rel_name, rel_len + nlen + 1, depth + 1) < 0) {
+				(void)close(in);
+				(void)close(out);
+				goto out;
+			}
+			rel_name[rel_len + nlen] = '\0';
+			/* The mode last: a read-only directory was written into. */
+			if (fchmod(out, st.st_mode & 0777) < 0)
+				goto fail_file;
+		} else if (S_ISREG(st.st_mode)) {
+			in = openat(src, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+			if (in < 0)
+				goto fail_name;
+			if (fstat(in, &st) < 0)
+				goto fail_file;
+			if (!S_ISREG(st.st_mode)) {
+				(void)close(in);
+				continue;
+			}
+			out = openat(dst, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				     O_CLOEXEC, 0600);
+			if (out < 0 || copy_file_data(in, out) < 0 ||
+			    fchmod(out, st.st_mode & 0777) < 0 || fstat(out, &ost) < 0)
+				goto fail_file;
+			if (run->snap != NULL && collect_snapshot_add(run->snap, rel_name, &ost) < 0)
+				goto fail_file;
+		}
+		if (in >= 0)
+			(void)close(in);
+		if (out >= 0 && close(out) < 0) {
+			out = -1;
+			in = -1;
+			goto fail_file;
+		}
+		continue;
+fail_file:
+		saved = errno;
+		if (in >= 0)
+			(void)close(in);
+		if (out >= 0)
+			(void)close(out);
+		errno = saved;
+fail_name:
+		if (errno == ENOSPC || errno == EDQUOT) {
+			run->uploads_too_big = 1;
+			errno = ENOSPC;
+			run_error(run, STEP_UPLOADS,
+				  "the uploads do not fit in the disk of %llu bytes",
+				  (unsigned long long)run->cfg->disk_bytes);
+		} else {
+			run_error(run, STEP_UPLOADS, "cannot copy the upload %s: %s",
+				  rel_name, strerror(errno));
+		}
+		goto out;
+	}
+	if (errno != 0) {
+		run_error(run, STEP_UPLOADS, "cannot read the uploads: %s",
+			  strerror(errno));
+		goto out;
+	}
+	ok = 0;
+out:
+	{
+		int saved = errno;
+
+		(void)closedir(d);
+		errno = saved;
+	}
+	return ok;
+}
+
+static int init_args_fill(struct init_args *a, struct sandbox_run *run,
+			  const struct run_spec *spec, int stdin_fd, int out_w, int err_w)
+{
+	const struct sandbox_config *cfg = run->cfg;
+	uint64_t inodes = cfg->disk_bytes / SANDBOX_BYTES_PER_INODE;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	a->spec = spec;
+	a->deps_path = run->deps_path;
+	a->stdin_fd = stdin_fd;
+	a->out_w = out_w;
+	a->err_w = err_w;
+	if ((size_t)snprintf(a->root, sizeof(a->root), "%s/root", run->req_dir) >= sizeof(a->root)) {
+		errno = ENAMETOOLONG;
+		run_error(run, STEP_PREPARE, "the request directory's path is too long");
+		return -1;
+	}
+	if (inodes < SANDBOX_INODES_MIN)
+		inodes = SANDBOX_INODES_MIN;
+	snprintf(a->passwd, sizeof(a->passwd), "pyexec:x:%lu:%lu:pyexec:/tmp:/usr/sbin/nologin\n",
+		 (unsigned long)cfg->uid, (unsigned long)cfg->gid);
+	snprintf(a->group, sizeof(a->group), "pyexec:x:%lu:\n", (unsigned long)cfg->gid);
+	snprintf(a->disk_opts, sizeof(a->disk_opts), "mode=0755,size=%llu,nr_inodes=%llu",
+		 (unsigned long long)cfg->disk_bytes, (unsigned long long)inodes);
+	snprintf(a->dev_opts, sizeof(a->dev_opts), "mode=0755,size=%lu",
+		 (unsigned long)SANDBOX_DEV_SIZE);
+	return 0;
+}
+
+/* clone(2) the way fork(2) does it: no stack of its own, the child goes on
+ * from here on a copy of ours. (glibc's clone() wants a separate stack, on
+ * which AddressSanitizer loses track of init and of the payload forked from
+ * it, and says so on the program's stderr.) The pid, 0 in the child, or -1. */
+static pid_t sandbox_clone(int flags)
+{
+#if defined(__s390__) || defined(__s390x__)
+	return (pid_t)syscall(SYS_clone, NULL, (unsigned long)flags, NULL, NULL, 0UL);
+#else
+	return (pid_t)syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0UL);
+#endif
+}
+
+static int path_ok(const char *p)
+{
+	return p[0] == '/' && strlen(p) < PATH_MAX;
+}
+
+static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
+			   int out_w, int err_w)
+{
+	struct sandbox_run *run = arg;
+	const struct sandbox_config *cfg;
+	struct init_args a;
+	struct sandbox_msg m;
+	char map[64];
+	char rel_name[PATH_MAX];
+	sigset_t all, old;
+	int sv[2] = { -1, -1 }, stp[2] = { -1, -1 }, wfd = -1;
+	int flags, saved;
+	int64_t deadline;
+	pid_t pid = -1;
+
+	if (run == NULL || run->cfg == NULL || run->req_dir == NULL || run->upload_fd < 0 ||
+	    spec == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	cfg = run->cfg;
+	run->error[0] = '\0';
+	run->failed_step = STEP_NONE;
+	run->failed_errno = 0;
+	run->uploads_too_big = 0;
+	if (run->work_fd >= 0 || run->status_fd >= 0) {
+		errno = EBUSY;
+		run_error(run, STEP_PREPARE, "this run was started already");
+		goto fail;
+	}
+	if (cfg->disk_bytes == 0 || !path_ok(run->req_dir) ||
+	    (cfg->python_prefix[0] != '\0' && !path_ok(cfg->python_prefix)) ||
+	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv)) ||
+	    (run->deps_path != NULL && !path_ok(run->deps_path))) {
+		errno = EINVAL;
+		run_error(run, STEP_PREPARE,
+			  "the disk size is 0 or a path is not absolute");
+		goto fail;
+	}
+	if (filter_build(run) < 0 ||
+	    init_args_fill(&a, run, spec, stdin_fd, out_w, err_w) < 0)
+		goto fail;
+	if (mkdir(a.root, 0700) < 0 && errno != EEXIST) {
+		run_error(run, STEP_PREPARE, "cannot create %s: %s", a.root, strerror(errno));
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    pipe2(stp, O_CLOEXEC) < 0) {
+		run_error(run, STEP_PREPARE, "cannot create a socket pair or pipe: %s",
+			  strerror(errno));
+		goto fail;
+	}
+	a.sock = sv[1];
+	a.status_w = stp[1];
+
+	flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+		CLONE_NEWCGROUP | SIGCHLD;
+	if (!cfg->network)
+		flags |= CLONE_NEWNET;
+	/* No handler of the caller may run in init. */
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0) {
+		run_error(run, STEP_PREPARE, "sigprocmask: %s", strerror(errno));
+		goto fail;
+	}
+	pid = sandbox_clone(flags);
+	if (pid == 0)
+		init_main(&a);
+	saved = errno;
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+	(void)close(sv[1]);
+	(void)close(stp[1]);
+	sv[1] = stp[1] = -1;
+	if (pid < 0) {
+		errno = saved;
+		run_error(run, STEP_CLONE, "cannot create the namespaces (clone): %s",
+			  strerror(errno));
+		goto fail;
+	}
+	(void)setpgid(pid, pid);
+	deadline = util_now_ns() + (int64_t)SANDBOX_SETUP_TIMEOUT_MS * 1000000;
+
+	/* Init is dumpable once it says hello: its /proc files are ours. */
+	if (recv_answer(sv[0], deadline, &m, &wfd) < 0) {
+		run_error(run, STEP_HANDSHAKE, "init did not start: %s", strerror(errno));
+		goto fail;
+	}
+	if (m.type != MSG_HELLO || wfd >= 0) {
+		errno = EPROTO;
+		run_error(run, STEP_HANDSHAKE, "init answered out of turn");
+		goto fail;
+	}
+
+	/* pyexec's ids mapped to themselves; setgroups must be denied before
+	 * an unprivileged gid_map. */
+	if (write_proc_file(run, pid, "setgroups", "deny") < 0)
+		goto fail;
+	snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->uid, (unsigned long)cfg->uid);
+	if (write_proc_file(run, pid, "uid_map", map) < 0)
+		goto fail;
+	snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->gid, (unsigned long)cfg->gid);
+	if (write_proc_file(run, pid, "gid_map", map) < 0)
+		goto fail;
+	if (msg_send(sv[0], MSG_MAPS) < 0) {
+		run_error(run, STEP_HANDSHAKE, "cannot release init: %s", strerror(errno));
+		goto fail;
+	}
+
+	if (recv_answer(sv[0], deadline, &m, &wfd) < 0) {
+		if (errno == ETIMEDOUT)
+			run_error(run, STEP_HANDSHAKE, "init was not ready within %d ms",
+				  SANDBOX_SETUP_TIMEOUT_MS);
+		else
+			run_error(run, STEP_HANDSHAKE, "init ended during setup: %s",
+				  strerror(errno));
+		goto fail;
+	}
+	if (m.type == MSG_ERROR) {
+		errno = m.err != 0 ? m.err : EPERM;
+		run_error(run, m.step, "%s", m.text);
+		goto fail;
+	}
+	if (m.type != MSG_READY || wfd < 0) {
+		errno = EPROTO;
+		run_error(run, STEP_HANDSHAKE, "init answered out of turn");
+		goto fail;
+	}
+	run->work_fd = wfd;
+	wfd = -1;
+
+	rel_name[0] = '\0';
+	if (copy_tree(run, run->upload_fd, run->work_fd, rel_name, 0, 0) < 0)
+		goto fail;
+	if (msg_send(sv[0], MSG_GO) < 0) {
+		run_error(run, STEP_HANDSHAKE, "cannot start init: %s", strerror(errno));
+		goto fail;
+	}
+	(void)close(sv[0]);
+	if (util_set_nonblock(stp[0]) < 0) {
+		/* the payload is running: only its status would be lost */
+		log_msg(LOG_LEVEL_WARN, "sandbox: fcntl: %s", strerror(errno));
+	}
+	run->status_fd = stp[0];
+	return pid;
+
+fail:
+	saved = errno;
+	if (run->error[0] == '\0')
+		run_error(run, STEP_PREPARE, "%s", strerror(saved));
+	if (pid > 0) {
+		(void)kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			(void)close(sv[i]);
+		if (stp[i] >= 0)
+			(void)close(stp[i]);
+	}
+	if (wfd >= 0)
+		(void)close(wfd);
+	if (run->work_fd >= 0) {
+		(void)close(run->work_fd);
+		run->work_fd = -1;
+	}
+	/* the caller logs run->error */
+	log_msg(LOG_LEVEL_DEBUG, "sandbox: %s", run->error);
+	errno = saved;
+	return -1;
+}
+
+static int sandbox_wait_status(void *arg, int status)
+{
+	struct sandbox_run *run = arg;
+	int st;
+	ssize_t n;
+
+	if (run == NULL || run->status_fd < 0)
+		return status;
+	do
+		n = read(run->status_fd, &st, sizeof(st));
+	while (n < 0 && errno == EINTR);
+	(void)close(run->status_fd);
+	run->status_fd = -1;
+	/* Nothing written: init itself was killed (the wall time, say). */
+	return n == (ssize_t)sizeof(st) ? st : status;
+}
+
+const struct run_spawner sandbox_spawner = {
+	.spawn = sandbox_spawn,
+	.wait_status = sandbox_wait_status,
+	.arg = NULL,
+	.name = "namespaces",
+};
+
+void sandbox_run_init(struct sandbox_run *run, const struct sandbox_config *cfg,
+		      const char *req_dir, int upload_fd, const char *deps_path,
+		      struct collect_snapshot *snap)
+{
+	memset(run, 0, sizeof(*run));
+	run->cfg = cfg;
+	run->req_dir = req_dir;
+	run->upload_fd = upload_fd;
+	run->deps_path = deps_path;
+	run->snap = snap;
+	run->work_fd = -1;
+	run->status_fd = -1;
+}
+
+void sandbox_run_close(struct sandbox_run *run)
+{
+	if (run == NULL)
+		return;
+	if (run->work_fd >= 0)
+		(void)close(run->work_fd);
+	if (run->status_fd >= 0)
+		(void)close(run->status_fd);
+	run->work_fd = run->status_fd = -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The probe. */
+
+/* The prefix of an interpreter path (/opt/py/bin/python3 -> /opt/py) into
+ * out, or "" when it is the system's (under /usr, or /). */
+static void python_prefix_of(const char *path, char *out, size_t len)
+{
+	char buf[PATH_MAX];
+	char *slash;
+
+	out[0] = '\0';
+	if (strlen(path) >= sizeof(buf))
+		return;
+	strcpy(buf, path);
+	for (int i = 0; i < 2; i++) {
+		slash = strrchr(buf, '/');
+		if (slash == NULL)
+			return;
+		*slash = '\0';
+	}
+	if (buf[0] == '\0' || strcmp(buf, "/usr") == 0 || strncmp(buf, "/usr/", 5) == 0)
+		return;
+	snprintf(out, len, "%s", buf);
+}
+
+static const char hint_userns[] =
+	"user namespaces are disabled or restricted: allow them "
+	"(`sysctl kernel.unprivileged_userns_clone=1` on Debian-like kernels, "
+	"`sysctl user.max_user_namespaces=10000`; on Ubuntu >= 23.10 "
+	"`sysctl kernel.apparmor_restrict_unprivileged_userns=0` or an AppArmor profile "
+	"that allows userns for pyexec); inside a container, the container must allow "
+	"nested user namespaces (no seccomp profile blocking clone/unshare)";
+static const char hint_mount[] =
+	"the kernel refuses mounts in pyexec's user namespace: on Ubuntu >= 23.10 set "
+	"`sysctl kernel.apparmor_restrict_unprivileged_userns=0` or give pyexec an AppArmor "
+	"profile that allows userns; inside a container, allow mounts in nested namespaces "
+	"(no AppArmor/seccomp profile blocking mount)";
+
+/* One attempt; 0 when the program printed "ok". */
+static int probe_once(struct sandbox_config *cfg, const char *python, const char *dir,
+		      int up_fd, struct sandbox_run *run, char *err, size_t errlen)
+{
+	char *argv[] = { (char *)python, "-c", "import sys; print('ok')", NULL };
+	char *envp[] = { "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp", NULL };
+	struct run_spawner sp = sandbox_spawner;
+	struct run_spec spec;
+	struct run_result res;
+	char out[64], errtxt[160];
+	int out_fd = -1, err_fd = -1, rc = -1;
+	ssize_t n;
+
+	sandbox_run_init(run, cfg, dir, up_fd, NULL, NULL);
+	sp.arg = run;
+	out_fd = memfd_create("probe-stdout", MFD_CLOEXEC);
+	err_fd = memfd_create("probe-stderr", MFD_CLOEXEC);
+	if (out_fd < 0 || err_fd < 0) {
+		util_errorf(err, errlen, "cannot create the probe's output files: %s",
+			    strerror(errno));
+		goto out;
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.path = python;
+	spec.argv = argv;
+	spec.envp = envp;
+	spec.stdin_fd = -1;
+	spec.stdout_fd = out_fd;
+	spec.stderr_fd = err_fd;
+	spec.watch_fd = -1;
+	spec.lim.wall_ms = SANDBOX_SETUP_TIMEOUT_MS + 10000;
+	spec.lim.max_output = 4096;
+	if (run_program(&spec, &sp, &res) < 0) {
+		if (run->error[0] == '\0')
+			util_errorf(err, errlen, "the probe could not run: %s",
+				    strerror(errno));
+		goto out;
+	}
+	n = pread(out_fd, out, sizeof(out) - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	if (res.status == RUN_OK && strcmp(out, "ok\n") == 0) {
+		rc = 0;
+		goto out;
+	}
+	n = pread(err_fd, errtxt, sizeof(errtxt) - 1, 0);
+	errtxt[n > 0 ? n : 0] = '\0';
+	errtxt[strcspn(errtxt, "\n")] = '\0';
+	util_errorf(err, errlen, "%s did not run in the sandbox (exit %d, signal %d): %s; "
+		    "check that it and its libraries are under /usr or its own prefix",
+		    python, res.exit_code, res.signal, errtxt[0] != '\0' ? errtxt : "no message");
+out:
+	if (out_fd >= 0)
+		(void)close(out_fd);
+	if (err_fd >= 0)
+		(void)close(err_fd);
+	sandbox_run_close(run);
+	return rc;
+}
+
+int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
+		  int network, const char *tmp_dir, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	struct sandbox_run run;
+	int tmp_fd = -1, up_fd = -1, rc = -1;
+	const char *base;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	memset(cfg, 0, sizeof(*cfg));
+	if (python == NULL || python[0] != '/' || tmp_dir == NULL || disk_bytes == 0) {
+		util_errorf(err, errlen, "the interpreter must be an absolute path "
+			    "and the disk size more than 0");
+		errno = EINVAL;
+		return -1;
+	}
+	if (realpath(python, real) == NULL) {
+		util_errorf(err, errlen, "cannot resolve %s: %s", python, strerror(errno));
+		return -1;
+	}
+	python_prefix_of(real, cfg->python_prefix, sizeof(cfg->python_prefix));
+	python_prefix_of(python, cfg->python_venv, sizeof(cfg->python_venv));
+	if (strcmp(cfg->python_venv, cfg->python_prefix) == 0)
+		cfg->python_venv[0] = '\0';
+	cfg->disk_bytes = disk_bytes;
+	cfg->network = network != 0;
+	cfg->proc = 1;
+	cfg->uid = getuid();
+	cfg->gid = getgid();
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/sandbox-probe.XXXXXX", tmp_dir) >= sizeof(dir)) {
+		util_errorf(err, errlen, "the temporary directory's path is too long");
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdtemp(dir) == NULL) {
+		util_errorf(err, errlen, "cannot create a directory in %s: %s", tmp_dir,
+			    strerror(errno));
+		return -1;
+	}
+	base = strrchr(dir, '/') + 1;
+	tmp_fd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tmp_fd < 0) {
+		util_errorf(err, errlen, "cannot open %s: %s", tmp_dir, strerror(errno));
+		(void)rmdir(dir);
+		return -1;
+	}
+	up_fd = openat(tmp_fd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (up_fd < 0 || mkdirat(up_fd, "up", 0700) < 0) {
+		util_errorf(err, errlen, "cannot prepare the probe in %s: %s", dir,
+			    strerror(errno));
+		goto out;
+	}
+	{
+		int fd = openat(up_fd, "up", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		(void)close(up_fd);
+		up_fd = fd;
+		if (up_fd < 0) {
+			util_errorf(err, errlen, "cannot open %s/up: %s", dir,
+				    strerror(errno));
+			goto out;
+		}
+	}
+
+	rc = probe_once(cfg, python, dir, up_fd, &run, err, errlen);
+	if (rc < 0 && run.failed_step == STEP_PROC) {
+		log_msg(LOG_LEVEL_WARN, "sandbox: %s; runs get an empty /proc instead",
+			run.error);
+		cfg->proc = 0;
+		if (err != NULL && errlen > 0)
+			err[0] = '\0';
+		rc = probe_once(cfg, python, dir, up_fd, &run, err, errlen);
+	}
+	if (rc < 0 && run.error[0] != '\0') {
+		int userns = run.failed_step == STEP_CLONE || run.failed_step == STEP_MAPS;
+		int mounts = (run.failed_step == STEP_MOUNT || run.failed_step == STEP_PROC ||
+			      run.failed_step == STEP_SETUP) &&
+			     (run.failed_errno == EPERM || run.failed_errno == EACCES);
+
+		if (userns)
+			util_errorf(err, errlen, "%s; %s", run.error, hint_userns);
+		else if (mounts)
+			util_errorf(err, errlen, "%s; %s", run.error, hint_mount);
+		else
+			util_errorf(err, errlen, "%s", run.error);
+	}
+out:
+	if (up_fd >= 0)
+		(void)close(up_fd);
+	if (tmp_fd >= 0) {
+		if (workdir_rmtree_at(tmp_fd, base) < 0)
+			log_msg(LOG_LEVEL_WARN, "sandbox: cannot remove %s: %s", dir, strerror(errno));
+		(void)close(tmp_fd);
+	}
+	return rc;
+}

@@ -1,0 +1,108 @@
+/* sandbox: layer 1 of SPEC §6, a run_spawner that puts the program in new
+ * user, mount, pid, net, ipc, uts and cgroup namespaces, unprivileged.
+ *
+ * The steps, in order (each failure is reported with the step, the path and
+ * the errno, and the run does not start):
+ *
+ *   supervisor (the worker)            init (PID 1 of the new pid namespace)
+ *   ----------------------------       ------------------------------------
+ *   clone(CLONE_NEW*)  ─────────────▶  waits for its maps
+ *   uid_map/gid_map (own uid -> same   mounts: a tmpfs root in a private,
+ *   uid), setgroups deny               unpredictable directory; read-only
+ *                                      binds of the system; the dependency
+ *                                      entry read-only at its own path; one
+ *                                      tmpfs of max_disk bytes (nosuid,nodev,
+ *                                      noexec) holding /work, /tmp, /dev/shm;
+ *                                      a minimal /dev; a fresh /proc (or none,
+ *                                      see SANDBOX_PROC_*); pivot_root; the
+ *                                      root remounted read-only; hostname
+ *   ◀─────────── the /work dirfd ────  sends /work's fd (SCM_RIGHTS)
+ *   copies the uploads into /work,
+ *   records their stat for collect
+ *   "go" ───────────────────────────▶  forks the payload, then reaps until
+ *                                      the payload ends, writes its wait
+ *                                      status to the supervisor, exits (the
+ *                                      kernel kills what is left in the ns)
+ *                                      payload: setsid, rlimits, fds 0-2
+ *                                      only, capabilities dropped (bounding
+ *                                      set too), no_new_privs, seccomp last,
+ *                                      execve
+ *
+ * Inside, the program's uid and gid are pyexec's own (mapped to themselves),
+ * its cwd is /work, and the paths it sees are /work, /tmp, the system's, and
+ * the dependency entry's. */
+#ifndef PYEXEC_SANDBOX_H
+#define PYEXEC_SANDBOX_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "collect.h"
+#include "run.h"
+
+#define SANDBOX_WORK "/work"            /* the program's cwd and OUTPUT_DIR */
+#define SANDBOX_HOSTNAME "pyexec"
+#define SANDBOX_DEV_SIZE (64 * 1024)    /* bytes of the /dev tmpfs */
+#define SANDBOX_SETUP_TIMEOUT_MS 10000  /* init must be ready within this */
+
+/* What stays the same for every run of a worker. */
+struct sandbox_config {
+	char python_prefix[PATH_MAX];   /* bound read-only when not under /usr ("" = none) */
+	char python_venv[PATH_MAX];     /* the configured path's own prefix, when it is
+	                                 * not python_prefix and not under /usr (a venv
+	                                 * whose python links to the system's); "" = none */
+	uint64_t disk_bytes;            /* size of the tmpfs for /work, /tmp, /dev/shm */
+	int network;                    /* 1: keep the host's network (no CLONE_NEWNET) */
+	int proc;                       /* 1: mount a fresh /proc; 0: the kernel refused it */
+	uid_t uid;                      /* pyexec's own uid and gid, mapped to themselves */
+	gid_t gid;
+};
+
+/* One run. The supervisor fills the inputs; the spawner fills the outputs. */
+struct sandbox_run {
+	const struct sandbox_config *cfg;
+	const char *req_dir;            /* the request's private host directory: the
+	                                 * new root's mount point is made inside it */
+	int upload_fd;                  /* host directory with the uploads */
+	const char *deps_path;          /* dependency entry, bound read-only; NULL = none */
+	struct collect_snapshot *snap;  /* filled with the stat of each copy in /work */
+	int work_fd;                    /* out: /work inside (a tmpfs), open until
+	                                 * sandbox_run_close; -1 before the run */
+	int status_fd;                  /* internal: the payload's wait status */
+	int uploads_too_big;            /* out: the uploads did not fit in disk_bytes */
+	char error[256];                /* out: what failed, when spawn fails */
+	int failed_step;                /* internal: the step that failed and its */
+	int failed_errno;               /* errno, for the advice of sandbox_probe */
+};
+
+/* The spawner: arg is a struct sandbox_run *. spec->cwd is ignored (the
+ * program starts in /work); spec->envp is used as given. spawn returns the
+ * pid of init, which leads the whole namespace: killing it kills everything
+ * in it. wait_status turns init's exit into the payload's wait status. */
+extern const struct run_spawner sandbox_spawner;
+
+/* For the unit suite: non-zero makes read-only binds take the path of
+ * kernels before 5.12 (a remount of each bind, no mount_setattr). */
+extern int sandbox_test_old_kernel;
+
+/* Prepares run (work_fd = status_fd = -1) for one request. */
+void sandbox_run_init(struct sandbox_run *run, const struct sandbox_config *cfg,
+		      const char *req_dir, int upload_fd, const char *deps_path,
+		      struct collect_snapshot *snap);
+/* Closes what a run kept open (work_fd, status_fd). Safe to call twice. */
+void sandbox_run_close(struct sandbox_run *run);
+
+/* Fills cfg for python (its prefix), the disk size, network, uid and gid,
+ * then runs one complete throw-away sandbox (python printing "ok" inside,
+ * everything but the uploads) in tmp_dir. 0 when it works; -1 with, in
+ * err, one sentence that says which step failed, the errno, and the fix
+ * (user namespaces disabled: "sysctl kernel.unprivileged_userns_clone=1";
+ * Ubuntu's AppArmor restriction: "kernel.apparmor_restrict_unprivileged_userns=0
+ * or an AppArmor profile that allows userns"; a /proc that cannot be mounted
+ * fresh falls back to no /proc, with cfg->proc = 0 and a warning logged). */
+int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
+		  int network, const char *tmp_dir, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1059 @@
+#include "config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "collect.h"
+#include "run.h"
+#include "sandbox.h"
+#include "workdir.h"
+
+#define PY "/usr/bin/python3"
+#define MIB (1024 * 1024)
+#define NOBODY 65534
+
+static char tmpdir[64];         /* the suite's own mkdtemp directory */
+static char req_dir[128];       /* <tmpdir>/req: the request's directory */
+static char deps_dir[128];      /* <tmpdir>/deps: a dependency entry */
+static int tmp_fd = -1, up_fd = -1;
+static int out_fd = -1, err_fd = -1;
+static struct sandbox_config cfg;
+static struct sandbox_run run;
+static struct collect_snapshot *snap;
+static struct run_spec spec;
+static struct run_result res;
+static char *argv_buf[8];
+static char *env_default[] = { "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp", NULL };
+static char out[65536], err[65536];
+static pid_t init_pid;
+
+/* The sandbox's spawner, remembering init's pid. */
+static pid_t spawn_recording(void *arg, const struct run_spec *s, int in, int o, int e)
+{
+	init_pid = sandbox_spawner.spawn(arg, s, in, o, e);
+	return init_pid;
+}
+
+static void read_all(int fd, char *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+}
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/check_sandbox.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tmp_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(tmp_fd, 0);
+	snprintf(req_dir, sizeof(req_dir), "%s/req", tmpdir);
+	snprintf(deps_dir, sizeof(deps_dir), "%s/deps", tmpdir);
+	ck_assert_int_eq(mkdir(req_dir, 0700), 0);
+	ck_assert_int_eq(mkdirat(tmp_fd, "req/work", 0755), 0);
+	up_fd = openat(tmp_fd, "req/work", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(up_fd, 0);
+	out_fd = memfd_create("stdout", MFD_CLOEXEC);
+	err_fd = memfd_create("stderr", MFD_CLOEXEC);
+	ck_assert_int_ge(out_fd, 0);
+	ck_assert_int_ge(err_fd, 0);
+	snap = collect_snapshot_new();
+	ck_assert_ptr_nonnull(snap);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.disk_bytes = 16 * MIB;
+	cfg.proc = 1;
+	cfg.uid = getuid();
+	cfg.gid = getgid();
+	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+
+	memset(&spec, 0, sizeof(spec));
+	memset(&res, 0, sizeof(res));
+	spec.path = PY;
+	spec.argv = argv_buf;
+	spec.envp = env_default;
+	spec.stdin_fd = -1;
+	spec.watch_fd = -1;
+	spec.stdout_fd = out_fd;
+	spec.stderr_fd = err_fd;
+	spec.lim.wall_ms = 20000;
+	spec.lim.max_output = 60000;
+	init_pid = -1;
+}
+
+static void teardown(void)
+{
+	sandbox_run_close(&run);
+	collect_snapshot_free(snap);
+	close(out_fd);
+	close(err_fd);
+	close(up_fd);
+	ck_assert_int_eq(workdir_rmtree_at(tmp_fd, "req"), 0);
+	ck_assert_int_eq(workdir_rmtree_at(tmp_fd, "deps"), 0);
+	ck_assert_int_eq(workdir_rmtree_at(tmp_fd, "venv"), 0);
+	close(tmp_fd);
+	ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+
+/* Runs `python -c script` in the sandbox: run_program's result, with out
+ * and err filled. */
+static int run_py(const char *script)
+{
+	struct run_spawner sp = sandbox_spawner;
+	int rc;
+
+	sp.spawn = spawn_recording;
+	sp.arg = &run;
+	argv_buf[0] = "python3";
+	argv_buf[1] = "-c";
+	argv_buf[2] = (char *)script;
+	argv_buf[3] = NULL;
+	rc = run_program(&spec, &sp, &res);
+	read_all(out_fd, out, sizeof(out));
+	read_all(err_fd, err, sizeof(err));
+	return rc;
+}
+
+/* Runs script and requires a clean exit. */
+static void run_py_ok(const char *script)
+{
+	int rc = run_py(script);
+
+	ck_assert_msg(rc == 0, "run_program failed: %s (%s)", run.error, strerror(errno));
+	ck_assert_msg(res.status == RUN_OK, "status %s, exit %d, signal %d, stderr: %s",
+		      run_status_name(res.status), res.exit_code, res.signal, err);
+}
+
+static void write_upload(const char *name, const char *text, mode_t mode)
+{
+	int fd = openat(up_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* The contents of name under run.work_fd (the sandbox's /work). */
+static void read_work(const char *name, char *buf, size_t len)
+{
+	int fd = openat(run.work_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	ck_assert_msg(fd >= 0, "cannot open %s in /work: %s", name, strerror(errno));
+	read_all(fd, buf, len);
+	close(fd);
+}
+
+/* Whether a process whose command line holds marker is alive. */
+static int process_with_marker(const char *marker)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	int found = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL && !found) {
+		char path[300], buf[4096];
+		ssize_t n;
+		int fd;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		buf[n > 0 ? n : 0] = '\0';
+		found = strstr(buf, marker) != NULL;
+	}
+	closedir(d);
+	return found;
+}
+
+START_TEST(python_prints_hello)
+{
+	run_py_ok("print('hello')");
+	ck_assert_str_eq(out, "hello\n");
+	ck_assert_int_eq(res.exit_code, 0);
+	ck_assert_str_eq(err, "");
+	/* init is gone, and so is its status pipe */
+	ck_assert_int_eq(kill(init_pid, 0), -1);
+	ck_assert_int_eq(run.status_fd, -1);
+}
+END_TEST
+
+START_TEST(cwd_is_work_and_files_land_in_work_fd)
+{
+	run_py_ok("import os\n"
+		  "print(os.getcwd())\n"
+		  "open('result.txt', 'w').write('42')\n"
+		  "os.mkdir('sub')\n"
+		  "open('/work/sub/deep.txt', 'w').write('deep')\n");
+	ck_assert_str_eq(out, "/work\n");
+	ck_assert_int_ge(run.work_fd, 0);
+	read_work("result.txt", out, sizeof(out));
+	ck_assert_str_eq(out, "42");
+	read_work("sub/deep.txt", out, sizeof(out));
+	ck_assert_str_eq(out, "deep");
+	/* the host's upload directory is not the program's /work */
+	ck_assert_int_eq(faccessat(up_fd, "result.txt", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+}
+END_TEST
+
+START_TEST(uploads_are_copied_and_recorded)
+{
+	struct collect_result cr;
+
+	write_upload("main.py", "print('from main')\n", 0644);
+	ck_assert_int_eq(mkdirat(up_fd, "data", 0755), 0);
+	ck_assert_int_eq(mkdirat(up_fd, "data/nested", 0750), 0);
+	write_upload("data/nested/in.txt", "nested upload", 0600);
+	ck_assert_int_eq(symlinkat("/etc/shadow", up_fd, "evil"), 0);
+	run_py_ok("import os, stat\n"
+		  "exec(open('main.py').read())\n"
+		  "print(open('data/nested/in.txt').read())\n"
+		  "print(oct(stat.S_IMODE(os.stat('data/nested/in.txt').st_mode)))\n"
+		  "print(oct(stat.S_IMODE(os.stat('data/nested').st_mode)))\n"
+		  "print(os.path.lexists('evil'))\n"
+		  "open('new.txt', 'w').write('generated')\n");
+	ck_assert_str_eq(out, "from main\nnested upload\n0o600\n0o750\nFalse\n");
+	/* Only the new file is a result: the snapshot holds the copies. */
+	ck_assert_int_eq(collect_files(run.work_fd, snap, 100, MIB, &cr), 0);
+	ck_assert_int_eq(cr.n, 1);
+	ck_assert_str_eq(cr.files[0].name, "new.txt");
+	collect_result_free(&cr);
+}
+END_TEST
+
+START_TEST(changed_upload_is_a_result)
+{
+	struct collect_result cr;
+
+	write_upload("data.txt", "old", 0644);
+	run_py_ok("open('data.txt', 'w').write('new and longer')\n");
+	ck_assert_int_eq(collect_files(run.work_fd, snap, 100, MIB, &cr), 0);
+	ck_assert_int_eq(cr.n, 1);
+	ck_assert_str_eq(cr.files[0].name, "data.txt");
+	collect_result_free(&cr);
+}
+END_TEST
+
+START_TEST(uploads_too_big_for_the_disk)
+{
+	int fd = openat(up_fd, "big.bin", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 2 * MIB), 0);
+	close(fd);
+	cfg.disk_bytes = MIB;
+	ck_assert_int_eq(run_py("print('never')"), -1);
+	ck_assert_int_eq(errno, ENOSPC);
+	ck_assert_int_eq(run.uploads_too_big, 1);
+	ck_assert_int_eq(run.work_fd, -1);
+	ck_assert_str_eq(out, "");
+	/* init was killed and reaped */
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+	ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
+START_TEST(etc_passwd_is_one_line)
+{
+	char want[256];
+
+	run_py_ok("import os, pwd\n"
+		  "print(open('/etc/passwd').read(), end='')\n"
+		  "print(pwd.getpwuid(os.getuid()).pw_name)\n"
+		  "print(sorted(n for n in ('shadow', 'gshadow', 'sudoers', 'ssh') "
+		  "if os.path.lexists('/etc/' + n)))\n"
+		  "print(os.path.exists('/etc/ld.so.cache'))\n");
+	snprintf(want, sizeof(want),
+		 "pyexec:x:%lu:%lu:pyexec:/tmp:/usr/sbin/nologin\npyexec\n[]\nTrue\n",
+		 (unsigned long)getuid(), (unsigned long)getgid());
+	ck_assert_str_eq(out, want);
+}
+END_TEST
+
+START_TEST(hostname_is_pyexec)
+{
+	run_py_ok("import socket\n"
+		  "print(socket.gethostname())\n"
+		  "print(open('/etc/hostname').read(), end='')\n");
+	ck_assert_str_eq(out, "pyexec\npyexec\n");
+}
+END_TEST
+
+START_TEST(pid_1_is_init)
+{
+	run_py_ok("import os\n"
+		  "print(os.getppid())\n"
+		  "print(os.getpid())\n"
+		  "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+		  "def reach(path, link):\n"
+		  "    try:\n"
+		  "        os.readlink(path) if link else open(path, 'rb').read(1)\n"
+		  "        return 'open'\n"
+		  "    except OSError:\n"
+		  "        return 'refused'\n"
+		  "try:\n"
+		  "    fds = os.listdir('/proc/1/fd')\n"
+		  "except OSError:\n"
+		  "    fds = ['0']\n"
+		  "print('fd', sorted(set(reach('/proc/1/fd/' + f, True) for f in fds)))\n"
+		  "for what in ('root', 'cwd', 'environ', 'mem'):\n"
+		  "    print(what, reach('/proc/1/' + what, what in ('root', 'cwd')))\n");
+	/* init (not dumpable, all capabilities) is out of the program's reach */
+	ck_assert_str_eq(out, "1\n2\n[1, 2]\nfd ['refused']\nroot refused\ncwd refused\n"
+			 "environ refused\nmem refused\n");
+	ck_assert_int_gt(init_pid, 2);
+}
+END_TEST
+
+START_TEST(no_network)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char script[1024];
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	/* a listener outside that the program must not reach */
+	ck_assert_int_ge(ls, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(ls, 8), 0);
+	ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sin, &len), 0);
+	snprintf(script, sizeof(script),
+		 "import socket, errno\n"
+		 "print([l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]])\n"
+		 "s = socket.socket()\n"
+		 "s.settimeout(3)\n"
+		 "try:\n"
+		 "    s.connect(('127.0.0.1', %d))\n"
+		 "    print('connected')\n"
+		 "except OSError as e:\n"
+		 "    print('refused')\n"
+		 "try:\n"
+		 "    socket.create_connection(('192.0.2.1', 80), timeout=2)\n"
+		 "    print('connected')\n"
+		 "except OSError as e:\n"
+		 "    print(errno.errorcode.get(e.errno, e.errno))\n",
+		 ntohs(sin.sin_port));
+	run_py_ok(script);
+	ck_assert_str_eq(out, "['lo']\nrefused\nENETUNREACH\n");
+	close(ls);
+}
+END_TEST
+
+START_TEST(network_kept_when_configured)
+{
+	struct if_nameindex *ifs = if_nameindex();
+	char want[32];
+	int n = 0;
+
+	/* (if_nameindex needs a netlink socket: refused inside) */
+	ck_assert_ptr_nonnull(ifs);
+	while (ifs[n].if_index != 0)
+		n++;
+	if_freenameindex(ifs);
+	/* the host must have more than lo for this test to mean anything */
+	ck_assert_int_ge(n, 2);
+	cfg.network = 1;
+	run_py_ok("import socket\n"
+		  "print(len(open('/proc/net/dev').readlines()) - 2)\n"
+		  "print(socket.gethostname())\n");
+	snprintf(want, sizeof(want), "%d\npyexec\n", n);
+	ck_assert_str_eq(out, want);
+}
+END_TEST
+
+START_TEST(capabilities_no_new_privs_seccomp)
+{
+	run_py_ok("for line in open('/proc/self/status'):\n"
+		  "    k, v = line.split(':', 1)\n"
+		  "    if k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'):\n"
+		  "        print(k, v.strip())\n");
+	ck_assert_str_eq(out,
+			 "CapInh 0000000000000000\n"
+			 "CapPrm 0000000000000000\n"
+			 "CapEff 0000000000000000\n"
+			 "CapBnd 0000000000000000\n"
+			 "CapAmb 0000000000000000\n"
+			 "NoNewPrivs 1\n"
+			 "Seccomp 2\n");
+}
+END_TEST
+
+#if defined(__x86_64__)
+START_TEST(refused_system_calls)
+{
+	/* x86-64 numbers. Each call would succeed, or fail otherwise, without
+	 * the filter (shmget, ptrace(TRACEME) and unshare(CLONE_NEWUSER) do
+	 * succeed unprivileged). */
+	run_py_ok("import ctypes, errno, os\n"
+		  "libc = ctypes.CDLL(None, use_errno=True)\n"
+		  "libc.syscall.restype = ctypes.c_long\n"
+		  "buf = ctypes.create_string_buffer(256)\n"
+		  "calls = [('ptrace', 101, 0, 0, 0), ('process_vm_readv', 310, 1, 0, 0),\n"
+		  "  ('mount', 165, b'none', b'/tmp', b'tmpfs'), ('umount2', 166, b'/tmp', 2, 0),\n"
+		  "  ('unshare', 272, 0x10000000, 0, 0), ('setns', 308, 0, 0, 0),\n"
+		  "  ('bpf', 321, 0, buf, 64), ('perf_event_open', 298, buf, 0, -1),\n"
+		  "  ('userfaultfd', 323, 0, 0, 0), ('io_uring_setup', 425, 1, buf, 0),\n"
+		  "  ('keyctl', 250, 0, -3, 1), ('add_key', 248, b'user', b'x', buf),\n"
+		  "  ('shmget', 29, 0, 4096, 0o1600), ('msgget', 68, 0, 0o1600, 0),\n"
+		  "  ('semget', 64, 0, 1, 0o1600), ('chroot', 161, b'/tmp', 0, 0),\n"
+		  "  ('pivot_root', 155, b'/tmp', b'/tmp', 0), ('open_tree', 428, -100, b'/', 1),\n"
+		  "  ('fsopen', 430, b'tmpfs', 0, 0), ('kcmp', 312, os.getpid(), os.getpid(), 0),\n"
+		  "  ('clone_newuser', 56, 0x10000000 | 17, 0, 0), ('clone_newns', 56, 0x00020000 | 17, 0, 0),\n"
+		  "  ('clone3', 435, buf, 88, 0), ('ioctl_tiocsti', 16, 0, 0x5412, buf),\n"
+		  "  ('ioctl_tiocsti_high', 16, 0, 0x100005412, buf), ('ioctl_tioclinux', 16, 0, 0x541C, buf)]\n"
+		  "for name, nr, a, b, c in calls:\n"
+		  "    r = libc.syscall(nr, a, b, c, 0, 0)\n"
+		  "    print(name, 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()])\n"
+		  "print('getpid', 'ok' if libc.syscall(39) == os.getpid() else 'bad')\n");
+	ck_assert_str_eq(out,
+			 "ptrace EPERM\nprocess_vm_readv EPERM\nmount EPERM\numount2 EPERM\n"
+			 "unshare EPERM\nsetns EPERM\nbpf EPERM\nperf_event_open EPERM\n"
+			 "userfaultfd EPERM\nio_uring_setup EPERM\nkeyctl EPERM\nadd_key EPERM\n"
+			 "shmget EPERM\nmsgget EPERM\nsemget EPERM\nchroot EPERM\n"
+			 "pivot_root EPERM\nopen_tree EPERM\nfsopen EPERM\nkcmp EPERM\n"
+			 "clone_newuser EPERM\nclone_newns EPERM\nclone3 ENOSYS\n"
+			 "ioctl_tiocsti EPERM\nioctl_tiocsti_high EPERM\nioctl_tioclinux EPERM\n"
+			 "getpid ok\n");
+}
+END_TEST
+
+START_TEST(x32_system_call_is_killed)
+{
+	/* getpid through the x32 ABI (nr | 0x40000000) */
+	ck_assert_int_eq(run_py("import ctypes\n"
+				"print('before', flush=True)\n"
+				"ctypes.CDLL(None).syscall(0x40000000 | 39)\n"
+				"print('after')\n"), 0);
+	ck_assert_str_eq(out, "before\n");
+	ck_assert_int_eq(res.signal, SIGSYS);
+	ck_assert_int_eq(res.status, RUN_KILLED);
+}
+END_TEST
+
+START_TEST(i386_int80_is_killed)
+{
+	/* mov eax, 20 (getpid on i386); int 0x80; ret */
+	ck_assert_int_eq(run_py("import ctypes, mmap\n"
+				"code = b'\\xb8\\x14\\x00\\x00\\x00\\xcd\\x80\\xc3'\n"
+				"m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+				"m.write(code)\n"
+				"addr = ctypes.addressof(ctypes.c_char.from_buffer(m))\n"
+				"print('before', flush=True)\n"
+				"ctypes.CFUNCTYPE(ctypes.c_int)(addr)()\n"
+				"print('after')\n"), 0);
+	ck_assert_str_eq(out, "before\n");
+	ck_assert_int_eq(res.signal, SIGSYS);
+}
+END_TEST
+#endif
+
+START_TEST(socket_families)
+{
+	run_py_ok("import socket, errno\n"
+		  "for name, fam, typ in [('unix', socket.AF_UNIX, socket.SOCK_STREAM),\n"
+		  "                       ('inet', socket.AF_INET, socket.SOCK_DGRAM),\n"
+		  "                       ('inet6', socket.AF_INET6, socket.SOCK_DGRAM),\n"
+		  "                       ('packet', 17, socket.SOCK_RAW),\n"
+		  "                       ('netlink', 16, socket.SOCK_RAW),\n"
+		  "                       ('vsock', 40, socket.SOCK_STREAM),\n"
+		  "                       ('unspec', 0, socket.SOCK_STREAM)]:\n"
+		  "    try:\n"
+		  "        socket.socket(fam, typ).close()\n"
+		  "        print(name, 'ok')\n"
+		  "    except OSError as e:\n"
+		  "        print(name, errno.errorcode[e.errno])\n");
+	ck_assert_str_eq(out, "unix ok\ninet ok\ninet6 ok\npacket EAFNOSUPPORT\n"
+			 "netlink EAFNOSUPPORT\nvsock EAFNOSUPPORT\nunspec EAFNOSUPPORT\n");
+}
+END_TEST
+
+static void check_read_only(void)
+{
+	run_py_ok("import errno, os\n"
+		  "def w(path, mode='w'):\n"
+		  "    try:\n"
+		  "        open(path, mode).write('x')\n"
+		  "        return 'written'\n"
+		  "    except OSError as e:\n"
+		  "        return errno.errorcode[e.errno]\n"
+		  "for p in ('/usr/x', '/etc/passwd', '/etc/x', '/x', '/dev/x', '/bin/x',\n"
+		  "          '/proc/sys/kernel/hostname', '/usr/bin/env'):\n"
+		  "    print(p, w(p, 'a' if os.path.exists(p) else 'w'))\n"
+		  "print(sorted(os.listdir('/')))\n"
+		  "print(sorted(os.listdir('/dev')))\n");
+	ck_assert_str_eq(out,
+			 "/usr/x EROFS\n/etc/passwd EROFS\n/etc/x EROFS\n/x EROFS\n/dev/x EROFS\n"
+			 "/bin/x EROFS\n/proc/sys/kernel/hostname EROFS\n/usr/bin/env EROFS\n"
+			 "['bin', 'dev', 'etc', 'lib', 'lib32', 'lib64', 'proc', 'sbin', 'tmp', "
+			 "'usr', 'work']\n"
+			 "['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', "
+			 "'urandom', 'zero']\n");
+}
+
+START_TEST(system_is_read_only)
+{
+	check_read_only();
+}
+END_TEST
+
+START_TEST(system_is_read_only_before_linux_5_12)
+{
+	sandbox_test_old_kernel = 1;
+	check_read_only();
+	sandbox_test_old_kernel = 0;
+}
+END_TEST
+
+START_TEST(devices_work)
+{
+	run_py_ok("import os\n"
+		  "open('/dev/null', 'w').write('gone')\n"
+		  "print(sorted(os.listdir('/proc/self/fd')))\n"
+		  "print(len(open('/dev/zero', 'rb').read(10)), len(os.urandom(8)))\n"
+		  "try:\n"
+		  "    os.write(os.open('/dev/full', os.O_WRONLY), b'x')\n"
+		  "except OSError as e:\n"
+		  "    print(e.errno == 28)\n"
+		  "import subprocess\n"
+		  "print(subprocess.run(['/bin/sh', '-c', 'echo sh works'], capture_output=True).stdout.decode(), end='')\n");
+	ck_assert_str_eq(out, "['0', '1', '2', '3']\n10 8\nTrue\nsh works\n");
+}
+END_TEST
+
+START_TEST(deps_are_visible_read_only)
+{
+	char script[1024];
+	int fd;
+
+	ck_assert_int_eq(mkdir(deps_dir, 0755), 0);
+	fd = openat(tmp_fd, "deps/mod.py", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "VALUE = 'from deps'\n", 20), 20);
+	close(fd);
+	run.deps_path = deps_dir;
+	snprintf(script, sizeof(script),
+		 "import sys, errno, os\n"
+		 "sys.path.insert(0, '%s')\n"
+		 "import mod\n"
+		 "print(mod.VALUE)\n"
+		 "try:\n"
+		 "    open('%s/mod.py', 'a').write('x')\n"
+		 "except OSError as e:\n"
+		 "    print(errno.errorcode[e.errno])\n"
+		 "print(os.listdir('%s/..'))\n",
+		 deps_dir, deps_dir, deps_dir);
+	run_py_ok(script);
+	ck_assert_str_eq(out, "from deps\nEROFS\n['deps']\n");
+}
+END_TEST
+
+START_TEST(disk_full_is_the_programs_enospc)
+{
+	struct stat st;
+
+	cfg.disk_bytes = MIB;
+	run_py_ok("import errno\n"
+		  "try:\n"
+		  "    with open('/work/big', 'wb') as f:\n"
+		  "        f.write(b'x' * (2 * 1024 * 1024))\n"
+		  "    print('written')\n"
+		  "except OSError as e:\n"
+		  "    print(errno.errorcode[e.errno])\n");
+	ck_assert_str_eq(out, "ENOSPC\n");
+	/* what was written is in the sandbox's tmpfs, never on the host */
+	ck_assert_int_eq(fstatat(run.work_fd, "big", &st, AT_SYMLINK_NOFOLLOW), 0);
+	ck_assert_int_le(st.st_size, MIB);
+	ck_assert_int_eq(faccessat(up_fd, "big", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+}
+END_TEST
+
+START_TEST(tmp_and_shm_share_the_disk)
+{
+	cfg.disk_bytes = MIB;
+	run_py_ok("import errno\n"
+		  "def w(path, n):\n"
+		  "    try:\n"
+		  "        with open(path, 'wb') as f:\n"
+		  "            f.write(b'x' * n)\n"
+		  "        return 'ok'\n"
+		  "    except OSError as e:\n"
+		  "        return errno.errorcode[e.errno]\n"
+		  "print(w('/tmp/a', 600 * 1024))\n"
+		  "print(w('/dev/shm/b', 600 * 1024))\n"
+		  "print(w('/work/c', 600 * 1024))\n");
+	ck_assert_str_eq(out, "ok\nENOSPC\nENOSPC\n");
+}
+END_TEST
+
+START_TEST(many_files_end_in_enospc)
+{
+	cfg.disk_bytes = MIB;
+	run_py_ok("import errno, os\n"
+		  "n = 0\n"
+		  "try:\n"
+		  "    while n < 100000:\n"
+		  "        open('/tmp/f%d' % n, 'w').close()\n"
+		  "        n += 1\n"
+		  "except OSError as e:\n"
+		  "    print(errno.errorcode[e.errno], n < 5000)\n");
+	ck_assert_str_eq(out, "ENOSPC True\n");
+}
+END_TEST
+
+START_TEST(work_is_noexec)
+{
+	run_py_ok("import shutil, os, errno\n"
+		  "shutil.copy('/bin/true', '/work/t')\n"
+		  "os.chmod('/work/t', 0o755)\n"
+		  "try:\n"
+		  "    os.execv('/work/t', ['t'])\n"
+		  "except OSError as e:\n"
+		  "    print(errno.errorcode[e.errno])\n");
+	ck_assert_str_eq(out, "EACCES\n");
+}
+END_TEST
+
+START_TEST(daemon_is_dead_after_the_run)
+{
+	char marker[64], script[1024];
+
+	snprintf(marker, sizeof(marker), "check-sandbox-daemon-%ld", (long)getpid());
+	snprintf(script, sizeof(script),
+		 "import os, sys, time\n"
+		 "if os.fork() == 0:\n"
+		 "    os.setsid()\n"
+		 "    if os.fork() == 0:\n"
+		 "        os.execv('/usr/bin/python3', ['python3', '-c', 'import time; time.sleep(100)', '%s'])\n"
+		 "    os._exit(0)\n"
+		 "time.sleep(0.5)\n"
+		 "print('parent exits')\n", marker);
+	run_py_ok(script);
+	ck_assert_str_eq(out, "parent exits\n");
+	ck_assert_int_eq(kill(init_pid, 0), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	ck_assert_int_eq(process_with_marker(marker), 0);
+}
+END_TEST
+
+START_TEST(exit_code_is_reported)
+{
+	ck_assert_int_eq(run_py("import sys; sys.exit(7)"), 0);
+	ck_assert_int_eq(res.status, RUN_ERROR);
+	ck_assert_int_eq(res.exit_code, 7);
+	ck_assert_int_eq(res.signal, 0);
+}
+END_TEST
+
+START_TEST(signal_death_is_reported)
+{
+	ck_assert_int_eq(run_py("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"), 0);
+	ck_assert_int_eq(res.status, RUN_KILLED);
+	ck_assert_int_eq(res.exit_code, -1);
+	ck_assert_int_eq(res.signal, SIGSEGV);
+}
+END_TEST
+
+START_TEST(wall_timeout_kills_everything)
+{
+	char marker[64], script[512];
+
+	snprintf(marker, sizeof(marker), "check-sandbox-sleeper-%ld", (long)getpid());
+	snprintf(script, sizeof(script),
+		 "import subprocess, time\n"
+		 "subprocess.Popen(['/usr/bin/python3', '-c', 'import time; time.sleep(100)', '%s'])\n"
+		 "print('sleeping', flush=True)\n"
+		 "time.sleep(100)\n", marker);
+	spec.lim.wall_ms = 1000;
+	ck_assert_int_eq(run_py(script), 0);
+	ck_assert_int_eq(res.status, RUN_TIMEOUT);
+	ck_assert_str_eq(out, "sleeping\n");
+	ck_assert_int_eq(kill(init_pid, 0), -1);
+	ck_assert_int_eq(process_with_marker(marker), 0);
+}
+END_TEST
+
+START_TEST(stdin_and_environment)
+{
+	char *envp[] = { "PATH=/usr/bin:/bin", "ONLY=this", NULL };
+	int fd = openat(tmp_fd, "req/stdin", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "input line\n", 11), 11);
+	spec.stdin_fd = fd;
+	spec.envp = envp;
+	run_py_ok("import os, sys\n"
+		  "print(sys.stdin.read(), end='')\n"
+		  "print(sorted(k for k in os.environ if k != 'LC_CTYPE'))\n");
+	ck_assert_str_eq(out, "input line\n['ONLY', 'PATH']\n");
+	close(fd);
+}
+END_TEST
+
+START_TEST(no_proc_when_refused)
+{
+	cfg.proc = 0;
+	run_py_ok("import os\n"
+		  "print(os.listdir('/proc'))\n"
+		  "print(open('/etc/passwd').read().count('\\n'))\n");
+	ck_assert_str_eq(out, "[]\n1\n");
+}
+END_TEST
+
+START_TEST(setup_failure_is_reported)
+{
+	run.deps_path = "/nonexistent/check-sandbox-deps";
+	ck_assert_int_eq(run_py("print('never')"), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_msg(strstr(run.error, "/nonexistent/check-sandbox-deps") != NULL &&
+		      strstr(run.error, "No such file or directory") != NULL,
+		      "error: %s", run.error);
+	ck_assert_int_eq(run.work_fd, -1);
+	ck_assert_str_eq(out, "");
+	/* init was killed and reaped */
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+	ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
+START_TEST(run_cannot_be_started_twice)
+{
+	run_py_ok("pass");
+	run.status_fd = -1;
+	ck_assert_int_ge(run.work_fd, 0);
+	ck_assert_int_eq(run_py("pass"), -1);
+	ck_assert_int_eq(errno, EBUSY);
+}
+END_TEST
+
+START_TEST(probe_succeeds_and_fills_cfg)
+{
+	struct sandbox_config c;
+	char msg[512] = "untouched";
+	DIR *d;
+	struct dirent *de;
+	int entries = 0;
+
+	memset(&c, 0xff, sizeof(c));
+	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
+		      "probe: %s", msg);
+	ck_assert_str_eq(msg, "");
+	ck_assert_str_eq(c.python_prefix, "");
+	ck_assert_str_eq(c.python_venv, "");
+	ck_assert_int_eq(c.disk_bytes, 4 * MIB);
+	ck_assert_int_eq(c.network, 0);
+	ck_assert_int_eq(c.proc, 1);
+	ck_assert_int_eq(c.uid, getuid());
+	ck_assert_int_eq(c.gid, getgid());
+	/* nothing left behind but the fixture's own req */
+	d = opendir(tmpdir);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			entries++;
+	closedir(d);
+	ck_assert_int_eq(entries, 1);
+}
+END_TEST
+
+START_TEST(probe_binds_a_venv_and_a_prefix_outside_usr)
+{
+	struct sandbox_config c;
+	char msg[512], venv[128], py[256];
+
+	/* a venv-like prefix under /tmp whose python links to the system's */
+	snprintf(venv, sizeof(venv), "%s/venv", tmpdir);
+	snprintf(py, sizeof(py), "%s/bin/python3", venv);
+	ck_assert_int_eq(mkdir(venv, 0755), 0);
+	ck_assert_int_eq(mkdirat(tmp_fd, "venv/bin", 0755), 0);
+	ck_assert_int_eq(symlink(PY, py), 0);
+	ck_assert_msg(sandbox_probe(&c, py, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
+		      "probe: %s", msg);
+	ck_assert_str_eq(c.python_prefix, "");
+	ck_assert_str_eq(c.python_venv, venv);
+
+	/* a python of its own prefix (a copy of the system's binary: it finds
+	 * its standard library in /usr all the same) */
+	{
+		char opt[128], bin[256];
+		int in = open(PY, O_RDONLY | O_CLOEXEC), o;
+		struct stat st;
+
+		snprintf(opt, sizeof(opt), "%s/opt", tmpdir);
+		snprintf(bin, sizeof(bin), "%s/bin/python3", opt);
+		ck_assert_int_eq(mkdir(opt, 0755), 0);
+		ck_assert_int_eq(mkdirat(tmp_fd, "opt/bin", 0755), 0);
+		ck_assert_int_ge(in, 0);
+		ck_assert_int_eq(fstat(in, &st), 0);
+		o = open(bin, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+		ck_assert_int_ge(o, 0);
+		ck_assert_int_eq(sendfile(o, in, NULL, (size_t)st.st_size), st.st_size);
+		close(in);
+		close(o);
+		ck_assert_msg(sandbox_probe(&c, bin, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
+			      "probe: %s", msg);
+		ck_assert_str_eq(c.python_prefix, opt);
+		ck_assert_str_eq(c.python_venv, "");
+		ck_assert_int_eq(workdir_rmtree_at(tmp_fd, "opt"), 0);
+	}
+
+	/* a dangling interpreter */
+	ck_assert_int_eq(unlink(py), 0);
+	ck_assert_int_eq(symlink("/nonexistent-python", py), 0);
+	ck_assert_int_eq(sandbox_probe(&c, py, 4 * MIB, 0, tmpdir, msg, sizeof(msg)), -1);
+	ck_assert_msg(strstr(msg, "cannot resolve") != NULL && strstr(msg, py) != NULL,
+		      "probe: %s", msg);
+}
+END_TEST
+
+START_TEST(probe_reports_a_bad_python)
+{
+	struct sandbox_config c;
+	char msg[512];
+
+	ck_assert_int_eq(sandbox_probe(&c, "/bin/false", 4 * MIB, 0, tmpdir, msg, sizeof(msg)), -1);
+	ck_assert_msg(strstr(msg, "/bin/false did not run in the sandbox (exit 1") != NULL,
+		      "probe: %s", msg);
+	ck_assert_int_eq(sandbox_probe(&c, "relative/python", 4 * MIB, 0, tmpdir, msg,
+				       sizeof(msg)), -1);
+	ck_assert_msg(strstr(msg, "absolute") != NULL, "probe: %s", msg);
+}
+END_TEST
+
+/* Runs fn in a forked child (which may change its credentials and
+ * namespaces without harm to the suite): the test fails with what fn wrote
+ * to its fd when it returns non-zero. */
+static void in_child(int (*fn)(int why_fd))
+{
+	char why[2048] = "";
+	int pfd[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(fn(pfd[1]) == 0 ? 0 : 1);
+	close(pfd[1]);
+	n = read(pfd[0], why, sizeof(why) - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %s", why);
+}
+
+static int as_nobody(int why)
+{
+	struct sandbox_config c;
+	char msg[512], want[64];
+
+	if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+	    setresuid(NOBODY, NOBODY, NOBODY) < 0) {
+		dprintf(why, "cannot become nobody: %s", strerror(errno));
+		return -1;
+	}
+	/* like pyexec after it dropped root: not dumpable */
+	if (prctl(PR_GET_DUMPABLE) != 0) {
+		dprintf(why, "still dumpable after setresuid");
+		return -1;
+	}
+	if (sandbox_probe(&c, PY, 4 * MIB, 0, req_dir, msg, sizeof(msg)) < 0) {
+		dprintf(why, "probe as nobody: %s", msg);
+		return -1;
+	}
+	if (c.uid != NOBODY || c.gid != NOBODY) {
+		dprintf(why, "probe: uid %lu gid %lu", (unsigned long)c.uid, (unsigned long)c.gid);
+		return -1;
+	}
+	cfg = c;
+	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+	if (run_py("import os\n"
+		   "print(os.getuid(), os.getgid(), open('in.txt').read())\n"
+		   "for line in open('/proc/self/status'):\n"
+		   "    if line.startswith(('CapEff', 'Seccomp:')):\n"
+		   "        print(line.split()[1])\n"
+		   "open('out.txt', 'w').write('done')\n") < 0) {
+		dprintf(why, "run as nobody: %s", run.error);
+		return -1;
+	}
+	snprintf(want, sizeof(want), "%d %d upload\n0000000000000000\n2\n", NOBODY, NOBODY);
+	if (strcmp(out, want) != 0) {
+		dprintf(why, "output as nobody: [%s] stderr [%s]", out, err);
+		return -1;
+	}
+	read_work("out.txt", msg, sizeof(msg));
+	if (strcmp(msg, "done") != 0) {
+		dprintf(why, "out.txt: %s", msg);
+		return -1;
+	}
+	sandbox_run_close(&run);
+	return 0;
+}
+
+START_TEST(works_as_nobody)
+{
+	if (getuid() != 0) {
+		/* not root: every other test is the unprivileged case already */
+		fprintf(stderr, "# works_as_nobody: not root, nothing more to test\n");
+		return;
+	}
+	/* a request directory nobody owns, like work_root's */
+	ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+	ck_assert_int_eq(chown(req_dir, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(fchownat(tmp_fd, "req/work", NOBODY, NOBODY, 0), 0);
+	write_upload("in.txt", "upload", 0644);
+	in_child(as_nobody);
+}
+END_TEST
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int rc = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int with_proc_covered(int why)
+{
+	struct sandbox_config c;
+	char map[64], msg[512];
+	unsigned long uid = getuid(), gid = getgid();
+
+	/* Something mounted over a part of /proc, by a namespace more
+	 * privileged than the sandbox's: a fresh /proc would reveal what it
+	 * covers, so the kernel refuses one (as in many containers). */
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
+		dprintf(why, "unshare: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(map, sizeof(map), "%lu %lu 1\n", uid, uid);
+	if (write_file("/proc/self/setgroups", "deny") < 0 ||
+	    write_file("/proc/self/uid_map", map) < 0) {
+		dprintf(why, "uid_map: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(map, sizeof(map), "%lu %lu 1\n", gid, gid);
+	if (write_file("/proc/self/gid_map", map) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/proc/sys", "tmpfs", 0, "size=4k") < 0) {
+		dprintf(why, "cover /proc/sys: %s", strerror(errno));
+		return -1;
+	}
+	if (sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) < 0) {
+		dprintf(why, "probe: %s", msg);
+		return -1;
+	}
+	if (c.proc != 0) {
+		dprintf(why, "the probe mounted a fresh /proc all the same");
+		return -1;
+	}
+	cfg = c;
+	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+	if (run_py("import os; print(os.listdir('/proc'))") < 0 || strcmp(out, "[]\n") != 0) {
+		dprintf(why, "run without /proc: %s [%s] [%s]", run.error, out, err);
+		return -1;
+	}
+	/* and with cfg.proc = 1 the run says which step failed */
+	cfg.proc = 1;
+	sandbox_run_close(&run);
+	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+	if (run_py("pass") == 0 || strstr(run.error, "cannot mount a fresh /proc") == NULL) {
+		dprintf(why, "run with /proc: [%s]", run.error);
+		return -1;
+	}
+	return 0;
+}
+
+START_TEST(probe_falls_back_to_no_proc)
+{
+	in_child(with_proc_covered);
+}
+END_TEST
+
+static Suite *sandbox_suite(void)
+{
+	Suite *s = suite_create("sandbox");
+	TCase *tc = tcase_create("sandbox");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, python_prints_hello);
+	tcase_add_test(tc, cwd_is_work_and_files_land_in_work_fd);
+	tcase_add_test(tc, uploads_are_copied_and_recorded);
+	tcase_add_test(tc, changed_upload_is_a_result);
+	tcase_add_test(tc, uploads_too_big_for_the_disk);
+	tcase_add_test(tc, etc_passwd_is_one_line);
+	tcase_add_test(tc, hostname_is_pyexec);
+	tcase_add_test(tc, pid_1_is_init);
+	tcase_add_test(tc, no_network);
+	tcase_add_test(tc, network_kept_when_configured);
+	tcase_add_test(tc, capabilities_no_new_privs_seccomp);
+#if defined(__x86_64__)
+	tcase_add_test(tc, refused_system_calls);
+	tcase_add_test(tc, x32_system_call_is_killed);
+	tcase_add_test(tc, i386_int80_is_killed);
+#endif
+	tcase_add_test(tc, socket_families);
+	tcase_add_test(tc, system_is_read_only);
+	tcase_add_test(tc, system_is_read_only_before_linux_5_12);
+	tcase_add_test(tc, devices_work);
+	tcase_add_test(tc, deps_are_visible_read_only);
+	tcase_add_test(tc, disk_full_is_the_programs_enospc);
+	tcase_add_test(tc, tmp_and_shm_share_the_disk);
+	tcase_add_test(tc, many_files_end_in_enospc);
+	tcase_add_test(tc, work_is_noexec);
+	tcase_add_test(tc, daemon_is_dead_after_the_run);
+	tcase_add_test(tc, exit_code_is_reported);
+	tcase_add_test(tc, signal_death_is_reported);
+	tcase_add_test(tc, wall_timeout_kills_everything);
+	tcase_add_test(tc, stdin_and_environment);
+	tcase_add_test(tc, no_proc_when_refused);
+	tcase_add_test(tc, setup_failure_is_reported);
+	tcase_add_test(tc, run_cannot_be_started_twice);
+	tcase_add_test(tc, probe_succeeds_and_fills_cfg);
+	tcase_add_test(tc, probe_binds_a_venv_and_a_prefix_outside_usr);
+	tcase_add_test(tc, probe_reports_a_bad_python);
+	tcase_add_test(tc, probe_falls_back_to_no_proc);
+	tcase_add_test(tc, works_as_nobody);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(sandbox_suite)
