@@ -29,8 +29,9 @@ free loopback ports with t/harness.py, then measures in one run:
   e) the sandbox layers (SPEC issue 4): bare `python3 -s main.py`, a server
      with sandbox=rlimits and one with sandbox=namespaces, sample by sample
      in turn, for hello world and for `import numpy` (--layer-requests each):
-     request latency and the run alone (X-Execution-Time); target: the
-     namespace run adds <= 3 ms over the bare start.
+     request latency and the run alone (X-Execution-Time, which starts once
+     the sandbox is set up); the layer's cost per run is the namespaces
+     request minus the rlimits one; target: <= 3 ms.
 
 and prints a table and the ratios the project targets (SPEC issue 2):
 
@@ -513,8 +514,13 @@ def main():
                 "%s: request through nginx" % name, b, rl, ns, ns - b))
             print("%-40s %9s %6.1f ms %6.1f ms %+6.1f ms" % (
                 "%s: the run (X-Execution-Time)" % name, "", rlr, nsr, nsr - b))
+            # X-Execution-Time starts once the sandbox is set up: the cost of
+            # the layer shows in the whole request, against the rlimits one.
+            figures["layers"][name]["namespaces_extra_ms"] = ns - rl
+            print("%-40s %+6.1f ms (the set-up of the namespaces, per run)" % (
+                "%s: namespaces - rlimits request" % name, ns - rl))
             if name == "hello":
-                ns_extra = nsr - b
+                ns_extra = ns - rl
         print()
     elif a.layer_requests > 0:
         print("sandbox layers: the namespace layer is not available on this machine\n")
@@ -533,7 +539,7 @@ def main():
         print("%-40s %9.2f   <= 1.05 or +1 ms %s (%+.2f ms)"
               % ("cached deps p50 / no deps p50", ratio_deps, "ok" if ok else "MISSED", diff))
     if ns_extra == ns_extra:
-        print("%-40s %+8.2f ms <= +3 ms %s" % ("namespace run - bare start (hello)", ns_extra,
+        print("%-40s %+8.2f ms <= +3 ms %s" % ("namespace layer's cost per run (hello)", ns_extra,
                                              "ok" if ns_extra <= 3 else "MISSED"))
     if problems:
         print("\nafter the run: " + "; ".join(problems))
