@@ -19,6 +19,7 @@ import pwd
 import re
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -1559,12 +1560,22 @@ class UsernsServer(harness.Server):
             env["PYEXEC_TEST_USERNS_MAX"] = str(userns_max)
 
         def own_dir(srv):
-            # pyexec runs as nobody from the start: its directory is nobody's
+            # pyexec runs as nobody from the start: its directory is nobody's,
+            # and so is a copy of the binary (the build tree may be a 0700
+            # directory nobody cannot reach, as a fresh mktemp clone is)
             os.chown(srv.tmp, nobody.pw_uid, nobody.pw_gid)
+            shutil.copy2(harness.pyexec_path(), srv.binary_copy)
+            os.chmod(srv.binary_copy, 0o755)
         super().__init__(env=env, before_start=own_dir, **kw)
 
+    @property
+    def binary_copy(self):
+        return os.path.join(self.tmp, "pyexec-fcgi")
+
     def pyexec_argv(self):
-        return [sys.executable, "-c", USERNS_WRAPPER] + super().pyexec_argv()
+        argv = super().pyexec_argv()
+        argv[0] = self.binary_copy
+        return [sys.executable, "-c", USERNS_WRAPPER] + argv
 
 
 def needs_root(fn):
