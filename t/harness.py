@@ -433,8 +433,13 @@ class Server:
     def url(self, path="/execute"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
+    @property
+    def binary(self):
+        """The pyexec-fcgi this server runs."""
+        return pyexec_path()
+
     def pyexec_argv(self):
-        argv = [pyexec_path(), "-c", self.conf, "-l", self.listen]
+        argv = [self.binary, "-c", self.conf, "-l", self.listen]
         if self.workers is not None:
             argv += ["-w", str(self.workers)]
         argv += ["-o", "work_root=" + self.work_root,
@@ -658,7 +663,7 @@ class Server:
         """The master's children that run pyexec-fcgi."""
         if self.proc is None:
             return []
-        exe = os.path.realpath(pyexec_path())
+        exe = os.path.realpath(self.binary)
         table = proc_table()
         return sorted(pid for pid, i in table.items()
                       if i["ppid"] == self.proc.pid and i["exe"] == exe)

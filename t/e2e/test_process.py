@@ -26,9 +26,7 @@ def python_left(server):
     table = harness.proc_table()
     run = set()
     if server.proc is not None and server.proc.poll() is None:
-        exe = os.path.realpath(harness.pyexec_path())
-        workers = {p for p, i in table.items() if i["ppid"] == server.proc.pid and i["exe"] == exe}
-        run = set(harness.descendants(table, server.proc.pid)) - workers
+        run = set(harness.descendants(table, server.proc.pid)) - set(server.worker_pids())
     out = []
     for pid, info in table.items():
         if pid == os.getpid():

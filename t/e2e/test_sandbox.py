@@ -115,10 +115,9 @@ def host_can_int80():
 def run_pids(server):
     """Processes of the server's runs now: the master's descendants other
     than its workers (the sandbox's init and all in it)."""
-    table = harness.proc_table()
-    exe = os.path.realpath(harness.pyexec_path())
-    workers = {p for p, i in table.items() if i["ppid"] == server.proc.pid and i["exe"] == exe}
-    return [p for p in harness.descendants(table, server.proc.pid) if p not in workers]
+    workers = set(server.worker_pids())
+    return [p for p in harness.descendants(harness.proc_table(), server.proc.pid)
+            if p not in workers]
 
 
 class SandboxCase(harness.E2ETestCase):
@@ -1572,10 +1571,12 @@ class UsernsServer(harness.Server):
     def binary_copy(self):
         return os.path.join(self.tmp, "pyexec-fcgi")
 
+    @property
+    def binary(self):
+        return self.binary_copy
+
     def pyexec_argv(self):
-        argv = super().pyexec_argv()
-        argv[0] = self.binary_copy
-        return [sys.executable, "-c", USERNS_WRAPPER] + argv
+        return [sys.executable, "-c", USERNS_WRAPPER] + super().pyexec_argv()
 
 
 def needs_root(fn):
