@@ -20,6 +20,7 @@ came, and for what. debian_wheels() lists the real wheels Debian ships in
 /usr/share/python-wheels (pip, setuptools, ...).
 """
 
+import atexit
 import base64
 import glob
 import hashlib
@@ -257,6 +258,8 @@ class PackageIndex:
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        kwargs={"poll_interval": 0.1}, daemon=True)
         self.thread.start()
+        # Whoever started it, it stops (and its wheels go) when the suite ends.
+        atexit.register(self.stop)
         return self
 
     def stop(self):

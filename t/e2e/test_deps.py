@@ -802,15 +802,5 @@ class Config(harness.E2ETestCase):
                 self.assertIn(key, out)
 
 
-def _stop_index():
-    global _index
-    if _index is not None:
-        _index.stop()
-        _index = None
-
-
 if __name__ == "__main__":
-    try:
-        harness.main()
-    finally:
-        _stop_index()
+    harness.main()

@@ -1643,15 +1643,5 @@ class StartUp(harness.E2ETestCase):
         self.assertEqual(r.stdout, b"hello\n")
 
 
-def _stop_index():
-    global _index
-    if _index is not None:
-        _index.stop()
-        _index = None
-
-
 if __name__ == "__main__":
-    try:
-        harness.main()
-    finally:
-        _stop_index()
+    harness.main()
