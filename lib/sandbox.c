@@ -89,7 +89,7 @@ struct init_args {
 	int stdin_fd, out_w, err_w;
 	int sock;                     /* init's end of the handshake */
 	int status_w;                 /* the payload's wait status goes here */
-	char root[PATH_MAX];          /* <req_dir>/root: the new root's mount point */
+	char root[PATH_MAX];          /* <req_dir>/tmp: the new root's mount point */
 	char passwd[160];
 	char group[96];
 	char disk_opts[128];
@@ -1176,7 +1176,10 @@ static int init_args_fill(struct init_args *a, struct sandbox_run *run,
 	a->stdin_fd = stdin_fd;
 	a->out_w = out_w;
 	a->err_w = err_w;
-	if ((size_t)snprintf(a->root, sizeof(a->root), "%s/root", run->req_dir) >= sizeof(a->root)) {
+	/* The request's tmp/ is the new root's mount point: the namespace
+	 * layer's /tmp lives in the disk tmpfs, so that directory is free, and
+	 * one directory fewer is made and removed on the host per run. */
+	if ((size_t)snprintf(a->root, sizeof(a->root), "%s/tmp", run->req_dir) >= sizeof(a->root)) {
 		errno = ENAMETOOLONG;
 		run_error(run, STEP_PREPARE, "the request directory's path is too long");
 		return -1;
