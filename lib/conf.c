@@ -20,7 +20,6 @@
 #define GiB (1024ULL * MiB)
 
 #define SECONDS_MAX_MS (86400ULL * 1000)  /* one day: the bound of every duration */
-#define SHOWN_MAX 64                      /* bytes of a value quoted in an error */
 #define FD_NUMBER_MAX 1048576             /* Linux's default fs.nr_open */
 #define UNIX_PATH_LEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
@@ -87,22 +86,6 @@ static const struct config_key config_keys[] = {
 };
 
 #undef F
-
-/* Text from the file is quoted back to the operator's terminal: only
- * printable ASCII, and not all of a long line. */
-static const char *config_shown(const char *s, char *buf, size_t buflen)
-{
-	size_t i, n = 0;
-
-	for (i = 0; s[i] != '\0' && n + 4 < buflen && i < SHOWN_MAX; i++)
-		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i] != '\0' && n + 4 <= buflen) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
 
 static void config_fmt_size(uint64_t v, char *buf, size_t buflen)
 {
@@ -181,12 +164,12 @@ static int config_set_range_err(const struct config_key *k, const char *shown,
 static int config_set_number(const struct config_key *k, void *field, const char *value,
 			     char *err, size_t errlen)
 {
-	char shown[SHOWN_MAX + 8], lo[32], hi[32];
+	char shown[UTIL_SHOWN_MAX + 8], lo[32], hi[32];
 	const char *unit = "";
 	uint64_t v = 0;
 	int syntax_ok, parsed;
 
-	config_shown(value, shown, sizeof(shown));
+	util_shown(value, strlen(value), shown, sizeof(shown));
 	switch (k->type) {
 	case CT_UNSIGNED:
 		syntax_ok = config_all_digits(value);
@@ -260,7 +243,7 @@ static int config_set_bool(const struct config_key *k, int *field, const char *v
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };
 	static const char *const no[] = { "no", "false", "off", "0" };
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (strcasecmp(value, yes[i]) == 0) {
@@ -273,7 +256,7 @@ static int config_set_bool(const struct config_key *k, int *field, const char *v
 		}
 	}
 	util_errorf(err, errlen, "%s: '%s' is not yes or no", k->name,
-		   config_shown(value, shown, sizeof(shown)));
+		   util_shown(value, strlen(value), shown, sizeof(shown)));
 	return -1;
 }
 
@@ -283,7 +266,7 @@ static int config_set_sandbox(const struct config_key *k, enum sandbox_level *fi
 	static const enum sandbox_level levels[] = {
 		SANDBOX_AUTO, SANDBOX_NAMESPACES, SANDBOX_RLIMITS
 	};
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		if (strcmp(value, config_sandbox_name(levels[i])) == 0) {
@@ -292,7 +275,7 @@ static int config_set_sandbox(const struct config_key *k, enum sandbox_level *fi
 		}
 	}
 	util_errorf(err, errlen, "%s: '%s' must be auto, namespaces or rlimits", k->name,
-		   config_shown(value, shown, sizeof(shown)));
+		   util_shown(value, strlen(value), shown, sizeof(shown)));
 	return -1;
 }
 
@@ -334,12 +317,12 @@ static int config_listen_tcp_ok(const char *s)
 
 static int config_check_listen(const char *value, char *err, size_t errlen)
 {
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 	uint64_t fd;
 
 	if (*value == '\0')
 		return 0;
-	config_shown(value, shown, sizeof(shown));
+	util_shown(value, strlen(value), shown, sizeof(shown));
 	if (strncmp(value, "unix:", 5) == 0) {
 		const char *path = value + 5;
 
@@ -378,14 +361,14 @@ static int config_check_listen(const char *value, char *err, size_t errlen)
 
 static int config_check_name(const char *key, const char *value, char *err, size_t errlen)
 {
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 	size_t n = strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 			  "0123456789_.-");
 
 	if (*value == '\0' || *value == '-' || value[n] != '\0') {
 		util_errorf(err, errlen,
 			   "%s: '%s' must be a name or number of letters, digits, '_', '.' and '-'",
-			   key, config_shown(value, shown, sizeof(shown)));
+			   key, util_shown(value, strlen(value), shown, sizeof(shown)));
 		return -1;
 	}
 	return 0;
@@ -393,11 +376,11 @@ static int config_check_name(const char *key, const char *value, char *err, size
 
 static int config_check_path(const char *key, const char *value, char *err, size_t errlen)
 {
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 
 	if (value[0] != '/' || config_has_control(value)) {
 		util_errorf(err, errlen, "%s: '%s' must be an absolute path", key,
-			   config_shown(value, shown, sizeof(shown)));
+			   util_shown(value, strlen(value), shown, sizeof(shown)));
 		return -1;
 	}
 	return 0;
@@ -407,12 +390,12 @@ static int config_check_path(const char *key, const char *value, char *err, size
  * so they must be spelled one way: no ".", "..", "//", and never "/". */
 static int config_check_dir(const char *key, const char *value, char *err, size_t errlen)
 {
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 	const char *p;
 
 	if (config_check_path(key, value, err, errlen) < 0)
 		return -1;
-	config_shown(value, shown, sizeof(shown));
+	util_shown(value, strlen(value), shown, sizeof(shown));
 	for (p = value; *p == '/'; p++)
 		;
 	if (*p == '\0') {
@@ -439,11 +422,11 @@ static int config_check_url(const char *key, const char *value, int path_ok,
 			    char *err, size_t errlen)
 {
 	static const char *const schemes[] = { "http://", "https://", "file://" };
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 
 	if (*value == '\0')
 		return 0;
-	config_shown(value, shown, sizeof(shown));
+	util_shown(value, strlen(value), shown, sizeof(shown));
 	if (config_has_control(value) || strchr(value, ' ') != NULL) {
 		util_errorf(err, errlen, "%s: '%s' must not contain spaces or control characters",
 			   key, shown);
@@ -525,7 +508,7 @@ int config_set(struct config *cfg, const char *key, const char *value,
 	       char *err, size_t errlen)
 {
 	const struct config_key *k = NULL;
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 	void *field;
 
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
@@ -535,7 +518,8 @@ int config_set(struct config *cfg, const char *key, const char *value,
 		}
 	}
 	if (k == NULL) {
-		util_errorf(err, errlen, "unknown key '%s'", config_shown(key, shown, sizeof(shown)));
+		util_errorf(err, errlen, "unknown key '%s'",
+			    util_shown(key, strlen(key), shown, sizeof(shown)));
 		return -1;
 	}
 	field = (char *)cfg + k->offset;
@@ -562,7 +546,7 @@ static int config_is_blank(char c)
  * nothing. 0, or -1 with "reason" (no location) in err. */
 static int config_apply_line(struct config *cfg, char *line, char *err, size_t errlen)
 {
-	char shown[SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 	char *key, *value, *eq, *end, *p;
 
 	/* '#' starts a comment at the start of a line or after a blank, so a
@@ -583,7 +567,7 @@ static int config_apply_line(struct config *cfg, char *line, char *err, size_t e
 	eq = strchr(key, '=');
 	if (eq == NULL) {
 		util_errorf(err, errlen, "'%s': expected 'key = value'",
-			   config_shown(key, shown, sizeof(shown)));
+			   util_shown(key, strlen(key), shown, sizeof(shown)));
 		return -1;
 	}
 	for (end = eq; end > key && config_is_blank(end[-1]); end--)

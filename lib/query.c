@@ -7,7 +7,6 @@
 #include "query.h"
 #include "util.h"
 
-#define QUERY_SHOWN_MAX 64        /* bytes of client text quoted in an error */
 #define QUERY_MEMORY_MIN_MIB 16   /* below this the interpreter does not start */
 #define QUERY_SECONDS_CAP 10000000000ULL /* seconds: more than any limit */
 #define MIB (1024ULL * 1024)
@@ -17,22 +16,6 @@ enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_COUNT };
 static const char *const query_key_names[QK_COUNT] = {
 	"dependencies", "timeout", "memory", "format"
 };
-
-/* Client bytes go into an error the client reads and the server logs: only
- * printable ASCII, and only the start of something long. */
-static const char *query_shown(const char *s, size_t len, char *buf, size_t buflen)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < len && i < QUERY_SHOWN_MAX && n + 4 < buflen; i++)
-		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (i < len && n + 4 <= buflen) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
 
 static int query_hex(char c)
 {
@@ -89,11 +72,11 @@ static void query_fmt_seconds(uint64_t ms, char *buf, size_t buflen)
 static int query_timeout(const char *v, size_t len, const struct query_limits *lim,
 			 struct query_params *out, char *err, size_t errlen)
 {
-	char shown[QUERY_SHOWN_MAX + 8], max[32];
+	char shown[UTIL_SHOWN_MAX + 8], max[32];
 	size_t whole = strspn(v, "0123456789"), decimals = 0;
 	uint64_t ms = 0;
 
-	query_shown(v, len, shown, sizeof(shown));
+	util_shown(v, len, shown, sizeof(shown));
 	if (len == 0) {
 		util_errorf(err, errlen, "timeout: empty; give a number of seconds");
 		return -1;
@@ -133,11 +116,11 @@ static int query_timeout(const char *v, size_t len, const struct query_limits *l
 static int query_memory(const char *v, size_t len, const struct query_limits *lim,
 			struct query_params *out, char *err, size_t errlen)
 {
-	char shown[QUERY_SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
 	size_t digits = strspn(v, "0123456789");
 	uint64_t mib = 0, max_mib = lim->memory_max / MIB;
 
-	query_shown(v, len, shown, sizeof(shown));
+	util_shown(v, len, shown, sizeof(shown));
 	if (len == 0) {
 		util_errorf(err, errlen, "memory: empty; give a whole number of MiB");
 		return -1;
@@ -201,7 +184,7 @@ int query_parse(const char *qs, const struct query_limits *lim,
 		struct query_params *out, char *err, size_t errlen)
 {
 	/* Decoding never lengthens, so a whole query string always fits. */
-	char buf[QUERY_MAX + 1], shown[QUERY_SHOWN_MAX + 8];
+	char buf[QUERY_MAX + 1], shown[UTIL_SHOWN_MAX + 8];
 	int seen[QK_COUNT] = { 0 };
 	size_t qslen;
 	const char *p, *end;
@@ -230,7 +213,7 @@ int query_parse(const char *qs, const struct query_limits *lim,
 		if (n < 0) {
 			util_errorf(err, errlen,
 				  "query parameter '%s': bad percent escape or NUL byte in its name",
-				  query_shown(p, (size_t)(key_end - p), shown, sizeof(shown)));
+				  util_shown(p, (size_t)(key_end - p), shown, sizeof(shown)));
 			return -1;
 		}
 		for (int k = 0; k < QK_COUNT; k++)
@@ -238,7 +221,7 @@ int query_parse(const char *qs, const struct query_limits *lim,
 				key = (enum query_key)k;
 		if (key == QK_COUNT) {
 			util_errorf(err, errlen, "unknown query parameter '%s'",
-				  query_shown(buf, (size_t)n, shown, sizeof(shown)));
+				  util_shown(buf, (size_t)n, shown, sizeof(shown)));
 			return -1;
 		}
 		if (seen[key]++) {

@@ -194,3 +194,17 @@ void util_errorf(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+const char *util_shown(const char *s, size_t len, char *buf, size_t buflen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len && i < UTIL_SHOWN_MAX && n + 4 < buflen; i++)
+		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (i < len && n + 4 <= buflen) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}

@@ -37,6 +37,14 @@ int util_set_nonblock(int fd);
 void util_errorf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+#define UTIL_SHOWN_MAX 64   /* bytes of outside text quoted by util_shown */
+
+/* Quotes outside text (a config value, a query key) in a message: bytes
+ * other than printable ASCII become '?', and only the first UTIL_SHOWN_MAX
+ * bytes are kept, then "...". Writes into buf (buflen bytes, at least
+ * UTIL_SHOWN_MAX + 4 for the whole quote) and returns it. */
+const char *util_shown(const char *s, size_t len, char *buf, size_t buflen);
+
 /* Copies len bytes of client text into out (outlen bytes, NUL-ended) for a
  * log line or an error detail: printable ASCII is kept except '"' and '\\',
  * which, like every other byte, become "\\xNN"; cut with "..." when long. */
