@@ -162,9 +162,13 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 					  "Use GET for the health check.", id, "Allow: GET, HEAD\r\n");
 		} else {
 			n = healthz_body(srv, body, sizeof(body));
-			log.status = 200;
-			reply_write_simple(&sink, 200, "application/json", body,
-					   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
+			log.status = n < 0 ? 500 : 200;
+			if (n < 0)
+				reply_write_error(&sink, 500, "internal",
+						  "The health report is larger than its buffer.", id, NULL);
+			else
+				reply_write_simple(&sink, 200, "application/json", body,
+						   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
 		}
 	} else if (strcmp(route, "metrics") == 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
