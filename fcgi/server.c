@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <fcgiapp.h>
 
@@ -44,6 +45,16 @@ static int sink_write(void *ctx, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* Ends the request's output streams: libfcgi sends FCGI_END_REQUEST and the
+ * web server can answer its client while this worker cleans up. */
+static int sink_end(void *ctx)
+{
+	FCGX_Request *r = ctx;
+	int rc = FCGX_FClose(r->err);
+
+	return FCGX_FClose(r->out) != 0 || rc != 0 ? -1 : 0;
 }
 
 static ssize_t body_read(void *ctx, void *buf, size_t len)
@@ -118,7 +129,7 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 		   int64_t arrived_ns)
 {
 	const char *method = FCGX_GetParam("REQUEST_METHOD", r->envp);
-	struct reply_sink sink = { sink_write, r, 0, 0 };
+	struct reply_sink sink = { .write = sink_write, .end = sink_end, .ctx = r };
 	struct log_request log;
 	struct execute_request req;
 	char route[ROUTE_MAX], id[33], body[1024], shown[ROUTE_MAX * 4];
@@ -214,6 +225,9 @@ int server_worker_main(const struct server *srv)
 	struct execute_ctx ectx;
 	FCGX_Request req;
 	struct mime *mime;
+	struct sockaddr_storage ss;
+	socklen_t ss_len;
+	int unix_listener;
 	char err[256];
 
 	memset(&sa, 0, sizeof(sa));
@@ -245,6 +259,14 @@ int server_worker_main(const struct server *srv)
 		mime_close(mime);
 		return 1;
 	}
+	/* libfcgi closes a connection by shutting down its side and waiting
+	 * up to 2 s for the web server to close, so that a TCP peer is never
+	 * sent a reset over data it has not read. A Unix socket keeps what it
+	 * was sent after the sender closes: the wait would only keep this
+	 * worker from its next request. */
+	ss_len = sizeof(ss);
+	unix_listener = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
+			ss.ss_family == AF_UNIX;
 	while (!server_stopping) {
 		if (FCGX_Accept_r(&req) < 0) {
 			if (server_stopping)
@@ -256,6 +278,8 @@ int server_worker_main(const struct server *srv)
 			continue;
 		}
 		handle(srv, &ectx, &req, util_now_ns());
+		if (unix_listener)
+			FCGX_Detach(&req);
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);

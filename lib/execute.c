@@ -644,6 +644,9 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 
 out:
 	log->bytes_out = sink->body_bytes;
+	/* The client has its answer before the clean-up below. */
+	if (reply_end(sink) < 0 && rc == 0)
+		rc = -1;
 	if (u.fd >= 0)
 		close(u.fd);
 	if (u.stdin_fd >= 0)

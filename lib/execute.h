@@ -50,7 +50,8 @@ struct execute_request {
 	int conn_fd;
 };
 
-/* Handles one POST execute. The whole reply is written to sink; log is
+/* Handles one POST execute. The whole reply is written to sink and ended
+ * (reply_end) before the request's directory is removed; log is
  * filled for log_request(). Returns 0, or -1 when the client went away. */
 int execute_handle(const struct execute_ctx *ctx, const struct execute_request *req,
 		   struct reply_sink *sink, struct log_request *log);

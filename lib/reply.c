@@ -146,6 +146,14 @@ static int out_end_headers(struct out *o)
 	return 0;
 }
 
+int reply_end(struct reply_sink *sink)
+{
+	if (sink->end == NULL || sink->ended)
+		return 0;
+	sink->ended = 1;
+	return sink->end(sink->ctx);
+}
+
 const char *reply_status_text(int status)
 {
 	switch (status) {

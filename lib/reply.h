@@ -21,9 +21,13 @@
 struct reply_sink {
 	/* writes all of buf; 0, or -1 when the client is gone */
 	int (*write)(void *ctx, const void *buf, size_t len);
+	/* optional: the reply is complete, deliver it now (the caller still
+	 * has cleaning up to do); 0 or -1 */
+	int (*end)(void *ctx);
 	void *ctx;
 	uint64_t body_bytes;         /* body bytes written so far (set by reply_*) */
 	int in_body;                 /* set by reply_* once the header block ended */
+	int ended;                   /* set by reply_end */
 };
 
 /* Content type of a generated file: writes at most 128 bytes into out. */
@@ -78,6 +82,9 @@ int reply_write_simple(struct reply_sink *sink, int status, const char *content_
  * quote, backslash, controls (\n, \u0001, ...) and U+2028/U+2029; each
  * maximal ill-formed UTF-8 subpart becomes one U+FFFD. 0 or -1. */
 int reply_json_string_body(struct reply_sink *sink, const void *buf, size_t len);
+
+/* Calls sink->end when set, at most once per reply. 0, or -1 when it failed. */
+int reply_end(struct reply_sink *sink);
 
 /* "OK", "Bad Request", ...; "Unknown" for others. */
 const char *reply_status_text(int status);

@@ -45,6 +45,14 @@ class Process(harness.E2ETestCase):
         self.assertEqual(r.stdout, b"hello\n")
         return r
 
+    def test_default_workers_is_one_more_than_the_cpus(self):
+        s = self.private_server(workers=None)
+        self.hello(s)
+        want = os.sysconf("SC_NPROCESSORS_ONLN") + 1
+        self.assertEqual(s.request("GET", "/healthz").json()["workers"], want)
+        self.assertTrue(harness.wait_for(lambda: len(s.worker_pids()) == want, 3),
+                        "expected %d workers, found %r" % (want, s.worker_pids()))
+
     def test_sigterm_stops_master_and_workers(self):
         s = self.private_server(workers=2)
         self.hello(s)
