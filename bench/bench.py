@@ -423,8 +423,6 @@ def main():
         if ix:
             deps = deps_latency(server, a.requests, a.cold)
         thr = {c: throughput(server.port, c, a.duration, body, ctype, server) for c in (1, 2, 8)}
-        for c, v in thr.items():
-            print("c=%d %.1f rps" % (c, v[0]), v[2], file=sys.stderr)
         big = big_transfers(server, size)
         problems = server.check_clean()
     finally:

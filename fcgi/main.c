@@ -26,6 +26,7 @@
 #include "listen.h"
 #include "run.h"
 #include "cache.h"
+#include "cgroup.h"
 #include "deps.h"
 #include "sandbox.h"
 #include "log.h"
@@ -349,6 +350,7 @@ int main(int argc, char **argv)
 	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
 	static struct cache cache;
 	static struct sandbox_config sbcfg;
+	static struct cgroup_config cgcfg;
 	struct stat st;
 
 	sets = calloc((size_t)argc, sizeof(*sets));
@@ -440,6 +442,24 @@ int main(int argc, char **argv)
 		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
 
 	memset(&srv, 0, sizeof(srv));
+	/* Before any child exists: the master moves itself into the cgroup's
+	 * supervisor leaf, and its workers are born there. */
+	if (strcmp(cfg.cgroup, "no") != 0) {
+		if (cgroup_setup(&cgcfg, cfg.cgroup, err, sizeof(err)) == 0) {
+			srv.cgroup = &cgcfg;
+			log_msg(LOG_LEVEL_INFO, "cgroup: runs in %s/%s<worker>; memory: %s; "
+				"processes: %s", cgcfg.path, CGROUP_RUN_PREFIX,
+				cgcfg.memory ? "memory.max (the whole run)"
+					     : "RLIMIT_AS (no memory controller offered)",
+				cgcfg.pids ? "pids.max and RLIMIT_NPROC"
+					   : "RLIMIT_NPROC (no pids controller offered)");
+		} else if (strcmp(cfg.cgroup, "auto") != 0) {
+			goto fatal;
+		} else {
+			log_msg(LOG_LEVEL_INFO, "%s; runs are held by their process group and "
+				"namespaces, and memory is limited per process (RLIMIT_AS)", err);
+		}
+	}
 	/* One complete throw-away sandbox, so that what works is known before
 	 * the first request, and a failure is said once, with its fix. */
 	if (cfg.sandbox != SANDBOX_RLIMITS) {
@@ -534,6 +554,11 @@ int main(int argc, char **argv)
 				if (workers[i].pid != 0 || workers[i].dead == 0)
 					continue;
 				sweep_worker(cfg.work_root, workers[i].dead);
+				if (srv.cgroup != NULL &&
+				    cgroup_remove_worker(srv.cgroup, workers[i].dead) < 0)
+					log_msg(LOG_LEVEL_ERROR, "cannot remove the run cgroup of "
+						"worker %d: %s", (int)workers[i].dead,
+						strerror(errno));
 				workers[i].dead = 0;
 				if (got_term)
 					continue;

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 
 #include <fcgiapp.h>
 
+#include "cgroup.h"
 #include "execute.h"
 #include "log.h"
 #include "mime.h"
@@ -103,20 +105,36 @@ static int64_t content_length_of(FCGX_Request *r)
 }
 
 /* /healthz: the layer in force and what enforces each limit, honestly. */
+#define HEALTHZ_PATH_MAX 200   /* bytes of the cgroup path shown */
+
 static int healthz_body(const struct server *srv, char *buf, size_t len)
 {
 	const struct sandbox_config *sb = srv->sandbox_cfg;
+	const struct cgroup_config *cg = srv->cgroup;
+	char cgpath[HEALTHZ_PATH_MAX + 4];
+	size_t i = 0;
 	int n;
 
+	/* Shown in JSON without escapes: anything but plain path characters
+	 * becomes '?', and a long path is cut. */
+	for (const char *p = cg ? cg->path : ""; *p != '\0' && i < HEALTHZ_PATH_MAX; p++, i++)
+		cgpath[i] = (isalnum((unsigned char)*p) || strchr("/._-@:+", *p) != NULL) ? *p : '?';
+	cgpath[i] = '\0';
+	if (cg != NULL && strlen(cg->path) > HEALTHZ_PATH_MAX)
+		strcpy(cgpath + i, "...");
 	n = snprintf(buf, len,
 		     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\",\"workers\":%u,"
 		     "\"dependencies\":%s,"
+		     "\"cgroup\":%s%s%s,"
 		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"RLIMIT_CPU\","
-		     "\"memory\":\"RLIMIT_AS\",\"processes\":\"RLIMIT_NPROC\","
+		     "\"memory\":\"%s\",\"processes\":\"%s\","
 		     "\"file_size\":\"RLIMIT_FSIZE\",\"disk\":\"%s\",\"network\":\"%s\","
 		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\"}}\n",
 		     srv->sandbox, PACKAGE_VERSION, srv->workers,
 		     srv->cache != NULL && srv->cache->usable ? "true" : "false",
+		     cg ? "\"" : "", cg ? cgpath : "null", cg ? "\"" : "",
+		     cg && cg->memory ? "cgroup memory.max" : "RLIMIT_AS",
+		     cg && cg->pids ? "cgroup pids.max, RLIMIT_NPROC" : "RLIMIT_NPROC",
 		     sb ? "tmpfs of max_disk" : "none",
 		     sb ? (sb->network ? "host" : "none (own namespace)") : "host",
 		     sb ? "read-only system, private /work and /tmp" : "host (pyexec's user)",
@@ -226,6 +244,7 @@ int server_worker_main(const struct server *srv)
 	FCGX_Request req;
 	struct mime *mime;
 	struct sockaddr_storage ss;
+	struct cgroup_slot slot;
 	socklen_t ss_len;
 	int unix_listener;
 	char err[256];
@@ -252,6 +271,15 @@ int server_worker_main(const struct server *srv)
 	ectx.cache = srv->cache;
 	ectx.sandbox = srv->sandbox_cfg;
 	ectx.metrics = srv->metrics;
+	if (srv->cgroup != NULL) {
+		if (cgroup_slot_open(srv->cgroup, getpid(), &slot) < 0) {
+			log_msg(LOG_LEVEL_ERROR, "worker: cannot create its run cgroup in %s: %s",
+				srv->cgroup->path, strerror(errno));
+			mime_close(mime);
+			return 1;
+		}
+		ectx.cgroup = &slot;
+	}
 
 	if (FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
@@ -283,6 +311,8 @@ int server_worker_main(const struct server *srv)
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);
+	if (ectx.cgroup != NULL)
+		cgroup_slot_close(&slot);
 	mime_close(mime);
 	return 0;
 }

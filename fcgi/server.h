@@ -18,6 +18,7 @@ struct server {
 	struct metrics *metrics;           /* shared by all workers */
 	struct cache *cache;               /* the dependency cache */
 	const struct sandbox_config *sandbox_cfg; /* NULL: the rlimits layer */
+	const struct cgroup_config *cgroup; /* NULL: runs are not in a cgroup */
 };
 
 /* Set from the worker's SIGTERM handler: finish the request in hand, exit. */

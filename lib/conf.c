@@ -35,6 +35,7 @@ enum config_type {
 	CT_DIR,         /* char[] field: absolute directory, not /, canonical */
 	CT_URL,         /* char[] field: http(s)/file URL or "" */
 	CT_LINKS,       /* char[] field: URL, absolute path or "" */
+	CT_CGROUP,      /* char[] field: "auto", "no" or as CT_DIR */
 };
 
 struct config_key {
@@ -83,6 +84,7 @@ static const struct config_key config_keys[] = {
 	{ "max_generated_bytes", CT_SIZE, F(max_generated_bytes), 0, 1024 * GiB, 0, NULL },
 	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
+	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 };
 
 #undef F
@@ -461,12 +463,25 @@ static int config_set_string(const struct config_key *k, char *field, const char
 	case CT_DIR:    rc = config_check_dir(k->name, value, err, errlen); break;
 	case CT_URL:    rc = config_check_url(k->name, value, 0, err, errlen); break;
 	case CT_LINKS:  rc = config_check_url(k->name, value, 1, err, errlen); break;
+	case CT_CGROUP:
+		if (strcmp(value, "auto") != 0 && strcmp(value, "no") != 0 &&
+		    value[0] != '/') {
+			char shown[UTIL_SHOWN_MAX + 8];
+
+			util_errorf(err, errlen, "%s: '%s' must be auto, no or an absolute "
+				    "path", k->name,
+				    util_shown(value, len, shown, sizeof(shown)));
+			rc = -1;
+		} else if (value[0] == '/') {
+			rc = config_check_dir(k->name, value, err, errlen);
+		}
+		break;
 	default:        rc = -1; break;
 	}
 	if (rc < 0)
 		return -1;
 	memcpy(field, value, len + 1);
-	if (k->type == CT_DIR)
+	if (k->type == CT_DIR || k->type == CT_CGROUP)
 		while (len > 1 && field[len - 1] == '/')
 			field[--len] = '\0';
 	return 0;
@@ -481,6 +496,7 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->group, "nogroup");
 	strcpy(cfg->python, "/usr/bin/python3");
 	strcpy(cfg->work_root, "/var/lib/pyexec/work");
+	strcpy(cfg->cgroup, "auto");
 	strcpy(cfg->deps_cache, "/var/cache/pyexec/deps");
 	cfg->deps_cache_max = 5 * GiB;
 	cfg->pip_only_binary = 1;

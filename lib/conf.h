@@ -40,6 +40,7 @@ struct config {
 	uint64_t max_generated_bytes;
 	int network;                    /* bool */
 	enum sandbox_level sandbox;
+	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 directory */
 };
 
 /* Fills cfg with the defaults of SPEC §4. */

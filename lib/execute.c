@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "collect.h"
 #include "execute.h"
 #include "multipart.h"
@@ -564,6 +565,21 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	spec.lim.nofile = cfg->max_open_files;
 	spec.cancel = ctx->cancel;
 	spec.watch_fd = req->conn_fd;
+	if (ctx->cgroup != NULL) {
+		if (cgroup_slot_prepare(ctx->cgroup, spec.lim.memory, spec.lim.nproc) < 0) {
+			log_msg(LOG_LEVEL_ERROR, "request %s: cannot set the limits of the run's "
+				"cgroup: %s", req->request_id, strerror(errno));
+			rc = reply_error(sink, log, 503, "sandbox_unavailable",
+					 "The server could not set up the limits of this run; "
+					 "its log says why.", req->request_id);
+			goto out;
+		}
+		spec.cgroup = ctx->cgroup;
+		/* memory.max holds the whole run; an address-space limit per
+		 * process would only refuse what threads merely reserve. */
+		if (ctx->cgroup->memory)
+			spec.lim.memory = 0;
+	}
 	if (set->n == 0)
 		log->deps_ns = 0;
 	t1 = util_now_ns();
@@ -602,6 +618,9 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		goto out;
 	}
 	log->run_ns = util_now_ns() - t1;
+	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
+		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
+			req->request_id, strerror(errno));
 	cache_release(&use);
 	log->exec_status = run_status_name(res.status);
 	if (res.cancelled) {

@@ -33,6 +33,8 @@ struct execute_ctx {
 	/* the namespace sandbox, or NULL for the rlimits layer */
 	const struct sandbox_config *sandbox;
 	struct metrics *metrics;            /* NULL: not counted */
+	/* the worker's run cgroup (lib/cgroup.h), or NULL for none */
+	struct cgroup_slot *cgroup;
 };
 
 /* One request, as the web server described it. Strings may be NULL. */

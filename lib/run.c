@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "run.h"
 #include "util.h"
@@ -240,7 +241,7 @@ static pid_t spawn_rlimits(void *arg, const struct run_spec *spec, int stdin_fd,
 	sigfillset(&all);
 	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
 		return -1;
-	pid = fork();
+	pid = spec->cgroup != NULL ? cgroup_clone(spec->cgroup, 0) : fork();
 	if (pid == 0) {
 		run_child_setup(spec, stdin_fd, out_w, err_w, parent, 0);
 		run_child_exec(spec);
@@ -821,6 +822,11 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: wall time limit of %s s reached; the program was killed",
 			 secs);
+	} else if (spec->cgroup != NULL && cgroup_slot_oom(spec->cgroup) > 0) {
+		res->status = RUN_MEMORY;
+		snprintf(res->note, sizeof(res->note),
+			 "pyexec: memory limit of %llu MiB reached; the program was killed",
+			 (unsigned long long)(spec->cgroup->memory_max >> 20));
 	} else if (res->signal != 0) {
 		rlim_t cpu_s = cpu_limit_seconds(spec->lim.cpu_ms);
 

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct cgroup_slot;
+
 enum run_status { RUN_OK, RUN_ERROR, RUN_TIMEOUT, RUN_MEMORY, RUN_KILLED };
 
 /* A limit of 0 is not set (the inherited rlimit stays; no wall deadline),
@@ -49,6 +51,10 @@ struct run_spec {
 	 * of file) cancels the run like *cancel does. Data arriving on it is
 	 * left unread and it is no longer watched. */
 	int watch_fd;
+	/* When non-NULL, a prepared cgroup (lib/cgroup.h): the program is
+	 * cloned straight into it, and a kill by the kernel's OOM killer in it
+	 * is reported RUN_MEMORY. */
+	const struct cgroup_slot *cgroup;
 };
 
 /* How the program is started. spawn() forks (or clones) a child that ends up

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "collect.h"
 #include "log.h"
 #include "run.h"
@@ -1279,7 +1280,10 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 		run_error(run, STEP_PREPARE, "sigprocmask: %s", strerror(errno));
 		goto fail;
 	}
-	pid = sandbox_clone(flags);
+	/* Cloned straight into the run's cgroup: its cgroup namespace is
+	 * rooted there. */
+	pid = spec->cgroup != NULL ? cgroup_clone(spec->cgroup, (unsigned long)flags)
+				   : sandbox_clone(flags);
 	if (pid == 0)
 		init_main(&a);
 	saved = errno;

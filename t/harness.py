@@ -399,7 +399,7 @@ class Server:
     def __init__(self, name="main", options=(), workers=2, max_upload="50M",
                  client_max_body_size=None, env=None, listen="unix",
                  timeout=10, read_timeout=120, args=(), sandbox=None,
-                 conf_text="", before_start=None, use_site_conf=True):
+                 conf_text="", before_start=None, use_site_conf=True, preexec=None):
         self.name = name
         self.options = list(options)
         self.workers = workers
@@ -414,6 +414,7 @@ class Server:
         self.conf_text = conf_text
         self.use_site_conf = use_site_conf
         self.before_start = before_start
+        self.preexec = preexec      # run in the master's process before exec
         self.proc = None
         self.nginx = None
         self.tmp = None
@@ -499,7 +500,7 @@ class Server:
         self.proc = subprocess.Popen(
             argv, stdin=fd_sock.fileno() if fd_sock else subprocess.DEVNULL,
             stdout=self._logf, stderr=self._logf, env=env, cwd="/",
-            start_new_session=True)
+            start_new_session=True, preexec_fn=self.preexec)
         if fd_sock:
             fd_sock.close()
         self._start_nginx()
@@ -919,6 +920,7 @@ class E2ETestCase(unittest.TestCase):
         """Starts pyexec-fcgi with args (and conf as its file), expects it to
         refuse to start; returns (its output, the config path it was given)."""
         d = tempfile.mkdtemp(prefix="pyexec-e2e-bad-")
+        os.chmod(d, 0o755)      # reachable once pyexec has dropped to nobody
         try:
             c = os.path.join(d, "pyexec.conf")
             with open(c, "w") as f:
