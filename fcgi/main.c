@@ -25,11 +25,13 @@
 #include "conf.h"
 #include "listen.h"
 #include "run.h"
+#include "auth.h"
 #include "cache.h"
 #include "cgroup.h"
 #include "deps.h"
 #include "sandbox.h"
 #include "log.h"
+#include "mime.h"
 #include "server.h"
 #include "util.h"
 #include "workdir.h"
@@ -40,14 +42,59 @@
 #define STOP_GRACE_EXTRA_S 30           /* beyond timeout_max, before SIGKILL */
 #define STRAY_KILL_MAX_NS (5000000000LL) /* to kill what a dead worker left */
 
-static volatile sig_atomic_t got_term, got_chld;
+static volatile sig_atomic_t got_term, got_chld, got_hup;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGCHLD)
 		got_chld = 1;
+	else if (sig == SIGHUP)
+		got_hup = 1;
 	else
 		got_term = 1;
+}
+
+/* What the command line said, kept for a reload (argv is wiped). */
+struct cmdline {
+	char *config_path;      /* NULL = no file */
+	char **sets;            /* -o KEY=VALUE, nsets of them */
+	int nsets;
+	char *listen_opt, *workers_opt;
+};
+
+/* Keys a reload cannot change: the socket, the processes and their user,
+ * the directories, and what the sandbox probe and the dependency cache's
+ * key were built from. */
+static const char *const restart_keys[] = {
+	"listen", "workers", "user", "group", "python", "work_root", "deps_cache",
+	"pip_index_url", "pip_extra_index_url", "pip_find_links", "pip_only_binary",
+	"network", "sandbox", "cgroup",
+};
+
+/* Defaults, then the file, then the options, then the checks. */
+static int config_build(struct config *cfg, const struct cmdline *cl, char *err, size_t errlen)
+{
+	config_defaults(cfg);
+	if (cl->config_path != NULL && config_load_file(cfg, cl->config_path, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < cl->nsets; i++) {
+		char key[128], *eq = strchr(cl->sets[i], '=');
+
+		if (eq == NULL || (size_t)(eq - cl->sets[i]) >= sizeof(key)) {
+			snprintf(err, errlen, "-o %s: expected KEY=VALUE", cl->sets[i]);
+			return -1;
+		}
+		memcpy(key, cl->sets[i], (size_t)(eq - cl->sets[i]));
+		key[eq - cl->sets[i]] = '\0';
+		if (config_set(cfg, key, eq + 1, err, errlen) < 0)
+			return -1;
+	}
+	if (cl->listen_opt != NULL && config_set(cfg, "listen", cl->listen_opt, err, errlen) < 0)
+		return -1;
+	if (cl->workers_opt != NULL &&
+	    config_set(cfg, "workers", cl->workers_opt, err, errlen) < 0)
+		return -1;
+	return config_check(cfg, err, errlen);
 }
 
 static void usage(FILE *f)
@@ -212,6 +259,7 @@ struct worker {
 	pid_t pid;              /* 0 when not running */
 	pid_t dead;             /* the pid it had, until its leftovers are gone */
 	int64_t started_ns;
+	int retiring;           /* told to stop by a reload: replace it at once */
 };
 
 /* Reaps every child that has ended; a worker among them is marked dead.
@@ -229,7 +277,8 @@ static unsigned reap(struct worker *w, unsigned n, int stopping)
 			w[i].pid = 0;
 			w[i].dead = pid;
 			died++;
-			if (stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			if ((stopping || w[i].retiring) && WIFEXITED(status) &&
+			    WEXITSTATUS(status) == 0)
 				break;
 			if (WIFSIGNALED(status))
 				log_msg(LOG_LEVEL_ERROR, "worker %ld killed by signal %d",
@@ -273,13 +322,57 @@ static pid_t spawn_worker(const struct server *srv, pid_t master)
 	set_title("pyexec-fcgi: worker");
 	/* The worker: it dies with the master, after the request in hand. */
 	signal(SIGCHLD, SIG_DFL);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGHUP, SIG_IGN);        /* a reload is the master's */
+	prctl(PR_SET_PDEATHSIG, SERVER_ORPHAN_SIGNAL);
 	if (getppid() != master)
 		_exit(0);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	_exit(server_worker_main(srv));
+}
+
+/* SIGHUP: rereads the configuration (and tokens_file). When it is good, the
+ * keys a reload can change take effect in new workers, which replace the
+ * running ones as each finishes the request in hand; the listening socket
+ * stays open throughout, so no request is refused. When it is not, the log
+ * says why and everything stays as it was. 0 when reloaded, -1 if not. */
+static int reload(struct config *cfg, const struct cmdline *cl, struct auth *auth,
+		  struct sandbox_config *sbcfg, struct worker *w, unsigned n)
+{
+	static struct config next;
+	struct auth fresh = { 0, NULL };
+	char err[2 * PATH_MAX];
+
+	if (config_build(&next, cl, err, sizeof(err)) < 0 ||
+	    (next.tokens_file[0] != '\0' &&
+	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0)) {
+		log_msg(LOG_LEVEL_ERROR, "reload refused, the running configuration stays: %s",
+			err);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(restart_keys) / sizeof(restart_keys[0]); i++) {
+		if (config_key_equal(cfg, &next, restart_keys[i]) == 0) {
+			log_msg(LOG_LEVEL_WARN, "reload: %s changed; it takes effect when pyexec "
+				"is restarted", restart_keys[i]);
+			(void)config_key_copy(&next, cfg, restart_keys[i]);
+		}
+	}
+	*cfg = next;
+	auth_free(auth);
+	*auth = fresh;
+	sbcfg->disk_bytes = cfg->max_disk;
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i].pid > 0) {
+			w[i].retiring = 1;
+			(void)kill(w[i].pid, SIGTERM);
+		}
+	}
+	log_msg(LOG_LEVEL_INFO, "reload: configuration reread from %s%s; the workers are "
+		"replaced as they finish their requests",
+		cl->config_path != NULL ? cl->config_path : "the command line",
+		auth->n > 0 ? " (tokens_file too)" : "");
+	return 0;
 }
 
 /* --prefetch: one dependency set into the cache, then exit. */
@@ -351,6 +444,9 @@ int main(int argc, char **argv)
 	static struct cache cache;
 	static struct sandbox_config sbcfg;
 	static struct cgroup_config cgcfg;
+	static struct auth auth;
+	struct mime *mime = NULL;
+	struct cmdline cl;
 	struct stat st;
 
 	sets = calloc((size_t)argc, sizeof(*sets));
@@ -375,37 +471,31 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	config_defaults(&cfg);
 	if (config_path == NULL && stat(DEFAULT_CONFIG, &st) == 0)
 		config_path = DEFAULT_CONFIG;
-	if (config_path != NULL && config_load_file(&cfg, config_path, err, sizeof(err)) < 0)
+	/* Copies, for a reload: argv is wiped below. */
+	cl.config_path = config_path != NULL ? strdup(config_path) : NULL;
+	cl.listen_opt = listen_opt != NULL ? strdup(listen_opt) : NULL;
+	cl.workers_opt = workers_opt != NULL ? strdup(workers_opt) : NULL;
+	cl.sets = sets;
+	cl.nsets = nsets;
+	for (int i = 0; i < nsets; i++)
+		if ((sets[i] = strdup(sets[i])) == NULL)
+			cl.nsets = i;
+	if ((config_path != NULL && cl.config_path == NULL) || cl.nsets != nsets ||
+	    (listen_opt != NULL && cl.listen_opt == NULL) ||
+	    (workers_opt != NULL && cl.workers_opt == NULL)) {
+		snprintf(err, sizeof(err), "out of memory");
 		goto fatal;
-	for (int i = 0; i < nsets; i++) {
-		char key[128], *eq = strchr(sets[i], '=');
-
-		if (eq == NULL || (size_t)(eq - sets[i]) >= sizeof(key)) {
-			snprintf(err, sizeof(err), "-o %s: expected KEY=VALUE", sets[i]);
-			goto fatal;
-		}
-		memcpy(key, sets[i], (size_t)(eq - sets[i]));
-		key[eq - sets[i]] = '\0';
-		if (config_set(&cfg, key, eq + 1, err, sizeof(err)) < 0)
-			goto fatal;
 	}
-	if (listen_opt != NULL && config_set(&cfg, "listen", listen_opt, err, sizeof(err)) < 0)
+	if (config_build(&cfg, &cl, err, sizeof(err)) < 0)
 		goto fatal;
-	if (workers_opt != NULL && config_set(&cfg, "workers", workers_opt, err, sizeof(err)) < 0)
-		goto fatal;
-	free(sets);
-	sets = NULL;
 	if (prefetch != NULL && (prefetch = strdup(prefetch)) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fatal;
 	}
 	hide_arguments(argc, argv);
 	set_title("pyexec-fcgi: master");
-	if (config_check(&cfg, err, sizeof(err)) < 0)
-		goto fatal;
 	if (access(cfg.python, X_OK) < 0) {
 		snprintf(err, sizeof(err), "python %s is not executable: %s", cfg.python,
 			 strerror(errno));
@@ -431,6 +521,8 @@ int main(int argc, char **argv)
 		goto fatal;
 	if (as_root && drop_privileges(uid, gid, err, sizeof(err)) < 0)
 		goto fatal;
+	if (cfg.tokens_file[0] != '\0' && auth_load(&auth, cfg.tokens_file, err, sizeof(err)) < 0)
+		goto fatal;
 	if (cache_init(&cache, &cfg, err, sizeof(err)) < 0)
 		goto fatal;
 	if (prefetch != NULL) {
@@ -441,6 +533,11 @@ int main(int argc, char **argv)
 	if (workdir_sweep(cfg.work_root) > 0)
 		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
 
+	/* Once, here: a missing database stops start-up instead of every
+	 * worker failing over and over. The workers share it. */
+	mime = mime_open(NULL, err, sizeof(err));
+	if (mime == NULL)
+		goto fatal;
 	memset(&srv, 0, sizeof(srv));
 	/* Before any child exists: the master moves itself into the cgroup's
 	 * supervisor leaf, and its workers are born there. */
@@ -491,6 +588,8 @@ int main(int argc, char **argv)
 	srv.sandbox = srv.sandbox_cfg != NULL ? "namespaces" : "rlimits";
 	srv.workers = nworkers;
 	srv.cache = &cache;
+	srv.auth = auth.n > 0 ? &auth : NULL;
+	srv.mime = mime;
 	srv.metrics = metrics_create();
 	if (srv.metrics == NULL) {
 		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));
@@ -529,10 +628,12 @@ int main(int argc, char **argv)
 	sa.sa_flags = 0;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &old);
 
 	for (unsigned i = 0; i < nworkers; i++) {
@@ -563,11 +664,19 @@ int main(int argc, char **argv)
 				if (got_term)
 					continue;
 				/* A worker that cannot stay up is not respawned in a tight loop. */
-				if (util_now_ns() - workers[i].started_ns < RESPAWN_FAST_NS)
+				if (!workers[i].retiring &&
+				    util_now_ns() - workers[i].started_ns < RESPAWN_FAST_NS)
 					sleep(1);
+				workers[i].retiring = 0;
 				workers[i].pid = spawn_worker(&srv, master);
 				workers[i].started_ns = util_now_ns();
 			}
+		}
+		if (got_hup && !got_term) {
+			got_hup = 0;
+			if (reload(&cfg, &cl, &auth, &sbcfg, workers, nworkers) == 0)
+				srv.auth = auth.n > 0 ? &auth : NULL;
+	srv.mime = mime;
 		}
 		if (got_term && stop_deadline == 0) {
 			log_msg(LOG_LEVEL_INFO, "stopping: the workers finish the requests in hand");

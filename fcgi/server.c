@@ -12,6 +12,7 @@
 
 #include <fcgiapp.h>
 
+#include "auth.h"
 #include "cgroup.h"
 #include "execute.h"
 #include "log.h"
@@ -23,11 +24,22 @@
 #define ROUTE_MAX 64          /* bytes of a route name we look at */
 
 volatile sig_atomic_t server_stopping;
-static volatile sig_atomic_t cancel_run;
+static volatile sig_atomic_t cancel_run, orphaned;
 
 static void on_term(int sig)
 {
 	(void)sig;
+	server_stopping = 1;
+	FCGX_ShutdownPending();
+}
+
+/* The master is gone (its parent-death signal): nobody would clean up
+ * after this worker, so the run in hand is stopped, not finished. */
+static void on_orphan(int sig)
+{
+	(void)sig;
+	orphaned = 1;
+	cancel_run = 1;
 	server_stopping = 1;
 	FCGX_ShutdownPending();
 }
@@ -143,6 +155,28 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
+/* Checks the bearer token of a request; when it is missing or unknown,
+ * answers 401 (RFC 6750 §3) and returns 0. */
+static int authorized(const struct server *srv, FCGX_Request *r, struct reply_sink *sink,
+		      struct log_request *log, const char *id)
+{
+	enum auth_result a = auth_check(srv->auth, FCGX_GetParam("HTTP_AUTHORIZATION", r->envp));
+
+	if (a == AUTH_OK)
+		return 1;
+	log->status = 401;
+	log->error = "unauthorized";
+	if (a == AUTH_MISSING)
+		reply_write_error(sink, 401, "unauthorized",
+				  "This service needs a token: send Authorization: Bearer <token>.",
+				  id, "WWW-Authenticate: Bearer realm=\"pyexec\"\r\n");
+	else
+		reply_write_error(sink, 401, "unauthorized", "The token is not valid here.", id,
+				  "WWW-Authenticate: Bearer realm=\"pyexec\", "
+				  "error=\"invalid_token\"\r\n");
+	return 0;
+}
+
 static void handle(const struct server *srv, const struct execute_ctx *ectx, FCGX_Request *r,
 		   int64_t arrived_ns)
 {
@@ -164,10 +198,15 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 	log.method = method;
 	log.route = shown;
 	log.upload_ns = log.deps_ns = log.run_ns = log.reply_ns = -1;
-	cancel_run = 0;
+	cancel_run = orphaned;
 	metrics_busy(srv->metrics, +1);
 
-	if (strcmp(route, "execute") == 0) {
+	if (srv->auth != NULL &&
+	    (strcmp(route, "execute") == 0 ||
+	     (strcmp(route, "metrics") == 0 && srv->cfg->auth_metrics)) &&
+	    !authorized(srv, r, &sink, &log, id)) {
+		/* answered 401 */
+	} else if (strcmp(route, "execute") == 0) {
 		if (strcmp(method, "POST") != 0) {
 			log.status = 405;
 			reply_write_error(&sink, 405, "method_not_allowed",
@@ -242,24 +281,19 @@ int server_worker_main(const struct server *srv)
 	struct sigaction sa;
 	struct execute_ctx ectx;
 	FCGX_Request req;
-	struct mime *mime;
+	struct mime *mime = srv->mime;
 	struct sockaddr_storage ss;
 	struct cgroup_slot slot;
 	socklen_t ss_len;
 	int unix_listener;
-	char err[256];
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;  /* no SA_RESTART: accept() must return */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-
-	mime = mime_open(NULL, err, sizeof(err));
-	if (mime == NULL) {
-		log_msg(LOG_LEVEL_ERROR, "worker: %s", err);
-		return 1;
-	}
+	sa.sa_handler = on_orphan;
+	sigaction(SERVER_ORPHAN_SIGNAL, &sa, NULL);
 	if (run_become_subreaper() < 0)
 		log_msg(LOG_LEVEL_WARN, "worker: cannot become a child subreaper: %s",
 			strerror(errno));
@@ -275,7 +309,6 @@ int server_worker_main(const struct server *srv)
 		if (cgroup_slot_open(srv->cgroup, getpid(), &slot) < 0) {
 			log_msg(LOG_LEVEL_ERROR, "worker: cannot create its run cgroup in %s: %s",
 				srv->cgroup->path, strerror(errno));
-			mime_close(mime);
 			return 1;
 		}
 		ectx.cgroup = &slot;
@@ -284,14 +317,13 @@ int server_worker_main(const struct server *srv)
 	if (FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		log_msg(LOG_LEVEL_ERROR, "worker: cannot initialise libfcgi");
-		mime_close(mime);
 		return 1;
 	}
 	/* libfcgi closes a connection by shutting down its side and waiting
 	 * up to 2 s for the web server to close, so that a TCP peer is never
 	 * sent a reset over data it has not read. A Unix socket keeps what it
-	 * was sent after the sender closes: the wait would only keep this
-	 * worker from its next request. */
+	 * was sent after the sender closes: once the whole request was read,
+	 * the wait would only keep this worker from its next request. */
 	ss_len = sizeof(ss);
 	unix_listener = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
 			ss.ss_family == AF_UNIX;
@@ -306,13 +338,15 @@ int server_worker_main(const struct server *srv)
 			continue;
 		}
 		handle(srv, &ectx, &req, util_now_ns());
-		if (unix_listener)
+		if (unix_listener && FCGX_HasSeenEOF(req.in) == EOF)
 			FCGX_Detach(&req);
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);
 	if (ectx.cgroup != NULL)
 		cgroup_slot_close(&slot);
-	mime_close(mime);
+	if (orphaned)
+		log_msg(LOG_LEVEL_WARN, "worker: the master is gone; its run in hand (if any) was "
+			"stopped, and it exits");
 	return 0;
 }

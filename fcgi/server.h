@@ -19,7 +19,12 @@ struct server {
 	struct cache *cache;               /* the dependency cache */
 	const struct sandbox_config *sandbox_cfg; /* NULL: the rlimits layer */
 	const struct cgroup_config *cgroup; /* NULL: runs are not in a cgroup */
+	const struct auth *auth;           /* NULL: no tokens_file, no token needed */
+	struct mime *mime;                 /* libmagic, loaded once by the master */
 };
+
+/* A worker's parent-death signal: the master is gone, stop at once. */
+#define SERVER_ORPHAN_SIGNAL SIGUSR1
 
 /* Set from the worker's SIGTERM handler: finish the request in hand, exit. */
 extern volatile sig_atomic_t server_stopping;

@@ -36,6 +36,7 @@ enum config_type {
 	CT_URL,         /* char[] field: http(s)/file URL or "" */
 	CT_LINKS,       /* char[] field: URL, absolute path or "" */
 	CT_CGROUP,      /* char[] field: "auto", "no" or as CT_DIR */
+	CT_OPTPATH,     /* char[] field: "" or as CT_PATH */
 };
 
 struct config_key {
@@ -85,9 +86,30 @@ static const struct config_key config_keys[] = {
 	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
+	{ "tokens_file", CT_OPTPATH, F(tokens_file), 0, 0, 0, NULL },
+	{ "auth_metrics", CT_BOOL, F(auth_metrics), 0, 0, 0, NULL },
 };
 
 #undef F
+
+static int config_key_is_string(const struct config_key *k)
+{
+	switch (k->type) {
+	case CT_LISTEN: case CT_NAME: case CT_PATH: case CT_DIR: case CT_URL: case CT_LINKS:
+	case CT_CGROUP: case CT_OPTPATH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static const struct config_key *config_key_find(const char *key)
+{
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
+		if (strcmp(key, config_keys[i].name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
 
 static void config_fmt_size(uint64_t v, char *buf, size_t buflen)
 {
@@ -463,6 +485,9 @@ static int config_set_string(const struct config_key *k, char *field, const char
 	case CT_DIR:    rc = config_check_dir(k->name, value, err, errlen); break;
 	case CT_URL:    rc = config_check_url(k->name, value, 0, err, errlen); break;
 	case CT_LINKS:  rc = config_check_url(k->name, value, 1, err, errlen); break;
+	case CT_OPTPATH:
+		rc = value[0] == '\0' ? 0 : config_check_path(k->name, value, err, errlen);
+		break;
 	case CT_CGROUP:
 		if (strcmp(value, "auto") != 0 && strcmp(value, "no") != 0 &&
 		    value[0] != '/') {
@@ -518,6 +543,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_generated_bytes = 100 * MiB;
 	cfg->network = 0;
 	cfg->sandbox = SANDBOX_AUTO;
+	cfg->auth_metrics = 1;
 }
 
 int config_set(struct config *cfg, const char *key, const char *value,
@@ -527,12 +553,7 @@ int config_set(struct config *cfg, const char *key, const char *value,
 	char shown[UTIL_SHOWN_MAX + 8];
 	void *field;
 
-	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
-		if (strcmp(key, config_keys[i].name) == 0) {
-			k = &config_keys[i];
-			break;
-		}
-	}
+	k = config_key_find(key);
 	if (k == NULL) {
 		util_errorf(err, errlen, "unknown key '%s'",
 			    util_shown(key, strlen(key), shown, sizeof(shown)));
@@ -743,6 +764,27 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 			   "neither inside the other", cfg->work_root, cfg->deps_cache);
 		return -1;
 	}
+	return 0;
+}
+
+int config_key_equal(const struct config *a, const struct config *b, const char *key)
+{
+	const struct config_key *k = config_key_find(key);
+
+	if (k == NULL)
+		return -1;
+	if (config_key_is_string(k))
+		return strcmp((const char *)a + k->offset, (const char *)b + k->offset) == 0;
+	return memcmp((const char *)a + k->offset, (const char *)b + k->offset, k->size) == 0;
+}
+
+int config_key_copy(struct config *dst, const struct config *src, const char *key)
+{
+	const struct config_key *k = config_key_find(key);
+
+	if (k == NULL)
+		return -1;
+	memcpy((char *)dst + k->offset, (const char *)src + k->offset, k->size);
 	return 0;
 }
 

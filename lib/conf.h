@@ -41,6 +41,8 @@ struct config {
 	int network;                    /* bool */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 directory */
+	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */
+	int auth_metrics;               /* bool: /metrics needs a token too */
 };
 
 /* Fills cfg with the defaults of SPEC §4. */
@@ -59,6 +61,12 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 /* Checks relations between keys (timeout <= timeout_max, memory <=
  * memory_max, ...). 0, or -1 with a sentence in err. */
 int config_check(const struct config *cfg, char *err, size_t errlen);
+
+/* Whether key has the same value in a and b; -1 for an unknown key. */
+int config_key_equal(const struct config *a, const struct config *b, const char *key);
+
+/* Copies key's value from src to dst; 0, or -1 for an unknown key. */
+int config_key_copy(struct config *dst, const struct config *src, const char *key);
 
 /* The name of a sandbox level as config and /healthz spell it. */
 const char *config_sandbox_name(enum sandbox_level level);

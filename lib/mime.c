@@ -44,8 +44,11 @@ struct mime *mime_open(const char *dbpath, char *err, size_t errlen)
 	}
 	if (magic_load(m->cookie, dbpath) != 0) {
 		const char *why = magic_error(m->cookie);
-		snprintf(err, errlen, "cannot load the libmagic database %s: %s",
-			 dbpath != NULL ? dbpath : "(default)",
+		const char *path = dbpath != NULL ? dbpath : magic_getpath(NULL, 0);
+
+		snprintf(err, errlen, "cannot load the libmagic database %s%s: %s",
+			 path != NULL ? path : "(libmagic's default)",
+			 dbpath == NULL && getenv("MAGIC") != NULL ? " (from $MAGIC)" : "",
 			 why != NULL ? why : "unknown error");
 		goto fail;
 	}

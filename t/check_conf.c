@@ -200,6 +200,9 @@ static const struct good goods[] = {
 	{ "sandbox", "namespaces", O(sandbox), K_SANDBOX, SANDBOX_NAMESPACES, NULL },
 	{ "sandbox", "rlimits", O(sandbox), K_SANDBOX, SANDBOX_RLIMITS, NULL },
 	{ "cgroup", "no", O(cgroup), K_STR, 0, "no" },
+	{ "tokens_file", "/etc/pyexec/tokens", O(tokens_file), K_STR, 0, "/etc/pyexec/tokens" },
+	{ "tokens_file", "", O(tokens_file), K_STR, 0, "" },
+	{ "auth_metrics", "no", O(auth_metrics), K_INT, 0, NULL },
 	{ "cgroup", "auto", O(cgroup), K_STR, 0, "auto" },
 	{ "cgroup", "/sys/fs/cgroup/system.slice/pyexec.service/", O(cgroup), K_STR, 0,
 	  "/sys/fs/cgroup/system.slice/pyexec.service" },
@@ -359,6 +362,7 @@ static const struct bad bads[] = {
 	{ "sandbox", "none", "sandbox: 'none' must be auto, namespaces or rlimits" },
 	{ "sandbox", "Namespaces", "sandbox: 'Namespaces' must be auto, namespaces or rlimits" },
 	{ "cgroup", "yes", "cgroup: 'yes' must be auto, no or an absolute path" },
+	{ "tokens_file", "tokens", "tokens_file: 'tokens' must be an absolute path" },
 	{ "cgroup", "sys/fs/cgroup", "cgroup: 'sys/fs/cgroup' must be auto, no or an absolute path" },
 	{ "cgroup", "/", "cgroup: '/' must not be the root directory" },
 	{ "cgroup", "/sys/fs/cgroup/../x", "cgroup: '/sys/fs/cgroup/../x' must not contain '.', '..' or '//' components" },
@@ -854,6 +858,7 @@ START_TEST(test_example_uncommented_is_defaults)
 		"max_files", "timeout", "timeout_max", "cpu_time", "memory", "memory_max",
 		"max_processes", "max_open_files", "max_file_size", "max_disk", "max_output",
 		"max_generated_files", "max_generated_bytes", "network", "sandbox", "cgroup",
+		"tokens_file", "auth_metrics",
 	};
 	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	int seen[NKEYS] = { 0 };

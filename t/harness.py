@@ -647,6 +647,25 @@ class Server:
         data = data[start:]
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
+    def run_processes(self):
+        """Processes of this server's requests still alive, as (pid, cmdline,
+        cwd): anything carrying MARKER or sitting in its directory, and,
+        while the master runs, its descendants other than its workers (in
+        the namespace sandbox a run's cwd is /work of its own mount
+        namespace, not a host directory)."""
+        table = proc_table()
+        run = set()
+        if self.proc is not None and self.proc.poll() is None:
+            run = set(descendants(table, self.proc.pid)) - set(self.worker_pids())
+        out = []
+        for pid, info in table.items():
+            if pid == os.getpid():
+                continue
+            cwd = info["cwd"] or ""
+            if pid in run or MARKER in info["cmdline"] or cwd.startswith(self.tmp + "/"):
+                out.append((pid, info["cmdline"], cwd))
+        return out
+
     def log_tail(self, lines=30):
         return self.tail(self.pyexec_log, lines)
 

@@ -19,22 +19,7 @@ HELLO = script('print("hello")\n')
 
 
 def python_left(server):
-    """Processes of the server's requests still alive: anything carrying the
-    marker or sitting in its directory, and, while the master runs, its
-    descendants other than its workers (in the namespace sandbox a run's
-    cwd is /work of its own mount namespace, not a host directory)."""
-    table = harness.proc_table()
-    run = set()
-    if server.proc is not None and server.proc.poll() is None:
-        run = set(harness.descendants(table, server.proc.pid)) - set(server.worker_pids())
-    out = []
-    for pid, info in table.items():
-        if pid == os.getpid():
-            continue
-        cwd = info["cwd"] or ""
-        if pid in run or harness.MARKER in info["cmdline"] or cwd.startswith(server.tmp + "/"):
-            out.append((pid, info["cmdline"], cwd))
-    return out
+    return server.run_processes()
 
 
 class Process(harness.E2ETestCase):
