@@ -62,6 +62,17 @@ struct cmdline {
 	char *listen_opt, *workers_opt;
 };
 
+static void cmdline_free(struct cmdline *cl)
+{
+	for (int i = 0; i < cl->nsets; i++)
+		free(cl->sets[i]);
+	free(cl->sets);
+	free(cl->config_path);
+	free(cl->listen_opt);
+	free(cl->workers_opt);
+	memset(cl, 0, sizeof(*cl));
+}
+
 /* Keys a reload cannot change: the socket, the processes and their user,
  * the directories, and what the sandbox probe and the dependency cache's
  * key were built from. */
@@ -446,7 +457,7 @@ int main(int argc, char **argv)
 	static struct cgroup_config cgcfg;
 	static struct auth auth;
 	struct mime *mime = NULL;
-	struct cmdline cl;
+	struct cmdline cl = { NULL, NULL, 0, NULL, NULL };
 	struct stat st;
 
 	sets = calloc((size_t)argc, sizeof(*sets));
@@ -477,11 +488,12 @@ int main(int argc, char **argv)
 	cl.config_path = config_path != NULL ? strdup(config_path) : NULL;
 	cl.listen_opt = listen_opt != NULL ? strdup(listen_opt) : NULL;
 	cl.workers_opt = workers_opt != NULL ? strdup(workers_opt) : NULL;
-	cl.sets = sets;
-	cl.nsets = nsets;
-	for (int i = 0; i < nsets; i++)
-		if ((sets[i] = strdup(sets[i])) == NULL)
-			cl.nsets = i;
+	cl.sets = calloc((size_t)nsets + 1, sizeof(*cl.sets));
+	while (cl.sets != NULL && cl.nsets < nsets &&
+	       (cl.sets[cl.nsets] = strdup(sets[cl.nsets])) != NULL)
+		cl.nsets++;
+	free(sets);
+	sets = NULL;
 	if ((config_path != NULL && cl.config_path == NULL) || cl.nsets != nsets ||
 	    (listen_opt != NULL && cl.listen_opt == NULL) ||
 	    (workers_opt != NULL && cl.workers_opt == NULL)) {
@@ -503,6 +515,7 @@ int main(int argc, char **argv)
 	}
 	if (test_only) {
 		printf("configuration ok\n");
+		cmdline_free(&cl);
 		return 0;
 	}
 
@@ -528,6 +541,8 @@ int main(int argc, char **argv)
 	if (prefetch != NULL) {
 		rc = prefetch_main(&cache, prefetch);
 		free((char *)prefetch);
+		auth_free(&auth);
+		cmdline_free(&cl);
 		return rc;
 	}
 	if (workdir_sweep(cfg.work_root) > 0)
@@ -710,11 +725,18 @@ int main(int argc, char **argv)
 		unlink(unix_path);
 	workdir_sweep(cfg.work_root);
 	free(workers);
+	mime_close(mime);
+	auth_free(&auth);
+	cmdline_free(&cl);
 	log_msg(LOG_LEVEL_INFO, "stopped");
 	return rc;
 
 fatal:
 	free(sets);
+	if (mime != NULL)
+		mime_close(mime);
+	auth_free(&auth);
+	cmdline_free(&cl);
 	log_msg(LOG_LEVEL_ERROR, "%s", err);
 	return 1;
 }

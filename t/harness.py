@@ -53,6 +53,25 @@ STOP_TIMEOUT = 10.0      # seconds for a graceful stop before SIGKILL
 CLEAN_TIMEOUT = 3.0      # seconds for a request's processes and dir to go
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find
+# something (in the --enable-asan build): any of it in pyexec's log fails.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
+_sanitizer_reports = []
+
+
+def sanitized_build():
+    """Whether the pyexec-fcgi under test was built with --enable-asan. Its
+    RSS then says nothing about leaks (ASan keeps freed memory in
+    quarantine, and LeakSanitizer reports leaks at exit instead)."""
+    data = _read(pyexec_path()) or b""
+    return b"__asan_init" in data
+
+
+def sanitizer_lines(text):
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+
+
 def pyexec_path():
     p = os.environ.get("PYEXEC_FCGI")
     if p:
@@ -630,6 +649,9 @@ class Server:
                 p.wait()
         if self.proc is not None:
             rc = self.proc.returncode
+            found = sanitizer_lines((_read(self.pyexec_log) or b"").decode("utf-8", "replace"))
+            if found and self.name not in [n for n, _ in _sanitizer_reports]:
+                _sanitizer_reports.append((self.name, found))
         for f in (self._logf, getattr(self, "_nginx_out", None)):
             if f:
                 f.close()
@@ -932,6 +954,11 @@ class E2ETestCase(unittest.TestCase):
                 problems.append("[%s] pyexec-fcgi died (status %s):\n%s"
                                 % (s.name, s.proc.returncode if s.proc else None,
                                    s.log_tail()))
+            if s.tmp is not None:
+                found = sanitizer_lines(s.log_since_mark())
+                if found:
+                    problems.append("[%s] sanitizer report in pyexec's log:\n%s"
+                                    % (s.name, "\n".join(found[:20])))
         if problems:
             self.fail("after the test:\n" + "\n".join(problems))
 
@@ -1094,9 +1121,14 @@ def main(module="__main__"):
             unittest.TestSuite(tests).run(result)
     finally:
         stop_all()
+    # A report at a master's exit (LeakSanitizer) belongs to no one test.
+    for name, found in _sanitizer_reports:
+        print("# sanitizer report in the log of server [%s]:" % name)
+        for line in found[:20]:
+            print("#   " + line)
     print("# %d tests, %d failed, %.1f s" % (result.n, result.failed_count,
                                              time.monotonic() - t0), flush=True)
-    sys.exit(1 if result.failed_count else 0)
+    sys.exit(1 if result.failed_count or _sanitizer_reports else 0)
 
 
 def _flatten(suite):
