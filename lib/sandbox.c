@@ -1071,7 +1071,8 @@ static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (rel_len + nlen + 2 > PATH_MAX) {
+		/* the name and its NUL; a directory needs a '/' more, below */
+		if (rel_len + nlen + 1 > PATH_MAX) {
 			errno = ENAMETOOLONG;
 			goto fail_name;
 		}
@@ -1081,6 +1082,10 @@ static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
 		if (S_ISDIR(st.st_mode)) {
 			if (depth >= COLLECT_DEPTH_MAX) {
 				errno = ELOOP;
+				goto fail_name;
+			}
+			if (rel_len + nlen + 2 > PATH_MAX) {
+				errno = ENAMETOOLONG;
 				goto fail_name;
 			}
 			if (mkdirat(dst, de->d_name, 0700) < 0)

@@ -6,6 +6,7 @@
 
 #include "check_main.h"
 #include "names.h"
+#include "ref_utf8.h"
 
 /* A literal's length without its terminating NUL, so literals may hold NULs. */
 #define LIT(s) (s), (sizeof(s) - 1)
@@ -257,45 +258,6 @@ START_TEST(test_utf8_lone_continuation)
 }
 END_TEST
 
-/* A reference UTF-8 validator written the other way round from names.c:
- * decode by bit patterns, then reject overlongs, surrogates and > U+10FFFF. */
-static int ref_utf8_valid(const unsigned char *s, size_t n)
-{
-	static const unsigned long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-
-	for (size_t i = 0; i < n;) {
-		unsigned long cp;
-		size_t len;
-
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((s[i] & 0xe0) == 0xc0) {
-			len = 2;
-			cp = s[i] & 0x1f;
-		} else if ((s[i] & 0xf0) == 0xe0) {
-			len = 3;
-			cp = s[i] & 0x0f;
-		} else if ((s[i] & 0xf8) == 0xf0) {
-			len = 4;
-			cp = s[i] & 0x07;
-		} else {
-			return 0;
-		}
-		if (i + len > n)
-			return 0;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (cp < min[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return 0;
-		i += len;
-	}
-	return 1;
-}
 
 /* Every sequence of 1 to 3 bytes drawn from 'a' and 0x80..0xff, and every
  * 4-byte sequence with a lead byte 0xf0..0xff, judged like the reference. */
