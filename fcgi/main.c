@@ -124,28 +124,50 @@ static void usage(FILE *f)
 		"  -V, --version        the version\n");
 }
 
-/* The user and group to run as when started as root. */
+/* A decimal id ("65534"), or -1 when s is not one. */
+static long numeric_id(const char *s)
+{
+	long v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > 0x7fffffffL / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/* The user and group to run as when started as root: names, or numbers
+ * (which need no entry in /etc/passwd or /etc/group). */
 static int resolve_user(const struct config *cfg, uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
 	struct passwd *pw = getpwnam(cfg->user);
 	struct group *gr = getgrnam(cfg->group);
+	long nu = numeric_id(cfg->user), ng = numeric_id(cfg->group);
 
-	if (pw == NULL) {
+	if (pw == NULL && nu < 0) {
 		snprintf(err, errlen, "user '%s' does not exist (set 'user' in pyexec.conf)", cfg->user);
 		return -1;
 	}
-	if (gr == NULL) {
+	if (gr == NULL && ng < 0) {
 		snprintf(err, errlen, "group '%s' does not exist (set 'group' in pyexec.conf)",
 			 cfg->group);
 		return -1;
 	}
-	if (pw->pw_uid == 0) {
+	*uid = pw != NULL ? pw->pw_uid : (uid_t)nu;
+	*gid = gr != NULL ? gr->gr_gid : (gid_t)ng;
+	if (*uid == 0) {
 		snprintf(err, errlen, "user '%s' is root; pyexec runs programs as an unprivileged user",
 			 cfg->user);
 		return -1;
 	}
-	*uid = pw->pw_uid;
-	*gid = gr->gr_gid;
+	if (*gid == 0) {
+		snprintf(err, errlen, "group '%s' is root's group; pyexec runs programs as an "
+			 "unprivileged group", cfg->group);
+		return -1;
+	}
 	return 0;
 }
 

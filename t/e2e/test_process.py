@@ -251,6 +251,24 @@ class StartupErrors(harness.E2ETestCase):
     """Bad configuration stops start-up with a message that names it."""
 
 
+    @harness.unittest.skipUnless(harness.IS_ROOT, "the user is resolved only when started as root")
+    def test_workers_never_run_as_root(self):
+        for user in ("root", "0"):
+            out, _ = self.start_fails(["-o", "user=" + user])
+            self.assertIn("user '%s' is root; pyexec runs programs as an unprivileged user"
+                          % user, out)
+        out, _ = self.start_fails(["-o", "group=0"])
+        self.assertIn("group '0' is root's group", out)
+
+    @harness.unittest.skipUnless(harness.IS_ROOT, "privileges are dropped only when started as root")
+    def test_numeric_user_and_group(self):
+        s = self.private_server(workers=1, options=["user=65534", "group=65534"])
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        for pid in [s.proc.pid] + s.worker_pids():
+            self.assertEqual(set(map(int, harness.proc_status(pid, "Uid").split())), {65534})
+            self.assertEqual(set(map(int, harness.proc_status(pid, "Gid").split())), {65534})
+
     def test_bad_option_value(self):
         out, _ = self.start_fails(["-o", "timeout=soon"])
         self.assertIn("timeout", out)
