@@ -150,12 +150,118 @@ bad:
 	return -1;
 }
 
+/* Set when the socket came from systemd, for listen_describe. */
+static int listen_from_systemd;
+
+static int all_digits(const char *s)
+{
+	return s[0] != '\0' && strspn(s, "0123456789") == strlen(s);
+}
+
+/* Why fd is not a listening stream socket, as the end of a sentence. */
+static const char *listen_why_not(int fd)
+{
+	struct stat st;
+	int v = 0, type = 0;
+	socklen_t len = sizeof(v);
+
+	if (fstat(fd, &st) < 0)
+		return errno == EBADF ? "is not open" : "cannot be examined";
+	if (!S_ISSOCK(st.st_mode))
+		return "is not a socket";
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type != SOCK_STREAM)
+		return "is not a stream socket (the .socket unit must use ListenStream=)";
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && !v)
+		return "is a socket that is not listening (the .socket unit must have Accept=no)";
+	return "is not a listening stream socket";
+}
+
+/* The sd_listen_fds(3) protocol, without libsystemd: the sockets are for
+ * this process when LISTEN_PID is its pid, and LISTEN_FDS of them start at
+ * fd SD_LISTEN_FDS_START (3). LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are
+ * removed from the environment in every case (as sd_listen_fds(1) does), so
+ * no child sees them. Returns 1 with *fd (CLOEXEC) when pyexec was
+ * socket-activated, 0 when not, -1 with a sentence in err. */
+static int listen_systemd(const char *addr, int *fd, char *err, size_t errlen)
+{
+	const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+	char shown[UTIL_SHOWN_MAX + 8];
+	uint64_t pid, n;
+	int rc = 0;
+
+	if (pid_s == NULL || fds_s == NULL || !all_digits(pid_s) ||
+	    util_parse_size(pid_s, INT_MAX, &pid) < 0 || (pid_t)pid != getpid())
+		goto out;       /* not socket-activated, or meant for another process */
+	if (!all_digits(fds_s) || util_parse_size(fds_s, INT_MAX - SD_LISTEN_FDS_START, &n) < 0) {
+		snprintf(err, errlen, "listen: LISTEN_FDS='%s' (from systemd) is not a number of "
+			 "sockets", util_shown(fds_s, strlen(fds_s), shown, sizeof(shown)));
+		rc = -1;
+		goto out;
+	}
+	if (n == 0)
+		goto out;
+	if (addr[0] != '\0') {
+		snprintf(err, errlen, "listen: both a socket from systemd (LISTEN_FDS=%llu) and "
+			 "listen = '%s' were given; remove the listen key and -l (the .socket unit "
+			 "says where to listen), or start pyexec without its .socket unit",
+			 (unsigned long long)n, util_shown(addr, strlen(addr), shown, sizeof(shown)));
+		rc = -1;
+		goto out;
+	}
+	if (n > 1) {
+		snprintf(err, errlen, "listen: systemd passed %llu sockets (LISTEN_FDS=%llu); pyexec "
+			 "listens on exactly one: give its .socket unit a single ListenStream=",
+			 (unsigned long long)n, (unsigned long long)n);
+		rc = -1;
+		goto out;
+	}
+	if (!listen_is_socket(SD_LISTEN_FDS_START)) {
+		snprintf(err, errlen, "listen: fd %d, passed by systemd (LISTEN_FDS=1), %s",
+			 SD_LISTEN_FDS_START, listen_why_not(SD_LISTEN_FDS_START));
+		rc = -1;
+		goto out;
+	}
+	util_set_cloexec(SD_LISTEN_FDS_START);
+	*fd = SD_LISTEN_FDS_START;
+	rc = 1;
+out:
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return rc;
+}
+
+const char *listen_describe(const char *addr, const char *unix_path, int fd)
+{
+	static char buf[32];
+
+	if (addr[0] != '\0')
+		return addr;
+	if (unix_path[0] != '\0')
+		return unix_path;
+	if (listen_from_systemd)
+		snprintf(buf, sizeof(buf), "fd %d from systemd", fd);
+	else
+		snprintf(buf, sizeof(buf), "fd %d", fd);
+	return buf;
+}
+
 int listen_open(const char *addr, uid_t uid, gid_t gid, char *unix_path, size_t pathlen,
 		char *err, size_t errlen)
 {
 	uint64_t n;
+	int fd, r;
 
 	unix_path[0] = '\0';
+	/* Socket activation first: systemd made the socket (its owner and
+	 * mode are the .socket unit's), and an explicit address besides it
+	 * is a contradiction. */
+	r = listen_systemd(addr, &fd, err, errlen);
+	if (r != 0) {
+		listen_from_systemd = r > 0;
+		return r > 0 ? fd : -1;
+	}
 	if (addr[0] == '\0') {
 		/* Started by a web server (lighttpd bin-path, mod_fcgid): the
 		 * listening socket is fd 0. */
@@ -166,7 +272,7 @@ int listen_open(const char *addr, uid_t uid, gid_t gid, char *unix_path, size_t 
 		addr = LISTEN_DEFAULT;
 	}
 	if (strncmp(addr, "unix:", 5) == 0) {
-		int fd = listen_unix(addr + 5, uid, gid, err, errlen);
+		fd = listen_unix(addr + 5, uid, gid, err, errlen);
 
 		if (fd >= 0)
 			snprintf(unix_path, pathlen, "%s", addr + 5);

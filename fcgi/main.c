@@ -113,8 +113,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: pyexec-fcgi [-c FILE] [-l ADDR] [-w N] [-o KEY=VALUE]... [-t]\n"
 		"  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ", if present)\n"
-		"  -l, --listen ADDR    unix:/path, tcp:HOST:PORT or fd:N (default: fd 0 when\n"
-		"                       started on a socket, else unix:/run/pyexec/pyexec.sock)\n"
+		"  -l, --listen ADDR    unix:/path, tcp:HOST:PORT or fd:N (default: the socket\n"
+		"                       systemd passes (LISTEN_FDS), fd 0 when started on a\n"
+		"                       socket, else unix:/run/pyexec/pyexec.sock)\n"
 		"  -w, --workers N      concurrent requests (default: number of CPUs + 1)\n"
 		"  -o, --set KEY=VALUE  set any pyexec.conf key, after the file\n"
 		"  -t, --test-config    check the configuration and exit\n"
@@ -645,7 +646,7 @@ int main(int argc, char **argv)
 		"and can see the host's files and network)",
 		(unsigned)getuid());
 	log_msg(LOG_LEVEL_INFO, "pyexec %s listening (%s), %u workers, work_root %s",
-		PACKAGE_VERSION, cfg.listen[0] ? cfg.listen : (unix_path[0] ? unix_path : "fd 0"),
+		PACKAGE_VERSION, listen_describe(cfg.listen, unix_path, listen_fd),
 		nworkers, cfg.work_root);
 
 	/* Orphans of a worker's runs come to the master when the worker dies. */

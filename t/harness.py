@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -88,6 +89,19 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def socket_activation_argv(argv, listen_fds="1", listen_pid=None, redirects="3<&0 0</dev/null"):
+    """argv started the way systemd starts a socket-activated service
+    (sd_listen_fds(3)): through sh, which applies redirects (by default the
+    socket given as stdin moves to fd 3 and stdin becomes /dev/null), sets
+    LISTEN_FDS and LISTEN_PID and execs argv. LISTEN_PID must be the pid of
+    the process itself, which only the child knows: sh puts its own ($$),
+    and exec keeps it. listen_pid, when given, is used instead."""
+    pid = "$$" if listen_pid is None else shlex.quote(str(listen_pid))
+    return (["/bin/sh", "-c", 'LISTEN_FDS=%s LISTEN_PID=%s; export LISTEN_FDS LISTEN_PID; '
+             'exec "$@" %s' % (shlex.quote(str(listen_fds)), pid, redirects), "sh"]
+            + list(argv))
 
 
 def script(src):
@@ -410,9 +424,11 @@ class ServerError(Exception):
 class Server:
     """pyexec-fcgi behind nginx on a free loopback port.
 
-    listen: "unix" (a socket pyexec opens), "tcp" (tcp:127.0.0.1:PORT), or
+    listen: "unix" (a socket pyexec opens), "tcp" (tcp:127.0.0.1:PORT),
     "fd" (a listening unix socket handed to pyexec as fd 0, the way a web
-    server spawns a FastCGI program). options: extra -o KEY=VALUE strings.
+    server spawns a FastCGI program), or "systemd" (that socket handed over
+    as fd 3 with LISTEN_FDS=1 and LISTEN_PID, the way systemd's socket
+    activation does). options: extra -o KEY=VALUE strings.
     """
 
     def __init__(self, name="main", options=(), workers=2, max_upload="50M",
@@ -497,13 +513,15 @@ class Server:
             fport = free_port()
             self.listen = "tcp:127.0.0.1:%d" % fport
             self.upstream = "127.0.0.1:%d" % fport
-        elif self.listen_mode == "fd":
+        elif self.listen_mode in ("fd", "systemd"):
             fd_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             fd_sock.bind(sock_path)
             os.chmod(sock_path, 0o666)
             fd_sock.listen(128)
             self.listen = "fd:0"
             self.upstream = "unix:" + sock_path
+            self.sock_path = sock_path
+            self.sock_ino = os.fstat(fd_sock.fileno()).st_ino  # socket:[ino] in /proc/PID/fd
         else:
             raise ValueError(self.listen_mode)
         if self.before_start:
@@ -512,9 +530,11 @@ class Server:
         env.update(self.extra_env)
         self._logf = open(self.pyexec_log, "ab")
         argv = self.pyexec_argv()
-        if self.listen_mode == "fd":
+        if self.listen_mode in ("fd", "systemd"):
             i = argv.index("-l")
-            del argv[i:i + 2]   # found on fd 0 by itself
+            del argv[i:i + 2]   # found on fd 0 (or fd 3) by itself
+        if self.listen_mode == "systemd":
+            argv = socket_activation_argv(argv)
         self.argv = argv
         self.proc = subprocess.Popen(
             argv, stdin=fd_sock.fileno() if fd_sock else subprocess.DEVNULL,
