@@ -248,8 +248,12 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 
 			/* This request is counted too, as Prometheus expects. */
 			metrics_count_request(srv->metrics, "metrics", 200);
-			n = metrics_render(srv->metrics, srv->workers, srv->sandbox, page,
-					   sizeof(page));
+			struct metrics_state st = { srv->workers, srv->sandbox, 0, 0, 0 };
+
+			st.cache_known = srv->cache != NULL &&
+					 cache_usage(srv->cache, &st.cache_bytes,
+						     &st.cache_entries) == 0;
+			n = metrics_render(srv->metrics, &st, page, sizeof(page));
 			log.status = n < 0 ? 500 : 200;
 			if (n < 0)
 				reply_write_error(&sink, 500, "internal",
@@ -272,7 +276,14 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 	if (!counted)
 		metrics_count_request(srv->metrics, route, log.status);
 	if (log.exec_status != NULL && log.run_ns >= 0)
-		metrics_count_run(srv->metrics, log.exec_status, (double)log.run_ns / 1e9);
+		metrics_count_run(srv->metrics, log.exec_status);
+	metrics_observe(srv->metrics, METRICS_PHASE_UPLOAD, (double)log.upload_ns / 1e9);
+	/* 0 when the request named no dependencies: not a phase it had */
+	if (log.deps_ns > 0)
+		metrics_observe(srv->metrics, METRICS_PHASE_DEPENDENCIES,
+				(double)log.deps_ns / 1e9);
+	metrics_observe(srv->metrics, METRICS_PHASE_RUN, (double)log.run_ns / 1e9);
+	metrics_observe(srv->metrics, METRICS_PHASE_REPLY, (double)log.reply_ns / 1e9);
 	metrics_busy(srv->metrics, -1);
 }
 

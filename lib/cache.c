@@ -546,15 +546,16 @@ static int by_use(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-int cache_evict(struct cache *c)
+/* Every entry's recorded size and last use, from .sizes/: a malloc'd array
+ * in *out (n entries; total bytes), or -1 when .sizes cannot be read. */
+static int read_entries(const struct config *cfg, struct cache_entry **out, size_t *np,
+			uint64_t *totalp)
 {
-	const struct config *cfg = c->cfg;
 	struct cache_entry *v = NULL, *nv;
 	size_t n = 0, cap = 0;
 	uint64_t total = 0;
-	char sizes[PATH_MAX], p[PATH_MAX], gone[PATH_MAX], rnd[9];
+	char sizes[PATH_MAX];
 	struct dirent *de;
-	int evicted = 0;
 	DIR *d;
 
 	if (path_in(sizes, sizeof(sizes), cfg->deps_cache, ".sizes", NULL) < 0 ||
@@ -590,6 +591,37 @@ int cache_evict(struct cache *c)
 		n++;
 	}
 	closedir(d);
+	*out = v;
+	*np = n;
+	*totalp = total;
+	return 0;
+}
+
+int cache_usage(const struct cache *c, uint64_t *bytes, unsigned *entries)
+{
+	struct cache_entry *v;
+	uint64_t total;
+	size_t n;
+
+	if (read_entries(c->cfg, &v, &n, &total) < 0)
+		return -1;
+	free(v);
+	*bytes = total;
+	*entries = (unsigned)n;
+	return 0;
+}
+
+int cache_evict(struct cache *c)
+{
+	const struct config *cfg = c->cfg;
+	struct cache_entry *v = NULL;
+	size_t n = 0;
+	uint64_t total = 0;
+	char p[PATH_MAX], gone[PATH_MAX], rnd[9];
+	int evicted = 0;
+
+	if (read_entries(cfg, &v, &n, &total) < 0)
+		return -1;
 	if (total > cfg->deps_cache_max && n > 0)
 		qsort(v, n, sizeof(*v), by_use);
 	for (size_t i = 0; i < n && total > cfg->deps_cache_max; i++) {

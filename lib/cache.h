@@ -74,4 +74,8 @@ void cache_release(struct cache_use *use);
  * at most deps_cache_max. Returns the number evicted, or -1 (logged). */
 int cache_evict(struct cache *c);
 
+/* The entries' recorded total size and count (for /metrics). 0, or -1 when
+ * the cache cannot be read. */
+int cache_usage(const struct cache *c, uint64_t *bytes, unsigned *entries);
+
 #endif

@@ -305,12 +305,14 @@ static int acquire_deps(const struct execute_ctx *ctx, const struct execute_requ
 		rc = 1;
 		break;
 	case CACHE_INSTALLED:
+		metrics_count_deps(ctx->metrics, METRICS_DEPS_MISS, 1);
 		metrics_count_deps(ctx->metrics, METRICS_DEPS_INSTALL, 1);
 		*word = "installed";
 		rc = 1;
 		break;
 	case CACHE_PIP_FAILED:
 		/* The seed's reply shape, with pip's words as stderr. */
+		metrics_count_deps(ctx->metrics, METRICS_DEPS_MISS, 1);
 		metrics_count_deps(ctx->metrics, METRICS_DEPS_FAILURE, 1);
 		if (truncated)
 			log_msg(LOG_LEVEL_WARN, "request %s: pip's output was cut at max_output",
@@ -333,6 +335,7 @@ static int acquire_deps(const struct execute_ctx *ctx, const struct execute_requ
 				 req->request_id) < 0 ? -1 : 0;
 		break;
 	case CACHE_CANCELLED:
+		metrics_count_deps(ctx->metrics, METRICS_DEPS_MISS, 1);
 		log->status = 499;
 		log->error = "client_gone";
 		rc = -1;
@@ -518,7 +521,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		goto out;
 	}
 
-	json = q->json || (req->accept != NULL && strstr(req->accept, "application/json") != NULL);
+	json = q->json || reply_prefers_json(req->accept);
 
 	/* The dependencies, after the upload: a refused body installs nothing. */
 	if (set->n > 0) {

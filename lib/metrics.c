@@ -15,14 +15,17 @@ static const int codes[] = { 200, 400, 401, 404, 405, 413, 415, 424, 499, 500, 5
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 static const char *const statuses[] = { "ok", "error", "timeout", "memory", "killed" };
 #define NSTATUSES (sizeof(statuses) / sizeof(statuses[0]))
-static const double buckets[] = { 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+/* From a millisecond upload to a first install of a large set. */
+static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+				  2.5, 5, 10, 30, 60, 300 };
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+static const char *const phases[METRICS_PHASE_N] = { "upload", "dependencies", "run", "reply" };
 
 struct metrics {
 	uint64_t requests[NROUTES][NCODES + 1];   /* last column: other codes */
 	uint64_t runs[NSTATUSES];
-	uint64_t run_bucket[NBUCKETS + 1];        /* last: +Inf */
-	uint64_t run_micros;                      /* sum of wall time, µs */
+	uint64_t bucket[METRICS_PHASE_N][NBUCKETS + 1]; /* last: +Inf */
+	uint64_t micros[METRICS_PHASE_N];               /* sums, µs */
 	uint64_t deps[METRICS_DEPS_N];
 	int64_t busy;
 };
@@ -69,19 +72,25 @@ void metrics_count_request(struct metrics *m, const char *route, int status)
 	add(&m->requests[r][c], 1);
 }
 
-void metrics_count_run(struct metrics *m, const char *exec_status, double wall_seconds)
+void metrics_count_run(struct metrics *m, const char *exec_status)
 {
-	size_t b = 0;
-
 	if (m == NULL || exec_status == NULL)
 		return;
 	for (size_t i = 0; i < NSTATUSES; i++)
 		if (strcmp(exec_status, statuses[i]) == 0)
 			add(&m->runs[i], 1);
-	while (b < NBUCKETS && wall_seconds > buckets[b])
+}
+
+void metrics_observe(struct metrics *m, enum metrics_phase phase, double seconds)
+{
+	size_t b = 0;
+
+	if (m == NULL || phase >= METRICS_PHASE_N || seconds < 0)
+		return;
+	while (b < NBUCKETS && seconds > buckets[b])
 		b++;
-	add(&m->run_bucket[b], 1);
-	add(&m->run_micros, wall_seconds > 0 ? (uint64_t)(wall_seconds * 1e6) : 0);
+	add(&m->bucket[phase][b], 1);
+	add(&m->micros[phase], (uint64_t)(seconds * 1e6));
 }
 
 void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n)
@@ -120,11 +129,10 @@ static void put(struct out *o, const char *fmt, ...)
 		o->used += (size_t)n;
 }
 
-int metrics_render(const struct metrics *m, unsigned workers, const char *sandbox,
-		   char *buf, size_t len)
+int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,
+		   size_t len)
 {
 	struct out o = { buf, len, 0, 0 };
-	uint64_t cum = 0;
 	int64_t busy;
 
 	if (len == 0)
@@ -150,37 +158,59 @@ int metrics_render(const struct metrics *m, unsigned workers, const char *sandbo
 	for (size_t i = 0; i < NSTATUSES; i++)
 		put(&o, "pyexec_executions_total{status=\"%s\"} %llu\n", statuses[i],
 		    (unsigned long long)get(&m->runs[i]));
-	put(&o, "# HELP pyexec_run_seconds Wall time of runs.\n"
-		"# TYPE pyexec_run_seconds histogram\n");
-	for (size_t b = 0; b <= NBUCKETS; b++) {
-		cum += get(&m->run_bucket[b]);
-		if (b < NBUCKETS)
-			put(&o, "pyexec_run_seconds_bucket{le=\"%g\"} %llu\n", buckets[b],
-			    (unsigned long long)cum);
-		else
-			put(&o, "pyexec_run_seconds_bucket{le=\"+Inf\"} %llu\n",
-			    (unsigned long long)cum);
+	put(&o, "# HELP pyexec_phase_seconds Time of each phase of a request: reading the "
+		"upload, getting the dependencies, the run, writing the reply.\n"
+		"# TYPE pyexec_phase_seconds histogram\n");
+	for (size_t p = 0; p < METRICS_PHASE_N; p++) {
+		uint64_t cum = 0;
+
+		for (size_t b = 0; b <= NBUCKETS; b++) {
+			cum += get(&m->bucket[p][b]);
+			if (b < NBUCKETS)
+				put(&o, "pyexec_phase_seconds_bucket{phase=\"%s\",le=\"%g\"} %llu\n",
+				    phases[p], buckets[b], (unsigned long long)cum);
+			else
+				put(&o, "pyexec_phase_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %llu\n",
+				    phases[p], (unsigned long long)cum);
+		}
+		put(&o, "pyexec_phase_seconds_sum{phase=\"%s\"} %.6f\n"
+			"pyexec_phase_seconds_count{phase=\"%s\"} %llu\n", phases[p],
+		    (double)get(&m->micros[p]) / 1e6, phases[p], (unsigned long long)cum);
 	}
-	put(&o, "pyexec_run_seconds_sum %.6f\npyexec_run_seconds_count %llu\n",
-	    (double)get(&m->run_micros) / 1e6, (unsigned long long)cum);
-	put(&o, "# HELP pyexec_dependency_cache_total Dependency cache events: hits, installs, "
-		"failed installs, evictions.\n"
+	put(&o, "# HELP pyexec_dependency_cache_total Dependency cache events: hits, misses, "
+		"installs, failed installs, evictions.\n"
 		"# TYPE pyexec_dependency_cache_total counter\n");
 	for (int i = 0; i < METRICS_DEPS_N; i++) {
-		static const char *const names[METRICS_DEPS_N] = { "hit", "install", "failure",
-								   "eviction" };
+		static const char *const names[METRICS_DEPS_N] = { "hit", "miss", "install",
+								   "failure", "eviction" };
 		put(&o, "pyexec_dependency_cache_total{event=\"%s\"} %llu\n", names[i],
 		    (unsigned long long)get(&m->deps[i]));
 	}
+	if (st->cache_known)
+		put(&o, "# HELP pyexec_dependency_cache_bytes Size of the cached dependency sets.\n"
+			"# TYPE pyexec_dependency_cache_bytes gauge\n"
+			"pyexec_dependency_cache_bytes %llu\n"
+			"# HELP pyexec_dependency_cache_entries Cached dependency sets.\n"
+			"# TYPE pyexec_dependency_cache_entries gauge\n"
+			"pyexec_dependency_cache_entries %u\n",
+		    (unsigned long long)st->cache_bytes, st->cache_entries);
 	busy = __atomic_load_n(&m->busy, __ATOMIC_RELAXED);
+	if (busy < 0)
+		busy = 0;
+	if (busy > (int64_t)st->workers)
+		busy = st->workers;
 	put(&o, "# HELP pyexec_workers Workers running (each handles one request at a time).\n"
 		"# TYPE pyexec_workers gauge\n"
 		"pyexec_workers %u\n"
 		"# HELP pyexec_workers_busy Workers handling a request now.\n"
 		"# TYPE pyexec_workers_busy gauge\n"
-		"pyexec_workers_busy %lld\n", workers, (long long)(busy > 0 ? busy : 0));
+		"pyexec_workers_busy %lld\n"
+		"# HELP pyexec_workers_idle Workers waiting for a request.\n"
+		"# TYPE pyexec_workers_idle gauge\n"
+		"pyexec_workers_idle %lld\n", st->workers, (long long)busy,
+	    (long long)st->workers - (long long)busy);
 	put(&o, "# HELP pyexec_sandbox_info The isolation layer in force.\n"
 		"# TYPE pyexec_sandbox_info gauge\n"
-		"pyexec_sandbox_info{layer=\"%s\"} 1\n", sandbox);
+		"pyexec_sandbox_info{layer=\"%s\"} 1\n", st->sandbox);
 	return o.full ? -1 : (int)o.used;
 }

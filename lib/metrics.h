@@ -5,8 +5,9 @@
 #define PYEXEC_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#define METRICS_TEXT_MAX 16384  /* bytes of a rendered page, at most */
+#define METRICS_TEXT_MAX 32768  /* bytes of a rendered page, at most */
 
 struct metrics;
 
@@ -17,18 +18,33 @@ void metrics_destroy(struct metrics *m);
 /* Counts a finished request by route ("execute", "healthz", "metrics", any
  * other is "other") and HTTP status (an unlisted one counts as "other"). */
 void metrics_count_request(struct metrics *m, const char *route, int status);
-/* Counts a run by X-Execution-Status, with its wall seconds. */
-void metrics_count_run(struct metrics *m, const char *exec_status, double wall_seconds);
-/* Dependency cache events. */
-enum metrics_deps { METRICS_DEPS_HIT, METRICS_DEPS_INSTALL, METRICS_DEPS_FAILURE,
-		    METRICS_DEPS_EVICTION, METRICS_DEPS_N };
+/* Counts a run by X-Execution-Status. */
+void metrics_count_run(struct metrics *m, const char *exec_status);
+/* The phases of a request, each a histogram of seconds. */
+enum metrics_phase { METRICS_PHASE_UPLOAD, METRICS_PHASE_DEPENDENCIES, METRICS_PHASE_RUN,
+		     METRICS_PHASE_REPLY, METRICS_PHASE_N };
+/* Observes one phase's duration (negative: the phase did not happen). */
+void metrics_observe(struct metrics *m, enum metrics_phase phase, double seconds);
+/* Dependency cache events: a miss is a set that was not cached (it is then
+ * installed, fails, or the client leaves during the install). */
+enum metrics_deps { METRICS_DEPS_HIT, METRICS_DEPS_MISS, METRICS_DEPS_INSTALL,
+		    METRICS_DEPS_FAILURE, METRICS_DEPS_EVICTION, METRICS_DEPS_N };
 void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n);
 /* A worker starts (+1) or ends (-1) handling a request. */
 void metrics_busy(struct metrics *m, int delta);
 
-/* Renders the page into buf (len bytes) with the configured worker count
- * and sandbox layer; returns its length, or -1 when it does not fit. */
-int metrics_render(const struct metrics *m, unsigned workers, const char *sandbox,
-		   char *buf, size_t len);
+/* What the page shows besides the counters. */
+struct metrics_state {
+	unsigned workers;             /* configured */
+	const char *sandbox;          /* layer in force */
+	int cache_known;              /* the cache's size could be read */
+	uint64_t cache_bytes;         /* entries' total size */
+	unsigned cache_entries;
+};
+
+/* Renders the page into buf (len bytes); returns its length, or -1 when it
+ * does not fit. */
+int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,
+		   size_t len);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,83 @@ static int out_end_headers(struct out *o)
 		return -1;
 	o->sink->in_body = 1;
 	return 0;
+}
+
+#define ACCEPT_RANGE_MAX 128   /* bytes of one media range looked at */
+
+/* RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ),
+ * in thousandths; anything else counts as 0 (not acceptable). */
+static int accept_weight(const char *v)
+{
+	int q = 0, scale = 100;
+
+	if (v[0] == '1')
+		return 1000;
+	if (v[0] != '0')
+		return 0;
+	if (v[1] == '.')
+		for (v += 2; *v >= '0' && *v <= '9' && scale > 0; v++, scale /= 10)
+			q += (*v - '0') * scale;
+	return q;
+}
+
+/* q of the most specific range of accept matching type/subtype (exact,
+ * then type/ *, then * / *), in thousandths; -1 when none matches. */
+static int accept_q(const char *accept, const char *type, const char *subtype)
+{
+	int best = -1, best_spec = -1;
+
+	for (const char *p = accept; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		char range[ACCEPT_RANGE_MAX], *params, *slash, *t, *sub;
+		int q = 1000, spec;
+
+		if (n < sizeof(range)) {
+			memcpy(range, p, n);
+			range[n] = '\0';
+			params = strchr(range, ';');
+			if (params != NULL)
+				*params++ = '\0';
+			t = range + strspn(range, " \t");
+			t[strcspn(t, " \t")] = '\0';
+			slash = strchr(t, '/');
+			if (slash != NULL) {
+				*slash = '\0';
+				sub = slash + 1;
+				spec = strcmp(t, "*") == 0 && strcmp(sub, "*") == 0 ? 0 :
+				       strcasecmp(t, type) == 0 && strcmp(sub, "*") == 0 ? 1 :
+				       strcasecmp(t, type) == 0 && strcasecmp(sub, subtype) == 0 ? 2 : -1;
+				/* "q=0.5": the weight, to three decimals */
+				for (char *a = params; spec >= 0 && a != NULL && *a != '\0';) {
+					a += strspn(a, " \t");
+					if ((a[0] == 'q' || a[0] == 'Q') && a[1] == '=')
+						q = accept_weight(a + 2);
+					a = strchr(a, ';');
+					if (a != NULL)
+						a++;
+				}
+				if (spec > best_spec) {
+					best_spec = spec;
+					best = q;
+				}
+			}
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return best;
+}
+
+int reply_prefers_json(const char *accept)
+{
+	int json, multipart;
+
+	if (accept == NULL)
+		return 0;
+	json = accept_q(accept, "application", "json");
+	multipart = accept_q(accept, "multipart", "form-data");
+	return json > 0 && json > multipart;
 }
 
 int reply_end(struct reply_sink *sink)

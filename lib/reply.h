@@ -83,6 +83,12 @@ int reply_write_simple(struct reply_sink *sink, int status, const char *content_
  * maximal ill-formed UTF-8 subpart becomes one U+FFFD. 0 or -1. */
 int reply_json_string_body(struct reply_sink *sink, const void *buf, size_t len);
 
+/* Content negotiation (RFC 9110 §12.5.1) of an Accept header value (NULL
+ * when absent): 1 when it prefers application/json to multipart/form-data
+ * (a higher q for the most specific range matching each), 0 otherwise, so a
+ * tie, "* / *" or no header keeps the multipart reply. */
+int reply_prefers_json(const char *accept);
+
 /* Calls sink->end when set, at most once per reply. 0, or -1 when it failed. */
 int reply_end(struct reply_sink *sink);
 

@@ -13,7 +13,9 @@ static char page[METRICS_TEXT_MAX];
 
 static const char *render(struct metrics *m)
 {
-	ck_assert_int_gt(metrics_render(m, 2, "rlimits", page, sizeof(page)), 0);
+	struct metrics_state st = { 8, "rlimits", 1, 123456789, 3 };
+
+	ck_assert_int_gt(metrics_render(m, &st, page, sizeof(page)), 0);
 	return page;
 }
 
@@ -41,19 +43,28 @@ START_TEST(histogram_is_cumulative)
 {
 	struct metrics *m = metrics_create();
 
-	metrics_count_run(m, "ok", 0.01);
-	metrics_count_run(m, "ok", 0.2);
-	metrics_count_run(m, "timeout", 100);
+	metrics_count_run(m, "ok");
+	metrics_count_run(m, "ok");
+	metrics_count_run(m, "timeout");
+	metrics_observe(m, METRICS_PHASE_RUN, 0.01);
+	metrics_observe(m, METRICS_PHASE_RUN, 0.2);
+	metrics_observe(m, METRICS_PHASE_RUN, 100);
+	metrics_observe(m, METRICS_PHASE_UPLOAD, 0.0004);
+	metrics_observe(m, METRICS_PHASE_REPLY, -1);     /* not reached: not counted */
 	render(m);
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_executions_total{status=\"ok\"} 2\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_executions_total{status=\"timeout\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_executions_total{status=\"memory\"} 0\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_run_seconds_bucket{le=\"0.025\"} 1\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_run_seconds_bucket{le=\"0.25\"} 2\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_run_seconds_bucket{le=\"60\"} 2\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_run_seconds_bucket{le=\"+Inf\"} 3\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_run_seconds_count 3\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_run_seconds_sum 100.210000\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_bucket{phase=\"run\",le=\"0.01\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_bucket{phase=\"run\",le=\"0.25\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_bucket{phase=\"run\",le=\"60\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_bucket{phase=\"run\",le=\"300\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_bucket{phase=\"run\",le=\"+Inf\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_count{phase=\"run\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_sum{phase=\"run\"} 100.210000\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_bucket{phase=\"upload\",le=\"0.001\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_count{phase=\"reply\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_phase_seconds_count{phase=\"dependencies\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_sandbox_info{layer=\"rlimits\"} 1\n"));
 	metrics_destroy(m);
 }
@@ -65,9 +76,13 @@ START_TEST(counts_dependency_events)
 
 	metrics_count_deps(m, METRICS_DEPS_HIT, 1);
 	metrics_count_deps(m, METRICS_DEPS_HIT, 1);
+	metrics_count_deps(m, METRICS_DEPS_MISS, 1);
 	metrics_count_deps(m, METRICS_DEPS_INSTALL, 1);
 	metrics_count_deps(m, METRICS_DEPS_EVICTION, 3);
 	render(m);
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"miss\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_bytes 123456789\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_entries 3\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"hit\"} 2\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"install\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_dependency_cache_total{event=\"failure\"} 0\n"));
@@ -100,7 +115,8 @@ START_TEST(shared_across_fork)
 	render(m);
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_requests_total{route=\"healthz\",code=\"200\"} 4000\n"));
 	ck_assert_ptr_nonnull(strstr(page, "pyexec_workers_busy 4\n"));
-	ck_assert_ptr_nonnull(strstr(page, "pyexec_workers 2\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_workers_idle 4\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_workers 8\n"));
 	metrics_destroy(m);
 }
 END_TEST
@@ -108,9 +124,10 @@ END_TEST
 START_TEST(too_small_buffer_fails)
 {
 	struct metrics *m = metrics_create();
+	struct metrics_state st = { 1, "rlimits", 0, 0, 0 };
 	char small[64];
 
-	ck_assert_int_eq(metrics_render(m, 1, "rlimits", small, sizeof(small)), -1);
+	ck_assert_int_eq(metrics_render(m, &st, small, sizeof(small)), -1);
 	metrics_destroy(m);
 }
 END_TEST

@@ -1069,6 +1069,35 @@ START_TEST(test_status_text)
 }
 END_TEST
 
+START_TEST(test_prefers_json)
+{
+	static const struct { const char *accept; int json; } cases[] = {
+		{ NULL, 0 },
+		{ "", 0 },
+		{ "*/*", 0 },
+		{ "application/json", 1 },
+		{ "Application/JSON", 1 },
+		{ "  application/json ; charset=utf-8", 1 },
+		{ "application/json;q=0", 0 },
+		{ "application/json; q=0.000", 0 },
+		{ "multipart/form-data, application/json", 0 },
+		{ "application/json, multipart/form-data", 0 },
+		{ "application/json, multipart/form-data;q=0.5", 1 },
+		{ "multipart/form-data;q=0.9, application/json;q=0.8", 0 },
+		{ "application/json, */*;q=0.1", 1 },
+		{ "application/*", 1 },
+		{ "application/*;q=0.2, multipart/*;q=0.1", 1 },
+		{ "text/html, application/xhtml+xml, */*;q=0.8", 0 },
+		{ "application/jsonx", 0 },
+		{ "application/json,,", 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(reply_prefers_json(cases[i].accept) == cases[i].json,
+			      "Accept: %s", cases[i].accept ? cases[i].accept : "(none)");
+}
+END_TEST
+
 static Suite *reply_suite(void)
 {
 	Suite *s = suite_create("reply");
@@ -1107,6 +1136,7 @@ static Suite *reply_suite(void)
 	tcase_add_test(tc, test_error_detail_escaped);
 	tcase_add_test(tc, test_simple_reply);
 	tcase_add_test(tc, test_status_text);
+	tcase_add_test(tc, test_prefers_json);
 	suite_add_tcase(s, tc);
 	return s;
 }

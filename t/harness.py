@@ -1,8 +1,14 @@
-"""End-to-end harness for pyexec: a real nginx in front of pyexec-fcgi.
+"""End-to-end harness for pyexec: a real nginx (or lighttpd) in front of
+pyexec-fcgi.
 
 Stdlib only. A Server makes a private directory under /tmp, starts
 pyexec-fcgi (the binary named by $PYEXEC_FCGI) and /usr/sbin/nginx on a free
-loopback port, waits for GET /healthz, and stops both at the end. Requests go
+loopback port, waits for GET /healthz, and stops both at the end.
+Server(web="lighttpd"), or $PYEXEC_TEST_WEB=lighttpd for every server whose
+test does not choose, puts /usr/sbin/lighttpd in front instead, from
+conf/lighttpd/pyexec.conf; with $PYEXEC_TEST_LIGHTTPD_MODE=bin-path (or
+listen="bin-path") lighttpd starts pyexec-fcgi itself, from
+conf/lighttpd/pyexec-bin-path.conf. Requests go
 through curl (a real client) or http.client (for requests curl will not
 send); multipart replies are read with Python's email parser, as a client of
 the seed would.
@@ -43,6 +49,14 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 CURL = os.environ.get("CURL", "curl")
 FASTCGI_PARAMS = os.environ.get("FASTCGI_PARAMS", "/etc/nginx/fastcgi_params")
 SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "nginx", "pyexec.conf")
+LIGHTTPD = os.environ.get("LIGHTTPD", "/usr/sbin/lighttpd")
+LIGHTTPD_SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "lighttpd", "pyexec.conf")
+LIGHTTPD_BIN_PATH_CONF = os.path.join(TOP_SRCDIR, "conf", "lighttpd", "pyexec-bin-path.conf")
+# The web server in front when a test does not choose: nginx or lighttpd.
+DEFAULT_WEB = os.environ.get("PYEXEC_TEST_WEB") or "nginx"
+# How lighttpd reaches pyexec when a test does not choose: "socket" (pyexec
+# listens, started by the harness) or "bin-path" (lighttpd starts it).
+LIGHTTPD_MODE = os.environ.get("PYEXEC_TEST_LIGHTTPD_MODE") or "socket"
 IS_ROOT = os.geteuid() == 0
 
 # Every test script carries this in a comment; processes a test starts on
@@ -421,20 +435,110 @@ class ServerError(Exception):
     pass
 
 
+class _SpawnedMaster:
+    """The pyexec master when lighttpd started it (bin-path): a process
+    that is not our child, with the part of Popen's interface the tests
+    use. Its exit status goes to lighttpd, which logs it when it reaps the
+    child while running ("child exited: N", "child signalled: N"):
+    returncode is that (N, or -N for a signal), or -1 when lighttpd said
+    nothing (it does not reap what it kills when it stops)."""
+
+    def __init__(self, pid, web_log=None, parent=None):
+        self.pid = pid
+        self._parent = parent       # lighttpd's Popen
+        self.returncode = None
+        self._start = self._starttime()
+        self._web_log = web_log
+        try:
+            self._log_from = os.path.getsize(web_log) if web_log else 0
+        except OSError:
+            self._log_from = 0
+
+    def _status_from_log(self):
+        text = ((_read(self._web_log) or b"")[self._log_from:] if self._web_log else b"")
+        found = re.findall(rb"child (exited|signalled): (\d+)", text)
+        if len(found) != 1:
+            return -1
+        kind, n = found[0]
+        return int(n) if kind == b"exited" else -int(n)
+
+    def _starttime(self):
+        stat = _read("/proc/%d/stat" % self.pid)
+        if stat is None:
+            return None
+        try:
+            return int(stat[stat.rindex(b")") + 2:].split()[19])
+        except (ValueError, IndexError):
+            return None
+
+    def poll(self):
+        if self.returncode is None:
+            state = proc_status(self.pid, "State") or ""
+            if (state == "" or state.startswith("Z") or state.startswith("X")
+                    or self._starttime() != self._start):
+                # lighttpd logs the status a moment after it reaps
+                if self._parent is not None and self._parent.poll() is None:
+                    wait_for(lambda: self._status_from_log() != -1, 0.5)
+                self.returncode = self._status_from_log()
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if not wait_for(lambda: self.poll() is not None,
+                        timeout if timeout is not None else 1e9, 0.02):
+            raise subprocess.TimeoutExpired("pyexec-fcgi (pid %d)" % self.pid, timeout)
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
+def _kib(size):
+    """An nginx size ("50M", "3m", "100k", "4096") in KiB, rounded up."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", str(size))
+    if not m:
+        raise ValueError("bad size %r" % (size,))
+    n = int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+    return (n + 1023) // 1024
+
+
 class Server:
-    """pyexec-fcgi behind nginx on a free loopback port.
+    """pyexec-fcgi behind nginx (or lighttpd) on a free loopback port.
 
     listen: "unix" (a socket pyexec opens), "tcp" (tcp:127.0.0.1:PORT),
     "fd" (a listening unix socket handed to pyexec as fd 0, the way a web
-    server spawns a FastCGI program), or "systemd" (that socket handed over
+    server spawns a FastCGI program), "systemd" (that socket handed over
     as fd 3 with LISTEN_FDS=1 and LISTEN_PID, the way systemd's socket
-    activation does). options: extra -o KEY=VALUE strings.
+    activation does), or with web="lighttpd" "bin-path" (lighttpd itself
+    starts pyexec-fcgi on a socket as fd 0; its master is then lighttpd's
+    child, and self.proc stands for it). options: extra -o KEY=VALUE
+    strings. web: "nginx" or "lighttpd" (default $PYEXEC_TEST_WEB, else
+    nginx); listen defaults to "bin-path" for lighttpd when
+    $PYEXEC_TEST_LIGHTTPD_MODE is bin-path, else "unix". self.nginx is the
+    web server's process whichever it is (also self.web_proc).
     """
 
     def __init__(self, name="main", options=(), workers=2, max_upload="50M",
-                 client_max_body_size=None, env=None, listen="unix",
+                 client_max_body_size=None, env=None, listen=None,
                  timeout=10, read_timeout=120, args=(), sandbox=None,
-                 conf_text="", before_start=None, use_site_conf=True, preexec=None):
+                 conf_text="", before_start=None, use_site_conf=True, preexec=None,
+                 web=None):
+        self.web = web or DEFAULT_WEB
+        if self.web not in ("nginx", "lighttpd"):
+            raise ValueError("web server %r: nginx or lighttpd" % (self.web,))
+        if listen is None:
+            listen = ("bin-path" if self.web == "lighttpd" and LIGHTTPD_MODE == "bin-path"
+                      else "unix")
+        if listen == "bin-path" and self.web != "lighttpd":
+            raise ValueError("listen bin-path needs web=\"lighttpd\"")
+        if listen == "bin-path" and preexec is not None:
+            raise ValueError("preexec: lighttpd starts pyexec-fcgi in bin-path mode")
         self.name = name
         self.options = list(options)
         self.workers = workers
@@ -464,7 +568,16 @@ class Server:
 
     @property
     def nginx_log(self):
+        """The web server's error log (nginx's or lighttpd's)."""
+        if self.web == "lighttpd":
+            return os.path.join(self.tmp, "lighttpd-error.log")
         return os.path.join(self.tmp, "nginx-error.log")
+
+    web_log = nginx_log
+
+    @property
+    def web_proc(self):
+        return self.nginx
 
     def url(self, path="/execute"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
@@ -513,6 +626,11 @@ class Server:
             fport = free_port()
             self.listen = "tcp:127.0.0.1:%d" % fport
             self.upstream = "127.0.0.1:%d" % fport
+        elif self.listen_mode == "bin-path":
+            self.listen = "fd:0"          # lighttpd's socket, as fd 0
+            self.upstream = "unix:" + sock_path
+            # lighttpd numbers the sockets of its bin-path processes
+            self.sock_path = sock_path + "-0"
         elif self.listen_mode in ("fd", "systemd"):
             fd_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             fd_sock.bind(sock_path)
@@ -530,19 +648,29 @@ class Server:
         env.update(self.extra_env)
         self._logf = open(self.pyexec_log, "ab")
         argv = self.pyexec_argv()
-        if self.listen_mode in ("fd", "systemd"):
+        if self.listen_mode in ("fd", "systemd", "bin-path"):
             i = argv.index("-l")
             del argv[i:i + 2]   # found on fd 0 (or fd 3) by itself
         if self.listen_mode == "systemd":
             argv = socket_activation_argv(argv)
         self.argv = argv
+        if self.listen_mode == "bin-path":
+            # lighttpd starts it, with lighttpd's environment and with
+            # lighttpd's stdout and stderr (this log).
+            self.proc = None
+            self._start_lighttpd(env)
+            self._wait_ready()
+            return self
         self.proc = subprocess.Popen(
             argv, stdin=fd_sock.fileno() if fd_sock else subprocess.DEVNULL,
             stdout=self._logf, stderr=self._logf, env=env, cwd="/",
             start_new_session=True, preexec_fn=self.preexec)
         if fd_sock:
             fd_sock.close()
-        self._start_nginx()
+        if self.web == "lighttpd":
+            self._start_lighttpd(dict(os.environ))
+        else:
+            self._start_nginx()
         self._wait_ready()
         return self
 
@@ -617,29 +745,144 @@ class Server:
             stdin=subprocess.DEVNULL, stdout=self._nginx_out, stderr=self._nginx_out,
             cwd="/", start_new_session=True)
 
+    # lighttpd
+    def _lighttpd_site_from_repo(self):
+        """The operator's site file for lighttpd (conf/lighttpd/pyexec.conf,
+        or pyexec-bin-path.conf in bin-path mode) with our port, body limit,
+        socket (and in bin-path mode our pyexec-fcgi command) put in; None
+        when it is missing or has changed shape."""
+        bin_path = self.listen_mode == "bin-path"
+        text = _read(LIGHTTPD_BIN_PATH_CONF if bin_path else LIGHTTPD_SITE_CONF, "r")
+        if text is None:
+            return None
+        if self.upstream.startswith("unix:"):
+            backend = '"socket" => "%s",' % self.upstream[len("unix:"):]
+        else:
+            host, port = self.upstream.rsplit(":", 1)
+            backend = '"host" => "%s", "port" => %s,' % (host, port)
+        subs = [
+            (r'(?m)^(\s*)\$SERVER\["socket"\]\s*==\s*"[^"]*"',
+             r'\g<1>$SERVER["socket"] == "127.0.0.1:%d"' % self.port),
+            (r'(?m)^(\s*)"socket"\s*=>\s*"[^"]*",', r"\g<1>" + backend.replace("\\", "\\\\")),
+            (r"(?m)^(\s*)server\.max-request-size\s*=\s*\d+",
+             r"\g<1>server.max-request-size = %d" % _kib(self.client_max_body_size)),
+        ]
+        if bin_path:
+            subs.append((r'(?m)^(\s*)"bin-path"\s*=>\s*"[^"]*",',
+                         r'\g<1>"bin-path" => "%s",' % self._bin_path_command()))
+        for pat, rep in subs:
+            text, n = re.subn(pat, lambda m, rep=rep: m.expand(rep), text)
+            if n != 1:
+                return None
+        return text
+
+    def _bin_path_command(self):
+        """pyexec-fcgi's command line as lighttpd's "bin-path": lighttpd
+        splits it at blanks and knows no quoting."""
+        for a in self.argv:
+            if not a or re.search(r'[\s"\\]', a):
+                raise ServerError("bin-path: argument %r cannot be passed through lighttpd" % a)
+        return " ".join(self.argv)
+
+    def _lighttpd_conf(self):
+        t = self.tmp
+        site = self._lighttpd_site_from_repo() if self.use_site_conf else None
+        bin_path = self.listen_mode == "bin-path"
+        self.site_source = ((LIGHTTPD_BIN_PATH_CONF if bin_path else LIGHTTPD_SITE_CONF)
+                            if site else "built-in")
+        if site is None:
+            if self.upstream.startswith("unix:"):
+                backend = '"socket" => "%s",' % self.upstream[len("unix:"):]
+            else:
+                host, port = self.upstream.rsplit(":", 1)
+                backend = '"host" => "%s", "port" => %s,' % (host, port)
+            if bin_path:
+                backend += ' "bin-path" => "%s", "max-procs" => 1,' % self._bin_path_command()
+            site = textwrap.dedent("""\
+                server.modules += ( "mod_fastcgi" )
+                $SERVER["socket"] == "127.0.0.1:{port}" {{
+                    server.max-request-size = {kib}
+                    fastcgi.server = ( "/" => (( {backend}
+                        "check-local" => "disable", "read-timeout" => {rt} )) )
+                }}
+                """).format(port=self.port, kib=_kib(self.client_max_body_size),
+                            backend=backend, rt=self.read_timeout)
+        # As root: in bin-path mode lighttpd keeps root (server.username
+        # unset), because it starts pyexec-fcgi after dropping privileges
+        # and pyexec must start as root to drop to its own user; with a
+        # socket pyexec listens on, lighttpd drops to nobody, as nginx's
+        # workers do (pyexec's socket is nobody's, mode 0660).
+        user = ('server.username = "nobody"\nserver.groupname = "nogroup"\n'
+                if IS_ROOT and not bin_path else "")
+        return textwrap.dedent("""\
+            server.document-root = "{t}/lighttpd-www"
+            server.bind = "127.0.0.1"
+            server.port = {port}
+            server.errorlog = "{t}/lighttpd-error.log"
+            server.upload-dirs = ( "{t}/lighttpd-tmp" )
+            server.modules = ( "mod_accesslog" )
+            accesslog.filename = "{t}/lighttpd-access.log"
+            """).format(t=t, port=self.port) + user + site
+
+    def _start_lighttpd(self, env):
+        """lighttpd in the foreground (-D). In bin-path mode its stdout and
+        stderr are pyexec's log, since pyexec-fcgi, its child, keeps them."""
+        t = self.tmp
+        for d in ("lighttpd-www", "lighttpd-tmp"):
+            os.mkdir(os.path.join(t, d))
+        logs = [os.path.join(t, n) for n in ("lighttpd-error.log", "lighttpd-access.log")]
+        for f in logs:
+            open(f, "ab").close()
+        if IS_ROOT and self.listen_mode != "bin-path":
+            # opened after lighttpd has dropped to nobody
+            for f in logs + [os.path.join(t, "lighttpd-tmp")]:
+                os.chown(f, 65534, 65534)
+        conf = os.path.join(t, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write(self._lighttpd_conf())
+        if self.listen_mode == "bin-path":
+            out = self._logf
+        else:
+            out = self._nginx_out = open(os.path.join(t, "lighttpd-stderr.log"), "ab")
+        self.nginx = subprocess.Popen(
+            [LIGHTTPD, "-D", "-f", conf], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            env=env, cwd="/", start_new_session=True)
+
+    def _find_spawned_master(self):
+        """In bin-path mode: lighttpd's child that runs pyexec-fcgi."""
+        if self.nginx is None or self.nginx.poll() is not None:
+            return None
+        exe = os.path.realpath(self.binary)
+        kids = [pid for pid, i in proc_table().items()
+                if i["ppid"] == self.nginx.pid and i["exe"] == exe]
+        return _SpawnedMaster(kids[0], self.nginx_log, self.nginx) if len(kids) == 1 else None
+
     def _wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
         last = None
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if self.proc is None and self.listen_mode == "bin-path":
+                self.proc = self._find_spawned_master()
+            if self.proc is not None and self.proc.poll() is not None:
                 self.stop()
                 raise ServerError("pyexec-fcgi exited with %s at start-up:\n%s"
                                   % (self.proc.returncode, self.log_tail()))
             if self.nginx.poll() is not None:
                 self.stop()
-                raise ServerError("nginx exited with %s at start-up:\n%s"
-                                  % (self.nginx.returncode, self.tail(self.nginx_log)))
+                raise ServerError("%s exited with %s at start-up:\n%s\n%s"
+                                  % (self.web, self.nginx.returncode,
+                                     self.tail(self.nginx_log), self.log_tail()))
             try:
                 r = self.request("GET", "/healthz", timeout=2)
-                if r.status == 200:
+                if r.status == 200 and self.proc is not None:
                     return
                 last = r.status
             except OSError as e:
                 last = e
             time.sleep(0.05)
         self.stop()
-        raise ServerError("no 200 from /healthz within %s s (last: %r)\n%s"
-                          % (START_TIMEOUT, last, self.log_tail()))
+        raise ServerError("no 200 from /healthz within %s s (last: %r)\n%s\n%s"
+                          % (START_TIMEOUT, last, self.log_tail(), self.tail(self.nginx_log)))
 
     def alive(self):
         return (self.proc is not None and self.proc.poll() is None and
@@ -647,9 +890,20 @@ class Server:
 
     def stop(self):
         """SIGTERM to both masters, bounded wait, then SIGKILL. Returns
-        pyexec's exit status (None if it had to be killed)."""
+        pyexec's exit status (None if it had to be killed; -1 in bin-path
+        mode when lighttpd stops it: the status is lighttpd's to reap)."""
         rc = None
-        for p in (self.nginx, self.proc):
+        spawned = isinstance(self.proc, _SpawnedMaster)
+        if spawned:
+            # lighttpd sends its bin-path child SIGTERM when it stops, and
+            # does not wait for it: the wait is ours.
+            kids = set()
+            if self.proc.poll() is None:
+                kids = set(descendants(proc_table(), self.proc.pid))
+            order = (self.nginx,)
+        else:
+            order = (self.nginx, self.proc)
+        for p in order:
             if p is not None and p.poll() is None:
                 try:
                     p.send_signal(signal.SIGTERM)
@@ -661,12 +915,23 @@ class Server:
             try:
                 p.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
+                if p is self.proc and spawned:
+                    for pid in [p.pid] + sorted(kids):
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    p.wait(STOP_TIMEOUT)
+                    continue
                 try:
                     os.killpg(p.pid, signal.SIGKILL)
                 except OSError:
                     pass
                 p.kill()
                 p.wait()
+        if spawned:
+            # the workers go with their master; bounded wait all the same
+            wait_for(lambda: all(wait_pid_gone(k, 0) for k in kids), STOP_TIMEOUT, 0.05)
         if self.proc is not None:
             rc = self.proc.returncode
             found = sanitizer_lines((_read(self.pyexec_log) or b"").decode("utf-8", "replace"))
@@ -1069,8 +1334,9 @@ class TapResult(unittest.TestResult):
             if s.tmp:
                 self._diag.append("--- pyexec log [%s] (this test) ---\n%s"
                                   % (s.name, "\n".join(s.log_since_mark().splitlines()[-40:])))
-                self._diag.append("--- nginx error log [%s] ---\n%s"
-                                  % (s.name, s.tail(s.nginx_log, 10)))
+                self._diag.append("--- %s error log [%s] ---\n%s"
+                                  % (getattr(s, "web", "nginx"), s.name,
+                                     s.tail(s.nginx_log, 10)))
         if not self._in_test:
             # a class or module fixture failed outside any test
             self.n += 1

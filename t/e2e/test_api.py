@@ -645,6 +645,18 @@ class Api(harness.E2ETestCase):
         self.assertRan(r)
         self.assertEqual(r.stdout, b"hello\n")
 
+    def test_accept_negotiation(self):
+        hello = {"main.py": HELLO}
+        for accept, json_form in (("application/json", True),
+                                  ("multipart/form-data, application/json", False),
+                                  ("application/json;q=0", False),
+                                  ("application/json, */*;q=0.5", True),
+                                  ("*/*", False)):
+            r = self.s.post_execute(hello, headers={"Accept": accept})
+            self.assertStatus(r, 200)
+            self.assertEqual(r.content_type.startswith("application/json"), json_form,
+                             "Accept: %s\n%s" % (accept, r.describe()))
+
     def test_metrics(self):
         self.run_ok({"main.py": HELLO})
         r = self.s.request("GET", "/metrics")
