@@ -5,7 +5,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define LISTEN_DEFAULT "unix:/run/pyexec/pyexec.sock"
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/run"
+#endif
+#define LISTEN_DEFAULT "unix:" RUNSTATEDIR "/pyexec/pyexec.sock"
 #define LISTEN_BACKLOG 128
 
 #define SD_LISTEN_FDS_START 3   /* the first socket systemd passes */

@@ -115,7 +115,7 @@ static void usage(FILE *f)
 		"  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ", if present)\n"
 		"  -l, --listen ADDR    unix:/path, tcp:HOST:PORT or fd:N (default: the socket\n"
 		"                       systemd passes (LISTEN_FDS), fd 0 when started on a\n"
-		"                       socket, else unix:/run/pyexec/pyexec.sock)\n"
+		"                       socket, else " LISTEN_DEFAULT ")\n"
 		"  -w, --workers N      concurrent requests (default: number of CPUs + 1)\n"
 		"  -o, --set KEY=VALUE  set any pyexec.conf key, after the file\n"
 		"  -t, --test-config    check the configuration and exit\n"

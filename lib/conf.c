@@ -520,9 +520,9 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->user, "nobody");
 	strcpy(cfg->group, "nogroup");
 	strcpy(cfg->python, "/usr/bin/python3");
-	strcpy(cfg->work_root, "/var/lib/pyexec/work");
+	strcpy(cfg->work_root, CONFIG_WORK_ROOT);
 	strcpy(cfg->cgroup, "auto");
-	strcpy(cfg->deps_cache, "/var/cache/pyexec/deps");
+	strcpy(cfg->deps_cache, CONFIG_DEPS_CACHE);
 	cfg->deps_cache_max = 5 * GiB;
 	cfg->pip_only_binary = 1;
 	cfg->pip_timeout_ms = 300 * 1000;

@@ -10,6 +10,13 @@
 #define CONFIG_LINE_MAX 8192       /* longest line of the file */
 #define CONFIG_FILE_MAX (1 << 20)  /* largest config file read */
 
+/* The defaults that follow configure's --localstatedir (/var unless told). */
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+#define CONFIG_WORK_ROOT LOCALSTATEDIR "/lib/pyexec/work"
+#define CONFIG_DEPS_CACHE LOCALSTATEDIR "/cache/pyexec/deps"
+
 enum sandbox_level { SANDBOX_AUTO, SANDBOX_NAMESPACES, SANDBOX_RLIMITS };
 
 struct config {

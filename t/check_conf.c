@@ -69,8 +69,8 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c.user, "nobody");
 	ck_assert_str_eq(c.group, "nogroup");
 	ck_assert_str_eq(c.python, "/usr/bin/python3");
-	ck_assert_str_eq(c.work_root, "/var/lib/pyexec/work");
-	ck_assert_str_eq(c.deps_cache, "/var/cache/pyexec/deps");
+	ck_assert_str_eq(c.work_root, CONFIG_WORK_ROOT);
+	ck_assert_str_eq(c.deps_cache, CONFIG_DEPS_CACHE);
 	ck_assert_uint_eq(c.deps_cache_max, 5 * GiB);
 	ck_assert_str_eq(c.pip_index_url, "");
 	ck_assert_str_eq(c.pip_extra_index_url, "");

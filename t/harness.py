@@ -49,6 +49,8 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 CURL = os.environ.get("CURL", "curl")
 FASTCGI_PARAMS = os.environ.get("FASTCGI_PARAMS", "/etc/nginx/fastcgi_params")
 SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "nginx", "pyexec.conf")
+# The page the site file serves at / (conf/nginx/pyexec.conf, "playground").
+PLAYGROUND_DIR = os.environ.get("PYEXEC_PLAYGROUND") or os.path.join(TOP_SRCDIR, "playground")
 LIGHTTPD = os.environ.get("LIGHTTPD", "/usr/sbin/lighttpd")
 LIGHTTPD_SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "lighttpd", "pyexec.conf")
 LIGHTTPD_BIN_PATH_CONF = os.path.join(TOP_SRCDIR, "conf", "lighttpd", "pyexec-bin-path.conf")
@@ -96,6 +98,18 @@ def pyexec_path():
         if os.path.exists(p):
             return p
     return os.path.join(TOP_BUILDDIR, "fcgi", "pyexec-fcgi")
+
+
+def _others_can_read(directory):
+    """Whether any user can reach directory and read the files in it."""
+    d = directory
+    while True:
+        if not os.stat(d).st_mode & 0o001:
+            return False
+        if d == "/":
+            break
+        d = os.path.dirname(d)
+    return all(os.stat(os.path.join(directory, n)).st_mode & 0o004 for n in os.listdir(directory))
 
 
 def free_port():
@@ -557,6 +571,8 @@ class Server:
         self.proc = None
         self.nginx = None
         self.tmp = None
+        # the directory nginx serves the playground from (None: no playground)
+        self.playground = None
         self._log_mark = 0
         self._logf = None
         _all_servers.append(self)
@@ -692,11 +708,38 @@ class Server:
             text, n = re.subn(pat, rep, text)
             if n != 1:
                 return None
+        # The playground's locations (any number of them, or none) serve
+        # the repository's playground/.
+        root = r"(?m)^(\s*)root\s+[^;]*;"
+        if re.search(root, text):
+            pg = self._playground_dir()
+            text = re.sub(root, lambda m: m.group(1) + 'root "%s";' % pg, text)
+            self.playground = pg
         return text
+
+    def _playground_dir(self):
+        """The repository's playground/, or a copy of it in the server's
+        directory when nginx's workers (nobody, as root) could not read it
+        where it is, or its path cannot be written in nginx's syntax."""
+        src = PLAYGROUND_DIR
+        if not os.path.isdir(src):
+            return src
+        plain = not re.search(r'[\s"\\$;{}]', src)
+        if plain and (not IS_ROOT or _others_can_read(src)):
+            return src
+        dst = os.path.join(self.tmp, "playground")
+        if not os.path.isdir(dst):
+            shutil.copytree(src, dst)
+            for dirpath, _, files in os.walk(dst):
+                os.chmod(dirpath, 0o755)
+                for n in files:
+                    os.chmod(os.path.join(dirpath, n), 0o644)
+        return dst
 
     def _nginx_conf(self):
         user = "user nobody nogroup;" if IS_ROOT else ""
         t = self.tmp
+        self.playground = None
         site = self._site_from_repo() if self.use_site_conf else None
         self.site_source = SITE_CONF if site else "built-in"
         if site is None:

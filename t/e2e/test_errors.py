@@ -236,8 +236,11 @@ class Routes(harness.E2ETestCase):
         self.s = self.server("main", **MAIN)
 
     def test_unknown_route_404(self):
-        for method, path in (("GET", "/nope"), ("POST", "/nope"), ("GET", "/"),
-                             ("GET", "/execute/extra"), ("GET", "/healthzz")):
+        routes = [("GET", "/nope"), ("POST", "/nope"), ("GET", "/execute/extra"),
+                  ("GET", "/healthzz"), ("GET", "/index.html"), ("GET", "/playground.html")]
+        if self.s.playground is None:
+            routes.append(("GET", "/"))     # with the site file, / is the playground
+        for method, path in routes:
             r = self.s.request(method, path)
             self.assertError(r, 404)
 

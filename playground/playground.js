@@ -1,0 +1,216 @@
+// pyexec playground: posts the form to execute?format=json (relative, so the
+// page works under any prefix) and shows the JSON reply. No dependencies.
+'use strict';
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const form = $('run-form');
+  const extra = $('extra-files');
+  const result = $('result');
+  const errorBox = $('error');
+  let fileCount = 0;
+  let runs = 0;
+  let blobUrls = [];
+
+  // --- editors: Tab inserts four spaces (Esc then Tab moves focus on)
+  function codeEditor(textarea) {
+    let escaped = false;
+    textarea.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') { escaped = true; return; }
+      if (ev.key === 'Tab' && !escaped && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {
+        ev.preventDefault();
+        textarea.setRangeText('    ', textarea.selectionStart, textarea.selectionEnd, 'end');
+      } else if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) {
+        ev.preventDefault();
+        form.requestSubmit();
+      }
+      escaped = false;
+    });
+  }
+  codeEditor($('main-py'));
+
+  // --- other files: a name and a content each, removable
+  function addFile(name, content) {
+    const n = ++fileCount;
+    const box = document.createElement('fieldset');
+    box.className = 'extra-file';
+    const legend = document.createElement('legend');
+    legend.textContent = 'File ' + (n + 1);
+    const nameLabel = document.createElement('label');
+    nameLabel.htmlFor = 'file-name-' + n;
+    nameLabel.textContent = 'Name';
+    const nameInput = document.createElement('input');
+    nameInput.id = 'file-name-' + n;
+    nameInput.className = 'file-name';
+    nameInput.type = 'text';
+    nameInput.placeholder = 'helper.py or data/input.csv';
+    nameInput.spellcheck = false;
+    nameInput.autocomplete = 'off';
+    nameInput.value = name || '';
+    const contentLabel = document.createElement('label');
+    contentLabel.htmlFor = 'file-content-' + n;
+    contentLabel.textContent = 'Content';
+    const contentArea = document.createElement('textarea');
+    contentArea.id = 'file-content-' + n;
+    contentArea.className = 'code file-content';
+    contentArea.rows = 6;
+    contentArea.spellcheck = false;
+    contentArea.value = content || '';
+    codeEditor(contentArea);
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'remove-file';
+    remove.textContent = 'Remove';
+    const label = () => 'Remove file ' + (nameInput.value || (n + 1));
+    remove.setAttribute('aria-label', label());
+    nameInput.addEventListener('input', () => remove.setAttribute('aria-label', label()));
+    remove.addEventListener('click', () => { box.remove(); $('add-file').focus(); });
+    box.append(legend, nameLabel, nameInput, contentLabel, contentArea, remove);
+    extra.append(box);
+    nameInput.focus();
+  }
+  $('add-file').addEventListener('click', () => addFile());
+
+  // --- showing a reply
+  function show(el, text) {
+    el.textContent = text;
+    el.classList.toggle('empty', text === '');
+    if (text === '') el.textContent = '(empty)';
+  }
+
+  function bytesOf(file) {
+    if (file.encoding === 'base64') {
+      const bin = atob(file.content);
+      const out = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+      return out;
+    }
+    return new TextEncoder().encode(file.content);
+  }
+
+  function base64Of(bytes) {
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(bin);
+  }
+
+  function fileItem(file) {
+    const li = document.createElement('li');
+    const type = (file.content_type || 'application/octet-stream').split(';')[0].trim();
+    const info = document.createElement('span');
+    info.className = 'file-info';
+    info.textContent = ' ' + file.content_type + ', ' + file.size + ' bytes';
+    const bytes = bytesOf(file);
+    const blob = new Blob([bytes], { type: type });
+    const url = URL.createObjectURL(blob);
+    blobUrls.push(url);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = file.name.split('/').pop();
+    link.textContent = file.name;
+    link.className = 'file-link';
+    li.append(link, info);
+    if (/^image\//.test(type)) {
+      const img = document.createElement('img');
+      img.src = 'data:' + type + ';base64,' +
+        (file.encoding === 'base64' ? file.content : base64Of(bytes));
+      img.alt = file.name;
+      li.append(img);
+    }
+    return li;
+  }
+
+  function showResult(data) {
+    const status = $('status');
+    status.textContent = data.status;
+    status.className = 'status status-' + String(data.status).replace(/[^a-z_]/g, '');
+    $('exit').textContent = data.signal ? 'signal ' + data.signal
+      : data.exit_code !== null && data.exit_code !== undefined ? 'exit code ' + data.exit_code : '';
+    const t = data.time || {};
+    const parts = [];
+    if (typeof t.wall === 'number') parts.push('wall ' + t.wall.toFixed(3) + ' s');
+    if (typeof t.cpu === 'number') parts.push('CPU ' + t.cpu.toFixed(3) + ' s');
+    if (typeof data.max_rss_kib === 'number') parts.push((data.max_rss_kib / 1024).toFixed(1) + ' MiB peak');
+    if (data.dependencies && data.dependencies !== 'none') parts.push('dependencies ' + data.dependencies);
+    $('times').textContent = parts.join(' · ');
+    const trunc = data.truncated || [];
+    $('truncated').hidden = trunc.length === 0;
+    $('truncated').textContent = trunc.length
+      ? 'Truncated at the server\'s limit: ' + trunc.join(', ') + '.' : '';
+    show($('stdout'), data.stdout || '');
+    show($('stderr'), data.stderr || '');
+    const list = $('files');
+    list.replaceChildren(...(data.files || []).map(fileItem));
+    $('files-section').hidden = list.children.length === 0;
+    result.hidden = false;
+  }
+
+  function showError(text) {
+    errorBox.textContent = text;
+    errorBox.hidden = false;
+  }
+
+  // --- running
+  function buildForm() {
+    const fd = new FormData();
+    fd.append('files', new Blob([$('main-py').value], { type: 'text/x-python' }), 'main.py');
+    for (const box of extra.querySelectorAll('.extra-file')) {
+      const name = box.querySelector('.file-name').value.trim();
+      if (!name) throw new Error('Every added file needs a name.');
+      fd.append('files', new Blob([box.querySelector('.file-content').value]), name);
+    }
+    if ($('stdin').value !== '') fd.append('stdin', $('stdin').value);
+    return fd;
+  }
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const button = $('run');
+    if (button.disabled) return;
+    errorBox.hidden = true;
+    let fd;
+    try {
+      fd = buildForm();
+    } catch (e) {
+      showError(e.message);
+      return;
+    }
+    const query = new URLSearchParams({ format: 'json' });
+    const deps = $('dependencies').value.trim();
+    const timeout = $('timeout').value.trim();
+    if (deps) query.set('dependencies', deps);
+    if (timeout) query.set('timeout', timeout);
+    button.disabled = true;
+    form.setAttribute('aria-busy', 'true');
+    $('busy').textContent = 'Running…';
+    try {
+      const res = await fetch('execute?' + query, {
+        method: 'POST', body: fd, headers: { Accept: 'application/json' },
+      });
+      const text = await res.text();
+      let data = null;
+      try { data = JSON.parse(text); } catch (e) { /* not JSON: nginx's own page */ }
+      for (const u of blobUrls) URL.revokeObjectURL(u);
+      blobUrls = [];
+      if (data && typeof data.status === 'string' && 'stdout' in data) {
+        showResult(data);          // 200, or 424 with pip's output as stderr
+      } else if (data && data.detail) {
+        result.hidden = true;
+        showError('HTTP ' + res.status + (data.error ? ' (' + data.error + ')' : '') + ': ' + data.detail);
+      } else {
+        result.hidden = true;
+        showError('HTTP ' + res.status + ' ' + res.statusText + ': the server gave no JSON reply.');
+      }
+      $('busy').textContent = 'Done.';
+    } catch (e) {
+      showError('The request failed: ' + e.message);
+      $('busy').textContent = '';
+    } finally {
+      button.disabled = false;
+      form.removeAttribute('aria-busy');
+      result.dataset.runs = String(++runs);
+    }
+  });
+})();
