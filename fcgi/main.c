@@ -260,6 +260,30 @@ static void sweep_worker(const char *root, pid_t pid)
 	closedir(d);
 }
 
+/* Whether the parent is Apache httpd: mod_fcgid's process manager (an
+ * "apache2" or "httpd" process) starts its FastCGI programs itself, with
+ * the listening socket on fd 0 and nothing else to tell them apart (their
+ * environment is PATH and FcgidInitialEnv only). It sends each process one
+ * request at a time and runs as many processes as it wants concurrency. */
+static int parent_is_apache(void)
+{
+	char path[64], comm[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)getppid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "apache2") == 0 || strcmp(comm, "httpd") == 0;
+}
+
 /* The arguments may carry secrets (a pip index URL with a password): once
  * read, they are wiped from the process's memory, so neither `ps` nor a
  * sandboxed program reading its init's /proc/1/cmdline (init is a copy of
@@ -618,6 +642,15 @@ int main(int argc, char **argv)
 		 * CPU a core idles about a sixth of the time under load. */
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		nworkers = n > 0 ? (unsigned)n + 1 : 1;
+	}
+	if (cfg.workers == 0 && listen_fd == 0 && parent_is_apache()) {
+		/* mod_fcgid: one request at a time per process; more
+		 * concurrency is more processes (FcgidMaxProcessesPerClass).
+		 * A master and one worker: a worker that dies is replaced and
+		 * what its run left is killed and removed, as always. */
+		nworkers = 1;
+		log_msg(LOG_LEVEL_INFO, "started by Apache httpd (mod_fcgid), which sends "
+			"one request at a time to each process: 1 worker");
 	}
 	if (nworkers > WORKERS_MAX)
 		nworkers = WORKERS_MAX;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,22 @@ int workdir_remove(struct workdir *wd)
 	return ret;
 }
 
+/* Whether the process that made the request directory name ("<pid>-<id>")
+ * is alive and not the caller: another pyexec-fcgi sharing work_root
+ * (mod_fcgid runs several, as may lighttpd's max-procs) is in the middle
+ * of that request. */
+static int owner_alive(const char *name)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(name, &end, 10);
+	if (end == name || *end != '-' || errno != 0 || pid <= 1 || pid == (long)getpid())
+		return 0;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 int workdir_sweep(const char *root)
 {
 	DIR *d;
@@ -516,7 +533,8 @@ int workdir_sweep(const char *root)
 			}
 			break;
 		}
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    owner_alive(de->d_name))
 			continue;
 		if (workdir_rmtree_at(fd, de->d_name) < 0) {
 			log_msg(LOG_LEVEL_ERROR, "workdir: cannot remove leftover %s/%s: %s",

@@ -49,7 +49,10 @@ int workdir_remove(struct workdir *wd);
 int workdir_rmtree_at(int dirfd, const char *name);
 
 /* Removes every leftover entry under root (at start, or after a worker
- * crashed). Returns the number of entries removed, or -1 (logged). */
+ * crashed), except a request directory ("<pid>-<id>") whose process is
+ * alive and not the caller: several pyexec-fcgi may share one work_root
+ * (mod_fcgid starts one per concurrent request). Returns the number of
+ * entries removed, or -1 (logged). */
 int workdir_sweep(const char *root);
 
 #endif

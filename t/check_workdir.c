@@ -801,6 +801,16 @@ START_TEST(test_sweep)
 	ck_assert_int_eq(workdir_sweep(root), 0);
 	pathf(p, "%s/missing", base);
 	ck_assert_int_eq(workdir_sweep(p), -1);
+
+	/* Another live process's request stays; a dead one's goes. */
+	pathf(p, "%s/%d-0123abcd", root, (int)getppid());
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	pathf(p, "%s/%d-0123abcd", root, INT_MAX - 1);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	ck_assert_int_eq(workdir_sweep(root), 1);
+	ck_assert_int_eq(count_entries(root), 1);
+	pathf(p, "%s/%d-0123abcd", root, (int)getppid());
+	ck_assert_int_eq(rmdir(p), 0);
 }
 END_TEST
 

@@ -8,7 +8,11 @@ Server(web="lighttpd"), or $PYEXEC_TEST_WEB=lighttpd for every server whose
 test does not choose, puts /usr/sbin/lighttpd in front instead, from
 conf/lighttpd/pyexec.conf; with $PYEXEC_TEST_LIGHTTPD_MODE=bin-path (or
 listen="bin-path") lighttpd starts pyexec-fcgi itself, from
-conf/lighttpd/pyexec-bin-path.conf. Requests go
+conf/lighttpd/pyexec-bin-path.conf. Server(web="apache") (or
+$PYEXEC_TEST_WEB=apache) puts a real Apache httpd with mod_fcgid in front,
+from conf/apache/pyexec.conf: Apache's mod_fcgid starts pyexec-fcgi itself,
+as many processes as it wants (up to `workers`), each with the socket on
+fd 0 and one request at a time. Requests go
 through curl (a real client) or http.client (for requests curl will not
 send); multipart replies are read with Python's email parser, as a client of
 the seed would.
@@ -54,7 +58,11 @@ PLAYGROUND_DIR = os.environ.get("PYEXEC_PLAYGROUND") or os.path.join(TOP_SRCDIR,
 LIGHTTPD = os.environ.get("LIGHTTPD", "/usr/sbin/lighttpd")
 LIGHTTPD_SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "lighttpd", "pyexec.conf")
 LIGHTTPD_BIN_PATH_CONF = os.path.join(TOP_SRCDIR, "conf", "lighttpd", "pyexec-bin-path.conf")
-# The web server in front when a test does not choose: nginx or lighttpd.
+APACHE = os.environ.get("APACHE", "/usr/sbin/apache2")
+APACHE_MODULES = os.environ.get("APACHE_MODULES", "/usr/lib/apache2/modules")
+APACHE_SITE_CONF = os.path.join(TOP_SRCDIR, "conf", "apache", "pyexec.conf")
+# The web server in front when a test does not choose: nginx, lighttpd or
+# apache.
 DEFAULT_WEB = os.environ.get("PYEXEC_TEST_WEB") or "nginx"
 # How lighttpd reaches pyexec when a test does not choose: "socket" (pyexec
 # listens, started by the harness) or "bin-path" (lighttpd starts it).
@@ -75,6 +83,7 @@ CLEAN_TIMEOUT = 3.0      # seconds for a request's processes and dir to go
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
 _sanitizer_reports = []
+_stop_reports = []      # (server, what a stop left behind)
 
 
 def sanitized_build():
@@ -531,11 +540,16 @@ class Server:
     as fd 3 with LISTEN_FDS=1 and LISTEN_PID, the way systemd's socket
     activation does), or with web="lighttpd" "bin-path" (lighttpd itself
     starts pyexec-fcgi on a socket as fd 0; its master is then lighttpd's
-    child, and self.proc stands for it). options: extra -o KEY=VALUE
-    strings. web: "nginx" or "lighttpd" (default $PYEXEC_TEST_WEB, else
-    nginx); listen defaults to "bin-path" for lighttpd when
-    $PYEXEC_TEST_LIGHTTPD_MODE is bin-path, else "unix". self.nginx is the
-    web server's process whichever it is (also self.web_proc).
+    child, and self.proc stands for it), or with web="apache" "fcgid" (the
+    only mode there: mod_fcgid's process manager starts pyexec-fcgi on a
+    socket as fd 0, up to `workers` processes with one request at a time
+    each, passed as FcgidMaxProcessesPerClass instead of -w; pyexec's
+    masters are Apache's grandchildren and self.proc stands for the first).
+    options: extra -o KEY=VALUE strings. web: "nginx", "lighttpd" or
+    "apache" (default $PYEXEC_TEST_WEB, else nginx); listen defaults to
+    "bin-path" for lighttpd when $PYEXEC_TEST_LIGHTTPD_MODE is bin-path,
+    "fcgid" for apache, else "unix". self.nginx is the web server's process
+    whichever it is (also self.web_proc).
     """
 
     def __init__(self, name="main", options=(), workers=2, max_upload="50M",
@@ -544,15 +558,17 @@ class Server:
                  conf_text="", before_start=None, use_site_conf=True, preexec=None,
                  web=None):
         self.web = web or DEFAULT_WEB
-        if self.web not in ("nginx", "lighttpd"):
-            raise ValueError("web server %r: nginx or lighttpd" % (self.web,))
+        if self.web not in ("nginx", "lighttpd", "apache"):
+            raise ValueError("web server %r: nginx, lighttpd or apache" % (self.web,))
         if listen is None:
             listen = ("bin-path" if self.web == "lighttpd" and LIGHTTPD_MODE == "bin-path"
-                      else "unix")
+                      else "fcgid" if self.web == "apache" else "unix")
         if listen == "bin-path" and self.web != "lighttpd":
             raise ValueError("listen bin-path needs web=\"lighttpd\"")
-        if listen == "bin-path" and preexec is not None:
-            raise ValueError("preexec: lighttpd starts pyexec-fcgi in bin-path mode")
+        if (listen == "fcgid") != (self.web == "apache"):
+            raise ValueError("web=\"apache\" starts pyexec-fcgi itself (listen \"fcgid\")")
+        if listen in ("bin-path", "fcgid") and preexec is not None:
+            raise ValueError("preexec: the web server starts pyexec-fcgi in %s mode" % listen)
         self.name = name
         self.options = list(options)
         self.workers = workers
@@ -587,6 +603,8 @@ class Server:
         """The web server's error log (nginx's or lighttpd's)."""
         if self.web == "lighttpd":
             return os.path.join(self.tmp, "lighttpd-error.log")
+        if self.web == "apache":
+            return os.path.join(self.tmp, "apache-error.log")
         return os.path.join(self.tmp, "nginx-error.log")
 
     web_log = nginx_log
@@ -605,7 +623,9 @@ class Server:
 
     def pyexec_argv(self):
         argv = [self.binary, "-c", self.conf, "-l", self.listen]
-        if self.workers is not None:
+        if self.workers is not None and self.listen_mode != "fcgid":
+            # under mod_fcgid, `workers` is FcgidMaxProcessesPerClass and
+            # pyexec chooses its one worker by itself
             argv += ["-w", str(self.workers)]
         argv += ["-o", "work_root=" + self.work_root,
                 "-o", "deps_cache=" + os.path.join(self.tmp, "deps"),
@@ -647,6 +667,14 @@ class Server:
             self.upstream = "unix:" + sock_path
             # lighttpd numbers the sockets of its bin-path processes
             self.sock_path = sock_path + "-0"
+        elif self.listen_mode == "fcgid":
+            self.listen = "fd:0"          # mod_fcgid's socket, as fd 0
+            self.upstream = None
+            if IS_ROOT:
+                # pyexec runs as Apache's User (nobody) and cannot drop
+                # privileges: its deps_cache must be nobody's
+                os.mkdir(os.path.join(self.tmp, "deps"), 0o700)
+                os.chown(os.path.join(self.tmp, "deps"), 65534, 65534)
         elif self.listen_mode in ("fd", "systemd"):
             fd_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             fd_sock.bind(sock_path)
@@ -664,7 +692,7 @@ class Server:
         env.update(self.extra_env)
         self._logf = open(self.pyexec_log, "ab")
         argv = self.pyexec_argv()
-        if self.listen_mode in ("fd", "systemd", "bin-path"):
+        if self.listen_mode in ("fd", "systemd", "bin-path", "fcgid"):
             i = argv.index("-l")
             del argv[i:i + 2]   # found on fd 0 (or fd 3) by itself
         if self.listen_mode == "systemd":
@@ -675,6 +703,14 @@ class Server:
             # lighttpd's stdout and stderr (this log).
             self.proc = None
             self._start_lighttpd(env)
+            self._wait_ready()
+            return self
+        if self.listen_mode == "fcgid":
+            # Apache's mod_fcgid starts it when the first request comes,
+            # with PATH and FcgidInitialEnv as its environment and Apache's
+            # main ErrorLog (this log) as stdout and stderr.
+            self.proc = None
+            self._start_apache()
             self._wait_ready()
             return self
         self.proc = subprocess.Popen(
@@ -820,11 +856,12 @@ class Server:
         return text
 
     def _bin_path_command(self):
-        """pyexec-fcgi's command line as lighttpd's "bin-path": lighttpd
-        splits it at blanks and knows no quoting."""
+        """pyexec-fcgi's command line as lighttpd's "bin-path" or mod_fcgid's
+        FcgidWrapper: both split it at blanks and know no quoting."""
         for a in self.argv:
             if not a or re.search(r'[\s"\\]', a):
-                raise ServerError("bin-path: argument %r cannot be passed through lighttpd" % a)
+                raise ServerError("%s: argument %r cannot be passed through %s"
+                                  % (self.listen_mode, a, self.web))
         return " ".join(self.argv)
 
     def _lighttpd_conf(self):
@@ -891,6 +928,137 @@ class Server:
             [LIGHTTPD, "-D", "-f", conf], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             env=env, cwd="/", start_new_session=True)
 
+    # apache
+    def _fcgid_env(self):
+        """What pyexec gets in its environment under mod_fcgid besides PATH:
+        the test's env, and the sanitizers' options."""
+        env = {k: v for k, v in os.environ.items()
+               if k.startswith(("ASAN_", "LSAN_", "UBSAN_"))}
+        env.update(self.extra_env)
+        for k, v in env.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) or re.search(r'["\\\n]', v):
+                raise ServerError("FcgidInitialEnv: %r=%r cannot be passed through apache"
+                                  % (k, v))
+        return env
+
+    def _apache_site_from_repo(self):
+        """The operator's site file for Apache (conf/apache/pyexec.conf) with
+        our port, body limit, process count, logs and pyexec-fcgi command put
+        in; None when it is missing or has changed shape."""
+        text = _read(APACHE_SITE_CONF, "r")
+        if text is None:
+            return None
+        t = self.tmp
+        limit = _kib(self.client_max_body_size) * 1024
+        subs = [
+            (r"(?m)^(\s*)Listen\s+\S+", r"\g<1>Listen 127.0.0.1:%d" % self.port),
+            (r"(?m)^(\s*)<VirtualHost\s+[^>]*>", r"\g<1><VirtualHost 127.0.0.1:%d>" % self.port),
+            (r'(?m)^(\s*)FcgidWrapper\s+"[^"]*"\s+virtual',
+             r'\g<1>FcgidWrapper "%s" virtual' % self._bin_path_command()),
+            (r"(?m)^(\s*)LimitRequestBody\s+\d+", r"\g<1>LimitRequestBody %d" % limit),
+            (r"(?m)^(\s*)FcgidMaxRequestLen\s+\d+", r"\g<1>FcgidMaxRequestLen %d" % limit),
+            (r"(?m)^(\s*)FcgidMaxProcessesPerClass\s+\d+",
+             r"\g<1>FcgidMaxProcessesPerClass %d" % (self.workers or 2)),
+            (r"(?m)^(\s*)DocumentRoot\s+\S+", r"\g<1>DocumentRoot %s/apache-www" % t),
+            (r"(?m)^(\s*)ErrorLog\s+\S+", r"\g<1>ErrorLog %s/apache-error.log" % t),
+            (r"(?m)^(\s*)CustomLog\s+\S+", r"\g<1>CustomLog %s/apache-access.log" % t),
+        ]
+        for pat, rep in subs:
+            text, n = re.subn(pat, lambda m, rep=rep: m.expand(rep), text)
+            if n != 1:
+                return None
+        env = "".join('    FcgidInitialEnv %s "%s"\n' % kv for kv in self._fcgid_env().items())
+        text, n = re.subn(r"(?m)^</VirtualHost>", lambda m: env + m.group(0), text)
+        return text if n == 1 else None
+
+    def _apache_conf(self):
+        t = self.tmp
+        site = self._apache_site_from_repo() if self.use_site_conf else None
+        self.site_source = APACHE_SITE_CONF if site else "built-in"
+        if site is None:
+            env = "".join('    FcgidInitialEnv %s "%s"\n' % kv
+                          for kv in self._fcgid_env().items())
+            site = textwrap.dedent("""\
+                Listen 127.0.0.1:{port}
+                <VirtualHost 127.0.0.1:{port}>
+                    DocumentRoot {t}/apache-www
+                    LimitRequestBody {limit}
+                    <Location "/">
+                        SetHandler fcgid-script
+                        FcgidWrapper "{cmd}" virtual
+                        Options +ExecCGI
+                        Require all granted
+                        CGIPassAuth On
+                    </Location>
+                    FcgidMaxProcessesPerClass {procs}
+                    FcgidIOTimeout {rt}
+                    FcgidMaxRequestLen {limit}
+                    ErrorLog {t}/apache-error.log
+                    CustomLog {t}/apache-access.log combined
+                """).format(port=self.port, t=t, cmd=self._bin_path_command(),
+                            limit=_kib(self.client_max_body_size) * 1024,
+                            procs=self.workers or 2, rt=self.read_timeout) + env + "</VirtualHost>\n"
+        # As root Apache must have a User: its children and mod_fcgid's
+        # process manager, and so pyexec, run as nobody.
+        user = "User nobody\nGroup nogroup\n" if IS_ROOT else ""
+        mods = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, APACHE_MODULES, m)
+                       for m in ("mpm_event", "authz_core", "reqtimeout", "fcgid"))
+        return textwrap.dedent("""\
+            ServerRoot {t}
+            ServerName localhost
+            PidFile {t}/apache.pid
+            DefaultRuntimeDir {t}/apache-run
+            Mutex file:{t}/apache-run default
+            ErrorLog {t}/pyexec.log
+            LogLevel warn
+            LogFormat "%h %l %u %t \\"%r\\" %>s %b" combined
+            StartServers 1
+            ServerLimit 2
+            ThreadsPerChild 32
+            MaxRequestWorkers 64
+            FcgidIPCDir {t}/apache-run/fcgid-sock
+            FcgidProcessTableFile {t}/apache-run/fcgid-shm
+            """).format(t=t).replace("FcgidIPCDir", mods + user + "FcgidIPCDir", 1) + site
+
+    def _start_apache(self):
+        """apache2 in the foreground (-DFOREGROUND), its own ServerRoot,
+        PidFile, runtime and mutex directory in self.tmp. Its main ErrorLog
+        is pyexec's log: mod_fcgid gives it to pyexec as stdout and stderr."""
+        t = self.tmp
+        os.mkdir(os.path.join(t, "apache-www"))
+        os.mkdir(os.path.join(t, "apache-run"), 0o755)
+        for n in ("apache-error.log", "apache-access.log"):
+            open(os.path.join(t, n), "ab").close()
+        conf = os.path.join(t, "apache.conf")
+        with open(conf, "w") as f:
+            f.write(self._apache_conf())
+        self._nginx_out = open(os.path.join(t, "apache-stderr.log"), "ab")
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
+        self.nginx = subprocess.Popen(
+            [APACHE, "-DFOREGROUND", "-f", conf], stdin=subprocess.DEVNULL,
+            stdout=self._nginx_out, stderr=self._nginx_out, env=env, cwd="/",
+            start_new_session=True)
+
+    def _fcgid_masters(self, table=None):
+        """Under Apache: the pyexec-fcgi masters mod_fcgid started (pyexec
+        processes in Apache's tree whose parent is not pyexec), oldest first."""
+        if self.nginx is None:
+            return []
+        table = table if table is not None else proc_table()
+        exe = os.path.realpath(self.binary)
+        return sorted(pid for pid in descendants(table, self.nginx.pid)
+                      if pid in table and table[pid]["exe"] == exe
+                      and table.get(table[pid]["ppid"], {}).get("exe") != exe)
+
+    def master_pids(self, table=None):
+        """The running pyexec masters of this server: one, or under Apache
+        every process mod_fcgid started."""
+        if self.listen_mode == "fcgid":
+            return self._fcgid_masters(table)
+        if self.proc is not None and self.proc.poll() is None:
+            return [self.proc.pid]
+        return []
+
     def _find_spawned_master(self):
         """In bin-path mode: lighttpd's child that runs pyexec-fcgi."""
         if self.nginx is None or self.nginx.poll() is not None:
@@ -906,6 +1074,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc is None and self.listen_mode == "bin-path":
                 self.proc = self._find_spawned_master()
+            if self.proc is None and self.listen_mode == "fcgid":
+                masters = self._fcgid_masters()
+                self.proc = _SpawnedMaster(masters[0]) if masters else None
             if self.proc is not None and self.proc.poll() is not None:
                 self.stop()
                 raise ServerError("pyexec-fcgi exited with %s at start-up:\n%s"
@@ -937,7 +1108,17 @@ class Server:
         mode when lighttpd stops it: the status is lighttpd's to reap)."""
         rc = None
         spawned = isinstance(self.proc, _SpawnedMaster)
-        if spawned:
+        fcgid = self.listen_mode == "fcgid"
+        if fcgid:
+            # Apache stops mod_fcgid's processes (SIGTERM, SIGKILL after
+            # 8 s) when it stops; every pyexec process is waited for here.
+            kids = set()
+            if self.nginx is not None:
+                table = proc_table()
+                for m in self._fcgid_masters(table):
+                    kids |= {m} | set(descendants(table, m))
+            order = (self.nginx,)
+        elif spawned:
             # lighttpd sends its bin-path child SIGTERM when it stops, and
             # does not wait for it: the wait is ours.
             kids = set()
@@ -958,6 +1139,8 @@ class Server:
             try:
                 p.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
+                if p is self.proc and fcgid:
+                    continue
                 if p is self.proc and spawned:
                     for pid in [p.pid] + sorted(kids):
                         try:
@@ -972,9 +1155,17 @@ class Server:
                     pass
                 p.kill()
                 p.wait()
-        if spawned:
+        if spawned or fcgid:
             # the workers go with their master; bounded wait all the same
-            wait_for(lambda: all(wait_pid_gone(k, 0) for k in kids), STOP_TIMEOUT, 0.05)
+            if not wait_for(lambda: all(wait_pid_gone(k, 0) for k in kids), STOP_TIMEOUT, 0.05):
+                for k in sorted(kids):
+                    try:
+                        os.kill(k, signal.SIGKILL)
+                    except OSError:
+                        pass
+                _stop_reports.append((self.name, "pyexec processes left %.0f s after %s "
+                                      "stopped (killed): %r" % (STOP_TIMEOUT, self.web,
+                                                                sorted(kids))))
         if self.proc is not None:
             rc = self.proc.returncode
             found = sanitizer_lines((_read(self.pyexec_log) or b"").decode("utf-8", "replace"))
@@ -1005,8 +1196,9 @@ class Server:
         namespace, not a host directory)."""
         table = proc_table()
         run = set()
-        if self.proc is not None and self.proc.poll() is None:
-            run = set(descendants(table, self.proc.pid)) - set(self.worker_pids())
+        for m in self.master_pids(table):
+            run |= set(descendants(table, m))
+        run -= set(self.worker_pids())
         out = []
         for pid, info in table.items():
             if pid == os.getpid():
@@ -1030,13 +1222,15 @@ class Server:
 
     # processes
     def worker_pids(self):
-        """The master's children that run pyexec-fcgi."""
+        """The master's children that run pyexec-fcgi (under Apache, those
+        of every master mod_fcgid started)."""
         if self.proc is None:
             return []
         exe = os.path.realpath(self.binary)
         table = proc_table()
+        masters = set(self.master_pids(table)) if self.listen_mode == "fcgid" else {self.proc.pid}
         return sorted(pid for pid, i in table.items()
-                      if i["ppid"] == self.proc.pid and i["exe"] == exe)
+                      if i["ppid"] in masters and i["exe"] == exe)
 
     def leftovers(self):
         """Processes that should not exist now: descendants of the master
@@ -1045,11 +1239,13 @@ class Server:
         table = proc_table()
         me = os.getpid()
         bad = {}
-        if self.proc is not None and self.proc.poll() is None:
+        masters = self.master_pids(table)
+        if masters:
             workers = set(self.worker_pids())
-            for pid in descendants(table, self.proc.pid):
-                if pid not in workers and pid in table:
-                    bad[pid] = table[pid]
+            for m in masters:
+                for pid in descendants(table, m):
+                    if pid not in workers and pid in table:
+                        bad[pid] = table[pid]
         for pid, info in table.items():
             if pid == me:
                 continue
@@ -1455,9 +1651,11 @@ def main(module="__main__"):
         print("# sanitizer report in the log of server [%s]:" % name)
         for line in found[:20]:
             print("#   " + line)
+    for name, what in _stop_reports:
+        print("# stopping server [%s]: %s" % (name, what))
     print("# %d tests, %d failed, %.1f s" % (result.n, result.failed_count,
                                              time.monotonic() - t0), flush=True)
-    sys.exit(1 if result.failed_count or _sanitizer_reports else 0)
+    sys.exit(1 if result.failed_count or _sanitizer_reports or _stop_reports else 0)
 
 
 def _flatten(suite):

@@ -728,5 +728,53 @@ class Truncation(harness.E2ETestCase):
         self.assertEqual(doc["stdout"], "y" * 65536)
 
 
+@harness.unittest.skipUnless(harness.DEFAULT_WEB == "apache",
+                             "Apache's mod_fcgid starts pyexec only with PYEXEC_TEST_WEB=apache")
+class UnderApache(harness.E2ETestCase):
+    """mod_fcgid starts pyexec-fcgi itself, with the socket on fd 0, and
+    sends each process one request at a time."""
+
+    def test_one_worker_per_process(self):
+        s = self.server("main", **MAIN)
+        r = s.request("GET", "/healthz")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["workers"], 1, r.describe())
+        log = (harness._read(s.pyexec_log) or b"").decode("utf-8", "replace")
+        self.assertIn("started by Apache httpd (mod_fcgid), which sends one request at a "
+                      "time to each process: 1 worker", log)
+        table = harness.proc_table()
+        masters = s.master_pids(table)
+        self.assertTrue(masters)
+        for m in masters:
+            self.assertEqual(table[m]["uid"], 65534 if harness.IS_ROOT else os.getuid())
+            self.assertEqual(len([w for w in s.worker_pids() if table[w]["ppid"] == m]), 1,
+                             "master %d" % m)
+
+    def test_processes_share_work_root(self):
+        """Concurrent requests go to several pyexec processes sharing one
+        work_root: one that starts while another runs a program (in the
+        host's directory, rlimits layer) leaves that program's directory."""
+        s = self.private_server(name="fcgid-share", workers=2, sandbox="rlimits")
+        replies = {}
+
+        def post(i):
+            replies[i] = s.post_execute({"main.py": script('''
+                import time
+                time.sleep(2)
+                open("done.txt", "w").write("done")
+                ''')}, query="timeout=20", timeout=60)
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        seen = set()
+        harness.wait_for(lambda: seen.update(s.master_pids()) or len(seen) >= 2, 10)
+        for t in threads:
+            t.join(70)
+        self.assertGreaterEqual(len(seen), 2, "mod_fcgid started one process only")
+        for i in range(3):
+            self.assertRan(replies[i], "ok", 0)
+            self.assertEqual(replies[i].files["done.txt"].data, b"done")
+
+
 if __name__ == "__main__":
     harness.main()
