@@ -497,6 +497,7 @@ int main(int argc, char **argv)
 	sigset_t block, old;
 	pid_t master = getpid();
 	unsigned nworkers;
+	int single = 0;
 	int64_t stop_deadline = 0;
 	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
 	static struct cache cache;
@@ -644,13 +645,15 @@ int main(int argc, char **argv)
 		nworkers = n > 0 ? (unsigned)n + 1 : 1;
 	}
 	if (cfg.workers == 0 && listen_fd == 0 && parent_is_apache()) {
-		/* mod_fcgid: one request at a time per process; more
-		 * concurrency is more processes (FcgidMaxProcessesPerClass).
-		 * A master and one worker: a worker that dies is replaced and
-		 * what its run left is killed and removed, as always. */
+		/* mod_fcgid: one request at a time per process, and more
+		 * concurrency is more processes (FcgidMaxProcessesPerClass),
+		 * which it starts, watches and replaces itself: no pre-fork,
+		 * this process serves. */
 		nworkers = 1;
+		single = 1;
 		log_msg(LOG_LEVEL_INFO, "started by Apache httpd (mod_fcgid), which sends "
-			"one request at a time to each process: 1 worker");
+			"one request at a time to each process: serving in this process, "
+			"without workers");
 	}
 	if (nworkers > WORKERS_MAX)
 		nworkers = WORKERS_MAX;
@@ -681,6 +684,23 @@ int main(int argc, char **argv)
 	log_msg(LOG_LEVEL_INFO, "pyexec %s listening (%s), %u workers, work_root %s",
 		PACKAGE_VERSION, listen_describe(cfg.listen, unix_path, listen_fd),
 		nworkers, cfg.work_root);
+
+	if (single) {
+		/* The worker's loop, here (it becomes the runs' subreaper and
+		 * stops on SIGTERM after the request in hand); a reload is
+		 * mod_fcgid's: it starts new processes. */
+		signal(SIGPIPE, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		rc = server_worker_main(&srv);
+		if (srv.cgroup != NULL)
+			(void)cgroup_remove_worker(srv.cgroup, getpid());
+		workdir_sweep(cfg.work_root);
+		mime_close(mime);
+		auth_free(&auth);
+		cmdline_free(&cl);
+		log_msg(LOG_LEVEL_INFO, "stopped");
+		return rc;
+	}
 
 	/* Orphans of a worker's runs come to the master when the worker dies. */
 	if (run_become_subreaper() < 0)

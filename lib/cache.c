@@ -127,12 +127,29 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 			return -1;
 		}
 	}
-	/* Installs that were under way when pyexec last stopped. */
+	/* Installs that were under way when pyexec last stopped ("<key>.<rnd>").
+	 * Another pyexec may share this cache (mod_fcgid runs several): an
+	 * install it has under way holds its key's lock, and stays. */
 	if (path_in(stage, sizeof(stage), cfg->deps_cache, ".staging", NULL) == 0 &&
 	    (d = opendir(stage)) != NULL) {
-		while ((de = readdir(d)) != NULL)
-			if (de->d_name[0] != '.')
+		while ((de = readdir(d)) != NULL) {
+			char key[DEPS_KEY_HEX + 1], lock[PATH_MAX];
+			int lfd;
+
+			if (de->d_name[0] == '.' || strlen(de->d_name) <= DEPS_KEY_HEX ||
+			    de->d_name[DEPS_KEY_HEX] != '.')
+				continue;
+			memcpy(key, de->d_name, DEPS_KEY_HEX);
+			key[DEPS_KEY_HEX] = '\0';
+			if (path_in(lock, sizeof(lock), cfg->deps_cache, ".locks", key) < 0)
+				continue;
+			lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (lfd < 0)
+				continue;
+			if (flock(lfd, LOCK_EX | LOCK_NB) == 0)
 				(void)workdir_rmtree_at(dirfd(d), de->d_name);
+			close(lfd);
+		}
 		closedir(d);
 	}
 

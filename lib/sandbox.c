@@ -1576,7 +1576,10 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 	cfg->uid = getuid();
 	cfg->gid = getgid();
 
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/sandbox-probe.XXXXXX", tmp_dir) >= sizeof(dir)) {
+	/* Named like a request directory ("<pid>-..."): another pyexec sharing
+	 * tmp_dir as its work_root leaves it alone while this process lives. */
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/%d-sandbox-probe.XXXXXX", tmp_dir,
+			     (int)getpid()) >= sizeof(dir)) {
 		util_errorf(err, errlen, "the temporary directory's path is too long");
 		errno = ENAMETOOLONG;
 		return -1;

@@ -734,21 +734,22 @@ class UnderApache(harness.E2ETestCase):
     """mod_fcgid starts pyexec-fcgi itself, with the socket on fd 0, and
     sends each process one request at a time."""
 
-    def test_one_worker_per_process(self):
+    def test_one_process_serves_without_workers(self):
         s = self.server("main", **MAIN)
         r = s.request("GET", "/healthz")
         self.assertStatus(r, 200)
         self.assertEqual(r.json()["workers"], 1, r.describe())
         log = (harness._read(s.pyexec_log) or b"").decode("utf-8", "replace")
         self.assertIn("started by Apache httpd (mod_fcgid), which sends one request at a "
-                      "time to each process: 1 worker", log)
+                      "time to each process: serving in this process, without workers", log)
         table = harness.proc_table()
         masters = s.master_pids(table)
         self.assertTrue(masters)
         for m in masters:
             self.assertEqual(table[m]["uid"], 65534 if harness.IS_ROOT else os.getuid())
-            self.assertEqual(len([w for w in s.worker_pids() if table[w]["ppid"] == m]), 1,
-                             "master %d" % m)
+            # no pre-fork: nothing of pyexec's below it between requests
+            self.assertEqual(harness.descendants(table, m), [], "process %d" % m)
+        self.assertRan(s.post_execute({"main.py": HELLO}))
 
     def test_processes_share_work_root(self):
         """Concurrent requests go to several pyexec processes sharing one

@@ -12,6 +12,7 @@ tests look at: <deps_cache>/<64 hex>/ entries, .staging/ installs under way,
 .sizes/<key> an entry's size in bytes.
 """
 
+import fcntl
 import os
 import re
 import signal
@@ -233,6 +234,35 @@ class DepsCase(harness.E2ETestCase):
         self.assertNotRegex(log.lower(), r"\bpip\b", "the log mentions pip:\n" + log)
         self.assertEqual(entries(s), entries_before)
         self.assertEqual(staging(s), [])
+
+
+class StaleStaging(DepsCase):
+    """At start, installs left under way by a stopped pyexec are removed,
+    but not one another pyexec sharing the cache has under way (it holds
+    its key's lock: mod_fcgid runs several pyexec on one cache)."""
+
+    def test_stale_installs_go_and_live_ones_stay(self):
+        held = {}
+
+        def plant(s):
+            root = cache_dir(s)
+            for sub in (".staging", ".locks"):
+                os.makedirs(os.path.join(root, sub), exist_ok=True)
+            for name in ("a" * 64 + ".dead1234", "b" * 64 + ".live5678"):
+                os.makedirs(os.path.join(root, ".staging", name, "pkg"))
+            fd = os.open(os.path.join(root, ".locks", "b" * 64), os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held["fd"] = fd
+            for dirpath, dirs, files in os.walk(root):
+                for d in dirs + files:
+                    os.chown(os.path.join(dirpath, d), 65534, 65534)
+        if not harness.IS_ROOT:
+            self.skipTest("the cache is handed to nobody, which needs root")
+        s = self.private_server(name="stale", workers=1, before_start=plant)
+        self.addCleanup(lambda: os.close(held["fd"]))
+        self.assertEqual(staging(s), ["b" * 64 + ".live5678"])
+        # the other pyexec's install, done: not this server's to leave
+        harness.shutil.rmtree(os.path.join(cache_dir(s), ".staging", "b" * 64 + ".live5678"))
 
 
 class Deps(DepsCase):
