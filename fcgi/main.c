@@ -492,7 +492,7 @@ int main(int argc, char **argv)
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
 	struct server srv;
-	struct worker *workers;
+	struct worker *workers = NULL;
 	struct sigaction sa;
 	sigset_t block, old;
 	pid_t master = getpid();
@@ -694,12 +694,7 @@ int main(int argc, char **argv)
 		rc = server_worker_main(&srv);
 		if (srv.cgroup != NULL)
 			(void)cgroup_remove_worker(srv.cgroup, getpid());
-		workdir_sweep(cfg.work_root);
-		mime_close(mime);
-		auth_free(&auth);
-		cmdline_free(&cl);
-		log_msg(LOG_LEVEL_INFO, "stopped");
-		return rc;
+		goto stopped;
 	}
 
 	/* Orphans of a worker's runs come to the master when the worker dies. */
@@ -797,6 +792,7 @@ int main(int argc, char **argv)
 			sigsuspend(&old);
 		}
 	}
+stopped:
 	if (unix_path[0] != '\0')
 		unlink(unix_path);
 	workdir_sweep(cfg.work_root);

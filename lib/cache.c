@@ -102,6 +102,24 @@ static void python_spec(struct run_spec *spec, const struct config *cfg, char **
 	spec->lim.max_output = max_output;
 }
 
+/* The lock of key's entry taken exclusively now: its fd, or -1 when someone
+ * holds it (an install under way, a request using the entry) or it cannot
+ * be opened. */
+static int key_try_lock(const struct config *cfg, const char *key)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (path_in(p, sizeof(p), cfg->deps_cache, ".locks", key) < 0)
+		return -1;
+	fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errlen)
 {
 	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home" };
@@ -133,7 +151,7 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 	if (path_in(stage, sizeof(stage), cfg->deps_cache, ".staging", NULL) == 0 &&
 	    (d = opendir(stage)) != NULL) {
 		while ((de = readdir(d)) != NULL) {
-			char key[DEPS_KEY_HEX + 1], lock[PATH_MAX];
+			char key[DEPS_KEY_HEX + 1];
 			int lfd;
 
 			if (de->d_name[0] == '.' || strlen(de->d_name) <= DEPS_KEY_HEX ||
@@ -141,13 +159,10 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 				continue;
 			memcpy(key, de->d_name, DEPS_KEY_HEX);
 			key[DEPS_KEY_HEX] = '\0';
-			if (path_in(lock, sizeof(lock), cfg->deps_cache, ".locks", key) < 0)
-				continue;
-			lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+			lfd = key_try_lock(cfg, key);
 			if (lfd < 0)
 				continue;
-			if (flock(lfd, LOCK_EX | LOCK_NB) == 0)
-				(void)workdir_rmtree_at(dirfd(d), de->d_name);
+			(void)workdir_rmtree_at(dirfd(d), de->d_name);
 			close(lfd);
 		}
 		closedir(d);
@@ -642,18 +657,11 @@ int cache_evict(struct cache *c)
 	if (total > cfg->deps_cache_max && n > 0)
 		qsort(v, n, sizeof(*v), by_use);
 	for (size_t i = 0; i < n && total > cfg->deps_cache_max; i++) {
-		int fd;
+		/* In use (shared lock held) or being installed: not now. */
+		int fd = key_try_lock(cfg, v[i].key);
 
-		if (path_in(p, sizeof(p), cfg->deps_cache, ".locks", v[i].key) < 0)
-			continue;
-		fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			continue;
-		/* In use (shared lock held) or being installed: not now. */
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd);
-			continue;
-		}
 		/* The entry's top is read-only, and moving a directory to another
 		 * parent rewrites its "..": make it writable first. */
 		if (util_random_hex(rnd, 4) == 0 &&

@@ -146,16 +146,31 @@ def script(src):
     return ("# %s\n" % MARKER + textwrap.dedent(src).lstrip("\n")).encode()
 
 
-def png_bytes(width=4, height=3):
-    """A small valid RGB PNG built with zlib."""
+# The source of make_png(width, height), a small valid RGB PNG built with
+# zlib and struct: run here for the bytes a test expects, and put into a
+# script (PNG_SRC + ...) that writes the same bytes. Its IDAT is deflated at
+# level 0 (stored blocks), whose bytes do not depend on the zlib version:
+# the test's Python and the server's interpreter may link different ones.
+PNG_SRC = '''
+import struct, zlib
+def make_png(width, height):
     def chunk(kind, data):
         c = struct.pack(">I", len(data)) + kind + data
         return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-    raw = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 40 % 256, y * 60 % 256, 128))
+    raw = b"".join(b"\\x00" + bytes(v for x in range(width)
+                                     for v in (x * 40 % 256, y * 60 % 256, 128))
                    for y in range(height))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr) +
+            chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+'''
+_png_ns = {}
+exec(PNG_SRC, _png_ns)  # noqa: S102 - our own source
+
+
+def png_bytes(width=4, height=3):
+    """A small valid RGB PNG (PNG_SRC's make_png)."""
+    return _png_ns["make_png"](width, height)
 
 
 def sanitize(name):

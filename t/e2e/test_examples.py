@@ -40,24 +40,10 @@ SHELL = os.path.join(EXAMPLES, "pyexec.sh")
 SEED = os.path.join(EXAMPLES, "seed_client.py")
 PY = sys.executable
 
-# The PNG is built by the script; the test builds it with the same code.
-PNG_SRC = textwrap.dedent('''
-    import struct, zlib
-
-    def png(width=5, height=4):
-        def chunk(kind, data):
-            c = struct.pack(">I", len(data)) + kind + data
-            return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-        rows = b"".join(b"\\x00" + bytes(v for x in range(width)
-                                         for v in (x * 50 % 256, y * 60 % 256, 200))
-                        for y in range(height))
-        ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-        return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr) +
-                chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-    ''')
-_ns = {}
-exec(PNG_SRC, _ns)
-PNG = _ns["png"]()
+# The PNG is built by the script (harness.PNG_SRC); the test builds it with
+# the same code.
+PNG_SRC = harness.PNG_SRC
+PNG = harness.png_bytes(5, 4)
 
 MAIN = script(PNG_SRC + textwrap.dedent('''
     import os, sys
@@ -66,7 +52,7 @@ MAIN = script(PNG_SRC + textwrap.dedent('''
     print("stdin:", sys.stdin.read().strip())
     print("warning: exiting with 3", file=sys.stderr)
     with open(os.path.join(os.environ["OUTPUT_DIR"], "plot.png"), "wb") as f:
-        f.write(png())
+        f.write(make_png(5, 4))
     sys.exit(3)
     '''))
 HELPER = b'def greeting():\n    return "hello from helper"\n'

@@ -48,32 +48,10 @@ REQUEST_TIMEOUT = 120     # seconds for one request, queueing included
 RSS_SLACK_KIB = 512
 RSS_GROWTH = 0.10
 
-# The PNG is made by this source, run both here (the expected bytes) and in
-# the script (the bytes it writes). Its IDAT is deflated at level 0 (stored
-# blocks), whose bytes do not depend on the zlib version: the test's Python
-# and the server's interpreter may link different ones.
-PNG_SRC = '''
-import struct, zlib
-def make_png(width, height):
-    def chunk(kind, data):
-        c = struct.pack(">I", len(data)) + kind + data
-        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-    raw = b"".join(b"\\x00" + bytes(v for x in range(width)
-                                     for v in (x * 40 % 256, y * 60 % 256, 128))
-                   for y in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr) +
-            chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
-'''
-
-
-def _expected_png():
-    ns = {}
-    exec(PNG_SRC, ns)  # noqa: S102 - our own source
-    return ns["make_png"](16, 8)
-
-
-PNG = _expected_png()
+# The PNG the script writes (harness.PNG_SRC, run there) and the bytes
+# expected of it (the same source, run here).
+PNG_SRC = harness.PNG_SRC
+PNG = harness.png_bytes(16, 8)
 UPLOAD = random.Random(SEED).randbytes(5 * MIB)
 UPLOAD_OUT = ("%d %s\n" % (len(UPLOAD), hashlib.sha256(UPLOAD).hexdigest())).encode()
 # 5 MiB of stdout: a pattern the script makes the same way (256-byte blocks
