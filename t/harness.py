@@ -602,6 +602,7 @@ class Server:
         self.proc = None
         self.nginx = None
         self.tmp = None
+        self.bin_dir = None
         # the directory nginx serves the playground from (None: no playground)
         self.playground = None
         self._log_mark = 0
@@ -633,7 +634,9 @@ class Server:
 
     @property
     def binary(self):
-        """The pyexec-fcgi this server runs."""
+        """The pyexec-fcgi this server runs (under Apache, its copy)."""
+        if self.bin_dir:
+            return os.path.join(self.bin_dir, "pyexec-fcgi")
         return pyexec_path()
 
     def pyexec_argv(self):
@@ -658,6 +661,17 @@ class Server:
             raise ServerError("pyexec-fcgi not found at %s (set PYEXEC_FCGI)" % pyexec_path())
         self.tmp = tempfile.mkdtemp(prefix="pyexec-e2e-%s-" % self.name, dir="/tmp")
         os.chmod(self.tmp, 0o755)
+        if self.listen_mode == "fcgid":
+            # mod_fcgid starts pyexec as Apache's User, who may not reach
+            # the build tree (a checkout in a 0700 directory): it runs a
+            # copy in a directory of its own, which is also its cwd
+            # (mod_fcgid changes to the wrapper's directory), so not one
+            # inside self.tmp, where a process counts as a leftover.
+            if self.bin_dir is None:
+                self.bin_dir = tempfile.mkdtemp(prefix="pyexec-bin-%s-" % self.name, dir="/tmp")
+                os.chmod(self.bin_dir, 0o755)
+                shutil.copy(pyexec_path(), self.binary)
+                os.chmod(self.binary, 0o755)
         # work_root sits in a directory the unprivileged user may write, so
         # an escape through a hostile name would really leave a file there.
         self.outer = os.path.join(self.tmp, "outer")
@@ -1193,8 +1207,11 @@ class Server:
         return rc
 
     def cleanup_dir(self):
-        if self.tmp and os.path.isdir(self.tmp) and not os.environ.get("PYEXEC_E2E_KEEP"):
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("PYEXEC_E2E_KEEP"):
+            return
+        for d in (self.tmp, self.bin_dir):
+            if d and os.path.isdir(d):
+                shutil.rmtree(d, ignore_errors=True)
 
     # logs
     @staticmethod
