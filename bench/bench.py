@@ -31,7 +31,11 @@ free loopback ports with t/harness.py, then measures in one run:
      in turn, for hello world and for `import numpy` (--layer-requests each):
      request latency and the run alone (X-Execution-Time, which starts once
      the sandbox is set up); the layer's cost per run is the namespaces
-     request minus the rlimits one; target: <= 3 ms.
+     request minus the rlimits one (whose run takes what a bare start
+     takes); target: <= 3 ms. The samples go one at a time, so each finds
+     its worker idle with the next run's sandbox set up ahead (a spare):
+     the figure is what a request pays on a server that is not saturated.
+     At saturation the set-up's CPU is paid all the same, and shows in b).
 
 and prints a table and the ratios the project targets (SPEC issue 2):
 
@@ -511,7 +515,7 @@ def main():
               % ("cold install (%d new sets, 1 wheel)" % a.cold, f["cold_p50_ms"], "",
                  f["cold_min_ms"], f["cold_max_ms"], f["cold_deps_ms_p50"]))
         print()
-    ns_extra = float("nan")
+    ns_extra = {}
     if lay:
         figures["layers"] = {}
         print("%-40s %9s %9s %9s %9s" % ("sandbox layers (%d each), p50" % a.layer_requests,
@@ -529,10 +533,9 @@ def main():
             # X-Execution-Time starts once the sandbox is set up: the cost of
             # the layer shows in the whole request, against the rlimits one.
             figures["layers"][name]["namespaces_extra_ms"] = ns - rl
-            print("%-40s %+6.1f ms (the set-up of the namespaces, per run)" % (
+            print("%-40s %+6.1f ms (what a run pays for the namespace layer)" % (
                 "%s: namespaces - rlimits request" % name, ns - rl))
-            if name == "hello":
-                ns_extra = ns - rl
+            ns_extra[name] = ns - rl
         print()
     elif a.layer_requests > 0:
         print("sandbox layers: the namespace layer is not available on this machine\n")
@@ -550,9 +553,9 @@ def main():
         ok = ratio_deps <= 1.05 or diff <= 1.0
         print("%-40s %9.2f   <= 1.05 or +1 ms %s (%+.2f ms)"
               % ("cached deps p50 / no deps p50", ratio_deps, "ok" if ok else "MISSED", diff))
-    if ns_extra == ns_extra:
-        print("%-40s %+8.2f ms <= +3 ms %s" % ("namespace layer's cost per run (hello)", ns_extra,
-                                             "ok" if ns_extra <= 3 else "MISSED"))
+    for name, extra in ns_extra.items():
+        print("%-40s %+8.2f ms <= +3 ms %s" % ("namespace layer's cost per run (%s)" % name,
+                                             extra, "ok" if extra <= 3 else "MISSED"))
     if problems:
         print("\nafter the run: " + "; ".join(problems))
     if a.json:

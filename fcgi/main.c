@@ -284,35 +284,6 @@ static int parent_is_apache(void)
 	return strcmp(comm, "apache2") == 0 || strcmp(comm, "httpd") == 0;
 }
 
-/* The arguments may carry secrets (a pip index URL with a password): once
- * read, they are wiped from the process's memory, so neither `ps` nor a
- * sandboxed program reading its init's /proc/1/cmdline (init is a copy of
- * a worker) can see them. The space then holds a title. */
-static char *title_area;
-static size_t title_len;
-
-static void hide_arguments(int argc, char **argv)
-{
-	char *end = argv[0] + strlen(argv[0]) + 1;
-
-	for (int i = 1; i < argc; i++)
-		if (argv[i] == end)
-			end = argv[i] + strlen(argv[i]) + 1;
-	title_area = argv[0];
-	title_len = (size_t)(end - argv[0]);
-	memset(title_area, 0, title_len);
-	for (int i = 1; i < argc; i++)
-		argv[i] = NULL;
-}
-
-static void set_title(const char *title)
-{
-	if (title_area != NULL && title_len > 1) {
-		memset(title_area, 0, title_len);
-		snprintf(title_area, title_len, "%s", title);
-	}
-}
-
 struct worker {
 	pid_t pid;              /* 0 when not running */
 	pid_t dead;             /* the pid it had, until its leftovers are gone */
@@ -377,7 +348,7 @@ static pid_t spawn_worker(const struct server *srv, pid_t master)
 
 	if (pid != 0)
 		return pid;
-	set_title("pyexec-fcgi: worker");
+	util_title_set("worker");
 	/* The worker: it dies with the master, after the request in hand. */
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGHUP, SIG_IGN);        /* a reload is the master's */
@@ -554,8 +525,12 @@ int main(int argc, char **argv)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fatal;
 	}
-	hide_arguments(argc, argv);
-	set_title("pyexec-fcgi: master");
+	/* The arguments may carry secrets (a pip index URL with a password):
+	 * once read, they are wiped, so neither `ps` nor a sandboxed program
+	 * reading its init's /proc/1/cmdline (init is a copy of a worker) can
+	 * see them. */
+	util_title_init(argc, argv, "pyexec-fcgi");
+	util_title_set("master");
 	if (access(cfg.python, X_OK) < 0) {
 		snprintf(err, sizeof(err), "python %s is not executable: %s", cfg.python,
 			 strerror(errno));
@@ -664,6 +639,9 @@ int main(int argc, char **argv)
 	srv.cache = &cache;
 	srv.auth = auth.n > 0 ? &auth : NULL;
 	srv.mime = mime;
+	/* Under mod_fcgid every process serving is one Apache started, and
+	 * nothing else of pyexec's lives beside it. */
+	srv.spares = !single;
 	srv.metrics = metrics_create();
 	if (srv.metrics == NULL) {
 		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mime.h"
 #include "reply.h"
+#include "sandbox.h"
 #include "server.h"
 #include "util.h"
 
@@ -295,6 +296,7 @@ int server_worker_main(const struct server *srv)
 	struct mime *mime = srv->mime;
 	struct sockaddr_storage ss;
 	struct cgroup_slot slot;
+	struct sandbox_spare spare;
 	socklen_t ss_len;
 	int unix_listener;
 
@@ -315,6 +317,8 @@ int server_worker_main(const struct server *srv)
 	ectx.cancel = &cancel_run;
 	ectx.cache = srv->cache;
 	ectx.sandbox = srv->sandbox_cfg;
+	sandbox_spare_init(&spare);
+	ectx.spare = srv->sandbox_cfg != NULL && srv->spares ? &spare : NULL;
 	ectx.metrics = srv->metrics;
 	if (srv->cgroup != NULL) {
 		if (cgroup_slot_open(srv->cgroup, getpid(), &slot) < 0) {
@@ -339,6 +343,11 @@ int server_worker_main(const struct server *srv)
 	unix_listener = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
 			ss.ss_family == AF_UNIX;
 	while (!server_stopping) {
+		/* The next run's sandbox is set up while this worker waits for
+		 * its request, off the request's path. */
+		if (ectx.spare != NULL)
+			(void)sandbox_spare_make(&spare, srv->sandbox_cfg, srv->cfg->work_root,
+						 ectx.cgroup);
 		if (FCGX_Accept_r(&req) < 0) {
 			if (server_stopping)
 				break;
@@ -354,6 +363,7 @@ int server_worker_main(const struct server *srv)
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);
+	sandbox_spare_discard(&spare);
 	if (ectx.cgroup != NULL)
 		cgroup_slot_close(&slot);
 	if (orphaned)

@@ -21,6 +21,8 @@ struct server {
 	const struct cgroup_config *cgroup; /* NULL: runs are not in a cgroup */
 	const struct auth *auth;           /* NULL: no tokens_file, no token needed */
 	struct mime *mime;                 /* libmagic, loaded once by the master */
+	int spares;                        /* 1: a worker sets up its next run's
+	                                    * sandbox while it waits for it */
 };
 
 /* A worker's parent-death signal: the master is gone, stop at once. */

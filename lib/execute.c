@@ -597,6 +597,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		}
 		sandbox_run_init(&sb, ctx->sandbox, wd.path, wd.work_fd,
 				 use.lock_fd >= 0 ? use.path : NULL, sb_snap);
+		sb.spare = ctx->spare;
 		have_sb = 1;
 		sb_spawner = sandbox_spawner;
 		sb_spawner.arg = &sb;

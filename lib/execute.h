@@ -10,7 +10,6 @@
 #include <sys/types.h>
 
 #include "cache.h"
-#include "cache.h"
 #include "conf.h"
 #include "deps.h"
 #include "log.h"
@@ -32,6 +31,8 @@ struct execute_ctx {
 	struct cache *cache;                /* the dependency cache */
 	/* the namespace sandbox, or NULL for the rlimits layer */
 	const struct sandbox_config *sandbox;
+	/* with it, a sandbox the worker made while it waited, or NULL */
+	struct sandbox_spare *spare;
 	struct metrics *metrics;            /* NULL: not counted */
 	/* the worker's run cgroup (lib/cgroup.h), or NULL for none */
 	struct cgroup_slot *cgroup;

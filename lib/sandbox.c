@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -50,6 +51,9 @@
 #define SANDBOX_MSG_TEXT      200     /* a setup error sent by init */
 #define SANDBOX_COPY_CHUNK    (1024 * 1024)
 #define SANDBOX_MSG_MAX       (PATH_MAX + 160)
+/* Where the host's root waits in the new root, reachable by init alone,
+ * until the request's dependency entry is bound (then it is detached). */
+#define SANDBOX_OLD_ROOT      ".host"
 
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -72,7 +76,7 @@ enum sandbox_step {
 };
 
 /* Supervisor <-> init, one SOCK_SEQPACKET message each. */
-enum { MSG_HELLO = 1, MSG_MAPS, MSG_READY, MSG_ERROR, MSG_GO };
+enum { MSG_HELLO = 1, MSG_MAPS, MSG_READY, MSG_ERROR, MSG_GO, MSG_REQUEST };
 
 struct sandbox_msg {
 	int type;
@@ -81,16 +85,28 @@ struct sandbox_msg {
 	char text[SANDBOX_MSG_TEXT]; /* MSG_ERROR: "cannot ..." */
 };
 
-/* Everything init needs, prepared before clone: after it, init only makes
- * system calls (no malloc, no stdio), so the strings are formatted here. */
+/* MSG_REQUEST, after the struct sandbox_msg: the run's limits and the
+ * number of its strings, then req.len bytes of NUL-ended strings: the
+ * dependency entry ("" for none), the program's path, argv, envp. Its
+ * SCM_RIGHTS carry stdin (when has_stdin), then stdout's and stderr's pipes. */
+struct sandbox_req {
+	struct run_limits lim;
+	uint32_t argc, envc;
+	uint32_t has_stdin;
+	uint32_t len;
+};
+
+#define SANDBOX_REQ_MAX   (64 * 1024)  /* bytes of a request's strings */
+#define SANDBOX_REQ_VEC   256          /* argv + envp entries */
+
+/* Everything init needs before the request comes, prepared before clone:
+ * after it, init only makes system calls (no malloc, no stdio), so the
+ * strings are formatted here. */
 struct init_args {
 	const struct sandbox_config *cfg;
-	const struct run_spec *spec;
-	const char *deps_path;
-	int stdin_fd, out_w, err_w;
 	int sock;                     /* init's end of the handshake */
 	int status_w;                 /* the payload's wait status goes here */
-	char root[PATH_MAX];          /* <req_dir>/tmp: the new root's mount point */
+	char root[PATH_MAX];          /* the new root's mount point on the host */
 	char passwd[160];
 	char group[96];
 	char disk_opts[128];
@@ -310,14 +326,15 @@ static void init_touch(const struct init_args *a, const char *path)
 
 int sandbox_test_old_kernel;
 
-/* Binds src (a host path) at dst, read-only, nosuid, nodev. */
-static void init_bind_ro(const struct init_args *a, const char *src, const char *dst)
+/* Binds src at dst, read-only, nosuid, nodev; errors name shown. */
+static void init_bind_ro_as(const struct init_args *a, const char *src, const char *dst,
+			    const char *shown)
 {
 	unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
 	struct statfs sf;
 
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-		init_fail(a, STEP_MOUNT, "bind-mount", src, errno);
+		init_fail(a, STEP_MOUNT, "bind-mount", shown, errno);
 #ifdef SYS_mount_setattr
 	if (!sandbox_test_old_kernel) {
 		/* One call for the bind and every mount below it that MS_REC
@@ -331,7 +348,7 @@ static void init_bind_ro(const struct init_args *a, const char *src, const char 
 			    sizeof(attr)) == 0)
 			return;
 		if (errno != ENOSYS)
-			init_fail(a, STEP_MOUNT, "make read-only the bind mount of", src, errno);
+			init_fail(a, STEP_MOUNT, "make read-only the bind mount of", shown, errno);
 	}
 #endif
 	/* Before 5.12: a remount of the bind itself (mounts below it, rare
@@ -339,7 +356,7 @@ static void init_bind_ro(const struct init_args *a, const char *src, const char 
 	 * flags locked on the source mount (made in a more privileged
 	 * namespace, such as noexec or an atime mode): dropping one is EPERM. */
 	if (statfs(dst, &sf) < 0)
-		init_fail(a, STEP_MOUNT, "examine the bind mount of", src, errno);
+		init_fail(a, STEP_MOUNT, "examine the bind mount of", shown, errno);
 	if ((sf.f_flags & ST_NOEXEC) != 0)
 		flags |= MS_NOEXEC;
 	if ((sf.f_flags & ST_NOATIME) != 0)
@@ -349,7 +366,13 @@ static void init_bind_ro(const struct init_args *a, const char *src, const char 
 	if ((sf.f_flags & ST_RELATIME) != 0)
 		flags |= MS_RELATIME;
 	if (mount(NULL, dst, NULL, flags, NULL) < 0)
-		init_fail(a, STEP_MOUNT, "make read-only the bind mount of", src, errno);
+		init_fail(a, STEP_MOUNT, "make read-only the bind mount of", shown, errno);
+}
+
+/* Binds src (a host path) at dst, read-only, nosuid, nodev. */
+static void init_bind_ro(const struct init_args *a, const char *src, const char *dst)
+{
+	init_bind_ro_as(a, src, dst, src);
 }
 
 /* A host path as it is on the host: the same symlink, a read-only bind of a
@@ -527,7 +550,10 @@ static void init_proc(const struct init_args *a)
 	}
 }
 
-static void init_setup(const struct init_args *a)
+/* Everything that does not depend on the request, up to pivot_root: the
+ * host's root stays reachable at /.old (for init alone) until init_enter.
+ * Returns /work's fd. */
+static int init_setup(const struct init_args *a)
 {
 	static const char *const system_dirs[] = {
 		"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
@@ -558,10 +584,6 @@ static void init_setup(const struct init_args *a)
 		init_mkdir_p(a, rel(cfg->python_venv));
 		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
 	}
-	if (a->deps_path != NULL) {
-		init_mkdir_p(a, rel(a->deps_path));
-		init_bind_ro(a, a->deps_path, rel(a->deps_path));
-	}
 	init_dev(a);
 	/* The binds hold the disk tmpfs; its own mount point goes away. */
 	if (umount2(".disk", MNT_DETACH) < 0)
@@ -581,13 +603,123 @@ static void init_setup(const struct init_args *a)
 	wfd = open("work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (wfd < 0)
 		init_fail(a, STEP_SETUP, "open", SANDBOX_WORK, errno);
-	/* The old root stacks on top of the new one at ".", and is detached. */
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	init_mkdir(a, SANDBOX_OLD_ROOT, 0700);
+	if (syscall(SYS_pivot_root, ".", SANDBOX_OLD_ROOT) < 0)
 		init_fail(a, STEP_MOUNT, "pivot_root to", a->root, errno);
-	if (umount2(".", MNT_DETACH) < 0)
-		init_fail(a, STEP_MOUNT, "detach the old root", NULL, errno);
 	if (chdir("/") < 0)
 		init_fail(a, STEP_SETUP, "change directory to", "/", errno);
+	/* The new root's mount point is a plain directory again: nothing of
+	 * a waiting sandbox stays in work_root (the supervisor removes it if
+	 * this fails). */
+	{
+		char host[PATH_MAX + sizeof(SANDBOX_OLD_ROOT) + 1];
+		size_t n = sb_cat(host, sizeof(host), 0, "/" SANDBOX_OLD_ROOT);
+
+		if (sb_cat(host, sizeof(host), n, a->root) == n + strlen(a->root))
+			(void)rmdir(host);
+	}
+	return wfd;
+}
+
+/* The run's request: its strings into init_req_strs, its fds and the
+ * payload's spec into r. A malformed request ends init. */
+struct init_req {
+	struct run_spec spec;
+	const char *deps_path;        /* NULL: none */
+	int stdin_fd, out_w, err_w;
+	char *vec[SANDBOX_REQ_VEC + 2];
+};
+
+static char init_req_strs[SANDBOX_REQ_MAX];
+
+static void init_recv_request(const struct init_args *a, struct init_req *r)
+{
+	struct sandbox_msg m;
+	struct sandbox_req q;
+	struct iovec iov[3] = {
+		{ &m, sizeof(m) }, { &q, sizeof(q) }, { init_req_strs, sizeof(init_req_strs) }
+	};
+	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
+	int fds[3] = { -1, -1, -1 };
+	size_t nfd = 0, off = 0, want;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	memset(cbuf, 0, sizeof(cbuf));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 3;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	do
+		n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		_exit(1);             /* the supervisor let this sandbox go */
+	if (n < 0)
+		init_fail(a, STEP_HANDSHAKE, "receive the run's request", NULL, errno);
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			for (size_t o = 0; o + sizeof(int) <= c->cmsg_len - CMSG_LEN(0) &&
+			     nfd < 3; o += sizeof(int))
+				memcpy(&fds[nfd++], CMSG_DATA(c) + o, sizeof(int));
+	if ((size_t)n < sizeof(m) + sizeof(q) || m.type != MSG_REQUEST ||
+	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+	    q.len != (size_t)n - sizeof(m) - sizeof(q) || q.argc == 0 ||
+	    q.argc > SANDBOX_REQ_VEC || q.envc > SANDBOX_REQ_VEC - q.argc ||
+	    nfd != (q.has_stdin ? 3U : 2U))
+		init_fail(a, STEP_HANDSHAKE, "read the run's request", NULL, EPROTO);
+	/* the strings, each NUL-ended and inside what was received */
+	want = 2 + (size_t)q.argc + (size_t)q.envc;
+	for (size_t i = 0, k = 0; i < want; i++) {
+		const char *str = init_req_strs + off;
+		const char *nul = off < q.len ? memchr(str, '\0', q.len - off) : NULL;
+
+		if (nul == NULL)
+			init_fail(a, STEP_HANDSHAKE, "read the run's request", NULL, EPROTO);
+		off = (size_t)(nul - init_req_strs) + 1;
+		if (i == 0)
+			r->deps_path = str[0] != '\0' ? str : NULL;
+		else if (i == 1)
+			r->spec.path = str;
+		else {
+			r->vec[k++] = (char *)str;
+			if (i == 1 + (size_t)q.argc)
+				r->vec[k++] = NULL;
+		}
+	}
+	r->vec[q.argc + q.envc + 1] = NULL;
+	r->spec.argv = r->vec;
+	r->spec.envp = r->vec + q.argc + 1;
+	r->spec.lim = q.lim;
+	r->spec.stdin_fd = -1;
+	r->spec.watch_fd = -1;
+	r->stdin_fd = q.has_stdin ? fds[0] : -1;
+	r->out_w = fds[nfd - 2];
+	r->err_w = fds[nfd - 1];
+}
+
+/* The request's part of the setup: its dependency entry bound read-only at
+ * its own path, the host's root detached, the new root made read-only.
+ * Then /work's fd tells the supervisor the sandbox is ready. */
+static void init_enter(const struct init_args *a, const struct init_req *r, int wfd)
+{
+	if (r->deps_path != NULL) {
+		char src[PATH_MAX];
+		size_t n = sb_cat(src, sizeof(src), 0, "/" SANDBOX_OLD_ROOT);
+
+		if (r->deps_path[0] != '/' || sb_cat(src, sizeof(src), n, r->deps_path) !=
+		    n + strlen(r->deps_path))
+			init_fail(a, STEP_SETUP, "bind-mount", r->deps_path, ENAMETOOLONG);
+		init_mkdir_p(a, rel(r->deps_path));
+		init_bind_ro_as(a, src, rel(r->deps_path), r->deps_path);
+	}
+	/* The host's root is gone for good. */
+	if (umount2(SANDBOX_OLD_ROOT, MNT_DETACH) < 0)
+		init_fail(a, STEP_MOUNT, "detach the old root", NULL, errno);
+	if (rmdir(SANDBOX_OLD_ROOT) < 0)
+		init_fail(a, STEP_SETUP, "remove", "/" SANDBOX_OLD_ROOT, errno);
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
 		  NULL) < 0)
 		init_fail(a, STEP_MOUNT, "make the new root read-only", NULL, errno);
@@ -651,12 +783,12 @@ static void payload_drop_caps(void)
 }
 
 __attribute__((noreturn))
-static void payload_main(const struct init_args *a)
+static void payload_main(const struct init_req *r)
 {
-	struct run_spec copy = *a->spec;
+	struct run_spec copy = r->spec;
 
 	copy.cwd = SANDBOX_WORK;
-	run_child_setup(&copy, a->stdin_fd, a->out_w, a->err_w, 1, 1);
+	run_child_setup(&copy, r->stdin_fd, r->out_w, r->err_w, 1, 1);
 	payload_drop_caps();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		payload_fail("set no_new_privs", errno);
@@ -669,10 +801,11 @@ static void payload_main(const struct init_args *a)
 __attribute__((noreturn))
 static void init_main(const struct init_args *a)
 {
-	const int keep[] = { a->sock, a->status_w, a->stdin_fd, a->out_w, a->err_w };
+	const int keep[] = { a->sock, a->status_w };
+	struct init_req r;
 	mode_t umask_was;
-	int status = 0, type;
-	pid_t payload, r;
+	int status = 0, type, wfd;
+	pid_t payload, r_pid;
 
 	/* The supervisor's death ends the sandbox. Had it died before this
 	 * line, its end of the socket is closed and the first recv says so. */
@@ -682,12 +815,20 @@ static void init_main(const struct init_args *a)
 	 * Undone once the maps are written, so that the program cannot look
 	 * into init through /proc/1. */
 	(void)prctl(PR_SET_DUMPABLE, 1);
+	/* Not the worker's sockets (its listener, a client's connection), nor
+	 * its directories. */
 	init_close_others(keep, sizeof(keep) / sizeof(keep[0]));
+	util_title_set("sandbox (spare)");
 	if (msg_send(a->sock, MSG_HELLO) < 0 || init_recv(a->sock) != MSG_MAPS)
 		_exit(1);
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	umask_was = umask(022);
-	init_setup(a);
+	wfd = init_setup(a);
+	/* Made ahead of its request, a sandbox waits here. */
+	memset(&r, 0, sizeof(r));
+	init_recv_request(a, &r);
+	util_title_set("sandbox");
+	init_enter(a, &r, wfd);
 	type = init_recv(a->sock);
 	if (type != MSG_GO)
 		_exit(1);
@@ -696,27 +837,27 @@ static void init_main(const struct init_args *a)
 
 	payload = fork();
 	if (payload == 0)
-		payload_main(a);
+		payload_main(&r);
 	if (payload < 0) {
 		char msg[128];
 		size_t n = sb_cat(msg, sizeof(msg) - 1, 0, "pyexec: cannot start the program: ");
 
 		n = sb_cat(msg, sizeof(msg) - 1, n, sb_strerror(errno));
 		msg[n++] = '\n';
-		(void)util_write_all(a->err_w, msg, n);
+		(void)util_write_all(r.err_w, msg, n);
 		status = W_EXITCODE(127, 0);
 	}
-	if (a->stdin_fd >= 0)
-		(void)close(a->stdin_fd);
-	(void)close(a->out_w);
-	(void)close(a->err_w);
+	if (r.stdin_fd >= 0)
+		(void)close(r.stdin_fd);
+	(void)close(r.out_w);
+	(void)close(r.err_w);
 	/* Orphans of the program come here; they are reaped on the way. When
 	 * the program ends, so does init, and the kernel kills the rest. */
 	while (payload > 0) {
-		r = waitpid(-1, &status, __WALL);
-		if (r == payload)
+		r_pid = waitpid(-1, &status, __WALL);
+		if (r_pid == payload)
 			break;
-		if (r < 0 && errno != EINTR) {
+		if (r_pid < 0 && errno != EINTR) {
 			status = W_EXITCODE(127, 0);
 			break;
 		}
@@ -1174,26 +1315,19 @@ out:
 }
 
 static int init_args_fill(struct init_args *a, struct sandbox_run *run,
-			  const struct run_spec *spec, int stdin_fd, int out_w, int err_w)
+			  const struct sandbox_config *cfg, const char *root)
 {
-	const struct sandbox_config *cfg = run->cfg;
 	uint64_t inodes = cfg->disk_bytes / SANDBOX_BYTES_PER_INODE;
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	a->spec = spec;
-	a->deps_path = run->deps_path;
-	a->stdin_fd = stdin_fd;
-	a->out_w = out_w;
-	a->err_w = err_w;
-	/* The request's tmp/ is the new root's mount point: the namespace
-	 * layer's /tmp lives in the disk tmpfs, so that directory is free, and
-	 * one directory fewer is made and removed on the host per run. */
-	if ((size_t)snprintf(a->root, sizeof(a->root), "%s/tmp", run->req_dir) >= sizeof(a->root)) {
+	a->sock = a->status_w = -1;
+	if (strlen(root) >= sizeof(a->root)) {
 		errno = ENAMETOOLONG;
-		run_error(run, STEP_PREPARE, "the request directory's path is too long");
+		run_error(run, STEP_PREPARE, "the sandbox directory's path is too long");
 		return -1;
 	}
+	strcpy(a->root, root);
 	if (inodes < SANDBOX_INODES_MIN)
 		inodes = SANDBOX_INODES_MIN;
 	snprintf(a->passwd, sizeof(a->passwd), "pyexec:x:%lu:%lu:pyexec:/tmp:/usr/sbin/nologin\n",
@@ -1224,52 +1358,77 @@ static int path_ok(const char *p)
 	return p[0] == '/' && strlen(p) < PATH_MAX;
 }
 
-static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
-			   int out_w, int err_w)
+static void spare_clear(struct sandbox_spare *sp)
 {
-	struct sandbox_run *run = arg;
-	const struct sandbox_config *cfg;
+	memset(sp, 0, sizeof(*sp));
+	sp->pidfd = sp->sock = sp->status_r = -1;
+}
+
+/* Ends init (if any) and closes what sp holds; sp is then empty. init is
+ * reached through its pidfd when there is one, so a sandbox that someone
+ * else reaped (run_program's clean-up reaps every child) is never
+ * mistaken for a process that reused its pid. */
+static void spare_end(struct sandbox_spare *sp)
+{
+	if (sp->pid > 0) {
+		if (sp->pidfd >= 0) {
+			siginfo_t si;
+
+			int r;
+
+			(void)pidfd_send_signal(sp->pidfd, SIGKILL, NULL, 0);
+			memset(&si, 0, sizeof(si));
+			do
+				r = waitid(P_PIDFD, (id_t)sp->pidfd, &si, WEXITED | __WALL);
+			while (r < 0 && errno == EINTR);
+			/* Linux 5.3 has pidfds but no P_PIDFD: spares are not kept
+			 * there, so this init is ours and still unreaped. */
+			if (r < 0 && errno == EINVAL)
+				while (waitpid(sp->pid, NULL, __WALL) < 0 && errno == EINTR)
+					;
+		} else {
+			(void)kill(sp->pid, SIGKILL);
+			while (waitpid(sp->pid, NULL, __WALL) < 0 && errno == EINTR)
+				;
+		}
+	}
+	if (sp->pidfd >= 0)
+		(void)close(sp->pidfd);
+	if (sp->sock >= 0)
+		(void)close(sp->sock);
+	if (sp->status_r >= 0)
+		(void)close(sp->status_r);
+	/* init's mount namespace is gone with it: the directory is plain again */
+	if (sp->own_root && rmdir(sp->root) < 0 && errno != ENOENT)
+		log_msg(LOG_LEVEL_WARN, "sandbox: cannot remove %s: %s", sp->root, strerror(errno));
+	spare_clear(sp);
+}
+
+/* Clones init into new namespaces (into cg when not NULL) with root as its
+ * new root's mount point, writes its maps and lets it set up everything
+ * that does not depend on a request. Fills sp; 0, or -1 with run->error. */
+static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *cfg,
+			 const char *root, const struct cgroup_slot *cg, struct sandbox_spare *sp)
+{
 	struct init_args a;
 	struct sandbox_msg m;
 	char map[64];
-	char rel_name[PATH_MAX];
 	sigset_t all, old;
 	int sv[2] = { -1, -1 }, stp[2] = { -1, -1 }, wfd = -1;
 	int flags, saved;
 	int64_t deadline;
-	pid_t pid = -1;
+	pid_t pid;
 
-	if (run == NULL || run->cfg == NULL || run->req_dir == NULL || run->upload_fd < 0 ||
-	    spec == NULL) {
+	spare_clear(sp);
+	if (cfg->disk_bytes == 0 || !path_ok(root) ||
+	    (cfg->python_prefix[0] != '\0' && !path_ok(cfg->python_prefix)) ||
+	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv))) {
 		errno = EINVAL;
+		run_error(run, STEP_PREPARE, "the disk size is 0 or a path is not absolute");
 		return -1;
 	}
-	cfg = run->cfg;
-	run->error[0] = '\0';
-	run->failed_step = STEP_NONE;
-	run->failed_errno = 0;
-	run->uploads_too_big = 0;
-	if (run->work_fd >= 0 || run->status_fd >= 0) {
-		errno = EBUSY;
-		run_error(run, STEP_PREPARE, "this run was started already");
-		goto fail;
-	}
-	if (cfg->disk_bytes == 0 || !path_ok(run->req_dir) ||
-	    (cfg->python_prefix[0] != '\0' && !path_ok(cfg->python_prefix)) ||
-	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv)) ||
-	    (run->deps_path != NULL && !path_ok(run->deps_path))) {
-		errno = EINVAL;
-		run_error(run, STEP_PREPARE,
-			  "the disk size is 0 or a path is not absolute");
-		goto fail;
-	}
-	if (filter_build(run) < 0 ||
-	    init_args_fill(&a, run, spec, stdin_fd, out_w, err_w) < 0)
-		goto fail;
-	if (mkdir(a.root, 0700) < 0 && errno != EEXIST) {
-		run_error(run, STEP_PREPARE, "cannot create %s: %s", a.root, strerror(errno));
-		goto fail;
-	}
+	if (filter_build(run) < 0 || init_args_fill(&a, run, cfg, root) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(stp, O_CLOEXEC) < 0) {
 		run_error(run, STEP_PREPARE, "cannot create a socket pair or pipe: %s",
@@ -1291,8 +1450,7 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 	}
 	/* Cloned straight into the run's cgroup: its cgroup namespace is
 	 * rooted there. */
-	pid = spec->cgroup != NULL ? cgroup_clone(spec->cgroup, (unsigned long)flags)
-				   : sandbox_clone(flags);
+	pid = cg != NULL ? cgroup_clone(cg, (unsigned long)flags) : sandbox_clone(flags);
 	if (pid == 0)
 		init_main(&a);
 	saved = errno;
@@ -1306,11 +1464,19 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 			  strerror(errno));
 		goto fail;
 	}
+	sp->pid = pid;
+	sp->pidfd = pidfd_open(pid, 0);   /* -1 before Linux 5.3 */
+	sp->sock = sv[0];
+	sp->status_r = stp[0];
+	sv[0] = stp[0] = -1;
+	memcpy(sp->root, a.root, sizeof(sp->root));
+	sp->cfg = cfg;
+	sp->cgroup = cg;
 	(void)setpgid(pid, pid);
 	deadline = util_now_ns() + (int64_t)SANDBOX_SETUP_TIMEOUT_MS * 1000000;
 
 	/* Init is dumpable once it says hello: its /proc files are ours. */
-	if (recv_answer(sv[0], deadline, &m, &wfd) < 0) {
+	if (recv_answer(sp->sock, deadline, &m, &wfd) < 0) {
 		run_error(run, STEP_HANDSHAKE, "init did not start: %s", strerror(errno));
 		goto fail;
 	}
@@ -1330,12 +1496,135 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 	snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->gid, (unsigned long)cfg->gid);
 	if (write_proc_file(run, pid, "gid_map", map) < 0)
 		goto fail;
-	if (msg_send(sv[0], MSG_MAPS) < 0) {
+	if (msg_send(sp->sock, MSG_MAPS) < 0) {
 		run_error(run, STEP_HANDSHAKE, "cannot release init: %s", strerror(errno));
 		goto fail;
 	}
+	return 0;
 
-	if (recv_answer(sv[0], deadline, &m, &wfd) < 0) {
+fail:
+	saved = errno;
+	if (wfd >= 0)
+		(void)close(wfd);
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			(void)close(sv[i]);
+		if (stp[i] >= 0)
+			(void)close(stp[i]);
+	}
+	spare_end(sp);
+	errno = saved;
+	return -1;
+}
+
+/* The request for init: see struct sandbox_req. 0, or -1 with run->error. */
+static int send_request(struct sandbox_run *run, int sock, const struct run_spec *spec,
+			int stdin_fd, int out_w, int err_w)
+{
+	const char *deps = run->deps_path != NULL ? run->deps_path : "";
+	struct sandbox_msg m;
+	struct sandbox_req q;
+	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
+	int fds[3];
+	size_t nfd = 0, len = 0;
+	struct iovec iov[3];
+	struct msghdr mh;
+	struct cmsghdr *c;
+	char *strs = NULL, *p;
+	ssize_t w;
+	int rc = -1;
+
+	memset(&q, 0, sizeof(q));
+	q.lim = spec->lim;
+	len = strlen(deps) + 1 + strlen(spec->path) + 1;
+	for (q.argc = 0; spec->argv[q.argc] != NULL; q.argc++)
+		if (q.argc < SANDBOX_REQ_VEC)
+			len += strlen(spec->argv[q.argc]) + 1;
+	for (q.envc = 0; spec->envp[q.envc] != NULL; q.envc++)
+		if (q.envc < SANDBOX_REQ_VEC)
+			len += strlen(spec->envp[q.envc]) + 1;
+	if (q.argc == 0 || q.argc + q.envc > SANDBOX_REQ_VEC || len > SANDBOX_REQ_MAX) {
+		errno = E2BIG;
+		run_error(run, STEP_PREPARE, "the program's arguments and environment exceed "
+			  "the sandbox's %u entries or %u bytes", SANDBOX_REQ_VEC,
+			  SANDBOX_REQ_MAX);
+		return -1;
+	}
+	strs = malloc(len);
+	if (strs == NULL) {
+		run_error(run, STEP_PREPARE, "out of memory");
+		return -1;
+	}
+	p = stpcpy(strs, deps) + 1;
+	p = stpcpy(p, spec->path) + 1;
+	for (uint32_t i = 0; i < q.argc; i++)
+		p = stpcpy(p, spec->argv[i]) + 1;
+	for (uint32_t i = 0; i < q.envc; i++)
+		p = stpcpy(p, spec->envp[i]) + 1;
+	q.len = (uint32_t)len;
+	q.has_stdin = stdin_fd >= 0;
+	if (stdin_fd >= 0)
+		fds[nfd++] = stdin_fd;
+	fds[nfd++] = out_w;
+	fds[nfd++] = err_w;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_REQUEST;
+	iov[0].iov_base = &m;
+	iov[0].iov_len = sizeof(m);
+	iov[1].iov_base = &q;
+	iov[1].iov_len = sizeof(q);
+	iov[2].iov_base = strs;
+	iov[2].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	memset(cbuf, 0, sizeof(cbuf));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 3;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfd);
+	do
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w == (ssize_t)(sizeof(m) + sizeof(q) + len))
+		rc = 0;
+	else {
+		if (w >= 0)
+			errno = EMSGSIZE;
+		run_error(run, STEP_HANDSHAKE, "cannot send init the run: %s", strerror(errno));
+	}
+	free(strs);
+	return rc;
+}
+
+/* Hands a started sandbox its run: the request, then (init ready) the
+ * uploads into /work, then "go". On success the run owns init (its pid is
+ * returned, sp is left empty); on failure sp still holds it. */
+static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
+			   const struct run_spec *spec, int stdin_fd, int out_w, int err_w)
+{
+	struct sandbox_msg m;
+	char rel_name[PATH_MAX];
+	int64_t deadline;
+	int wfd = -1;
+	pid_t pid = sp->pid;
+
+	if (send_request(run, sp->sock, spec, stdin_fd, out_w, err_w) < 0) {
+		/* init may have said why it ended */
+		if (recv_answer(sp->sock, util_now_ns() + 1000000, &m, &wfd) == 0 &&
+		    m.type == MSG_ERROR) {
+			run->error[0] = '\0';
+			errno = m.err != 0 ? m.err : EPERM;
+			run_error(run, m.step, "%s", m.text);
+		}
+		goto fail;
+	}
+	deadline = util_now_ns() + (int64_t)SANDBOX_SETUP_TIMEOUT_MS * 1000000;
+	if (recv_answer(sp->sock, deadline, &m, &wfd) < 0) {
 		if (errno == ETIMEDOUT)
 			run_error(run, STEP_HANDSHAKE, "init was not ready within %d ms",
 				  SANDBOX_SETUP_TIMEOUT_MS);
@@ -1356,43 +1645,118 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 	}
 	run->work_fd = wfd;
 	wfd = -1;
+	/* The new root is in place: its mount point on the host is a plain
+	 * directory again. */
+	if (sp->own_root && rmdir(sp->root) == 0)
+		sp->own_root = 0;
 
 	rel_name[0] = '\0';
 	if (copy_tree(run, run->upload_fd, run->work_fd, rel_name, 0, 0) < 0)
 		goto fail;
-	if (msg_send(sv[0], MSG_GO) < 0) {
+	if (msg_send(sp->sock, MSG_GO) < 0) {
 		run_error(run, STEP_HANDSHAKE, "cannot start init: %s", strerror(errno));
 		goto fail;
 	}
-	(void)close(sv[0]);
-	if (util_set_nonblock(stp[0]) < 0) {
+	if (util_set_nonblock(sp->status_r) < 0) {
 		/* the payload is running: only its status would be lost */
 		log_msg(LOG_LEVEL_WARN, "sandbox: fcntl: %s", strerror(errno));
 	}
-	run->status_fd = stp[0];
+	run->status_fd = sp->status_r;
+	sp->status_r = -1;
+	sp->pid = 0;                 /* the run's now: run_program reaps it */
+	spare_end(sp);
 	return pid;
 
 fail:
-	saved = errno;
-	if (run->error[0] == '\0')
-		run_error(run, STEP_PREPARE, "%s", strerror(saved));
-	if (pid > 0) {
-		(void)kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-			;
-	}
-	for (int i = 0; i < 2; i++) {
-		if (sv[i] >= 0)
-			(void)close(sv[i]);
-		if (stp[i] >= 0)
-			(void)close(stp[i]);
-	}
 	if (wfd >= 0)
 		(void)close(wfd);
 	if (run->work_fd >= 0) {
 		(void)close(run->work_fd);
 		run->work_fd = -1;
 	}
+	return -1;
+}
+
+static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
+			   int out_w, int err_w)
+{
+	struct sandbox_run *run = arg;
+	struct sandbox_spare fresh;
+	char root[PATH_MAX];
+	int saved;
+	pid_t pid;
+
+	if (run == NULL || run->cfg == NULL || run->req_dir == NULL || run->upload_fd < 0 ||
+	    spec == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	run->error[0] = '\0';
+	run->failed_step = STEP_NONE;
+	run->failed_errno = 0;
+	run->uploads_too_big = 0;
+	if (run->work_fd >= 0 || run->status_fd >= 0) {
+		errno = EBUSY;
+		run_error(run, STEP_PREPARE, "this run was started already");
+		goto fail;
+	}
+	if (run->deps_path != NULL && !path_ok(run->deps_path)) {
+		errno = EINVAL;
+		run_error(run, STEP_PREPARE, "the dependency entry's path is not absolute");
+		goto fail;
+	}
+
+	/* A sandbox made ahead of the request, when it was made for this
+	 * configuration and cgroup. Whatever goes wrong with it (someone
+	 * killed it, say), the run gets a fresh one: only a fault of the
+	 * request's own (its uploads) ends the run here. */
+	if (run->spare != NULL && run->spare->pid > 0) {
+		struct sandbox_spare *sp = run->spare;
+
+		if (sp->cfg == run->cfg && sp->cgroup == spec->cgroup) {
+			pid = sandbox_enter(run, sp, spec, stdin_fd, out_w, err_w);
+			if (pid > 0)
+				return pid;
+			if (run->failed_step == STEP_UPLOADS) {
+				saved = errno;
+				spare_end(sp);
+				errno = saved;
+				goto fail;
+			}
+			log_msg(LOG_LEVEL_DEBUG, "sandbox: the spare sandbox failed (%s); "
+				"setting up a new one", run->error);
+			run->error[0] = '\0';
+			run->failed_step = STEP_NONE;
+			run->failed_errno = 0;
+		}
+		spare_end(sp);
+	}
+
+	/* The request's tmp/ is the new root's mount point: the namespace
+	 * layer's /tmp lives in the disk tmpfs, so that directory is free, and
+	 * one directory fewer is made and removed on the host per run. */
+	if ((size_t)snprintf(root, sizeof(root), "%s/tmp", run->req_dir) >= sizeof(root)) {
+		errno = ENAMETOOLONG;
+		run_error(run, STEP_PREPARE, "the request directory's path is too long");
+		goto fail;
+	}
+	if (mkdir(root, 0700) < 0 && errno != EEXIST) {
+		run_error(run, STEP_PREPARE, "cannot create %s: %s", root, strerror(errno));
+		goto fail;
+	}
+	if (sandbox_start(run, run->cfg, root, spec->cgroup, &fresh) < 0)
+		goto fail;
+	pid = sandbox_enter(run, &fresh, spec, stdin_fd, out_w, err_w);
+	if (pid > 0)
+		return pid;
+	saved = errno;
+	spare_end(&fresh);
+	errno = saved;
+
+fail:
+	saved = errno;
+	if (run->error[0] == '\0')
+		run_error(run, STEP_PREPARE, "%s", strerror(saved));
 	/* the caller logs run->error */
 	log_msg(LOG_LEVEL_DEBUG, "sandbox: %s", run->error);
 	errno = saved;
@@ -1435,6 +1799,7 @@ void sandbox_run_init(struct sandbox_run *run, const struct sandbox_config *cfg,
 	run->snap = snap;
 	run->work_fd = -1;
 	run->status_fd = -1;
+	run->spare = NULL;
 }
 
 void sandbox_run_close(struct sandbox_run *run)
@@ -1446,6 +1811,71 @@ void sandbox_run_close(struct sandbox_run *run)
 	if (run->status_fd >= 0)
 		(void)close(run->status_fd);
 	run->work_fd = run->status_fd = -1;
+}
+
+void sandbox_spare_init(struct sandbox_spare *sp)
+{
+	spare_clear(sp);
+}
+
+int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cfg,
+		       const char *dir, const struct cgroup_slot *cg)
+{
+	struct sandbox_run err;
+	char root[PATH_MAX];
+
+	if (sp->pid > 0) {
+		siginfo_t si;
+
+		/* still there, and still waiting? */
+		memset(&si, 0, sizeof(si));
+		if (sp->pidfd >= 0 && sp->cfg == cfg && sp->cgroup == cg &&
+		    waitid(P_PIDFD, (id_t)sp->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
+		    si.si_pid == 0)
+			return 0;
+		spare_end(sp);
+	}
+	/* Named like a request directory ("<pid>-..."): swept with a dead
+	 * worker's, spared by any other pyexec sharing the directory. */
+	if ((size_t)snprintf(root, sizeof(root), "%s/%d-sandbox.XXXXXX", dir, (int)getpid()) >=
+	    sizeof(root)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdtemp(root) == NULL)
+		return -1;
+	memset(&err, 0, sizeof(err));
+	if (sandbox_start(&err, cfg, root, cg, sp) < 0) {
+		int saved = errno;
+
+		log_msg(LOG_LEVEL_DEBUG, "sandbox: no spare sandbox: %s", err.error);
+		(void)rmdir(root);
+		errno = saved;
+		return -1;
+	}
+	sp->own_root = 1;
+	{
+		siginfo_t si;
+
+		/* Without pidfds that waitid takes (Linux 5.4), a spare that
+		 * someone else reaped could not be told from a process that
+		 * took its pid: none are kept. */
+		memset(&si, 0, sizeof(si));
+		if (sp->pidfd < 0 ||
+		    (waitid(P_PIDFD, (id_t)sp->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 &&
+		     errno == EINVAL)) {
+			spare_end(sp);
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void sandbox_spare_discard(struct sandbox_spare *sp)
+{
+	if (sp != NULL)
+		spare_end(sp);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -9,13 +9,17 @@
  *   clone(CLONE_NEW*)  ─────────────▶  waits for its maps
  *   uid_map/gid_map (own uid -> same   mounts: a tmpfs root in a private,
  *   uid), setgroups deny               unpredictable directory; read-only
- *                                      binds of the system; the dependency
- *                                      entry read-only at its own path; one
- *                                      tmpfs of max_disk bytes (nosuid,nodev,
- *                                      noexec) holding /work, /tmp, /dev/shm;
- *                                      a minimal /dev; a fresh /proc (or none,
- *                                      see SANDBOX_PROC_*); pivot_root; the
- *                                      root remounted read-only; hostname
+ *                                      binds of the system; one tmpfs of
+ *                                      max_disk bytes (nosuid,nodev,noexec)
+ *                                      holding /work, /tmp, /dev/shm; a
+ *                                      minimal /dev; a fresh /proc (or none,
+ *                                      see SANDBOX_PROC_*); hostname;
+ *                                      pivot_root, the host's root kept
+ *                                      where only init reaches it
+ *   ─ ─ ─ ─ a spare sandbox made ahead of its request waits here ─ ─ ─ ─
+ *   the run: limits, argv, envp, the   the dependency entry bound read-only
+ *   dependency entry, stdin/out/err ▶  at its own path; the host's root
+ *                                      detached; the root made read-only
  *   ◀─────────── the /work dirfd ────  sends /work's fd (SCM_RIGHTS)
  *   copies the uploads into /work,
  *   records their stat for collect
@@ -27,6 +31,10 @@
  *                                      only, capabilities dropped (bounding
  *                                      set too), no_new_privs, seccomp last,
  *                                      execve
+ *
+ * Everything above the dashed line depends on the configuration only, so
+ * a worker makes it while it waits for a request (sandbox_spare_make) and
+ * the request pays only for what is below.
  *
  * Inside, the program's uid and gid are pyexec's own (mapped to themselves),
  * its cwd is /work, and the paths it sees are /work, /tmp, the system's, and
@@ -60,6 +68,19 @@ struct sandbox_config {
 	gid_t gid;
 };
 
+/* A sandbox set up ahead of its request: init, waiting for a run. Owned by
+ * one process (a worker), which must not reap it by other means than
+ * these functions and run_program (a run_program that reaps every child,
+ * as for a pip install, ends it: it is then replaced). */
+struct sandbox_spare {
+	pid_t pid;                      /* init; 0 = none */
+	int pidfd, sock, status_r;      /* -1 when none */
+	int own_root;                   /* 1: root is ours to remove */
+	char root[PATH_MAX];            /* the new root's mount point on the host */
+	const struct sandbox_config *cfg;      /* what it was made for */
+	const struct cgroup_slot *cgroup;
+};
+
 /* One run. The supervisor fills the inputs; the spawner fills the outputs. */
 struct sandbox_run {
 	const struct sandbox_config *cfg;
@@ -68,6 +89,9 @@ struct sandbox_run {
 	int upload_fd;                  /* host directory with the uploads */
 	const char *deps_path;          /* dependency entry, bound read-only; NULL = none */
 	struct collect_snapshot *snap;  /* filled with the stat of each copy in /work */
+	struct sandbox_spare *spare;    /* a sandbox to use when it matches cfg and
+	                                 * the spec's cgroup (NULL = none): taken
+	                                 * (left empty) whether it served or not */
 	int work_fd;                    /* out: /work inside (a tmpfs), open until
 	                                 * sandbox_run_close; -1 before the run */
 	int status_fd;                  /* internal: the payload's wait status */
@@ -93,6 +117,19 @@ void sandbox_run_init(struct sandbox_run *run, const struct sandbox_config *cfg,
 		      struct collect_snapshot *snap);
 /* Closes what a run kept open (work_fd, status_fd). Safe to call twice. */
 void sandbox_run_close(struct sandbox_run *run);
+
+/* An empty spare. */
+void sandbox_spare_init(struct sandbox_spare *sp);
+/* Makes sure sp holds a live spare for cfg and cg (NULL = no cgroup): keeps
+ * the one it has, or starts a new one whose root's mount point is a new
+ * "<pid>-sandbox.XXXXXX" in dir. Returns once init is set off (its setup
+ * goes on while the caller does something else). 0, or -1 with errno (the
+ * cause logged at debug level; a run then sets up its own sandbox, and
+ * says what fails). Needs pidfds (Linux 5.4): ENOSYS without. */
+int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cfg,
+		       const char *dir, const struct cgroup_slot *cg);
+/* Ends sp's init, reaps it, removes its directory; sp is then empty. */
+void sandbox_spare_discard(struct sandbox_spare *sp);
 
 /* Fills cfg for python (its prefix), the disk size, network, uid and gid,
  * then runs one complete throw-away sandbox (python printing "ok" inside,

@@ -208,3 +208,41 @@ const char *util_shown(const char *s, size_t len, char *buf, size_t buflen)
 	buf[n] = '\0';
 	return buf;
 }
+
+static char *title_area;
+static size_t title_len;
+static const char *title_program;
+
+void util_title_init(int argc, char **argv, const char *program)
+{
+	char *end;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	/* only the strings laid out one after the other, as the kernel does */
+	for (int i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end = argv[i] + strlen(argv[i]) + 1;
+	title_area = argv[0];
+	title_len = (size_t)(end - argv[0]);
+	title_program = program;
+	memset(title_area, 0, title_len);
+	for (int i = 1; i < argc; i++)
+		argv[i] = NULL;
+}
+
+void util_title_set(const char *what)
+{
+	size_t n = 0;
+
+	if (title_area == NULL || title_len < 2)
+		return;
+	memset(title_area, 0, title_len);
+	for (const char *s = title_program; s != NULL && *s != '\0' && n + 1 < title_len; s++)
+		title_area[n++] = *s;
+	for (const char *s = ": "; *s != '\0' && n + 1 < title_len; s++)
+		title_area[n++] = *s;
+	for (const char *s = what; s != NULL && *s != '\0' && n + 1 < title_len; s++)
+		title_area[n++] = *s;
+}

@@ -50,4 +50,12 @@ const char *util_shown(const char *s, size_t len, char *buf, size_t buflen);
  * which, like every other byte, become "\\xNN"; cut with "..." when long. */
 void util_sanitize(const void *in, size_t len, char *out, size_t outlen);
 
+/* Process titles (what `ps` and /proc/<pid>/cmdline show). title_init
+ * takes over the space of argv's strings, wipes them (arguments may carry
+ * secrets) and leaves argv[1..] NULL: call it once the arguments are
+ * parsed. title_set shows "<program>: <what>", cut to that space; it only
+ * writes memory (async-signal-safe), and does nothing before title_init. */
+void util_title_init(int argc, char **argv, const char *program);
+void util_title_set(const char *what);
+
 #endif

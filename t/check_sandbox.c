@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ static char *argv_buf[8];
 static char *env_default[] = { "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp", NULL };
 static char out[65536], err[65536];
 static pid_t init_pid;
+static struct sandbox_spare spare;
 
 /* The sandbox's spawner, remembering init's pid. */
 static pid_t spawn_recording(void *arg, const struct run_spec *s, int in, int o, int e)
@@ -101,10 +103,15 @@ static void setup(void)
 	spec.lim.wall_ms = 20000;
 	spec.lim.max_output = 60000;
 	init_pid = -1;
+	sandbox_spare_init(&spare);
 }
 
 static void teardown(void)
 {
+	sandbox_spare_discard(&spare);
+	/* every init was reaped */
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG | __WALL), -1);
+	ck_assert_int_eq(errno, ECHILD);
 	sandbox_run_close(&run);
 	collect_snapshot_free(snap);
 	close(out_fd);
@@ -554,7 +561,9 @@ START_TEST(devices_work)
 }
 END_TEST
 
-START_TEST(deps_are_visible_read_only)
+/* A dependency entry made now is bound read-only at its own path, and
+ * nothing else of the host's shows. */
+static void check_deps_entry_is_bound(void)
 {
 	char script[1024];
 	int fd;
@@ -574,10 +583,15 @@ START_TEST(deps_are_visible_read_only)
 		 "    open('%s/mod.py', 'a').write('x')\n"
 		 "except OSError as e:\n"
 		 "    print(errno.errorcode[e.errno])\n"
-		 "print(os.listdir('%s/..'))\n",
+		 "print(os.listdir('%s/..'), os.path.exists('/.host'))\n",
 		 deps_dir, deps_dir, deps_dir);
 	run_py_ok(script);
-	ck_assert_str_eq(out, "from deps\nEROFS\n['deps']\n");
+	ck_assert_str_eq(out, "from deps\nEROFS\n['deps'] False\n");
+}
+
+START_TEST(deps_are_visible_read_only)
+{
+	check_deps_entry_is_bound();
 }
 END_TEST
 
@@ -1007,6 +1021,150 @@ START_TEST(probe_falls_back_to_no_proc)
 }
 END_TEST
 
+/* Entries of tmpdir named like a spare's mount point. */
+static int spare_dirs(void)
+{
+	struct dirent *de;
+	DIR *d = opendir(tmpdir);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		n += strstr(de->d_name, "-sandbox.") != NULL;
+	closedir(d);
+	return n;
+}
+
+static int pid_alive(pid_t pid)
+{
+	return kill(pid, 0) == 0;
+}
+
+START_TEST(spare_serves_the_next_run)
+{
+	pid_t made;
+
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	made = spare.pid;
+	ck_assert_int_gt(made, 0);
+	/* Set up, it waits with nothing left on the host. */
+	for (int i = 0; i < 500 && spare_dirs() > 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(spare_dirs(), 0);
+	run.spare = &spare;
+	run_py_ok("import os, socket\n"
+		  "print(os.getpid(), os.getppid(), socket.gethostname(), os.getcwd())\n"
+		  "print([n for n in os.listdir('/') if n.startswith('.')])\n");
+	ck_assert_int_eq(init_pid, made);
+	/* nothing of the set-up shows: no host root, no disk mount point */
+	ck_assert_str_eq(out, "2 1 pyexec /work\n[]\n");
+	/* taken: the next run would make its own */
+	ck_assert_int_eq(spare.pid, 0);
+	ck_assert_int_eq(spare.sock, -1);
+}
+END_TEST
+
+START_TEST(spare_is_kept_while_alive)
+{
+	pid_t made;
+
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	made = spare.pid;
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	ck_assert_int_eq(spare.pid, made);
+	sandbox_spare_discard(&spare);
+	ck_assert_int_eq(spare.pid, 0);
+	ck_assert(!pid_alive(made));
+	ck_assert_int_eq(spare_dirs(), 0);
+}
+END_TEST
+
+/* A dependency entry installed after the spare was made (the cache fills
+ * while workers wait) is bound all the same. */
+START_TEST(spare_binds_a_later_dependency_entry)
+{
+	pid_t made;
+
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	made = spare.pid;
+	usleep(50000);
+	run.spare = &spare;
+	check_deps_entry_is_bound();
+	ck_assert_int_eq(init_pid, made);
+}
+END_TEST
+
+/* Someone else killed and reaped it (run_program does that to every child
+ * of a worker, around a pip install): the run makes its own. */
+START_TEST(dead_spare_is_replaced)
+{
+	pid_t made;
+
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	made = spare.pid;
+	ck_assert_int_eq(kill(made, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(made, NULL, __WALL), made);
+	run.spare = &spare;
+	run_py_ok("print('fresh')");
+	ck_assert_int_ne(init_pid, made);
+	ck_assert_str_eq(out, "fresh\n");
+	ck_assert_int_eq(spare.pid, 0);
+	ck_assert_int_eq(spare_dirs(), 0);
+}
+END_TEST
+
+START_TEST(spare_for_another_configuration_is_not_used)
+{
+	struct sandbox_config other = cfg;
+	pid_t made;
+
+	ck_assert_int_eq(sandbox_spare_make(&spare, &other, tmpdir, NULL), 0);
+	made = spare.pid;
+	run.spare = &spare;
+	run_py_ok("print('fresh')");
+	ck_assert_int_ne(init_pid, made);
+	ck_assert(!pid_alive(made));
+	ck_assert_int_eq(spare.pid, 0);
+	ck_assert_int_eq(spare_dirs(), 0);
+}
+END_TEST
+
+/* It holds none of its maker's fds (a worker's listener, a client's
+ * connection): closing ours ends the other side. */
+START_TEST(spare_holds_no_fd_of_its_maker)
+{
+	struct pollfd pfd;
+	int p[2];
+	char c;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	close(p[1]);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	ck_assert_int_eq(read(p[0], &c, 1), 0);
+	close(p[0]);
+}
+END_TEST
+
+/* A spare whose setup fails: the run tries a sandbox of its own, and
+ * reports what fails there. */
+START_TEST(spare_setup_failure_is_reported_by_the_run)
+{
+	strcpy(cfg.python_prefix, "/nonexistent/check-sandbox-prefix");
+	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
+	run.spare = &spare;
+	ck_assert_int_eq(run_py("print('never')"), -1);
+	ck_assert_msg(strstr(run.error, "/nonexistent/check-sandbox-prefix") != NULL,
+		      "error: %s", run.error);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(spare.pid, 0);
+	ck_assert_int_eq(spare_dirs(), 0);
+}
+END_TEST
+
 static Suite *sandbox_suite(void)
 {
 	Suite *s = suite_create("sandbox");
@@ -1052,6 +1210,13 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, probe_reports_a_bad_python);
 	tcase_add_test(tc, probe_falls_back_to_no_proc);
 	tcase_add_test(tc, works_as_nobody);
+	tcase_add_test(tc, spare_serves_the_next_run);
+	tcase_add_test(tc, spare_is_kept_while_alive);
+	tcase_add_test(tc, spare_binds_a_later_dependency_entry);
+	tcase_add_test(tc, dead_spare_is_replaced);
+	tcase_add_test(tc, spare_for_another_configuration_is_not_used);
+	tcase_add_test(tc, spare_holds_no_fd_of_its_maker);
+	tcase_add_test(tc, spare_setup_failure_is_reported_by_the_run);
 	suite_add_tcase(s, tc);
 	return s;
 }

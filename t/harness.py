@@ -419,6 +419,21 @@ def proc_table():
     return table
 
 
+# What a worker's next sandbox, made while it waits for a request, shows
+# as its command line until a run takes it (lib/sandbox.h).
+SPARE_TITLE = "pyexec-fcgi: sandbox (spare)"
+
+
+def spare_pids(table, workers):
+    """The sandboxes workers made ahead of their next request: a worker's
+    child titled SPARE_TITLE with nothing below it."""
+    workers = set(workers)
+    parents = {i["ppid"] for i in table.values()}
+    return sorted(pid for pid, i in table.items()
+                  if i["ppid"] in workers and i["cmdline"] == SPARE_TITLE
+                  and pid not in parents)
+
+
 def descendants(table, root):
     kids = {}
     for pid, info in table.items():
@@ -1230,7 +1245,8 @@ class Server:
         run = set()
         for m in self.master_pids(table):
             run |= set(descendants(table, m))
-        run -= set(self.worker_pids())
+        workers = self.worker_pids()
+        run -= set(workers) | set(spare_pids(table, workers))
         out = []
         for pid, info in table.items():
             if pid == os.getpid():
@@ -1274,6 +1290,7 @@ class Server:
         masters = self.master_pids(table)
         if masters:
             workers = set(self.worker_pids())
+            workers |= set(spare_pids(table, workers))
             for m in masters:
                 for pid in descendants(table, m):
                     if pid not in workers and pid in table:

@@ -53,6 +53,12 @@ def populated(path):
     return None
 
 
+def cgroup_procs(path):
+    """The pids in a cgroup (cgroup.procs), or None when it is gone."""
+    text = read(os.path.join(path, "cgroup.procs"))
+    return None if text is None else sorted(int(x) for x in text.split())
+
+
 def cgroup_of(pid):
     for line in (read("/proc/%d/cgroup" % pid) or "").splitlines():
         if line.startswith("0::"):
@@ -152,8 +158,19 @@ class Cgroup(harness.E2ETestCase):
             ''')})
         self.assertRan(r)
         self.assertEqual(r.stdout, b"parent done\n")
+        # Between runs a run cgroup holds only the sandbox its worker made
+        # for the next request; the daemon is gone.
+        [w] = s.worker_pids()
+        spares = harness.wait_for(
+            lambda: harness.spare_pids(harness.proc_table(), [w]), 5)
+        self.assertEqual(len(spares or []), 1, "the worker's next sandbox: %r" % spares)
+        self.assertEqual(cgroup_of(spares[0]), "%s/run-%d" % (self.dir[len(self.mount):], w))
+        table = harness.proc_table()
         for run in self.runs():
-            self.assertFalse(populated(os.path.join(self.dir, run)), run)
+            procs = cgroup_procs(os.path.join(self.dir, run))
+            self.assertIsNotNone(procs, run)
+            left = [(p, table.get(p, {}).get("cmdline")) for p in procs if p not in spares]
+            self.assertEqual(left, [], run)
 
     def test_a_dead_worker_run_cgroup_is_removed(self):
         s = self.server(workers=1)

@@ -132,6 +132,49 @@ class Process(harness.E2ETestCase):
                         "work_root after a crashed worker: %r" % s.work_root_entries())
         self.hello(s)
 
+    def spares(self, s, want):
+        """The sandboxes s's workers made for their next request, once
+        there are want of them (one per worker at most)."""
+        def found():
+            got = harness.spare_pids(harness.proc_table(), s.worker_pids())
+            return got if len(got) == want else None
+        got = harness.wait_for(found, 5)
+        self.assertTrue(got, "expected %d waiting sandboxes, found %r"
+                        % (want, harness.spare_pids(harness.proc_table(), s.worker_pids())))
+        return got
+
+    def test_idle_workers_hold_their_next_runs_sandbox(self):
+        """With the namespace layer each idle worker sets up the next run's
+        sandbox while it waits; a run takes it, and it goes with its worker."""
+        s = self.private_server(workers=2)
+        if s.request("GET", "/healthz").json()["sandbox"] != "namespaces":
+            self.skipTest("the namespace layer is not available here, and the rlimits "
+                          "layer sets up nothing ahead of a run")
+        before = self.spares(s, 2)
+        table = harness.proc_table()
+        self.assertEqual(sorted(table[p]["ppid"] for p in before), sorted(s.worker_pids()))
+        for p in before:
+            self.assertEqual(table[p]["uid"], table[table[p]["ppid"]]["uid"])
+        self.hello(s)
+        after = self.spares(s, 2)
+        self.assertEqual(len(set(before) - set(after)), 1,
+                         "one sandbox taken by the run: before %r, after %r" % (before, after))
+        for p in set(before) - set(after):
+            self.assertTrue(harness.wait_pid_gone(p, 3), "the run's init %d lives on" % p)
+        # A worker that dies takes its sandbox with it.
+        victim = s.worker_pids()[0]
+        [its] = [p for p in after if harness.proc_table()[p]["ppid"] == victim]
+        os.kill(victim, signal.SIGKILL)
+        self.assertTrue(harness.wait_pid_gone(its, 3), "sandbox %d outlived its worker" % its)
+        self.assertTrue(harness.wait_for(lambda: not s.work_root_entries(), 5),
+                        "work_root after a crashed worker: %r" % s.work_root_entries())
+        last = self.spares(s, 2)
+        s.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(s.proc.wait(10), 0, s.log_tail())
+        for p in last:
+            self.assertTrue(harness.wait_pid_gone(p, 3), "sandbox %d outlived the server" % p)
+        self.assertEqual(s.work_root_entries(), [])
+
     def test_client_abort_stops_the_run(self):
         """A client that gives up (nginx: fastcgi_ignore_client_abort off
         closes the FastCGI connection) does not keep a worker busy until the
