@@ -622,6 +622,9 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 		goto out;
 	}
 	log->run_ns = util_now_ns() - t1;
+	if (have_sb)
+		metrics_count_setup(ctx->metrics, sb.spare_used ? METRICS_SETUP_AHEAD
+							       : METRICS_SETUP_REQUEST);
 	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
 		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
 			req->request_id, strerror(errno));

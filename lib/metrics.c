@@ -27,6 +27,7 @@ struct metrics {
 	uint64_t bucket[METRICS_PHASE_N][NBUCKETS + 1]; /* last: +Inf */
 	uint64_t micros[METRICS_PHASE_N];               /* sums, µs */
 	uint64_t deps[METRICS_DEPS_N];
+	uint64_t setups[METRICS_SETUP_N];
 	int64_t busy;
 };
 
@@ -97,6 +98,12 @@ void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n)
 {
 	if (m != NULL && what < METRICS_DEPS_N)
 		add(&m->deps[what], n);
+}
+
+void metrics_count_setup(struct metrics *m, enum metrics_setup when)
+{
+	if (m != NULL && when < METRICS_SETUP_N)
+		add(&m->setups[when], 1);
 }
 
 void metrics_busy(struct metrics *m, int delta)
@@ -212,5 +219,12 @@ int metrics_render(const struct metrics *m, const struct metrics_state *st, char
 	put(&o, "# HELP pyexec_sandbox_info The isolation layer in force.\n"
 		"# TYPE pyexec_sandbox_info gauge\n"
 		"pyexec_sandbox_info{layer=\"%s\"} 1\n", st->sandbox);
+	put(&o, "# HELP pyexec_sandbox_setups_total Namespace sandboxes runs entered, by where "
+		"they were set up: ahead of the request, or on its path.\n"
+		"# TYPE pyexec_sandbox_setups_total counter\n"
+		"pyexec_sandbox_setups_total{when=\"ahead\"} %llu\n"
+		"pyexec_sandbox_setups_total{when=\"request\"} %llu\n",
+	    (unsigned long long)get(&m->setups[METRICS_SETUP_AHEAD]),
+	    (unsigned long long)get(&m->setups[METRICS_SETUP_REQUEST]));
 	return o.full ? -1 : (int)o.used;
 }

@@ -30,6 +30,11 @@ void metrics_observe(struct metrics *m, enum metrics_phase phase, double seconds
 enum metrics_deps { METRICS_DEPS_HIT, METRICS_DEPS_MISS, METRICS_DEPS_INSTALL,
 		    METRICS_DEPS_FAILURE, METRICS_DEPS_EVICTION, METRICS_DEPS_N };
 void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n);
+/* Where a run's namespace sandbox was set up: ahead of the request (a
+ * worker's spare), or on its path. */
+enum metrics_setup { METRICS_SETUP_AHEAD, METRICS_SETUP_REQUEST, METRICS_SETUP_N };
+void metrics_count_setup(struct metrics *m, enum metrics_setup when);
+
 /* A worker starts (+1) or ends (-1) handling a request. */
 void metrics_busy(struct metrics *m, int delta);
 

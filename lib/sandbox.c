@@ -1695,6 +1695,7 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 	run->failed_step = STEP_NONE;
 	run->failed_errno = 0;
 	run->uploads_too_big = 0;
+	run->spare_used = 0;
 	if (run->work_fd >= 0 || run->status_fd >= 0) {
 		errno = EBUSY;
 		run_error(run, STEP_PREPARE, "this run was started already");
@@ -1715,8 +1716,10 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 
 		if (sp->cfg == run->cfg && sp->cgroup == spec->cgroup) {
 			pid = sandbox_enter(run, sp, spec, stdin_fd, out_w, err_w);
-			if (pid > 0)
+			if (pid > 0) {
+				run->spare_used = 1;
 				return pid;
+			}
 			if (run->failed_step == STEP_UPLOADS) {
 				saved = errno;
 				spare_end(sp);

@@ -96,6 +96,7 @@ struct sandbox_run {
 	                                 * sandbox_run_close; -1 before the run */
 	int status_fd;                  /* internal: the payload's wait status */
 	int uploads_too_big;            /* out: the uploads did not fit in disk_bytes */
+	int spare_used;                 /* out: 1 when the spare served the run */
 	char error[256];                /* out: what failed, when spawn fails */
 	int failed_step;                /* internal: the step that failed and its */
 	int failed_errno;               /* errno, for the advice of sandbox_probe */

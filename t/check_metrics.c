@@ -91,6 +91,24 @@ START_TEST(counts_dependency_events)
 }
 END_TEST
 
+START_TEST(counts_sandbox_setups)
+{
+	struct metrics *m = metrics_create();
+
+	render(m);
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_sandbox_setups_total{when=\"ahead\"} 0\n"));
+	metrics_count_setup(m, METRICS_SETUP_AHEAD);
+	metrics_count_setup(m, METRICS_SETUP_AHEAD);
+	metrics_count_setup(m, METRICS_SETUP_REQUEST);
+	metrics_count_setup(NULL, METRICS_SETUP_REQUEST);
+	render(m);
+	ck_assert_ptr_nonnull(strstr(page, "# TYPE pyexec_sandbox_setups_total counter\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_sandbox_setups_total{when=\"ahead\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(page, "pyexec_sandbox_setups_total{when=\"request\"} 1\n"));
+	metrics_destroy(m);
+}
+END_TEST
+
 /* Counters made before fork are shared by every process after it. */
 START_TEST(shared_across_fork)
 {
@@ -141,6 +159,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, histogram_is_cumulative);
 	tcase_add_test(tc, shared_across_fork);
 	tcase_add_test(tc, counts_dependency_events);
+	tcase_add_test(tc, counts_sandbox_setups);
 	tcase_add_test(tc, too_small_buffer_fails);
 	suite_add_tcase(s, tc);
 	return s;
