@@ -214,6 +214,39 @@ static int msg_send(int sock, int type)
 	return w == (ssize_t)sizeof(m) ? 0 : -1;
 }
 
+/* One message of iov's parts with nfd fds (SCM_RIGHTS; none when 0), either
+ * way; the bytes sent, or -1. */
+static ssize_t msg_send_fds(int sock, struct iovec *iov, size_t niov, const int *fds,
+			    size_t nfd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
+	struct msghdr mh;
+	struct cmsghdr *c;
+	ssize_t w;
+
+	if (nfd > 3) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&mh, 0, sizeof(mh));
+	memset(cbuf, 0, sizeof(cbuf));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = niov;
+	if (nfd > 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfd);
+	}
+	do
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w;
+}
+
 /* Closes every fd but the ones in keep (-1 entries ignored): init must not
  * hold the worker's sockets and directories (they would outlive a close by
  * the worker, and a directory fd leads out of the new root). */
@@ -259,6 +292,15 @@ static const char *rel(const char *path)
 	while (*path == '/')
 		path++;
 	return path;
+}
+
+/* A host path as init reaches it between pivot_root and init_enter, under
+ * the old root; 0, or -1 when it does not fit in len bytes. */
+static int old_root_path(char *buf, size_t len, const char *host)
+{
+	size_t n = sb_cat(buf, len, 0, "/" SANDBOX_OLD_ROOT);
+
+	return host[0] == '/' && sb_cat(buf, len, n, host) == n + strlen(host) ? 0 : -1;
 }
 
 static void init_mkdir(const struct init_args *a, const char *path, mode_t mode)
@@ -551,7 +593,7 @@ static void init_proc(const struct init_args *a)
 }
 
 /* Everything that does not depend on the request, up to pivot_root: the
- * host's root stays reachable at /.old (for init alone) until init_enter.
+ * host's root stays reachable at /.host (for init alone) until init_enter.
  * Returns /work's fd. */
 static int init_setup(const struct init_args *a)
 {
@@ -613,9 +655,8 @@ static int init_setup(const struct init_args *a)
 	 * this fails). */
 	{
 		char host[PATH_MAX + sizeof(SANDBOX_OLD_ROOT) + 1];
-		size_t n = sb_cat(host, sizeof(host), 0, "/" SANDBOX_OLD_ROOT);
 
-		if (sb_cat(host, sizeof(host), n, a->root) == n + strlen(a->root))
+		if (old_root_path(host, sizeof(host), a->root) == 0)
 			(void)rmdir(host);
 	}
 	return wfd;
@@ -707,10 +748,8 @@ static void init_enter(const struct init_args *a, const struct init_req *r, int 
 {
 	if (r->deps_path != NULL) {
 		char src[PATH_MAX];
-		size_t n = sb_cat(src, sizeof(src), 0, "/" SANDBOX_OLD_ROOT);
 
-		if (r->deps_path[0] != '/' || sb_cat(src, sizeof(src), n, r->deps_path) !=
-		    n + strlen(r->deps_path))
+		if (old_root_path(src, sizeof(src), r->deps_path) < 0)
 			init_fail(a, STEP_SETUP, "bind-mount", r->deps_path, ENAMETOOLONG);
 		init_mkdir_p(a, rel(r->deps_path));
 		init_bind_ro_as(a, src, rel(r->deps_path), r->deps_path);
@@ -727,29 +766,11 @@ static void init_enter(const struct init_args *a, const struct init_req *r, int 
 	/* Setup done: /work's fd says so. */
 	{
 		struct sandbox_msg m;
-		char cbuf[CMSG_SPACE(sizeof(int))];
 		struct iovec iov = { &m, sizeof(m) };
-		struct msghdr mh;
-		struct cmsghdr *c;
-		ssize_t w;
 
 		memset(&m, 0, sizeof(m));
-		memset(cbuf, 0, sizeof(cbuf));
-		memset(&mh, 0, sizeof(mh));
 		m.type = MSG_READY;
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &wfd, sizeof(int));
-		do
-			w = sendmsg(a->sock, &mh, MSG_NOSIGNAL);
-		while (w < 0 && errno == EINTR);
-		if (w < 0)
+		if (msg_send_fds(a->sock, &iov, 1, &wfd, 1) < 0)
 			_exit(1);
 	}
 	(void)close(wfd);
@@ -1371,9 +1392,10 @@ static void spare_clear(struct sandbox_spare *sp)
 static void spare_end(struct sandbox_spare *sp)
 {
 	if (sp->pid > 0) {
+		int by_pid = 1;
+
 		if (sp->pidfd >= 0) {
 			siginfo_t si;
-
 			int r;
 
 			(void)pidfd_send_signal(sp->pidfd, SIGKILL, NULL, 0);
@@ -1383,14 +1405,13 @@ static void spare_end(struct sandbox_spare *sp)
 			while (r < 0 && errno == EINTR);
 			/* Linux 5.3 has pidfds but no P_PIDFD: spares are not kept
 			 * there, so this init is ours and still unreaped. */
-			if (r < 0 && errno == EINVAL)
-				while (waitpid(sp->pid, NULL, __WALL) < 0 && errno == EINTR)
-					;
+			by_pid = r < 0 && errno == EINVAL;
 		} else {
 			(void)kill(sp->pid, SIGKILL);
+		}
+		if (by_pid)
 			while (waitpid(sp->pid, NULL, __WALL) < 0 && errno == EINTR)
 				;
-		}
 	}
 	if (sp->pidfd >= 0)
 		(void)close(sp->pidfd);
@@ -1524,12 +1545,9 @@ static int send_request(struct sandbox_run *run, int sock, const struct run_spec
 	const char *deps = run->deps_path != NULL ? run->deps_path : "";
 	struct sandbox_msg m;
 	struct sandbox_req q;
-	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
 	int fds[3];
 	size_t nfd = 0, len = 0;
 	struct iovec iov[3];
-	struct msghdr mh;
-	struct cmsghdr *c;
 	char *strs = NULL, *p;
 	ssize_t w;
 	int rc = -1;
@@ -1576,20 +1594,7 @@ static int send_request(struct sandbox_run *run, int sock, const struct run_spec
 	iov[1].iov_len = sizeof(q);
 	iov[2].iov_base = strs;
 	iov[2].iov_len = len;
-	memset(&mh, 0, sizeof(mh));
-	memset(cbuf, 0, sizeof(cbuf));
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 3;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfd);
-	do
-		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
+	w = msg_send_fds(sock, iov, 3, fds, nfd);
 	if (w == (ssize_t)(sizeof(m) + sizeof(q) + len))
 		rc = 0;
 	else {
@@ -1713,26 +1718,25 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 	 * request's own (its uploads) ends the run here. */
 	if (run->spare != NULL && run->spare->pid > 0) {
 		struct sandbox_spare *sp = run->spare;
+		int usable = sp->cfg == run->cfg && sp->cgroup == spec->cgroup;
 
-		if (sp->cfg == run->cfg && sp->cgroup == spec->cgroup) {
-			pid = sandbox_enter(run, sp, spec, stdin_fd, out_w, err_w);
-			if (pid > 0) {
-				run->spare_used = 1;
-				return pid;
-			}
-			if (run->failed_step == STEP_UPLOADS) {
-				saved = errno;
-				spare_end(sp);
-				errno = saved;
-				goto fail;
-			}
+		pid = usable ? sandbox_enter(run, sp, spec, stdin_fd, out_w, err_w) : -1;
+		if (pid > 0) {
+			run->spare_used = 1;
+			return pid;
+		}
+		saved = errno;
+		spare_end(sp);
+		errno = saved;
+		if (run->failed_step == STEP_UPLOADS)
+			goto fail;
+		if (usable) {
 			log_msg(LOG_LEVEL_DEBUG, "sandbox: the spare sandbox failed (%s); "
 				"setting up a new one", run->error);
 			run->error[0] = '\0';
 			run->failed_step = STEP_NONE;
 			run->failed_errno = 0;
 		}
-		spare_end(sp);
 	}
 
 	/* The request's tmp/ is the new root's mount point: the namespace
@@ -1816,6 +1820,20 @@ void sandbox_run_close(struct sandbox_run *run)
 	run->work_fd = run->status_fd = -1;
 }
 
+/* Whether sp's init is still alive (1), has ended (0), or cannot be
+ * watched through its pidfd (-1: no pidfd, or no P_PIDFD before Linux 5.4). */
+static int spare_alive(const struct sandbox_spare *sp)
+{
+	siginfo_t si;
+
+	if (sp->pidfd < 0)
+		return -1;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PIDFD, (id_t)sp->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0)
+		return errno == EINVAL ? -1 : 0;
+	return si.si_pid == 0;
+}
+
 void sandbox_spare_init(struct sandbox_spare *sp)
 {
 	spare_clear(sp);
@@ -1828,13 +1846,8 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 	char root[PATH_MAX];
 
 	if (sp->pid > 0) {
-		siginfo_t si;
-
 		/* still there, and still waiting? */
-		memset(&si, 0, sizeof(si));
-		if (sp->pidfd >= 0 && sp->cfg == cfg && sp->cgroup == cg &&
-		    waitid(P_PIDFD, (id_t)sp->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
-		    si.si_pid == 0)
+		if (sp->cfg == cfg && sp->cgroup == cg && spare_alive(sp) == 1)
 			return 0;
 		spare_end(sp);
 	}
@@ -1857,20 +1870,13 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 		return -1;
 	}
 	sp->own_root = 1;
-	{
-		siginfo_t si;
-
-		/* Without pidfds that waitid takes (Linux 5.4), a spare that
-		 * someone else reaped could not be told from a process that
-		 * took its pid: none are kept. */
-		memset(&si, 0, sizeof(si));
-		if (sp->pidfd < 0 ||
-		    (waitid(P_PIDFD, (id_t)sp->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 &&
-		     errno == EINVAL)) {
-			spare_end(sp);
-			errno = ENOSYS;
-			return -1;
-		}
+	/* Without pidfds that waitid takes (Linux 5.4), a spare that someone
+	 * else reaped could not be told from a process that took its pid:
+	 * none are kept. */
+	if (spare_alive(sp) < 0) {
+		spare_end(sp);
+		errno = ENOSYS;
+		return -1;
 	}
 	return 0;
 }
