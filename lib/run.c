@@ -30,6 +30,8 @@
 #define RUN_READ_CHUNK    65536
 /* Tail of stderr kept in memory to find Python's last line ("MemoryError"). */
 #define RUN_TAIL_SIZE     256
+/* Most bytes moved into the program's stdin pipe by one splice(2). */
+#define RUN_FEED_CHUNK    65536
 /* Longest sleep in poll when a wake-up could be missed (no pidfd, or a
  * cancel flag set from a signal handler just before poll). */
 #define RUN_SLICE_MS      50
@@ -431,6 +433,56 @@ static void streams_close(struct run_stream *st, size_t nst)
 		}
 }
 
+/* The program's standard input: a pipe the supervisor fills from the file
+ * it was given, so the program holds no descriptor of the host's file (it
+ * could not grow it with fallocate(2), write to it, or learn its path). */
+struct run_feed {
+	int src;                 /* the file; -1 when there is no input */
+	off_t off;               /* next byte of src to send */
+	int fd;                  /* the pipe's write end; -1 once closed */
+};
+
+static void feed_close(struct run_feed *f)
+{
+	if (f->fd >= 0) {
+		(void)close(f->fd);
+		f->fd = -1;
+	}
+}
+
+/* Moves what the pipe takes now from the file into it (splice(2): the
+ * bytes are not copied through the supervisor). At the end of the file, or
+ * when the program closed its end, the pipe is closed: the program reads
+ * EOF, or has stopped reading. A broken pipe must not kill the caller, so
+ * SIGPIPE is blocked around the call and a pending one consumed. */
+static void feed_step(struct run_feed *f)
+{
+	sigset_t pipe_set, old;
+	struct timespec zero = { 0, 0 };
+	ssize_t n;
+	int saved;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	(void)sigprocmask(SIG_BLOCK, &pipe_set, &old);
+	do
+		n = splice(f->src, &f->off, f->fd, NULL, RUN_FEED_CHUNK,
+			   SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+	while (n > 0);
+	saved = errno;
+	if (n < 0 && saved == EPIPE)
+		(void)sigtimedwait(&pipe_set, NULL, &zero);
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+	if (n == 0)
+		feed_close(f);
+	else if (saved != EAGAIN && saved != EINTR) {
+		if (saved != EPIPE)
+			log_msg(LOG_LEVEL_WARN, "run: cannot feed standard input: %s",
+				strerror(saved));
+		feed_close(f);
+	}
+}
+
 static void nanosleep_ns(int64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / NS_PER_S), (long)(ns % NS_PER_S) };
@@ -645,8 +697,9 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 	unsigned char buf[RUN_READ_CHUNK];
 	unsigned char tail[RUN_TAIL_SIZE];
 	struct run_stream st[2];
+	struct run_feed feed = { -1, 0, -1 };
 	struct rusage before, after, ru;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
 	int pidfd = -1, status = 0, reaped = 0, fail_errno = 0, watch_fd;
 	int64_t spawn_ns, end_ns, deadline;
 	enum run_end end = END_FAILED;
@@ -673,13 +726,18 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		log_msg(LOG_LEVEL_ERROR, "run: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if (util_set_nonblock(outp[0]) < 0 || util_set_nonblock(errp[0]) < 0) {
+	if (spec->stdin_fd >= 0 && pipe2(inp, O_CLOEXEC) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "run: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (util_set_nonblock(outp[0]) < 0 || util_set_nonblock(errp[0]) < 0 ||
+	    (inp[1] >= 0 && util_set_nonblock(inp[1]) < 0)) {
 		log_msg(LOG_LEVEL_ERROR, "run: fcntl: %s", strerror(errno));
 		goto fail;
 	}
 	(void)getrusage(RUSAGE_CHILDREN, &before);
 
-	pid = spawner->spawn(spawner->arg, spec, spec->stdin_fd, outp[1], errp[1]);
+	pid = spawner->spawn(spawner->arg, spec, inp[0], outp[1], errp[1]);
 	if (pid < 0) {
 		log_msg(LOG_LEVEL_ERROR, "run: cannot start %s (%s spawner): %s",
 			spec->path, spawner->name, strerror(errno));
@@ -689,6 +747,12 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 	(void)close(outp[1]);
 	(void)close(errp[1]);
 	outp[1] = errp[1] = -1;
+	if (inp[0] >= 0) {
+		(void)close(inp[0]);
+		feed.src = spec->stdin_fd;
+		feed.fd = inp[1];
+		inp[0] = inp[1] = -1;  /* the write end is the feed's now */
+	}
 
 	/* A pidfd turns readable when the process ends: no SIGCHLD handler,
 	 * no polling. Without one (Linux < 5.3) poll sleeps in slices. */
@@ -714,7 +778,7 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 
 	watch_fd = spec->watch_fd;
 	for (int check_exit = 1;;) {
-		struct pollfd pfd[4];
+		struct pollfd pfd[5];
 		int64_t now, left;
 		int timeout, r;
 
@@ -747,7 +811,10 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		pfd[3].fd = watch_fd;
 		pfd[3].events = POLLIN | POLLRDHUP;
 		pfd[3].revents = 0;
-		r = poll(pfd, 4, timeout);
+		pfd[4].fd = feed.fd;
+		pfd[4].events = POLLOUT;
+		pfd[4].revents = 0;
+		r = poll(pfd, 5, timeout);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -759,6 +826,8 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		for (int i = 0; i < 2; i++)
 			if (st[i].fd >= 0 && pfd[i].revents != 0)
 				(void)stream_read(&st[i], buf, sizeof(buf));
+		if (feed.fd >= 0 && pfd[4].revents != 0)
+			feed_step(&feed);
 		check_exit = pidfd < 0 || pfd[2].revents != 0;
 		if (watch_fd >= 0 && pfd[3].revents != 0) {
 			char c;
@@ -772,6 +841,7 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		}
 	}
 	end_ns = util_now_ns();
+	feed_close(&feed);
 
 	/* Kill the group while the main process is unreaped, so its number
 	 * still names our group and nobody else's. */
@@ -873,6 +943,8 @@ fail:
 			(void)close(outp[i]);
 		if (errp[i] >= 0)
 			(void)close(errp[i]);
+		if (inp[i] >= 0)
+			(void)close(inp[i]);
 	}
 	errno = fail_errno;
 	return -1;

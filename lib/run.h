@@ -1,8 +1,9 @@
 /* run: runs one program under limits and captures what it writes.
  *
  * The supervisor (the caller's process) forks the program into its own
- * process group, feeds its stdin from a file, reads stdout and stderr through
- * pipes in one poll(2) loop with a deadline, caps what it keeps, and when the
+ * process group, feeds its stdin through a pipe from a file (the program never
+ * holds the file itself), reads stdout and stderr through pipes in one
+ * poll(2) loop with a deadline, caps what it keeps, and when the
  * program ends (or the wall time runs out) kills the whole group and every
  * descendant that escaped it (the caller is made a child subreaper, so
  * orphans come back to it and are killed too). Nothing the run started is
@@ -41,7 +42,8 @@ struct run_spec {
 	char *const *argv;       /* NULL-ended */
 	char *const *envp;       /* NULL-ended; the whole environment */
 	const char *cwd;         /* working directory */
-	int stdin_fd;            /* read from offset 0; -1 = /dev/null */
+	int stdin_fd;            /* a regular file, sent from offset 0 through a
+	                          * pipe as the program reads; -1 = /dev/null */
 	int stdout_fd, stderr_fd;/* files that receive the kept output */
 	struct run_limits lim;
 	/* When non-NULL and set non-zero (from a signal handler, say), the run is

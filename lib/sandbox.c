@@ -872,8 +872,7 @@ static void init_main(const struct init_args *a)
 		(void)close(r.stdin_fd);
 	(void)close(r.out_w);
 	(void)close(r.err_w);
-	/* Orphans of the program come here; they are reaped on the way. When
-	 * the program ends, so does init, and the kernel kills the rest. */
+	/* Orphans of the program come here; they are reaped on the way. */
 	while (payload > 0) {
 		r_pid = waitpid(-1, &status, __WALL);
 		if (r_pid == payload)
@@ -883,6 +882,14 @@ static void init_main(const struct init_args *a)
 			break;
 		}
 	}
+	/* When the program ends, so does every process it left. init kills
+	 * and reaps them itself rather than leave them to the namespace's end:
+	 * the kernel reaps those without accounting, and the CPU they burnt
+	 * would be missing from the run's (X-CPU-Time). A process that will
+	 * not die keeps init here until the supervisor's deadline kills it. */
+	(void)kill(-1, SIGKILL);
+	while ((r_pid = waitpid(-1, NULL, __WALL)) > 0 || (r_pid < 0 && errno == EINTR))
+		;
 	(void)util_write_all(a->status_w, &status, sizeof(status));
 	_exit(0);
 }

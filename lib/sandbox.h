@@ -24,9 +24,10 @@
  *   copies the uploads into /work,
  *   records their stat for collect
  *   "go" ───────────────────────────▶  forks the payload, then reaps until
- *                                      the payload ends, writes its wait
- *                                      status to the supervisor, exits (the
- *                                      kernel kills what is left in the ns)
+ *                                      the payload ends, kills and reaps
+ *                                      what is left in the ns (so that its
+ *                                      CPU time is counted), writes the
+ *                                      payload's wait status, exits
  *                                      payload: setsid, rlimits, fds 0-2
  *                                      only, capabilities dropped (bounding
  *                                      set too), no_new_privs, seccomp last,

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -295,6 +296,83 @@ START_TEST(stdin_from_file_read_from_start)
 	close(fd);
 	ck_assert_int_eq(res.status, RUN_OK);
 	assert_file_eq(out_fd, text);
+}
+END_TEST
+
+/* The program's stdin is a pipe: it cannot fallocate, write, truncate or
+ * name the host's file, and a large input arrives whole. */
+START_TEST(stdin_is_a_pipe_not_the_file)
+{
+	char path[128];
+	struct stat sb;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stdin", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	/* 3 MiB: many times what a pipe holds */
+	for (int i = 0; i < 3 * 1024; i++) {
+		char kib[1024];
+
+		memset(kib, 'a' + i % 26, sizeof(kib));
+		ck_assert_int_eq(write(fd, kib, sizeof(kib)), (ssize_t)sizeof(kib));
+	}
+	spec.stdin_fd = fd;
+	use_py("import errno, hashlib, os, stat, sys\n"
+	       "print(stat.S_ISFIFO(os.fstat(0).st_mode), os.readlink('/proc/self/fd/0')[:5])\n"
+	       "for name, call in [('fallocate', lambda: os.posix_fallocate(0, 0, 1 << 30)),\n"
+	       "                   ('write', lambda: os.write(0, b'x')),\n"
+	       "                   ('truncate', lambda: os.ftruncate(0, 0))]:\n"
+	       "    try:\n"
+	       "        call()\n"
+	       "        print(name, 'ok')\n"
+	       "    except OSError as e:\n"
+	       "        print(name, 'refused')\n"
+	       "data = sys.stdin.buffer.read()\n"
+	       "print(len(data), hashlib.sha256(data).hexdigest()[:16])\n");
+	run();
+	ck_assert_int_eq(res.status, RUN_OK);
+	{
+		char want[256], sum[65];
+		FILE *p;
+
+		/* the same digest, computed outside */
+		snprintf(want, sizeof(want), "sha256sum < %s", path);
+		p = popen(want, "r");
+		ck_assert_ptr_nonnull(p);
+		ck_assert_ptr_nonnull(fgets(sum, 17, p));
+		pclose(p);
+		snprintf(want, sizeof(want),
+			 "True pipe:\nfallocate refused\nwrite refused\ntruncate refused\n"
+			 "3145728 %s\n", sum);
+		assert_file_eq(out_fd, want);
+	}
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 3 * 1024 * 1024);
+	ck_assert_int_le(sb.st_blocks, 2 * 3 * 1024 * 2);
+	close(fd);
+}
+END_TEST
+
+/* A program that ends without reading a large input ends the run at once,
+ * and the broken pipe does not touch the supervisor. */
+START_TEST(unread_stdin_does_not_hold_the_run)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stdin", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 8 * 1024 * 1024), 0);
+	spec.stdin_fd = fd;
+	spec.lim.wall_ms = 20000;
+	use_sh("head -c 10 >/dev/null; echo done");
+	run();
+	close(fd);
+	ck_assert_int_eq(res.status, RUN_OK);
+	assert_file_eq(out_fd, "done\n");
+	ck_assert_int_lt(res.wall_ns, 10000LL * 1000 * 1000);
 }
 END_TEST
 
@@ -928,6 +1006,8 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, output_left_in_pipe_at_exit_is_drained);
 	tcase_add_test(tc, stdin_from_file_read_from_start);
 	tcase_add_test(tc, stdin_defaults_to_dev_null);
+	tcase_add_test(tc, stdin_is_a_pipe_not_the_file);
+	tcase_add_test(tc, unread_stdin_does_not_hold_the_run);
 	tcase_add_test(tc, output_over_cap_is_counted_not_kept);
 	tcase_add_test(tc, output_at_cap_is_not_truncated);
 	tcase_add_test(tc, fifty_mib_interleaved);
