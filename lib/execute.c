@@ -545,6 +545,15 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 				 "The server could not prepare the run.", req->request_id);
 		goto out;
 	}
+	/* Without a sandbox's own /tmp, a short one (AF_UNIX paths under it). */
+	if (ctx->sandbox == NULL && workdir_make_short_tmp(&wd) < 0) {
+		int full = errno == ENOSPC || errno == EDQUOT;
+
+		rc = reply_error(sink, log, full ? 507 : 500, full ? "disk_full" : "internal",
+				 "The server could not make the run's temporary directory.",
+				 req->request_id);
+		goto out;
+	}
 	build_env(env, envp, &wd, use.lock_fd >= 0 ? use.path : NULL, ctx->sandbox != NULL);
 	argv[0] = (char *)cfg->python;
 	argv[1] = "-s";

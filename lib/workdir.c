@@ -191,7 +191,7 @@ int workdir_private_file(struct workdir *wd, const char *name)
 	if (name == NULL || name[0] == '\0' || strchr(name, '/') != NULL ||
 	    strlen(name) > NAMES_COMPONENT_MAX || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0 || strcmp(name, "work") == 0 ||
-	    strcmp(name, "tmp") == 0) {
+	    strcmp(name, "tmp") == 0 || strcmp(name, WORKDIR_TMP_LINK) == 0) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -468,6 +468,62 @@ int workdir_rmtree_at(int dirfd, const char *name)
 	return rm_tree(dirfd, name);
 }
 
+/* The directory "/tmp/pyexec-XXXXXX" that the request directory dirfd/name
+ * names (WORKDIR_TMP_LINK), removed; a link that names anything else is
+ * left alone. 0 when it is gone or there was none. */
+static int remove_short_tmp(int dirfd, const char *name)
+{
+	static const char tmpl[] = WORKDIR_SHORT_TMP;
+	const size_t base = sizeof("/tmp/") - 1;
+	char link[sizeof(tmpl) + 1];
+	ssize_t n;
+	int rfd, tfd, ret;
+
+	rfd = openat(dirfd, name, DIR_OPEN_FLAGS);
+	if (rfd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	n = readlinkat(rfd, WORKDIR_TMP_LINK, link, sizeof(link));
+	(void)close(rfd);
+	if (n != (ssize_t)sizeof(tmpl) - 1 || memcmp(link, tmpl, sizeof(tmpl) - 7) != 0 ||
+	    memchr(link + base, '/', (size_t)n - base) != NULL)
+		return 0;
+	link[n] = '\0';
+	tfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		return -1;
+	ret = workdir_rmtree_at(tfd, link + base);
+	(void)close(tfd);
+	return ret;
+}
+
+int workdir_make_short_tmp(struct workdir *wd)
+{
+	char path[] = WORKDIR_SHORT_TMP;
+	int saved;
+
+	if (wd == NULL || wd->req_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (mkdtemp(path) == NULL) {
+		saved = errno;
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot create %s: %s", WORKDIR_SHORT_TMP,
+			strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (symlinkat(path, wd->req_fd, WORKDIR_TMP_LINK) < 0) {
+		saved = errno;
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot record %s in %s: %s", path, wd->path,
+			strerror(saved));
+		(void)rmdir(path);
+		errno = saved;
+		return -1;
+	}
+	memcpy(wd->tmp_path, path, sizeof(path));
+	return 0;
+}
+
 int workdir_remove(struct workdir *wd)
 {
 	int ret = 0;
@@ -476,6 +532,11 @@ int workdir_remove(struct workdir *wd)
 		return 0;
 	workdir_close(&wd->work_fd);
 	workdir_close(&wd->req_fd);
+	if (wd->root_fd >= 0 && remove_short_tmp(wd->root_fd, wd->id) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "workdir: cannot remove the temporary directory of %s: %s",
+			wd->path, strerror(errno));
+		ret = -1;
+	}
 	if (wd->root_fd >= 0 && workdir_rmtree_at(wd->root_fd, wd->id) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "workdir: cannot remove %s: %s", wd->path,
 			strerror(errno));
@@ -536,7 +597,7 @@ int workdir_sweep(const char *root)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    owner_alive(de->d_name))
 			continue;
-		if (workdir_rmtree_at(fd, de->d_name) < 0) {
+		if (remove_short_tmp(fd, de->d_name) < 0 || workdir_rmtree_at(fd, de->d_name) < 0) {
 			log_msg(LOG_LEVEL_ERROR, "workdir: cannot remove leftover %s/%s: %s",
 				root, de->d_name, strerror(errno));
 			failed = 1;

@@ -1,7 +1,11 @@
 /* workdir: one private directory per request under work_root:
  *   <work_root>/<id>/        0700, the request's own
  *   <work_root>/<id>/work/   the program's working directory (uploads, results)
- *   <work_root>/<id>/tmp/    the program's HOME and TMPDIR (rlimits layer)
+ *   <work_root>/<id>/tmp/    the mount point of a sandbox's root, made for
+ *                            the request (namespace layer)
+ *   <work_root>/<id>/tmpdir  a symlink to the program's HOME and TMPDIR,
+ *                            /tmp/pyexec-XXXXXX (rlimits layer; see
+ *                            workdir_make_short_tmp)
  *   <work_root>/<id>/...     the request's private files (stdin, stdout, ...)
  * Everything below is reached with *at() calls relative to the fds held here,
  * with O_NOFOLLOW: a symlink the program plants is never followed. */
@@ -18,8 +22,12 @@ struct workdir {
 	char id[64];
 	char path[PATH_MAX];      /* absolute path of <work_root>/<id> */
 	char work_path[PATH_MAX]; /* absolute path of .../work */
-	char tmp_path[PATH_MAX];  /* absolute path of .../tmp */
+	char tmp_path[PATH_MAX];  /* absolute path of .../tmp, or of the short
+	                           * directory once workdir_make_short_tmp made it */
 };
+
+#define WORKDIR_SHORT_TMP "/tmp/pyexec-XXXXXX"  /* mkdtemp(3) template */
+#define WORKDIR_TMP_LINK  "tmpdir"              /* names it in the request dir */
 
 /* Makes <root>/<id>, work/ and tmp/ (root must exist). id is [A-Za-z0-9_-],
  * 1..63 bytes. 0, or -1 with errno (ENOSPC, EDQUOT, EEXIST...), logged. On
@@ -38,6 +46,15 @@ int workdir_create_file(struct workdir *wd, const char *name);
  * fd or -1 with errno. */
 int workdir_private_file(struct workdir *wd, const char *name);
 
+/* Makes the program's HOME and TMPDIR for a run without a sandbox of its
+ * own: a new private (0700) directory WORKDIR_SHORT_TMP, whose path is short
+ * whatever work_root's is, so that the AF_UNIX socket paths Python makes
+ * under it fit in sun_path (multiprocessing's forkserver). The request
+ * directory names it (WORKDIR_TMP_LINK), so that workdir_remove and
+ * workdir_sweep remove it with the request. Sets wd->tmp_path. 0, or -1
+ * with errno (logged), nothing left behind. */
+int workdir_make_short_tmp(struct workdir *wd);
+
 /* Removes the request directory and everything in it, closes the fds.
  * Survives what the program leaves: mode-000 directories, symlinks, FIFOs,
  * sockets, deep trees (no recursion on the C stack). 0, or -1 (logged) when
@@ -49,7 +66,7 @@ int workdir_remove(struct workdir *wd);
 int workdir_rmtree_at(int dirfd, const char *name);
 
 /* Removes every leftover entry under root (at start, or after a worker
- * crashed), except a request directory ("<pid>-<id>") whose process is
+ * crashed), with the short temporary directory each names, except a request directory ("<pid>-<id>") whose process is
  * alive and not the caller: several pyexec-fcgi may share one work_root
  * (mod_fcgid starts one per concurrent request). Returns the number of
  * entries removed, or -1 (logged). */

@@ -814,6 +814,58 @@ START_TEST(test_sweep)
 }
 END_TEST
 
+/* The short temporary directory: private, short, removed with the request,
+ * and by a sweep after a crash; a link planted to name something else is
+ * never followed. */
+START_TEST(test_short_tmp)
+{
+	struct workdir wd;
+	struct stat st;
+	char p[PATH_MAX], kept[PATH_MAX], victim[] = "/tmp/pyexec-XXXXXX";
+
+	ck_assert_int_eq(workdir_create(&wd, root, "t1"), 0);
+	ck_assert_int_eq(workdir_make_short_tmp(&wd), 0);
+	ck_assert_uint_eq(strlen(wd.tmp_path), strlen(WORKDIR_SHORT_TMP));
+	ck_assert_int_eq(strncmp(wd.tmp_path, "/tmp/pyexec-", 12), 0);
+	ck_assert_int_eq(lstat(wd.tmp_path, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0700);
+	pathf(p, "%s/x", wd.tmp_path);
+	put_file(AT_FDCWD, p, "x", 0);
+	strcpy(kept, wd.tmp_path);
+	ck_assert_int_eq(workdir_remove(&wd), 0);
+	ck_assert_int_eq(lstat(kept, &st), -1);
+	ck_assert_int_eq(count_entries(root), 0);
+
+	/* A crashed worker's: the sweep removes both. */
+	ck_assert_int_eq(workdir_create(&wd, root, "t2"), 0);
+	ck_assert_int_eq(workdir_make_short_tmp(&wd), 0);
+	strcpy(kept, wd.tmp_path);
+	close(wd.work_fd);
+	close(wd.req_fd);
+	close(wd.root_fd);
+	ck_assert_int_eq(workdir_sweep(root), 1);
+	ck_assert_int_eq(lstat(kept, &st), -1);
+
+	/* A link that names another directory, or one outside /tmp/pyexec-*,
+	 * takes only itself with it. */
+	ck_assert_ptr_nonnull(mkdtemp(victim));
+	pathf(p, "%s/t3", root);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	pathf(p, "%s/t3/" WORKDIR_TMP_LINK, root);
+	ck_assert_int_eq(symlink(base, p), 0);
+	pathf(p, "%s/t4", root);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	pathf(p, "%s/t4/" WORKDIR_TMP_LINK, root);
+	snprintf(kept, sizeof(kept), "%s/../..", victim);
+	ck_assert_int_eq(symlink(kept, p), 0);
+	ck_assert_int_eq(workdir_sweep(root), 2);
+	ck_assert_int_eq(lstat(base, &st), 0);
+	ck_assert_int_eq(lstat(victim, &st), 0);
+	ck_assert_int_eq(rmdir(victim), 0);
+}
+END_TEST
+
 /* Builds the hostile tree and removes it as uid/gid 65534 in a child, where
  * mode 000 really is a barrier (it is not for root). Exit status 0 = good. */
 static int unprivileged_child(void)
@@ -884,6 +936,7 @@ static Suite *workdir_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_create_layout);
+	tcase_add_test(tc, test_short_tmp);
 	tcase_add_test(tc, test_create_relative_root);
 	tcase_add_test(tc, test_create_ids_validated);
 	tcase_add_test(tc, test_create_existing_left_alone);

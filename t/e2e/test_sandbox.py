@@ -1547,6 +1547,33 @@ class Rlimits(harness.E2ETestCase):
     """sandbox = rlimits forces the weaker layer: said in healthz and in the
     start-up log, and programs still run."""
 
+    def test_forkserver_sockets_fit_in_tmpdir(self):
+        """TMPDIR is short whatever work_root is (the harness's is long), so
+        multiprocessing's forkserver can bind its AF_UNIX socket there; the
+        directory goes with the request."""
+        s = self.private_server(name="rlimits-forkserver-with-a-long-name", workers=1,
+                                sandbox="rlimits")
+        self.assertGreater(len(s.work_root), 40, s.work_root)
+        r = s.post_execute({"main.py": script('''
+            import multiprocessing as mp, os, stat
+            def square(x):
+                return x * x
+            if __name__ == "__main__":
+                st = os.stat(os.environ["TMPDIR"])
+                print(os.environ["TMPDIR"], oct(stat.S_IMODE(st.st_mode)), st.st_uid == os.getuid())
+                mp.set_start_method("forkserver")
+                with mp.Pool(2) as p:
+                    print(p.map(square, range(5)))
+            ''')}, timeout=60)
+        self.assertRan(r)
+        first, squares = r.stdout.decode().splitlines()
+        tmp, mode, own = first.split(" ")
+        self.assertRegex(tmp, r"^/tmp/pyexec-[A-Za-z0-9]{6}$")
+        self.assertEqual((mode, own), ("0o700", "True"))
+        self.assertEqual(squares, "[0, 1, 4, 9, 16]", r.describe())
+        self.assertTrue(harness.wait_for(lambda: not os.path.exists(tmp), 5, 0.05),
+                        "%s left after the request" % tmp)
+
     def test_rlimits_layer_forced(self):
         s = self.private_server(name="rlimits", workers=1, sandbox="rlimits")
         h = s.request("GET", "/healthz").json()
