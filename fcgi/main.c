@@ -30,6 +30,7 @@
 #include "cgroup.h"
 #include "deps.h"
 #include "sandbox.h"
+#include "subid.h"
 #include "log.h"
 #include "mime.h"
 #include "server.h"
@@ -79,7 +80,7 @@ static void cmdline_free(struct cmdline *cl)
 static const char *const restart_keys[] = {
 	"listen", "workers", "user", "group", "python", "work_root", "deps_cache",
 	"pip_index_url", "pip_extra_index_url", "pip_find_links", "pip_only_binary",
-	"network", "sandbox", "cgroup",
+	"network", "sandbox", "cgroup", "subordinate_ids",
 };
 
 /* Defaults, then the file, then the options, then the checks. */
@@ -342,12 +343,77 @@ static void kill_strays(struct worker *w, unsigned n)
 	log_msg(LOG_LEVEL_ERROR, "processes left by a dead worker survive SIGKILL");
 }
 
-static pid_t spawn_worker(const struct server *srv, pid_t master)
+/* Each worker's runs: ids of their own, or pyexec's (own = 0). */
+struct run_ids {
+	int own;
+	unsigned long first_uid, first_gid;     /* worker slot i gets first + i */
+};
+
+/* Sets ids->own and the first ids when pyexec's user has ranges in
+ * /etc/subuid and /etc/subgid for every worker and a sandbox with them
+ * works; otherwise runs share pyexec's ids, and the log says why. */
+static void choose_run_ids(const struct config *cfg, struct sandbox_config *sb,
+			   unsigned nworkers, int single, struct run_ids *ids)
 {
+	struct passwd *pw = getpwuid(getuid());
+	const char *name = pw != NULL ? pw->pw_name : NULL;
+	char err[1024], why[1200];
+	unsigned long u, g;
+
+	ids->own = 0;
+	if (!cfg->subordinate_ids) {
+		log_msg(LOG_LEVEL_INFO, "subordinate_ids = no: runs share pyexec's uid %u",
+			(unsigned)getuid());
+		return;
+	}
+	if (single) {
+		snprintf(why, sizeof(why), "under mod_fcgid, processes cannot share out "
+			 "subordinate ids among them");
+	} else if (getuid() == 0) {
+		snprintf(why, sizeof(why), "pyexec serves as root (set user)");
+	} else if (subid_find(SUBID_UID_FILE, name, getuid(), nworkers, &u) < 0 ||
+		   subid_find(SUBID_GID_FILE, name, getuid(), nworkers, &g) < 0) {
+		snprintf(why, sizeof(why), "%s has no range of %u ids in %s and %s (%s; "
+			 "usermod --add-subuids N-M --add-subgids N-M %s)",
+			 name != NULL ? name : "pyexec's user", nworkers, SUBID_UID_FILE,
+			 SUBID_GID_FILE, errno == ENOENT ? "none found" : strerror(errno),
+			 name != NULL ? name : "USER");
+	} else if (getgid() >= g && getgid() - g < nworkers) {
+		snprintf(why, sizeof(why), "the range in %s holds pyexec's own gid %u",
+			 SUBID_GID_FILE, (unsigned)getgid());
+	} else if (sandbox_probe_run_ids(sb, cfg->python, cfg->work_root, (uid_t)u, (gid_t)g,
+					 err, sizeof(err)) < 0) {
+		snprintf(why, sizeof(why), "a sandbox with them fails: %s", err);
+	} else {
+		ids->own = 1;
+		ids->first_uid = u;
+		ids->first_gid = g;
+		log_msg(LOG_LEVEL_INFO, "runs take subordinate ids: worker i runs as uid %lu+i, "
+			"gid %lu+i (%u workers)", u, g, nworkers);
+		return;
+	}
+	log_msg(LOG_LEVEL_WARN, "runs share pyexec's uid %u: %s", (unsigned)getuid(), why);
+}
+
+static pid_t spawn_worker(const struct server *srv, pid_t master, unsigned slot,
+			  const struct run_ids *ids)
+{
+	static struct sandbox_config mine;
+	static struct server self;
 	pid_t pid = fork();
 
 	if (pid != 0)
 		return pid;
+	if (srv->sandbox_cfg != NULL && ids->own) {
+		/* This worker's runs' ids: the slot's, so that a worker that
+		 * replaces another takes over its ids and no two share. */
+		mine = *srv->sandbox_cfg;
+		mine.run_uid = (uid_t)(ids->first_uid + slot);
+		mine.run_gid = (gid_t)(ids->first_gid + slot);
+		self = *srv;
+		self.sandbox_cfg = &mine;
+		srv = &self;
+	}
 	util_title_set("worker");
 	/* The worker: it dies with the master, after the request in hand. */
 	signal(SIGCHLD, SIG_DFL);
@@ -468,6 +534,7 @@ int main(int argc, char **argv)
 	sigset_t block, old;
 	pid_t master = getpid();
 	unsigned nworkers;
+	struct run_ids run_ids = { 0, 0, 0 };
 	int single = 0;
 	int64_t stop_deadline = 0;
 	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
@@ -595,20 +662,6 @@ int main(int argc, char **argv)
 				"namespaces, and memory is limited per process (RLIMIT_AS)", err);
 		}
 	}
-	/* One complete throw-away sandbox, so that what works is known before
-	 * the first request, and a failure is said once, with its fix. */
-	if (cfg.sandbox != SANDBOX_RLIMITS) {
-		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
-				  err, sizeof(err)) == 0) {
-			srv.sandbox_cfg = &sbcfg;
-		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
-			goto fatal;
-		} else {
-			log_msg(LOG_LEVEL_WARN, "sandbox: %s", err);
-			log_msg(LOG_LEVEL_WARN, "sandbox = auto: falling back to the rlimits layer");
-		}
-	}
-
 	nworkers = cfg.workers;
 	if (nworkers == 0) {
 		/* One more worker than CPUs: a worker spends part of every
@@ -632,6 +685,21 @@ int main(int argc, char **argv)
 	}
 	if (nworkers > WORKERS_MAX)
 		nworkers = WORKERS_MAX;
+	/* One complete throw-away sandbox, so that what works is known before
+	 * the first request, and a failure is said once, with its fix. */
+	if (cfg.sandbox != SANDBOX_RLIMITS) {
+		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
+				  err, sizeof(err)) == 0) {
+			srv.sandbox_cfg = &sbcfg;
+			choose_run_ids(&cfg, &sbcfg, nworkers, single, &run_ids);
+		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
+			goto fatal;
+		} else {
+			log_msg(LOG_LEVEL_WARN, "sandbox: %s", err);
+			log_msg(LOG_LEVEL_WARN, "sandbox = auto: falling back to the rlimits layer");
+		}
+	}
+
 	srv.cfg = &cfg;
 	srv.listen_fd = listen_fd;
 	srv.sandbox = srv.sandbox_cfg != NULL ? "namespaces" : "rlimits";
@@ -701,7 +769,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &block, &old);
 
 	for (unsigned i = 0; i < nworkers; i++) {
-		workers[i].pid = spawn_worker(&srv, master);
+		workers[i].pid = spawn_worker(&srv, master, i, &run_ids);
 		workers[i].started_ns = util_now_ns();
 		if (workers[i].pid < 0)
 			log_msg(LOG_LEVEL_ERROR, "fork: %s", strerror(errno));
@@ -732,7 +800,7 @@ int main(int argc, char **argv)
 				    util_now_ns() - workers[i].started_ns < RESPAWN_FAST_NS)
 					sleep(1);
 				workers[i].retiring = 0;
-				workers[i].pid = spawn_worker(&srv, master);
+				workers[i].pid = spawn_worker(&srv, master, i, &run_ids);
 				workers[i].started_ns = util_now_ns();
 			}
 		}

@@ -139,6 +139,7 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\",\"workers\":%u,"
 		     "\"dependencies\":%s,"
 		     "\"cgroup\":%s%s%s,"
+		     "\"run_ids\":\"%s\",\"run_uid\":%lu,\"run_gid\":%lu,"
 		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"RLIMIT_CPU\","
 		     "\"memory\":\"%s\",\"processes\":\"%s\","
 		     "\"file_size\":\"RLIMIT_FSIZE\",\"disk\":\"%s\",\"network\":\"%s\","
@@ -146,6 +147,9 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     srv->sandbox, PACKAGE_VERSION, srv->workers,
 		     srv->cache != NULL && srv->cache->usable ? "true" : "false",
 		     cg ? "\"" : "", cg ? cgpath : "null", cg ? "\"" : "",
+		     sb && sb->run_uid != sb->uid ? "subordinate" : "shared",
+		     (unsigned long)(sb ? sb->run_uid : getuid()),
+		     (unsigned long)(sb ? sb->run_gid : getgid()),
 		     cg && cg->memory ? "cgroup memory.max" : "RLIMIT_AS",
 		     cg && cg->pids ? "cgroup pids.max, RLIMIT_NPROC" : "RLIMIT_NPROC",
 		     sb ? "tmpfs of max_disk" : "none",

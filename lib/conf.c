@@ -84,6 +84,7 @@ static const struct config_key config_keys[] = {
 	{ "max_generated_files", CT_UNSIGNED, F(max_generated_files), 0, 100000, 0, NULL },
 	{ "max_generated_bytes", CT_SIZE, F(max_generated_bytes), 0, 1024 * GiB, 0, NULL },
 	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
+	{ "subordinate_ids", CT_BOOL, F(subordinate_ids), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 	{ "tokens_file", CT_OPTPATH, F(tokens_file), 0, 0, 0, NULL },
@@ -542,6 +543,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_generated_files = 100;
 	cfg->max_generated_bytes = 100 * MiB;
 	cfg->network = 0;
+	cfg->subordinate_ids = 1;
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

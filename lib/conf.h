@@ -46,6 +46,7 @@ struct config {
 	unsigned max_generated_files;
 	uint64_t max_generated_bytes;
 	int network;                    /* bool */
+	int subordinate_ids;            /* bool: runs take ids of /etc/subuid, /etc/subgid */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */

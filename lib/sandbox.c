@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "run.h"
 #include "sandbox.h"
+#include "subid.h"
 #include "util.h"
 #include "workdir.h"
 
@@ -565,6 +567,10 @@ static void init_disk(const struct init_args *a)
 	init_mkdir(a, ".disk/shm", 0755);
 	if (chmod(".disk/tmp", 01777) < 0 || chmod(".disk/shm", 01777) < 0)
 		init_fail(a, STEP_SETUP, "set the mode of", "/tmp", errno);
+	/* A run with ids of its own writes where the worker copies the uploads
+	 * (no one else sees this disk). */
+	if (a->cfg->run_uid != a->cfg->uid && chmod(".disk/work", 0777) < 0)
+		init_fail(a, STEP_SETUP, "set the mode of", SANDBOX_WORK, errno);
 	init_mkdir(a, "work", 0755);
 	init_mkdir(a, "tmp", 0755);
 	if (mount(".disk/work", "work", NULL, MS_BIND, NULL) < 0)
@@ -804,12 +810,19 @@ static void payload_drop_caps(void)
 }
 
 __attribute__((noreturn))
-static void payload_main(const struct init_req *r)
+static void payload_main(const struct init_args *a, const struct init_req *r)
 {
+	const struct sandbox_config *cfg = a->cfg;
 	struct run_spec copy = r->spec;
 
 	copy.cwd = SANDBOX_WORK;
 	run_child_setup(&copy, r->stdin_fd, r->out_w, r->err_w, 1, 1);
+	/* The run's own uid and gid, with no supplementary group: per-user
+	 * limits and file permissions part it from pyexec and other runs. */
+	if (cfg->run_uid != cfg->uid &&
+	    (setgroups(0, NULL) < 0 || setresgid(cfg->run_gid, cfg->run_gid, cfg->run_gid) < 0 ||
+	     setresuid(cfg->run_uid, cfg->run_uid, cfg->run_uid) < 0))
+		payload_fail("take the run's user and group", errno);
 	payload_drop_caps();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		payload_fail("set no_new_privs", errno);
@@ -817,6 +830,42 @@ static void payload_main(const struct init_req *r)
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sandbox_filter, 0, 0) < 0)
 		payload_fail("load the seccomp filter", errno);
 	run_child_exec(&copy);
+}
+
+/* What a run with ids of its own made in /work becomes pyexec's, so that
+ * the supervisor can collect it whatever its mode (tempfile makes 0600
+ * files). Depth as deep as collect searches; nothing is followed. Uploads
+ * the run left alone are pyexec's already and keep their times. */
+static void init_give_back(const struct init_args *a, int dfd, unsigned depth)
+{
+	char buf[2048] __attribute__((aligned(8)));
+	long n;
+
+	while ((n = getdents64(dfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
+			struct stat st;
+			int sub;
+
+			off += de->d_reclen;
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+			    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			/* One that stays the run's is what collect cannot read,
+			 * and says so. */
+			if (st.st_uid == a->cfg->run_uid &&
+			    fchownat(dfd, de->d_name, a->cfg->uid, a->cfg->gid,
+				     AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			if (!S_ISDIR(st.st_mode) || depth >= COLLECT_DEPTH_MAX)
+				continue;
+			sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				init_give_back(a, sub, depth + 1);
+				(void)close(sub);
+			}
+		}
+	}
 }
 
 __attribute__((noreturn))
@@ -858,7 +907,7 @@ static void init_main(const struct init_args *a)
 
 	payload = fork();
 	if (payload == 0)
-		payload_main(&r);
+		payload_main(a, &r);
 	if (payload < 0) {
 		char msg[128];
 		size_t n = sb_cat(msg, sizeof(msg) - 1, 0, "pyexec: cannot start the program: ");
@@ -890,6 +939,16 @@ static void init_main(const struct init_args *a)
 	(void)kill(-1, SIGKILL);
 	while ((r_pid = waitpid(-1, NULL, __WALL)) > 0 || (r_pid < 0 && errno == EINTR))
 		;
+	if (a->cfg->run_uid != a->cfg->uid) {
+		/* The program and everything it left are gone: nothing races
+		 * this walk. */
+		int w = open(SANDBOX_WORK, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (w >= 0) {
+			init_give_back(a, w, 0);
+			(void)close(w);
+		}
+	}
 	(void)util_write_all(a->status_w, &status, sizeof(status));
 	_exit(0);
 }
@@ -1225,6 +1284,10 @@ static int copy_file_data(int in, int out)
 static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
 		     size_t rel_len, int depth)
 {
+	/* A run with ids of its own must be able to change its uploads, which
+	 * are pyexec's: open to all, on a disk that no one else sees. */
+	const int own_ids = run->cfg->run_uid != run->cfg->uid;
+	const mode_t open_dir = own_ids ? 0777 : 0, open_file = own_ids ? 0666 : 0;
 	struct dirent *de;
 	DIR *d;
 	int dfd, ok = -1;
@@ -1278,7 +1341,7 @@ static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
 			}
 			rel_name[rel_len + nlen] = '\0';
 			/* The mode last: a read-only directory was written into. */
-			if (fchmod(out, st.st_mode & 0777) < 0)
+			if (fchmod(out, (st.st_mode & 0777) | open_dir) < 0)
 				goto fail_file;
 		} else if (S_ISREG(st.st_mode)) {
 			in = openat(src, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -1293,7 +1356,7 @@ static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
 			out = openat(dst, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 				     O_CLOEXEC, 0600);
 			if (out < 0 || copy_file_data(in, out) < 0 ||
-			    fchmod(out, st.st_mode & 0777) < 0 || fstat(out, &ost) < 0)
+			    fchmod(out, (st.st_mode & 0777) | open_file) < 0 || fstat(out, &ost) < 0)
 				goto fail_file;
 			if (run->snap != NULL && collect_snapshot_add(run->snap, rel_name, &ost) < 0)
 				goto fail_file;
@@ -1359,8 +1422,8 @@ static int init_args_fill(struct init_args *a, struct sandbox_run *run,
 	if (inodes < SANDBOX_INODES_MIN)
 		inodes = SANDBOX_INODES_MIN;
 	snprintf(a->passwd, sizeof(a->passwd), "pyexec:x:%lu:%lu:pyexec:/tmp:/usr/sbin/nologin\n",
-		 (unsigned long)cfg->uid, (unsigned long)cfg->gid);
-	snprintf(a->group, sizeof(a->group), "pyexec:x:%lu:\n", (unsigned long)cfg->gid);
+		 (unsigned long)cfg->run_uid, (unsigned long)cfg->run_gid);
+	snprintf(a->group, sizeof(a->group), "pyexec:x:%lu:\n", (unsigned long)cfg->run_gid);
 	snprintf(a->disk_opts, sizeof(a->disk_opts), "mode=0755,size=%llu,nr_inodes=%llu",
 		 (unsigned long long)cfg->disk_bytes, (unsigned long long)inodes);
 	snprintf(a->dev_opts, sizeof(a->dev_opts), "mode=0755,size=%lu",
@@ -1514,16 +1577,32 @@ static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *c
 		goto fail;
 	}
 
-	/* pyexec's ids mapped to themselves; setgroups must be denied before
-	 * an unprivileged gid_map. */
-	if (write_proc_file(run, pid, "setgroups", "deny") < 0)
-		goto fail;
-	snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->uid, (unsigned long)cfg->uid);
-	if (write_proc_file(run, pid, "uid_map", map) < 0)
-		goto fail;
-	snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->gid, (unsigned long)cfg->gid);
-	if (write_proc_file(run, pid, "gid_map", map) < 0)
-		goto fail;
+	if (cfg->run_uid != cfg->uid) {
+		/* pyexec's ids and the run's, each mapped to itself, by the
+		 * set-uid helpers that check the run's against /etc/subuid and
+		 * /etc/subgid */
+		char why[512];
+
+		if (subid_map(pid, 0, cfg->uid, cfg->run_uid, why, sizeof(why)) < 0 ||
+		    subid_map(pid, 1, cfg->gid, cfg->run_gid, why, sizeof(why)) < 0) {
+			errno = EPERM;
+			run_error(run, STEP_MAPS, "%s", why);
+			goto fail;
+		}
+	} else {
+		/* pyexec's ids mapped to themselves; setgroups must be denied
+		 * before an unprivileged gid_map. */
+		if (write_proc_file(run, pid, "setgroups", "deny") < 0)
+			goto fail;
+		snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->uid,
+			 (unsigned long)cfg->uid);
+		if (write_proc_file(run, pid, "uid_map", map) < 0)
+			goto fail;
+		snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)cfg->gid,
+			 (unsigned long)cfg->gid);
+		if (write_proc_file(run, pid, "gid_map", map) < 0)
+			goto fail;
+	}
 	if (msg_send(sp->sock, MSG_MAPS) < 0) {
 		run_error(run, STEP_HANDSHAKE, "cannot release init: %s", strerror(errno));
 		goto fail;
@@ -1991,13 +2070,13 @@ out:
 	return rc;
 }
 
+static int probe_in(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
+		    int proc_retry, char *err, size_t errlen);
+
 int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
 		  int network, const char *tmp_dir, char *err, size_t errlen)
 {
-	char dir[PATH_MAX], real[PATH_MAX];
-	struct sandbox_run run;
-	int tmp_fd = -1, up_fd = -1, rc = -1;
-	const char *base;
+	char real[PATH_MAX];
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -2021,6 +2100,37 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 	cfg->proc = 1;
 	cfg->uid = getuid();
 	cfg->gid = getgid();
+	cfg->run_uid = cfg->uid;
+	cfg->run_gid = cfg->gid;
+	return probe_in(cfg, python, tmp_dir, 1, err, errlen);
+}
+
+int sandbox_probe_run_ids(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
+			  uid_t run_uid, gid_t run_gid, char *err, size_t errlen)
+{
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	cfg->run_uid = run_uid;
+	cfg->run_gid = run_gid;
+	rc = probe_in(cfg, python, tmp_dir, 0, err, errlen);
+	if (rc < 0) {
+		cfg->run_uid = cfg->uid;
+		cfg->run_gid = cfg->gid;
+	}
+	return rc;
+}
+
+/* Runs the probe's sandbox in a directory of its own in tmp_dir; proc_retry:
+ * when a fresh /proc is refused, try again without (cfg->proc = 0). */
+static int probe_in(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
+		    int proc_retry, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	struct sandbox_run run;
+	int tmp_fd = -1, up_fd = -1, rc = -1;
+	const char *base;
 
 	/* Named like a request directory ("<pid>-..."): another pyexec sharing
 	 * tmp_dir as its work_root leaves it alone while this process lives. */
@@ -2061,7 +2171,7 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 	}
 
 	rc = probe_once(cfg, python, dir, up_fd, &run, err, errlen);
-	if (rc < 0 && run.failed_step == STEP_PROC) {
+	if (rc < 0 && run.failed_step == STEP_PROC && proc_retry) {
 		log_msg(LOG_LEVEL_WARN, "sandbox: %s; runs get an empty /proc instead",
 			run.error);
 		cfg->proc = 0;

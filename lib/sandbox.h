@@ -37,7 +37,10 @@
  * a worker makes it while it waits for a request (sandbox_spare_make) and
  * the request pays only for what is below.
  *
- * Inside, the program's uid and gid are pyexec's own (mapped to themselves),
+ * Inside, the program's uid and gid are its worker's subordinate ids
+ * (run_uid, run_gid; init and the uploads keep pyexec's own, and after the
+ * run init gives what the program made in /work to pyexec, for collect) or,
+ * without them, pyexec's own (mapped to themselves),
  * its cwd is /work, and the paths it sees are /work, /tmp, the system's, and
  * the dependency entry's. */
 #ifndef PYEXEC_SANDBOX_H
@@ -67,6 +70,9 @@ struct sandbox_config {
 	int proc;                       /* 1: mount a fresh /proc; 0: the kernel refused it */
 	uid_t uid;                      /* pyexec's own uid and gid, mapped to themselves */
 	gid_t gid;
+	uid_t run_uid;                  /* the program's: a subordinate uid and gid of */
+	gid_t run_gid;                  /* pyexec's user, each mapped to itself (newuidmap,
+	                                 * newgidmap), or uid and gid (runs share them) */
 };
 
 /* A sandbox set up ahead of its request: init, waiting for a run. Owned by
@@ -143,5 +149,12 @@ void sandbox_spare_discard(struct sandbox_spare *sp);
  * fresh falls back to no /proc, with cfg->proc = 0 and a warning logged). */
 int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
 		  int network, const char *tmp_dir, char *err, size_t errlen);
+
+/* After sandbox_probe (which leaves run_uid and run_gid = uid and gid: runs
+ * share pyexec's ids): sets run_uid and run_gid and runs the probe's
+ * sandbox again with them (newuidmap and newgidmap must accept them). 0
+ * when it works; -1 with the cause in err, and cfg as it was. */
+int sandbox_probe_run_ids(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
+			  uid_t run_uid, gid_t run_gid, char *err, size_t errlen);
 
 #endif

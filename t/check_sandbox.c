@@ -3,6 +3,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
@@ -28,6 +29,7 @@
 #include "collect.h"
 #include "run.h"
 #include "sandbox.h"
+#include "subid.h"
 #include "workdir.h"
 
 #define PY "/usr/bin/python3"
@@ -89,6 +91,8 @@ static void setup(void)
 	cfg.proc = 1;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
+	cfg.run_uid = cfg.uid;
+	cfg.run_gid = cfg.gid;
 	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
 
 	memset(&spec, 0, sizeof(spec));
@@ -929,10 +933,10 @@ static void in_child(int (*fn)(int why_fd))
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %s", why);
 }
 
-static int as_nobody(int why)
+/* Becomes nobody, as pyexec does when started as root, and probes into c. */
+static int nobody_probe(int why, struct sandbox_config *c)
 {
-	struct sandbox_config c;
-	char msg[512], want[64];
+	char msg[512];
 
 	if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
 	    setresuid(NOBODY, NOBODY, NOBODY) < 0) {
@@ -944,14 +948,37 @@ static int as_nobody(int why)
 		dprintf(why, "still dumpable after setresuid");
 		return -1;
 	}
-	if (sandbox_probe(&c, PY, 4 * MIB, 0, req_dir, msg, sizeof(msg)) < 0) {
+	if (sandbox_probe(c, PY, 4 * MIB, 0, req_dir, msg, sizeof(msg)) < 0) {
 		dprintf(why, "probe as nobody: %s", msg);
 		return -1;
 	}
-	if (c.uid != NOBODY || c.gid != NOBODY) {
-		dprintf(why, "probe: uid %lu gid %lu", (unsigned long)c.uid, (unsigned long)c.gid);
+	if (c->uid != NOBODY || c->gid != NOBODY || c->run_uid != NOBODY || c->run_gid != NOBODY) {
+		dprintf(why, "probe: uid %lu gid %lu, run ids %lu %lu", (unsigned long)c->uid,
+			(unsigned long)c->gid, (unsigned long)c->run_uid, (unsigned long)c->run_gid);
 		return -1;
 	}
+	return 0;
+}
+
+/* 0 when name in /work holds want, else -1 with why told. */
+static int work_file_is(int why, const char *name, const char *want)
+{
+	char got[512];
+
+	read_work(name, got, sizeof(got));
+	if (strcmp(got, want) == 0)
+		return 0;
+	dprintf(why, "%s: [%s], want [%s]", name, got, want);
+	return -1;
+}
+
+static int as_nobody(int why)
+{
+	struct sandbox_config c;
+	char want[64];
+
+	if (nobody_probe(why, &c) < 0)
+		return -1;
 	cfg = c;
 	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
 	if (run_py("import os\n"
@@ -968,11 +995,8 @@ static int as_nobody(int why)
 		dprintf(why, "output as nobody: [%s] stderr [%s]", out, err);
 		return -1;
 	}
-	read_work("out.txt", msg, sizeof(msg));
-	if (strcmp(msg, "done") != 0) {
-		dprintf(why, "out.txt: %s", msg);
+	if (work_file_is(why, "out.txt", "done") < 0)
 		return -1;
-	}
 	sandbox_run_close(&run);
 	return 0;
 }
@@ -990,6 +1014,71 @@ START_TEST(works_as_nobody)
 	ck_assert_int_eq(fchownat(tmp_fd, "req/work", NOBODY, NOBODY, 0), 0);
 	write_upload("in.txt", "upload", 0644);
 	in_child(as_nobody);
+}
+END_TEST
+
+/* As nobody with a range of its own in /etc/subuid and /etc/subgid: the
+ * program runs as the run ids, what it makes private comes back, and ids
+ * outside the range are refused with newuidmap's word, cfg left as was. */
+static unsigned long sub_uid, sub_gid;
+
+static int as_nobody_with_run_ids(int why)
+{
+	struct sandbox_config c;
+	char msg[512], want[64];
+
+	if (nobody_probe(why, &c) < 0)
+		return -1;
+	if (sandbox_probe_run_ids(&c, PY, req_dir, 0x7ffffff0, 0x7ffffff0, msg, sizeof(msg)) == 0 ||
+	    strstr(msg, "newuidmap") == NULL || c.run_uid != NOBODY || c.run_gid != NOBODY) {
+		dprintf(why, "ids outside the range: [%s], run ids %lu %lu", msg,
+			(unsigned long)c.run_uid, (unsigned long)c.run_gid);
+		return -1;
+	}
+	if (sandbox_probe_run_ids(&c, PY, req_dir, (uid_t)sub_uid + 1, (gid_t)sub_gid + 1, msg,
+				  sizeof(msg)) < 0) {
+		dprintf(why, "probe with run ids: %s", msg);
+		return -1;
+	}
+	cfg = c;
+	sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+	if (run_py("import os\n"
+		   "print(os.getuid(), os.getgid(), os.getgroups(), open('in.txt').read())\n"
+		   "os.umask(0o077)\n"
+		   "open('out.txt', 'w').write('done')\n"
+		   "open('in.txt', 'a').write('+run')\n") < 0) {
+		dprintf(why, "run with run ids: %s", run.error);
+		return -1;
+	}
+	snprintf(want, sizeof(want), "%lu %lu [] upload\n", sub_uid + 1, sub_gid + 1);
+	if (strcmp(out, want) != 0) {
+		dprintf(why, "output: [%s] want [%s] stderr [%s]", out, want, err);
+		return -1;
+	}
+	if (work_file_is(why, "out.txt", "done") < 0 || work_file_is(why, "in.txt", "upload+run") < 0)
+		return -1;
+	sandbox_run_close(&run);
+	return 0;
+}
+
+START_TEST(works_with_run_ids_of_its_own)
+{
+	struct passwd *pw = getpwuid(NOBODY);
+
+	if (getuid() != 0 || pw == NULL ||
+	    subid_find(SUBID_UID_FILE, pw->pw_name, NOBODY, 2, &sub_uid) < 0 ||
+	    subid_find(SUBID_GID_FILE, pw->pw_name, NOBODY, 2, &sub_gid) < 0 ||
+	    access(SUBID_NEWUIDMAP, X_OK) < 0) {
+		fprintf(stderr, "# works_with_run_ids_of_its_own: skipped: needs root, "
+			"newuidmap, and a range of 2 ids for nobody in /etc/subuid and "
+			"/etc/subgid (./quickstart adds one)\n");
+		return;
+	}
+	ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+	ck_assert_int_eq(chown(req_dir, NOBODY, NOBODY), 0);
+	ck_assert_int_eq(fchownat(tmp_fd, "req/work", NOBODY, NOBODY, 0), 0);
+	write_upload("in.txt", "upload", 0644);
+	in_child(as_nobody_with_run_ids);
 }
 END_TEST
 
@@ -1249,6 +1338,7 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, probe_reports_a_bad_python);
 	tcase_add_test(tc, probe_falls_back_to_no_proc);
 	tcase_add_test(tc, works_as_nobody);
+	tcase_add_test(tc, works_with_run_ids_of_its_own);
 	tcase_add_test(tc, spare_serves_the_next_run);
 	tcase_add_test(tc, spare_is_kept_while_alive);
 	tcase_add_test(tc, spare_binds_a_later_dependency_entry);

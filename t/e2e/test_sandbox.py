@@ -22,6 +22,7 @@ import socket
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -160,6 +161,13 @@ class SandboxCase(harness.E2ETestCase):
             self.fail("processes of the run alive after its reply: %r"
                       % [(p, table.get(p, {}).get("cmdline")) for p in run_pids(self.s)])
 
+    def run_ids(self):
+        """(uid, gid, own) of the runs of the worker that answers (each
+        worker's differ when own): own is True when runs have subordinate
+        ids of their own (/healthz)."""
+        h = self.s.request("GET", "/healthz").json()
+        return h["run_uid"], h["run_gid"], h["run_ids"] == "subordinate"
+
     def assertServes(self):
         """The server still answers a plain request."""
         r = self.s.post_execute({"main.py": script('print("still here")\n')})
@@ -253,8 +261,10 @@ class Limits(SandboxCase):
             ''', query="memory=4096", timeout=30)
         rep = self.report(r)
         self.assertIn("can't start new thread", rep["err"] or "", rep)
-        # the payload's own thread and init count too
-        self.assertLess(rep["threads"], MAX_PROCS - 1, rep)
+        # the payload's own thread counts, and init too when runs share
+        # pyexec's uid
+        own = self.run_ids()[2]
+        self.assertLessEqual(rep["threads"], MAX_PROCS - (1 if own else 2), rep)
         self.assertGreaterEqual(rep["threads"], MAX_PROCS - 8, rep)
         self.assertNothingLeftNow()
         self.assertServes()
@@ -1116,8 +1126,13 @@ class Syscalls(SandboxCase):
                          dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), zero), rep)
         self.assertEqual(rep["NoNewPrivs"], "1", rep)
         self.assertEqual(rep["Seccomp"], "2", rep)
-        want = os.getuid() if not harness.IS_ROOT else pwd.getpwnam("nobody").pw_uid
-        self.assertEqual(rep["uid"][:2], [want, want], rep)
+        pyexec_uid = os.getuid() if not harness.IS_ROOT else pwd.getpwnam("nobody").pw_uid
+        uid, gid = rep["uid"][0], rep["uid"][2]
+        self.assertEqual(rep["uid"], [uid, uid, gid, gid], rep)
+        if self.run_ids()[2]:
+            self.assertNotIn(uid, (0, pyexec_uid), rep)
+        else:
+            self.assertEqual(uid, pyexec_uid, rep)
         self.assertEqual(rep["hostname"], "pyexec", rep)
         self.assertEqual(rep["cwd"], "/work", rep)
         self.assertEqual(rep["env"], {"OUTPUT_DIR": "/work", "HOME": "/tmp", "TMPDIR": "/tmp"})
@@ -1331,11 +1346,14 @@ class Results(SandboxCase):
         r = self.run_script('''
             import os
             open("visible.txt", "w").write("z")
-            os.chmod("/work", 0)
-            print("done")
+            try:
+                os.chmod("/work", 0)
+                print("done")
+            except PermissionError:
+                print("refused")    # /work is pyexec's when the run has ids of its own
             ''', prelude=False)
         self.assertRan(r)
-        self.assertEqual(r.stdout, b"done\n")
+        self.assertEqual(r.stdout, b"refused\n" if self.run_ids()[2] else b"done\n")
         # the run's own files: the collector, as their owner, still gets them
         self.assertEqual({k: v.data for k, v in r.files.items()}, {"visible.txt": b"z"})
         self.assertNothingLeftNow()
@@ -1398,6 +1416,168 @@ class Results(SandboxCase):
         self.assertLessEqual(len(rep["pids"]), 2, rep)
         self.assertRan(res["a"])
         self.assertEqual(res["a"].stdout, b"a done\n")
+
+
+# ==================================================================== run ids
+
+def subid_range(path, user):
+    """(first, count) of user's first range in path, or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] == user:
+                    return int(parts[1]), int(parts[2])
+    except OSError:
+        pass
+    return None
+
+
+def why_no_subids(workers):
+    """Why the hostile server's runs cannot have ids of their own here
+    (None when they must)."""
+    if not harness.IS_ROOT:
+        return "pyexec is not started as root, and this suite gives ranges only to nobody"
+    if not (os.access("/usr/bin/newuidmap", os.X_OK) and os.access("/usr/bin/newgidmap", os.X_OK)):
+        return "newuidmap/newgidmap are missing (Debian's uidmap)"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        r = subid_range(path, "nobody")
+        if r is None or r[1] < workers:
+            return "nobody has no range of %d ids in %s (./quickstart adds one)" % (workers, path)
+    return None
+
+
+class RunIds(SandboxCase):
+    """Each worker's runs have a host uid and gid of their own (pyexec's
+    user's subordinate ids): per-user kernel quotas and file permissions
+    part them from pyexec and from each other."""
+
+    def setUp(self):
+        super().setUp()
+        why = why_no_subids(HOSTILE["workers"])
+        if why:
+            self.skipTest("subordinate ids not available here: " + why)
+
+    def concurrently(self, bodies, timeout=30):
+        """Runs the scripts at once (one per worker); their replies."""
+        out = [None] * len(bodies)
+
+        def go(i):
+            out[i] = self.run_script(bodies[i], timeout=timeout)
+        ts = [threading.Thread(target=go, args=(i,)) for i in range(len(bodies))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(timeout + 10)
+        return out
+
+    def test_healthz_and_log_say_so(self):
+        h = self.s.request("GET", "/healthz").json()
+        self.assertEqual(h["run_ids"], "subordinate", h)
+        first, count = subid_range("/etc/subuid", "nobody")
+        self.assertTrue(first <= h["run_uid"] < first + count, h)
+        self.assertIn("runs take subordinate ids", self.s.log_tail(200))
+
+    def test_each_worker_its_own_uid(self):
+        nobody = pwd.getpwnam("nobody")
+        body = '''
+            import time
+            time.sleep(1.0)
+            report({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups()})
+            '''
+        reps = [self.report(r) for r in self.concurrently([body] * HOSTILE["workers"])]
+        uids = {r["uid"] for r in reps}
+        self.assertEqual(len(uids), HOSTILE["workers"], reps)
+        ufirst, ucount = subid_range("/etc/subuid", "nobody")
+        gfirst, gcount = subid_range("/etc/subgid", "nobody")
+        for r in reps:
+            self.assertTrue(ufirst <= r["uid"] < ufirst + ucount, reps)
+            self.assertTrue(gfirst <= r["gid"] < gfirst + gcount, reps)
+            self.assertNotIn(r["uid"], (0, nobody.pw_uid), reps)
+            self.assertEqual(r["groups"], [], reps)
+
+    def test_private_files_come_back(self):
+        r = self.run_script('''
+            import os, tempfile
+            os.umask(0o077)
+            fd, path = tempfile.mkstemp(dir="/work", prefix="tmp-", suffix=".txt")
+            os.write(fd, b"mkstemp")
+            os.close(fd)
+            os.rename(path, "/work/private.txt")
+            os.mkdir("/work/closed", 0o700)
+            open("/work/closed/inner.txt", "w").write("inner")
+            os.chmod("/work/closed/inner.txt", 0o600)
+            print("ok")
+            ''', prelude=False)
+        self.assertRan(r)
+        got = {k: v.data for k, v in r.files.items()}
+        self.assertEqual(got, {"private.txt": b"mkstemp", "closed/inner.txt": b"inner"},
+                         r.describe())
+        self.assertNothingLeftNow()
+
+    def test_uploads_writable_and_untouched_ones_not_returned(self):
+        r = self.run_script('''
+            open("data.txt", "a").write("+new")
+            os.mkdir("sub/made")
+            open("sub/made/x.txt", "w").write("x")
+            report({"keep": open("keep.txt").read()})
+            ''', files={"data.txt": b"old", "keep.txt": b"same", "sub/in.txt": b"in"})
+        rep = self.report(r)
+        self.assertEqual(rep["keep"], "same")
+        got = {k: v.data for k, v in r.files.items()}
+        self.assertEqual(got, {"data.txt": b"old+new", "sub/made/x.txt": b"x"}, r.describe())
+
+    def test_file_only_pyexec_may_read_is_unreadable(self):
+        # a file of pyexec's user, mode 0600, under a path the sandbox binds
+        d = tempfile.mkdtemp(prefix="pyexec-e2e-own-", dir="/usr/local/share")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        secret = os.path.join(d, "secret")
+        with open(secret, "w") as f:
+            f.write("pyexec's own")
+        nobody = pwd.getpwnam("nobody")
+        os.chown(secret, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(secret, 0o600)
+        r = self.run_script('''
+            report({"read": attempt(lambda: open(PATH).read())})
+            ''', preamble="PATH = %r\n" % secret)
+        self.assertEqual(self.report(r)["read"], "EACCES", r.describe())
+
+    def test_pipe_quota_of_one_run_does_not_shrink_anothers_pipes(self):
+        hog = '''
+            import fcntl, time
+            F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
+            held, err = [], None
+            while len(held) < 200:
+                r, w = os.pipe()
+                held.append((r, w))
+                try:
+                    fcntl.fcntl(w, F_SETPIPE_SZ, 1 << 20)
+                except OSError as e:
+                    err = errno.errorcode[e.errno]
+                    break
+            r, w = os.pipe()
+            small = fcntl.fcntl(w, F_GETPIPE_SZ)
+            time.sleep(1.5)
+            report({"pipes": len(held), "err": err, "own_new_pipe": small})
+            '''
+        victim = '''
+            import fcntl, time
+            time.sleep(0.7)
+            r, w = os.pipe()
+            report({"size": fcntl.fcntl(w, 1032)})
+            '''
+        with open("/proc/sys/fs/pipe-user-pages-soft") as f:
+            soft = int(f.read())
+        if soft == 0 or soft > 150 * 256:
+            self.skipTest("pipe-user-pages-soft is %d: 150 pipes of 1 MiB do not exceed it" % soft)
+        a, b = self.concurrently([hog, victim])
+        hog_rep, victim_rep = self.report(a), self.report(b)
+        # the hog went past its quota: its own new pipes shrank
+        self.assertEqual(hog_rep["err"], "EPERM", hog_rep)
+        self.assertLess(hog_rep["own_new_pipe"], 65536, hog_rep)
+        # the victim, another user, keeps the default 64 KiB
+        self.assertEqual(victim_rep["size"], 65536, (hog_rep, victim_rep))
 
 
 # ==================================================================== cache
@@ -1721,6 +1901,32 @@ class StartUp(harness.E2ETestCase):
         self.assertRan(r)
         self.assertEqual(r.stdout, b"ran anyway\n")
 
+    def assertSharesIds(self, s, why_re):
+        """s's runs share pyexec's uid, and its log and /healthz say so."""
+        h = s.request("GET", "/healthz").json()
+        self.assertEqual(h["run_ids"], "shared", h)
+        log = harness._read(s.pyexec_log).decode("utf-8", "replace")
+        self.assertRegex(log, why_re)
+        r = s.post_execute({"main.py": script('import os\nprint(os.getuid())\n')})
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"%d\n" % h["run_uid"])
+
+    def test_subordinate_ids_turned_off(self):
+        s = self.private_server(name="sharedids", workers=1, sandbox="namespaces",
+                                options=["subordinate_ids=no"])
+        self.assertSharesIds(s, r"subordinate_ids = no: runs share pyexec's uid \d+")
+
+    @needs_root
+    def test_user_without_a_range_shares_and_says_so(self):
+        daemon = pwd.getpwnam("daemon")
+        if subid_range("/etc/subuid", "daemon"):
+            self.skipTest("daemon has a range in /etc/subuid here")
+        s = self.private_server(name="norange", workers=1, sandbox="namespaces",
+                                options=["user=daemon", "group=nogroup"])
+        self.assertSharesIds(s, r"runs share pyexec's uid %d: daemon has no range of 1 ids "
+                             r"in /etc/subuid and /etc/subgid .*usermod --add-subuids"
+                             % daemon.pw_uid)
+
     @needs_root
     def test_setup_failure_is_503_sandbox_unavailable(self):
         s = self.private_userns_server(name="setupfail", workers=1, sandbox="namespaces")
@@ -1745,6 +1951,17 @@ class StartUp(harness.E2ETestCase):
         r = s.post_execute(hello)
         self.assertRan(r)
         self.assertEqual(r.stdout, b"hello\n")
+
+
+# The hostile suite again, with runs sharing pyexec's uid (subordinate_ids = no,
+# as on a host without ranges in /etc/subuid): what holds there must hold too.
+HOSTILE_SHARED = dict(HOSTILE, options=HOSTILE["options"] + ["subordinate_ids=no"])
+for _case in (Limits, Disk, Reading, Writing, Network, Syscalls, Exec, Results):
+    globals()["Shared" + _case.__name__] = type(
+        "Shared" + _case.__name__, (_case,),
+        {"SERVER": ("hostile-shared", HOSTILE_SHARED),
+         "__doc__": (_case.__doc__ or "") + " (runs share pyexec's uid)"})
+del _case
 
 
 if __name__ == "__main__":
