@@ -912,6 +912,12 @@ class ReplyNames(harness.E2ETestCase):
             rc, _, err = self.client("pyexec_client.py", "--out", out, *form, "main.py")
             self.assertEqual(rc, 0, err)
             self.assertEqual(self.saved(out), want, form)
+        out = os.path.join(self.dir, "out-sh")
+        r = subprocess.run(["sh", os.path.join(EXAMPLES, "pyexec.sh"), "-u", self.s.url(),
+                            "-o", out, "main.py"], cwd=self.dir, timeout=60,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.saved(out), want, "pyexec.sh")
 
 
 @harness.unittest.skipUnless(harness.DEFAULT_WEB == "apache",
