@@ -137,15 +137,19 @@ except ValueError:
 if "status" not in doc:
     sys.stderr.write("pyexec.sh: HTTP %s (%s): %s\n" % (http, doc.get("error"), doc.get("detail")))
     sys.exit(0)
-sys.stdout.buffer.write(doc["stdout"].encode()); sys.stdout.flush()
-sys.stderr.buffer.write(doc["stderr"].encode()); sys.stderr.flush()
+def raw(text, encoding):
+    return base64.b64decode(text) if encoding == "base64" else text.encode()
+sys.stdout.buffer.write(raw(doc["stdout"], doc.get("stdout_encoding"))); sys.stdout.flush()
+sys.stderr.buffer.write(raw(doc["stderr"], doc.get("stderr_encoding"))); sys.stderr.flush()
 for f in doc["files"] if out else []:
-    parts = f["name"].split("/")
-    if f["name"].startswith("/") or any(p in ("", ".", "..") for p in parts):
+    # a name that is not UTF-8 comes whole in name_b64
+    name = base64.b64decode(f["name_b64"]) if "name_b64" in f else f["name"].encode()
+    parts = name.split(b"/")
+    if name.startswith(b"/") or any(p in (b"", b".", b"..") for p in parts):
         continue
-    path = os.path.join(out, *parts)
+    path = os.path.join(out.encode(), *parts)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    data = base64.b64decode(f["content"]) if f["encoding"] == "base64" else f["content"].encode()
+    data = raw(f["content"], f["encoding"])
     with open(path, "wb") as fh:
         fh.write(data)
 ' "$tmp/body" "$outdir" "$http" || exit 125

@@ -77,10 +77,12 @@ class Result:
     status: "ok", "error", "timeout", "memory", "killed" or "dependency_error";
     exit_code: int or None (None when a signal ended it, or it never ran);
     signal: e.g. "SIGKILL", or None;
-    stdout, stderr: bytes (in JSON mode, the server's text encoded as UTF-8:
-    bytes that were not UTF-8 arrive as U+FFFD);
+    stdout, stderr: bytes, exactly as the program wrote them (both forms);
     files: {name: (content_type, bytes)} of the generated files, in order;
-    truncated: what hit a cap, a subset of ["stdout", "stderr", "files"];
+    a name that is not UTF-8 holds its bytes as surrogates (surrogateescape,
+    as os.fsdecode), so saving it writes the name the program made;
+    truncated: what hit a cap, a subset of ["stdout", "stderr", "files",
+    "reply"] ("reply": files left out to keep the reply under max_reply);
     dependencies: "none", "cached" or "installed" (None if not said);
     request_id: X-Request-Id;
     times: {"wall": s, "cpu": s, "max_rss_kib": KiB} (values None when unknown);
@@ -262,19 +264,26 @@ def _result(http_status, headers, data):
                       headers.get("X-Request-Id"), headers)
 
 
+def _decoded(text, encoding):
+    """The bytes of a JSON string sent as "utf-8" text or as "base64"."""
+    text = text or ""
+    return base64.b64decode(text) if encoding == "base64" else text.encode("utf-8")
+
+
 def _result_json(http_status, headers, data):
     doc = json.loads(data.decode("utf-8"))
     files = {}
     for f in doc.get("files") or []:
-        content = f.get("content", "")
-        raw = (base64.b64decode(content) if f.get("encoding") == "base64"
-               else content.encode("utf-8"))
-        files[f["name"]] = (f.get("content_type"), raw)
+        raw = _decoded(f.get("content"), f.get("encoding"))
+        # a name that is not UTF-8 is "name" with U+FFFD, and whole in "name_b64"
+        name = (base64.b64decode(f["name_b64"]).decode("utf-8", "surrogateescape")
+                if "name_b64" in f else f["name"])
+        files[name] = (f.get("content_type"), raw)
     t = doc.get("time") or {}
     return Result(status=doc.get("status"), exit_code=doc.get("exit_code"),
                   signal=doc.get("signal"),
-                  stdout=(doc.get("stdout") or "").encode("utf-8"),
-                  stderr=(doc.get("stderr") or "").encode("utf-8"),
+                  stdout=_decoded(doc.get("stdout"), doc.get("stdout_encoding")),
+                  stderr=_decoded(doc.get("stderr"), doc.get("stderr_encoding")),
                   files=files, truncated=list(doc.get("truncated") or []),
                   dependencies=doc.get("dependencies"),
                   request_id=headers.get("X-Request-Id"),
@@ -283,15 +292,16 @@ def _result_json(http_status, headers, data):
                   http_status=http_status, form="json")
 
 
-def _utf8(s):
-    """Header text the email parser read as ASCII with surrogateescape,
-    read again as the UTF-8 pyexec sent."""
-    if s is None:
-        return None
+def _file_name(s):
+    """A filename parameter as pyexec writes it (the email parser read it as
+    ASCII with surrogateescape): '%XX' decoded (pyexec writes '%', '"', '\\'
+    and control bytes so, and nothing else), then the bytes read as UTF-8,
+    with surrogates for bytes that are not."""
     try:
-        return s.encode("ascii", "surrogateescape").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return s
+        raw = s.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = s.encode("utf-8", "surrogateescape")
+    return urllib.parse.unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def _result_multipart(http_status, headers, data):
@@ -305,9 +315,7 @@ def _result_multipart(http_status, headers, data):
         payload = part.get_payload(decode=True) or b""
         filename = part.get_filename()
         if filename is not None:
-            # pyexec writes '"' in a name as %22 (as HTML forms do); a valid
-            # name holds no backslash or control character, the other escapes
-            name = _utf8(filename).replace("%22", '"')
+            name = _file_name(filename)
             ct = part.get("Content-Type")
             files[name] = (str(ct) if ct is not None else None, payload)
         else:

@@ -20,6 +20,9 @@
 #define GiB (1024ULL * MiB)
 
 #define SECONDS_MAX_MS (86400ULL * 1000)  /* one day: the bound of every duration */
+/* Room for a reply's headers of parts, names and JSON fields besides stdout
+ * and stderr: max_reply is at least 4 x max_output + this. */
+#define CONFIG_REPLY_ROOM (1 * MiB)
 #define FD_NUMBER_MAX 1048576             /* Linux's default fs.nr_open */
 #define UNIX_PATH_LEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
@@ -83,6 +86,7 @@ static const struct config_key config_keys[] = {
 	{ "max_output", CT_SIZE, F(max_output), 1 * KiB, 1 * GiB, 0, NULL },
 	{ "max_generated_files", CT_UNSIGNED, F(max_generated_files), 0, 100000, 0, NULL },
 	{ "max_generated_bytes", CT_SIZE, F(max_generated_bytes), 0, 1024 * GiB, 0, NULL },
+	{ "max_reply", CT_SIZE, F(max_reply), 1 * MiB, 1024 * GiB, 0, NULL },
 	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
 	{ "subordinate_ids", CT_BOOL, F(subordinate_ids), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
@@ -542,6 +546,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_output = 1 * MiB;
 	cfg->max_generated_files = 100;
 	cfg->max_generated_bytes = 100 * MiB;
+	cfg->max_reply = 160 * MiB;
 	cfg->network = 0;
 	cfg->subordinate_ids = 1;
 	cfg->sandbox = SANDBOX_AUTO;
@@ -755,6 +760,16 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 		util_errorf(err, errlen,
 			   "memory (%s) is over memory_max (%s); lower memory or raise memory_max",
 			   a, b);
+		return -1;
+	}
+	/* stdout and stderr are always sent whole: twice their bytes each as
+	 * JSON text at worst, and room for the rest of the reply */
+	if (cfg->max_reply < 4 * cfg->max_output + CONFIG_REPLY_ROOM) {
+		config_fmt_size(cfg->max_reply, a, sizeof(a));
+		config_fmt_size(4 * cfg->max_output + CONFIG_REPLY_ROOM, b, sizeof(b));
+		util_errorf(err, errlen,
+			   "max_reply (%s) is under 4 x max_output + 1M (%s), which stdout "
+			   "and stderr may take; raise max_reply or lower max_output", a, b);
 		return -1;
 	}
 	/* work_root is emptied at start: a cache inside it would be wiped,

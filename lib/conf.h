@@ -45,6 +45,7 @@ struct config {
 	uint64_t max_output;            /* bytes, each of stdout and stderr */
 	unsigned max_generated_files;
 	uint64_t max_generated_bytes;
+	uint64_t max_reply;             /* bytes of a reply's body, as encoded */
 	int network;                    /* bool */
 	int subordinate_ids;            /* bool: runs take ids of /etc/subuid, /etc/subgid */
 	enum sandbox_level sandbox;

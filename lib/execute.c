@@ -226,6 +226,16 @@ static void drain_body(const struct execute_request *req, uint64_t limit)
 		n += (uint64_t)r;
 }
 
+/* The bounds of an execution reply: its size, and its time from now (a
+ * web server that reads slowly holds the worker no longer). */
+static void reply_bounds(const struct execute_ctx *ctx, const struct execute_request *req,
+			 struct reply_execution *rx)
+{
+	rx->max_reply = ctx->cfg->max_reply;
+	rx->deadline_ns = util_now_ns() + EXECUTE_REPLY_SECONDS * 1000000000LL;
+	rx->send_fd = req->conn_fd;
+}
+
 /* The one error-reply path of this module. */
 static int reply_error(struct reply_sink *sink, struct log_request *log, int status,
 		       const char *error, const char *detail, const char *request_id)
@@ -326,6 +336,7 @@ static int acquire_deps(const struct execute_ctx *ctx, const struct execute_requ
 		rx.stdout_fd = -1;
 		rx.stderr_fd = out_fd;
 		rx.json = json;
+		reply_bounds(ctx, req, &rx);
 		log->status = 424;
 		log->error = "dependency_error";
 		rc = reply_write_execution(sink, &rx) < 0 ? -1 : 0;
@@ -672,9 +683,15 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	rx.open_file = open_result;
 	rx.open_ctx = &results_fd;
 	rx.json = json;
+	reply_bounds(ctx, req, &rx);
 	log->status = 200;
 	t1 = util_now_ns();
 	rc = reply_write_execution(sink, &rx);
+	/* failed while planning it (a file gone, the time out): nothing sent yet */
+	if (rc < 0 && !sink->in_body)
+		rc = reply_error(sink, log, 500, "internal",
+				 "The server could not read what the program generated.",
+				 req->request_id);
 	log->reply_ns = util_now_ns() - t1;
 
 out:

@@ -21,6 +21,9 @@
 
 #define EXECUTE_READ_CHUNK (64 * 1024)  /* bytes read from the body at a time */
 #define EXECUTE_DRAIN_EXTRA (1 << 20)   /* bytes drained past max_upload */
+/* The reply phase's bound: past it the reply is cut short and the worker
+ * moves on, however slowly the web server reads or however big the reply. */
+#define EXECUTE_REPLY_SECONDS 60
 
 /* What lives as long as a worker. */
 struct execute_ctx {

@@ -1,4 +1,4 @@
-/* names: the upload file-name rules of SPEC §2. */
+/* names: the rules an uploaded file name must meet (README, "POST execute"). */
 #ifndef PYEXEC_NAMES_H
 #define PYEXEC_NAMES_H
 

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -19,17 +22,53 @@
 #define REPLY_FALLBACK_TYPE "application/octet-stream"
 
 /* Gathers small pieces (headers, JSON punctuation, escapes) into one sink
- * write; large pieces go straight through. Failure is sticky. */
+ * write; large pieces go straight through. Failure is sticky. Without a
+ * sink it only counts: the reply is planned by writing it that way first. */
 struct out {
-	struct reply_sink *sink;
+	struct reply_sink *sink;     /* NULL: count only */
+	uint64_t counted;            /* bytes put, when counting */
+	int64_t deadline_ns;         /* 0 = none */
+	int send_fd;                 /* its SO_SNDTIMEO follows the deadline; -1 */
 	size_t n;
 	int failed;
 	char buf[REPLY_OUT_BUF];
 };
 
-static int sink_write(struct reply_sink *sink, const void *buf, size_t len)
+/* Before a write that may block: the socket's send timeout set to what is
+ * left of the reply's time, so a web server that stops reading cannot hold
+ * the worker past the deadline. */
+static int out_arm(struct out *o)
 {
-	if (sink->write(sink->ctx, buf, len) < 0)
+	int64_t left;
+	struct timeval tv;
+
+	if (o->deadline_ns == 0)
+		return 0;
+	left = o->deadline_ns - util_now_ns();
+	if (left <= 0) {
+		log_msg(LOG_LEVEL_WARN, "reply: the reply's time ran out; cutting it short");
+		return -1;
+	}
+	if (o->send_fd >= 0) {
+		tv.tv_sec = (time_t)(left / 1000000000);
+		tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
+		if (tv.tv_sec == 0 && tv.tv_usec == 0)
+			tv.tv_usec = 1;      /* 0 would mean "never time out" */
+		/* not a socket (a pipe, a file): nothing to arm */
+		(void)setsockopt(o->send_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	return 0;
+}
+
+static int sink_write(struct out *o, const void *buf, size_t len)
+{
+	struct reply_sink *sink = o->sink;
+
+	if (sink == NULL) {
+		o->counted += len;
+		return 0;
+	}
+	if (out_arm(o) < 0 || sink->write(sink->ctx, buf, len) < 0)
 		return -1;
 	if (sink->in_body)
 		sink->body_bytes += len;
@@ -39,6 +78,9 @@ static int sink_write(struct reply_sink *sink, const void *buf, size_t len)
 static void out_init(struct out *o, struct reply_sink *sink)
 {
 	o->sink = sink;
+	o->counted = 0;
+	o->deadline_ns = 0;
+	o->send_fd = -1;
 	o->n = 0;
 	o->failed = 0;
 }
@@ -47,7 +89,7 @@ static int out_flush(struct out *o)
 {
 	if (o->failed)
 		return -1;
-	if (o->n > 0 && sink_write(o->sink, o->buf, o->n) < 0) {
+	if (o->n > 0 && sink_write(o, o->buf, o->n) < 0) {
 		o->failed = 1;
 		return -1;
 	}
@@ -63,7 +105,7 @@ static int out_put(struct out *o, const void *p, size_t len)
 		if (out_flush(o) < 0)
 			return -1;
 		if (len >= sizeof(o->buf)) {
-			if (sink_write(o->sink, p, len) < 0) {
+			if (sink_write(o, p, len) < 0) {
 				o->failed = 1;
 				return -1;
 			}
@@ -73,6 +115,13 @@ static int out_put(struct out *o, const void *p, size_t len)
 	memcpy(o->buf + o->n, p, len);
 	o->n += len;
 	return 0;
+}
+
+/* Bytes put so far, when counting (flushes first). */
+static uint64_t out_counted(struct out *o)
+{
+	out_flush(o);
+	return o->counted;
 }
 
 static int out_str(struct out *o, const char *s)
@@ -301,19 +350,29 @@ static enum utf8_step utf8_next(const unsigned char *p, size_t len, size_t *used
 	return UTF8_OK;
 }
 
-/* Checks len bytes for well-formed UTF-8. 1 or 0; when !final, a valid
+/* Checks len bytes for well-formed UTF-8, and when printable also for
+ * control characters: C0 but tab, LF and CR, DEL, and C1 (U+0080..U+009F),
+ * which JSON would write six bytes each. 1 or 0; when !final, a valid
  * start cut off at the end is not judged and *consumed stops before it. */
-static int utf8_valid(const unsigned char *p, size_t len, int final, size_t *consumed)
+static int utf8_check(const unsigned char *p, size_t len, int final, int printable,
+		      size_t *consumed)
 {
 	size_t i = 0, used;
 
 	while (i < len) {
-		if (p[i] < 0x80) {
+		unsigned char c = p[i];
+
+		if (c < 0x80) {
+			if (printable && ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
+					  c == 0x7f))
+				return 0;
 			i++;
 			continue;
 		}
 		switch (utf8_next(p + i, len - i, &used)) {
 		case UTF8_OK:
+			if (printable && c == 0xc2 && p[i + 1] < 0xa0)
+				return 0;
 			i += used;
 			break;
 		case UTF8_SHORT:
@@ -443,84 +502,83 @@ static ssize_t pread_full(int fd, unsigned char *buf, size_t len, off_t off)
 	return (ssize_t)got;
 }
 
-/* Captured stdout or stderr, whole, raw (json == 0) or JSON-escaped. */
-static int stream_output(struct out *o, int fd, const char *what, int json,
-			 unsigned char *chunk)
-{
-	off_t off = 0;
+/* How a piece's bytes go into the body. */
+enum piece_enc { ENC_RAW, ENC_TEXT, ENC_BASE64 };
 
-	if (fd < 0)
-		return 0;
-	for (;;) {
-		ssize_t n = pread_full(fd, chunk, REPLY_CHUNK, off);
-		size_t used = (size_t)n;
-
-		if (n < 0) {
-			log_msg(LOG_LEVEL_ERROR, "reply: cannot read the captured %s: %s",
-				what, strerror(errno));
-			return -1;
-		}
-		if (n == 0)
-			return 0;
-		/* a short read is the end of the file: nothing is left to wait for */
-		if (json ? json_escape(o, chunk, used, n < REPLY_CHUNK, &used) < 0
-			 : out_put(o, chunk, used) < 0)
-			return -1;
-		if (n < REPLY_CHUNK)
-			return 0;
-		off += (off_t)used;
-	}
-}
-
-/* One generated file, opened, checked and typed. */
-struct reply_file {
-	const char *name;
-	int fd;
-	uint64_t size;
-	char type_buf[REPLY_TYPE_MAX + 1];
-	const char *type;
+/* stdout, stderr or one generated file, as planned before the headers. */
+struct piece {
+	const char *name;            /* the generated file's name; NULL for an output */
+	const char *what;            /* for the log: "stdout", "stderr" or the name */
+	int fd;                      /* open while read, else -1 */
+	uint64_t size;               /* bytes sent: fstat's size when planned */
+	enum piece_enc enc;
+	uint64_t encoded;            /* bytes its content takes in the body */
+	int sent;                    /* 0: left out for max_reply */
+	char type[REPLY_TYPE_MAX + 1];
 };
 
-static int file_open(const struct reply_execution *e, const char *name, struct reply_file *f)
+struct plan {
+	struct piece out[2];         /* stdout, stderr */
+	struct piece *files;         /* one per name of e->files, owned */
+	size_t nfiles;
+	int cut;                     /* a file was left out for max_reply */
+	const char *boundary;
+	unsigned char *chunk;        /* the one buffer every read goes through */
+};
+
+/* Opens a generated file. The first time its size is taken; afterwards it
+ * must be the same, so that the part has the length that was planned. */
+static int piece_open(const struct reply_execution *e, struct piece *f, int planned)
 {
 	struct stat st;
-	const char *t = NULL;
 
-	f->name = name;
-	f->fd = e->open_file(e->open_ctx, name);
+	f->fd = e->open_file(e->open_ctx, f->name);
 	if (f->fd < 0) {
 		log_msg(LOG_LEVEL_ERROR, "reply: cannot open the generated file %s: %s",
-			name, strerror(errno));
+			f->name, strerror(errno));
 		return -1;
 	}
 	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		log_msg(LOG_LEVEL_ERROR, "reply: the generated file %s is not a regular file",
-			name);
-		close(f->fd);
-		f->fd = -1;
-		return -1;
+			f->name);
+		goto fail;
 	}
-	f->size = (uint64_t)st.st_size;
-	f->type_buf[0] = '\0';
-	f->type_buf[REPLY_TYPE_MAX] = '\0';
-	if (e->typer != NULL)
-		t = e->typer(e->typer_ctx, f->fd, f->type_buf);
-	if (t == NULL || t[0] == '\0' || strnlen(t, REPLY_TYPE_MAX + 1) > REPLY_TYPE_MAX ||
-	    !header_value_ok(t) || strchr(t, '"') != NULL)
-		t = REPLY_FALLBACK_TYPE;
-	f->type = t;
+	if (!planned)
+		f->size = (uint64_t)st.st_size;
+	else if ((uint64_t)st.st_size != f->size) {
+		log_msg(LOG_LEVEL_ERROR, "reply: the generated file %s changed size while "
+			"being sent", f->name);
+		goto fail;
+	}
 	return 0;
+fail:
+	close(f->fd);
+	f->fd = -1;
+	return -1;
 }
 
-static void file_close(struct reply_file *f)
+static void piece_close(struct piece *f)
 {
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
 }
 
-/* How the file's bytes are written, one read at a time. */
-enum file_pass { PASS_RAW, PASS_CHECK_UTF8, PASS_JSON, PASS_BASE64 };
+/* Content type of a file just opened: the typer's, or the fallback. */
+static void piece_type(const struct reply_execution *e, struct piece *f)
+{
+	char buf[REPLY_TYPE_MAX + 1];
+	const char *t = NULL;
+
+	buf[0] = '\0';
+	buf[REPLY_TYPE_MAX] = '\0';
+	if (e->typer != NULL)
+		t = e->typer(e->typer_ctx, f->fd, buf);
+	if (t == NULL || t[0] == '\0' || strnlen(t, REPLY_TYPE_MAX + 1) > REPLY_TYPE_MAX ||
+	    !header_value_ok(t) || strchr(t, '"') != NULL)
+		t = REPLY_FALLBACK_TYPE;
+	snprintf(f->type, sizeof(f->type), "%s", t);
+}
 
 static int base64_put(struct out *o, const unsigned char *p, size_t len)
 {
@@ -550,18 +608,28 @@ static int base64_put(struct out *o, const unsigned char *p, size_t len)
 	return out_put(o, enc, k);
 }
 
-/* Reads exactly f->size bytes from offset 0, in REPLY_CHUNK pieces. For
- * PASS_CHECK_UTF8, *valid says whether they are well-formed UTF-8. A file
- * shorter than its size is an error: a part of the wrong length is never
- * sent. 0 or -1. */
-static int file_pass(struct out *o, struct reply_file *f, enum file_pass pass,
-		     unsigned char *chunk, int *valid)
+/* How a piece's bytes are read: to plan (is it printable text, and how
+ * long is it as a JSON string), or to send in one of the encodings. */
+enum piece_pass { PASS_SCAN, PASS_RAW, PASS_JSON, PASS_BASE64 };
+
+static int out_late(const struct out *o)
+{
+	return o->deadline_ns != 0 && util_now_ns() >= o->deadline_ns;
+}
+
+/* Reads exactly f->size bytes of f->fd from offset 0, in REPLY_CHUNK
+ * pieces. PASS_SCAN writes the JSON string into a counting o and says in
+ * *text whether the bytes are printable UTF-8 (it stops at the first that
+ * is not). A file shorter than its size is an error: a part of the wrong
+ * length is never sent. 0 or -1. */
+static int piece_pass(struct out *o, struct piece *f, enum piece_pass pass,
+		      unsigned char *chunk, int *text)
 {
 	uint64_t off = 0;
 	size_t piece = pass == PASS_BASE64 ? REPLY_B64_IN : REPLY_CHUNK;
 
-	if (valid != NULL)
-		*valid = 1;
+	if (text != NULL)
+		*text = 1;
 	while (off < f->size) {
 		size_t want = f->size - off < piece ? (size_t)(f->size - off) : piece;
 		ssize_t n = pread_full(f->fd, chunk, want, (off_t)off);
@@ -569,27 +637,32 @@ static int file_pass(struct out *o, struct reply_file *f, enum file_pass pass,
 		int final;
 
 		if (n < 0) {
-			log_msg(LOG_LEVEL_ERROR, "reply: cannot read the generated file %s: %s",
-				f->name, strerror(errno));
+			log_msg(LOG_LEVEL_ERROR, "reply: cannot read %s: %s", f->what,
+				strerror(errno));
 			return -1;
 		}
 		if ((size_t)n < want) {
-			log_msg(LOG_LEVEL_ERROR, "reply: the generated file %s shrank below "
-				"%llu bytes while being sent", f->name,
-				(unsigned long long)f->size);
+			log_msg(LOG_LEVEL_ERROR, "reply: %s shrank below %llu bytes while being "
+				"sent", f->what, (unsigned long long)f->size);
+			return -1;
+		}
+		if (out_late(o)) {
+			log_msg(LOG_LEVEL_WARN, "reply: the reply's time ran out in %s", f->what);
 			return -1;
 		}
 		final = off + want == f->size;
 		switch (pass) {
+		case PASS_SCAN:
+			if (!utf8_check(chunk, want, final, 1, &used)) {
+				*text = 0;
+				return 0;
+			}
+			if (json_escape(o, chunk, used, 1, &used) < 0)
+				return -1;
+			break;
 		case PASS_RAW:
 			if (out_put(o, chunk, want) < 0)
 				return -1;
-			break;
-		case PASS_CHECK_UTF8:
-			if (!utf8_valid(chunk, want, final, &used)) {
-				*valid = 0;
-				return 0;
-			}
 			break;
 		case PASS_JSON:
 			if (json_escape(o, chunk, want, final, &used) < 0)
@@ -603,6 +676,57 @@ static int file_pass(struct out *o, struct reply_file *f, enum file_pass pass,
 		off += used;
 	}
 	return 0;
+}
+
+/* Chooses how f goes into the body and how many bytes that takes: raw in
+ * multipart; in JSON, text when printable UTF-8, else base64. */
+static int piece_plan_encoding(const struct out *o, struct piece *f, int json,
+			       unsigned char *chunk)
+{
+	struct out count;
+	int text;
+
+	if (!json) {
+		f->enc = ENC_RAW;
+		f->encoded = f->size;
+		return 0;
+	}
+	out_init(&count, NULL);
+	count.deadline_ns = o->deadline_ns;
+	if (f->size > 0 && piece_pass(&count, f, PASS_SCAN, chunk, &text) < 0)
+		return -1;
+	if (f->size == 0 || text) {
+		f->enc = ENC_TEXT;
+		f->encoded = out_counted(&count);
+	} else {
+		f->enc = ENC_BASE64;
+		f->encoded = (f->size + 2) / 3 * 4;
+	}
+	return 0;
+}
+
+/* The content of a piece in its planned encoding; counting, its planned
+ * length without reading it. */
+static int put_content(struct out *o, const struct reply_execution *e, struct piece *f,
+		       unsigned char *chunk)
+{
+	static const enum piece_pass pass[] = {
+		[ENC_RAW] = PASS_RAW, [ENC_TEXT] = PASS_JSON, [ENC_BASE64] = PASS_BASE64,
+	};
+	int rc;
+
+	if (o->sink == NULL) {
+		o->counted += f->encoded;
+		return o->failed ? -1 : 0;
+	}
+	if (f->size == 0)
+		return 0;
+	if (f->name != NULL && piece_open(e, f, 1) < 0)
+		return -1;
+	rc = piece_pass(o, f, pass[f->enc], chunk, NULL);
+	if (f->name != NULL)
+		piece_close(f);
+	return rc;
 }
 
 /* ---- the execution reply ---- */
@@ -630,18 +754,21 @@ static const char *signal_name(int sig, char *buf, size_t len)
 	return buf;
 }
 
-/* Writes "stdout,stderr,files" (sep ",") or "\"stdout\",..." (JSON). */
-static int truncated_list(const struct reply_execution *e, char *buf, size_t len, int json)
+/* Writes "stdout,stderr,files,reply" (sep ",") or "\"stdout\",..." (JSON). */
+static int truncated_list(const struct reply_execution *e, const struct plan *pl,
+			  char *buf, size_t len, int json)
 {
-	const char *names[3];
+	const char *names[4];
 	size_t n = 0, k = 0;
 
 	if (e->run != NULL && e->run->stdout_truncated)
 		names[n++] = "stdout";
 	if (e->run != NULL && e->run->stderr_truncated)
 		names[n++] = "stderr";
-	if (e->files != NULL && e->files->truncated)
+	if ((e->files != NULL && e->files->truncated) || pl->cut)
 		names[n++] = "files";
+	if (pl->cut)
+		names[n++] = "reply";
 	buf[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		int w = snprintf(buf + k, len - k, json ? "%s\"%s\"" : "%s%s",
@@ -652,35 +779,55 @@ static int truncated_list(const struct reply_execution *e, char *buf, size_t len
 	return (int)n;
 }
 
-/* Content-Disposition names: '"' is %22, and backslash, CR, LF and any
- * other control byte %XX, as HTML forms do, so no name can end the quoted
- * string or the header. */
-static int out_disposition_name(struct out *o, const char *name)
+/* Content-Disposition names: '%', '"', and backslash, CR, LF and any other
+ * control byte %XX, as HTML forms do, so no name can end the quoted string
+ * or the header, and no two names are written alike; bytes that are not
+ * UTF-8 are %XX too, so the header is UTF-8 and the name comes back whole.
+ * In a part's name a file called "stdout" or "stderr" is "%73tdout",
+ * "%73tderr": the same name once decoded, never the name of an output's
+ * part. */
+static int out_disposition_name(struct out *o, const char *name, int part_name)
 {
 	const unsigned char *p = (const unsigned char *)name;
-	size_t start = 0, i;
+	size_t start = 0, i = 0, len, used;
 	char esc[4];
 
-	for (i = 0; p[i] != '\0'; i++) {
-		if (p[i] >= 0x20 && p[i] != 0x7f && p[i] != '"' && p[i] != '\\')
-			continue;
-		out_put(o, p + start, i - start);
-		snprintf(esc, sizeof(esc), "%%%02X", p[i]);
-		out_put(o, esc, 3);
-		start = i + 1;
+	if (part_name && (strcmp(name, "stdout") == 0 || strcmp(name, "stderr") == 0)) {
+		out_put(o, "%73", 3);
+		p++;
+	}
+	len = strlen((const char *)p);
+	while (i < len) {
+		size_t bad = 0;
+
+		if (p[i] >= 0x80)
+			bad = utf8_next(p + i, len - i, &used) == UTF8_OK ? 0 : used;
+		else if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\' || p[i] == '%')
+			bad = used = 1;
+		else
+			used = 1;
+		if (bad > 0) {
+			out_put(o, p + start, i - start);
+			for (size_t k = 0; k < bad; k++) {
+				snprintf(esc, sizeof(esc), "%%%02X", p[i + k]);
+				out_put(o, esc, 3);
+			}
+			start = i + bad;
+		}
+		i += used;
 	}
 	return out_put(o, p + start, i - start);
 }
 
 static int write_headers(struct out *o, const struct reply_execution *e,
-			 const char *boundary)
+			 const struct plan *pl)
 {
 	char buf[64];
 
 	if (e->json)
 		out_header(o, "Content-Type", "application/json");
 	else
-		out_printf(o, "Content-Type: multipart/form-data; boundary=%s\r\n", boundary);
+		out_printf(o, "Content-Type: multipart/form-data; boundary=%s\r\n", pl->boundary);
 	out_header(o, "X-Execution-Status", e->exec_status);
 	if (e->run != NULL) {
 		if (e->run->signal != 0)
@@ -693,7 +840,7 @@ static int write_headers(struct out *o, const struct reply_execution *e,
 		out_header(o, "X-CPU-Time", buf);
 		out_printf(o, "X-Max-RSS: %ld\r\n", e->run->max_rss_kib);
 	}
-	if (truncated_list(e, buf, sizeof(buf), 0) > 0)
+	if (truncated_list(e, pl, buf, sizeof(buf), 0) > 0)
 		out_header(o, "X-Truncated", buf);
 	if (e->dependencies != NULL)
 		out_header(o, "X-Dependencies", e->dependencies);
@@ -703,74 +850,71 @@ static int write_headers(struct out *o, const struct reply_execution *e,
 	return out_end_headers(o);
 }
 
-static int write_multipart(struct out *o, const struct reply_execution *e,
-			   const char *boundary, unsigned char *chunk)
+static int write_file_part(struct out *o, const struct reply_execution *e,
+			   struct plan *pl, struct piece *f)
 {
-	static const char *const outputs[] = { "stdout", "stderr" };
-	const int fds[] = { e->stdout_fd, e->stderr_fd };
-	size_t nfiles = e->files != NULL ? e->files->n : 0;
+	out_printf(o, "--%s\r\nContent-Disposition: form-data; name=\"", pl->boundary);
+	out_disposition_name(o, f->name, 1);
+	out_str(o, "\"; filename=\"");
+	out_disposition_name(o, f->name, 0);
+	out_str(o, "\"\r\n");
+	out_header(o, "Content-Type", f->type);
+	out_put(o, "\r\n", 2);
+	if (put_content(o, e, f, pl->chunk) < 0)
+		return -1;
+	return out_put(o, "\r\n", 2);
+}
 
+static int write_multipart(struct out *o, const struct reply_execution *e, struct plan *pl)
+{
 	for (size_t i = 0; i < 2; i++) {
 		out_printf(o, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n",
-			   boundary, outputs[i]);
-		if (stream_output(o, fds[i], outputs[i], 0, chunk) < 0)
-			return -1;
-		if (out_put(o, "\r\n", 2) < 0)
+			   pl->boundary, pl->out[i].what);
+		if (put_content(o, e, &pl->out[i], pl->chunk) < 0 || out_put(o, "\r\n", 2) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < nfiles; i++) {
-		struct reply_file f;
-		int rc;
-
-		if (file_open(e, e->files->files[i].name, &f) < 0)
+	for (size_t i = 0; i < pl->nfiles; i++)
+		if (pl->files[i].sent && write_file_part(o, e, pl, &pl->files[i]) < 0)
 			return -1;
-		out_printf(o, "--%s\r\nContent-Disposition: form-data; name=\"", boundary);
-		out_disposition_name(o, f.name);
-		out_str(o, "\"; filename=\"");
-		out_disposition_name(o, f.name);
-		out_str(o, "\"\r\n");
-		out_header(o, "Content-Type", f.type);
-		out_put(o, "\r\n", 2);
-		rc = file_pass(o, &f, PASS_RAW, chunk, NULL);
-		file_close(&f);
-		if (rc < 0 || out_put(o, "\r\n", 2) < 0)
-			return -1;
-	}
-	out_printf(o, "--%s--\r\n", boundary);
+	out_printf(o, "--%s--\r\n", pl->boundary);
 	return out_flush(o);
 }
 
-static int write_json_file(struct out *o, const struct reply_execution *e, const char *name,
-			   unsigned char *chunk)
+static const char *encoding_name(enum piece_enc enc)
 {
-	struct reply_file f;
-	int utf8 = 0;
-
-	if (file_open(e, name, &f) < 0)
-		return -1;
-	out_str(o, "{\"name\":");
-	json_string(o, f.name);
-	out_str(o, ",\"content_type\":");
-	json_string(o, f.type);
-	out_printf(o, ",\"size\":%llu,\"encoding\":", (unsigned long long)f.size);
-	/* a file is read twice at most: once to learn whether it is text */
-	if (file_pass(o, &f, PASS_CHECK_UTF8, chunk, &utf8) < 0)
-		goto fail;
-	out_str(o, utf8 ? "\"utf-8\",\"content\":\"" : "\"base64\",\"content\":\"");
-	if (file_pass(o, &f, utf8 ? PASS_JSON : PASS_BASE64, chunk, NULL) < 0)
-		goto fail;
-	file_close(&f);
-	return out_str(o, "\"}");
-fail:
-	file_close(&f);
-	return -1;
+	return enc == ENC_BASE64 ? "base64" : "utf-8";
 }
 
-static int write_json(struct out *o, const struct reply_execution *e, unsigned char *chunk)
+/* A file's JSON object (after a comma unless first); a name that is not
+ * UTF-8 (shown with U+FFFD in "name") is also given whole as "name_b64". */
+static int write_json_file(struct out *o, const struct reply_execution *e,
+			   struct plan *pl, struct piece *f, int first)
+{
+	size_t len = strlen(f->name), consumed;
+
+	if (!first)
+		out_put(o, ",", 1);
+	out_str(o, "{\"name\":");
+	json_string(o, f->name);
+	if (!utf8_check((const unsigned char *)f->name, len, 1, 0, &consumed)) {
+		out_str(o, ",\"name_b64\":\"");
+		base64_put(o, (const unsigned char *)f->name, len);
+		out_put(o, "\"", 1);
+	}
+	out_str(o, ",\"content_type\":");
+	json_string(o, f->type);
+	out_printf(o, ",\"size\":%llu,\"encoding\":\"%s\",\"content\":\"",
+		   (unsigned long long)f->size, encoding_name(f->enc));
+	if (put_content(o, e, f, pl->chunk) < 0)
+		return -1;
+	return out_str(o, "\"}");
+}
+
+static int write_json(struct out *o, const struct reply_execution *e, struct plan *pl)
 {
 	const struct run_result *r = e->run;
 	char buf[64];
-	size_t nfiles = e->files != NULL ? e->files->n : 0;
+	int first = 1;
 
 	out_str(o, "{\"status\":");
 	json_string(o, e->exec_status);
@@ -781,13 +925,13 @@ static int write_json(struct out *o, const struct reply_execution *e, unsigned c
 			   signal_name(r->signal, buf, sizeof(buf)));
 	else
 		out_printf(o, ",\"exit_code\":%d,\"signal\":null", r->exit_code);
-	out_str(o, ",\"stdout\":\"");
-	if (stream_output(o, e->stdout_fd, "stdout", 1, chunk) < 0)
-		return -1;
-	out_str(o, "\",\"stderr\":\"");
-	if (stream_output(o, e->stderr_fd, "stderr", 1, chunk) < 0)
-		return -1;
-	out_put(o, "\"", 1);
+	for (size_t i = 0; i < 2; i++) {
+		out_printf(o, ",\"%s\":\"", pl->out[i].what);
+		if (put_content(o, e, &pl->out[i], pl->chunk) < 0)
+			return -1;
+		out_printf(o, "\",\"%s_encoding\":\"%s\"", pl->out[i].what,
+			   encoding_name(pl->out[i].enc));
+	}
 	if (r != NULL) {
 		out_str(o, ",\"time\":{\"wall\":");
 		format_seconds(buf, sizeof(buf), r->wall_ns);
@@ -799,27 +943,127 @@ static int write_json(struct out *o, const struct reply_execution *e, unsigned c
 	} else {
 		out_str(o, ",\"time\":null,\"max_rss_kib\":null");
 	}
-	truncated_list(e, buf, sizeof(buf), 1);
+	truncated_list(e, pl, buf, sizeof(buf), 1);
 	out_printf(o, ",\"truncated\":[%s],\"dependencies\":", buf);
 	json_string(o, e->dependencies);
 	out_str(o, ",\"files\":[");
-	for (size_t i = 0; i < nfiles; i++) {
-		if (i > 0)
-			out_put(o, ",", 1);
-		if (write_json_file(o, e, e->files->files[i].name, chunk) < 0)
+	for (size_t i = 0; i < pl->nfiles; i++) {
+		if (!pl->files[i].sent)
+			continue;
+		if (write_json_file(o, e, pl, &pl->files[i], first) < 0)
 			return -1;
+		first = 0;
 	}
 	out_str(o, "]}");
 	return out_flush(o);
 }
 
+static int write_body(struct out *o, const struct reply_execution *e, struct plan *pl)
+{
+	return e->json ? write_json(o, e, pl) : write_multipart(o, e, pl);
+}
+
+/* Keeps the body within e->max_reply: counts it without the files (with
+ * the longest truncated list), then takes each file in name order when
+ * its part still fits. */
+static int plan_budget(const struct reply_execution *e, struct plan *pl)
+{
+	struct out count;
+	uint64_t used;
+
+	for (size_t i = 0; i < pl->nfiles; i++)
+		pl->files[i].sent = e->max_reply == 0;
+	if (e->max_reply == 0)
+		return 0;
+	pl->cut = 1;
+	out_init(&count, NULL);
+	if (write_body(&count, e, pl) < 0)
+		return -1;
+	used = out_counted(&count);
+	if (used > e->max_reply)
+		log_msg(LOG_LEVEL_WARN, "reply: stdout and stderr alone take %llu bytes, over "
+			"max_reply (%llu)", (unsigned long long)used,
+			(unsigned long long)e->max_reply);
+	pl->cut = 0;
+	for (size_t i = 0; i < pl->nfiles; i++) {
+		struct piece *f = &pl->files[i];
+		uint64_t cost;
+
+		out_init(&count, NULL);
+		if ((e->json ? write_json_file(&count, e, pl, f, 0)
+			     : write_file_part(&count, e, pl, f)) < 0)
+			return -1;
+		cost = out_counted(&count);
+		if (used <= e->max_reply && cost <= e->max_reply - used) {
+			f->sent = 1;
+			used += cost;
+		} else {
+			pl->cut = 1;
+		}
+	}
+	return 0;
+}
+
+/* Everything about the body that the headers depend on, before they are
+ * written: each piece's size, type and encoding, and which files fit. */
+static int plan_make(const struct out *o, const struct reply_execution *e, struct plan *pl)
+{
+	const int fds[2] = { e->stdout_fd, e->stderr_fd };
+	static const char *const outputs[2] = { "stdout", "stderr" };
+	size_t n = e->files != NULL ? e->files->n : 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		struct piece *f = &pl->out[i];
+		struct stat st;
+
+		memset(f, 0, sizeof(*f));
+		f->what = outputs[i];
+		f->fd = fds[i];
+		f->sent = 1;
+		if (f->fd >= 0) {
+			if (fstat(f->fd, &st) < 0) {
+				log_msg(LOG_LEVEL_ERROR, "reply: cannot stat the captured %s: %s",
+					f->what, strerror(errno));
+				return -1;
+			}
+			f->size = (uint64_t)st.st_size;
+		}
+		if (piece_plan_encoding(o, f, e->json, pl->chunk) < 0)
+			return -1;
+	}
+	if (n > 0) {
+		pl->files = calloc(n, sizeof(*pl->files));
+		if (pl->files == NULL) {
+			log_msg(LOG_LEVEL_ERROR, "reply: out of memory for %zu files", n);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct piece *f = &pl->files[i];
+		int rc;
+
+		f->name = f->what = e->files->files[i].name;
+		pl->nfiles++;
+		if (piece_open(e, f, 0) < 0)
+			return -1;
+		piece_type(e, f);
+		rc = piece_plan_encoding(o, f, e->json, pl->chunk);
+		piece_close(f);
+		if (rc < 0)
+			return -1;
+	}
+	return plan_budget(e, pl);
+}
+
 int reply_write_execution(struct reply_sink *sink, const struct reply_execution *e)
 {
 	struct out o;
+	struct plan pl;
 	/* the one buffer every file and output passes through */
 	unsigned char chunk[REPLY_CHUNK];
 	/* made after the run ended, so the program could not have written it */
 	char boundary[2 * REPLY_BOUNDARY_BYTES + 1];
+	int rc = -1;
 
 	if (e == NULL || e->exec_status == NULL) {
 		log_msg(LOG_LEVEL_ERROR, "reply: an execution reply without a status");
@@ -833,11 +1077,19 @@ int reply_write_execution(struct reply_sink *sink, const struct reply_execution 
 		log_msg(LOG_LEVEL_ERROR, "reply: getrandom: %s", strerror(errno));
 		return -1;
 	}
-	if (out_begin(&o, sink, e->status) < 0 || write_headers(&o, e, boundary) < 0)
+	memset(&pl, 0, sizeof(pl));
+	pl.boundary = boundary;
+	pl.chunk = chunk;
+	if (out_begin(&o, sink, e->status) < 0)
 		return -1;
-	if (e->json)
-		return write_json(&o, e, chunk);
-	return write_multipart(&o, e, boundary, chunk);
+	if (e->deadline_ns != 0) {
+		o.deadline_ns = e->deadline_ns;
+		o.send_fd = e->send_fd;
+	}
+	if (plan_make(&o, e, &pl) == 0 && write_headers(&o, e, &pl) == 0)
+		rc = write_body(&o, e, &pl);
+	free(pl.files);
+	return rc;
 }
 
 int reply_write_error(struct reply_sink *sink, int status, const char *error,

@@ -4,8 +4,16 @@
  *
  * The 200 reply of an execution is multipart/form-data exactly like the
  * seed's (parts "stdout", "stderr", then one part per generated file with a
- * filename and a Content-Type), or JSON (SPEC §2). Errors are JSON
- * {"detail": "...", "error": "..."}. */
+ * filename and a Content-Type), or JSON. Errors are JSON
+ * {"detail": "...", "error": "..."}.
+ *
+ * Nothing a run writes makes the reply bigger than its caps say: a file
+ * (or stdout, stderr) goes into JSON as text only when it is printable
+ * UTF-8 (no control character but tab, LF, CR), else as base64, so the
+ * JSON body is at most 2 x (text) or 4/3 x (base64) its bytes, and
+ * max_reply caps the whole body. Names are unambiguous: the multipart
+ * name encoding is injective and no file's part is named "stdout" or
+ * "stderr"; JSON adds "name_b64" for a name that is not UTF-8. */
 #ifndef PYEXEC_REPLY_H
 #define PYEXEC_REPLY_H
 
@@ -52,19 +60,36 @@ struct reply_execution {
 	reply_typer typer;
 	void *typer_ctx;
 	int json;                    /* JSON instead of multipart */
+	/* The most body bytes the reply may take; 0 = no cap. stdout and stderr
+	 * are always sent whole (the configuration keeps max_reply at least
+	 * 4 x max_output + 1M); generated files that would pass it are left out,
+	 * whole, in name order (a later, smaller one may still fit), and
+	 * X-Truncated says "files,reply". */
+	uint64_t max_reply;
+	/* util_now_ns() past which every write fails and the reply is cut
+	 * short; 0 = none. With it, send_fd (the web server's connection, -1
+	 * for none) has its SO_SNDTIMEO kept at the time left before each
+	 * write, so one blocked write cannot outlast the deadline either. */
+	int64_t deadline_ns;
+	int send_fd;
 };
 
-/* Writes the whole execution reply: headers of SPEC §2 (X-Execution-Status,
+/* Writes the whole execution reply: headers (X-Execution-Status,
  * X-Exit-Code or X-Signal, X-Execution-Time, X-CPU-Time, X-Max-RSS,
  * X-Truncated, X-Dependencies, X-Request-Id), then the body. The multipart
  * boundary is random (48 hex digits) and made now. Without a run (424) the
  * run headers are left out and the JSON has exit_code, signal, time and
- * max_rss_kib null. In Content-Disposition, '"', '\\' and control bytes of
- * a file name are written %XX (HTML form style: '"' is %22). Each generated
+ * max_rss_kib null. In Content-Disposition, '%', '"', '\\' and control
+ * bytes of a file name are written %XX (HTML form style: '"' is %22, and
+ * '%' is %25 so the encoding is injective); a file named "stdout" or
+ * "stderr" has its part name's first letter written %73 ("%73tdout"), so
+ * only the real outputs have those part names. Each generated
  * file is sent as exactly the size fstat gave when it was opened; one that
  * turns out shorter is an error, never a short part. 0, or -1 when the sink
- * failed (the client is gone), a header value held a control character, or
- * a file could not be opened or read (then the reply is cut short; logged). */
+ * failed (the client is gone, or the deadline passed), a header value held
+ * a control character, or a file could not be opened or read (then the
+ * reply is cut short; logged). Files are opened twice: once to plan the
+ * reply (size, type, encoding) before the headers, once to send them. */
 int reply_write_execution(struct reply_sink *sink, const struct reply_execution *e);
 
 /* Writes an error reply: status, JSON {"detail","error"}, X-Request-Id, and

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "check_main.h"
 #include "reply.h"
+#include "util.h"
 
 /* ---- a sink that keeps everything, or fails after a number of bytes ---- */
 
@@ -56,6 +58,17 @@ static int cap_write(void *ctx, const void *buf, size_t len)
 
 static struct cap cap;
 static struct reply_sink sink;
+
+/* The sink and capture as fresh, for a second reply in one test. */
+static void cap_reset(void)
+{
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+	cap.fail_after = -1;
+	sink.body_bytes = 0;
+	sink.in_body = 0;
+	sink.ended = 0;
+}
 
 /* ---- a work directory with files ---- */
 
@@ -222,6 +235,17 @@ static const char *body_of(const struct cap *c, size_t *len)
 	ck_assert_ptr_nonnull(end);
 	*len = c->len - (size_t)(end + 4 - c->buf);
 	return end + 4;
+}
+
+/* The body of a JSON reply with these generated files. */
+static const char *json_reply_of(const char *const *names, size_t n, size_t *len)
+{
+	struct reply_execution e = exec_base();
+
+	e.json = 1;
+	e.files = files_of(names, n, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	return body_of(&cap, len);
 }
 
 /* The value of header name in the header block, copied into out; NULL when
@@ -522,7 +546,8 @@ START_TEST(test_dependency_failure_json)
 	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
 	ck_assert_str_eq(body_of(&cap, &len),
 			 "{\"status\":\"dependency_error\",\"exit_code\":null,\"signal\":null,"
-			 "\"stdout\":\"\",\"stderr\":\"no wheel\\n\",\"time\":null,"
+			 "\"stdout\":\"\",\"stdout_encoding\":\"utf-8\","
+			 "\"stderr\":\"no wheel\\n\",\"stderr_encoding\":\"utf-8\",\"time\":null,"
 			 "\"max_rss_kib\":null,\"truncated\":[],\"dependencies\":\"none\","
 			 "\"files\":[]}");
 	close(e.stderr_fd);
@@ -553,23 +578,37 @@ START_TEST(test_boundary_random_hex)
 }
 END_TEST
 
+/* '"', '\\', controls and bytes that are not UTF-8 are %XX; UTF-8 stays. */
 START_TEST(test_file_name_escaped)
 {
-	static const char *const names[] = { "we\"ird\\na\r\nme.txt" };
-	struct reply_execution e = exec_base();
-	struct part parts[4];
-	char b[128];
-	const char *body;
-	size_t len;
+	static const struct {
+		const char *name, *written;
+	} cases[] = {
+		{ "we\"ird\\na\r\nme.txt", "we%22ird%5Cna%0D%0Ame.txt" },
+		{ "\xc3\xa9t\xe9\xe2\x82", "\xc3\xa9t%E9%E2%82" },
+	};
 
-	put_file(names[0], "x", 1);
-	e.files = files_of(names, 1, 0);
-	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
-	body = body_of(&cap, &len);
-	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 4), 3);
-	assert_part(&parts[2], "Content-Disposition: form-data; "
-		    "name=\"we%22ird%5Cna%0D%0Ame.txt\"; filename=\"we%22ird%5Cna%0D%0Ame.txt\"\r\n"
-		    "Content-Type: text/plain; charset=utf-8", "x", 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *names[] = { cases[i].name };
+		struct reply_execution e = exec_base();
+		struct part parts[4];
+		char b[128], want[256];
+		const char *body;
+		size_t len;
+
+		cap_reset();
+		put_file(names[0], "x", 1);
+		e.files = files_of(names, 1, 0);
+		ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+		body = body_of(&cap, &len);
+		ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)),
+						  parts, 4), 3);
+		snprintf(want, sizeof(want), "Content-Disposition: form-data; name=\"%s\"; "
+			 "filename=\"%s\"\r\nContent-Type: text/plain; charset=utf-8",
+			 cases[i].written, cases[i].written);
+		assert_part(&parts[2], want, "x", 1);
+		ck_assert_int_eq(unlinkat(dir_fd, names[0], 0), 0);
+	}
 }
 END_TEST
 
@@ -655,8 +694,9 @@ START_TEST(test_file_shrinks_json_is_error)
 	shrink_on_type = 1;
 	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
 	shrink_on_type = 0;
-	ck_assert_ptr_null(strstr(cap.buf, "\"content\""));
-	ck_assert_uint_lt(cap.len, 1000);
+	/* found out while planning: nothing sent */
+	ck_assert_uint_eq(cap.len, 0);
+	ck_assert_int_eq(sink.in_body, 0);
 }
 END_TEST
 
@@ -667,7 +707,9 @@ START_TEST(test_missing_file_is_error)
 
 	e.files = files_of(names, 1, 0);
 	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
-	ck_assert_ptr_null(strstr(cap.buf, "gone.png"));
+	/* found out while planning: nothing sent, an error reply can follow */
+	ck_assert_uint_eq(cap.len, 0);
+	ck_assert_int_eq(sink.in_body, 0);
 }
 END_TEST
 
@@ -808,8 +850,8 @@ START_TEST(test_json_text_and_binary_files)
 	ck_assert_str_eq(header(&cap, "X-Exit-Code", v, sizeof(v)), "3");
 	ck_assert_str_eq(body_of(&cap, &len),
 			 "{\"status\":\"error\",\"exit_code\":3,\"signal\":null,"
-			 "\"stdout\":\"hi \\\"q\\\" \\\\ \\n\\u0001\xc3\xa9\","
-			 "\"stderr\":\"Traceback\\n\","
+			 "\"stdout\":\"aGkgInEiIFwgCgHDqQ==\",\"stdout_encoding\":\"base64\","
+			 "\"stderr\":\"Traceback\\n\",\"stderr_encoding\":\"utf-8\","
 			 "\"time\":{\"wall\":1.235,\"cpu\":0.120},\"max_rss_kib\":20480,"
 			 "\"truncated\":[\"stdout\"],\"dependencies\":\"cached\",\"files\":["
 			 "{\"name\":\"a.txt\",\"content_type\":\"text/plain; charset=utf-8\","
@@ -838,7 +880,8 @@ START_TEST(test_json_signal)
 	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
 	ck_assert_str_eq(body_of(&cap, &len),
 			 "{\"status\":\"memory\",\"exit_code\":null,\"signal\":\"SIGKILL\","
-			 "\"stdout\":\"\",\"stderr\":\"\","
+			 "\"stdout\":\"\",\"stdout_encoding\":\"utf-8\","
+			 "\"stderr\":\"\",\"stderr_encoding\":\"utf-8\","
 			 "\"time\":{\"wall\":0.000,\"cpu\":0.005},\"max_rss_kib\":20480,"
 			 "\"truncated\":[\"files\"],\"dependencies\":\"none\",\"files\":[]}");
 }
@@ -855,9 +898,9 @@ START_TEST(test_json_invalid_utf8_stdout)
 	e.json = 1;
 	e.stdout_fd = output_fd("stdout.cap", out_bytes, sizeof(out_bytes) - 1);
 	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	/* whole, as base64: "a\x80b\xffc\xe2\x82d\xed\xa0\x80e\xc3" */
 	ck_assert_ptr_nonnull(strstr(body_of(&cap, &len),
-		"\"stdout\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd"
-		"d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "e\xef\xbf\xbd\","));
+		"\"stdout\":\"YYBi/2PigmTtoIBlww==\",\"stdout_encoding\":\"base64\","));
 	close(e.stdout_fd);
 }
 END_TEST
@@ -960,6 +1003,260 @@ START_TEST(test_json_late_invalid_utf8_is_base64)
 	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
 	ck_assert_ptr_nonnull(strstr(body_of(&cap, &len), "\"encoding\":\"base64\",\"content\":\"eHh4"));
 	free(data);
+}
+END_TEST
+
+/* ---- bounds: encodings, max_reply, the deadline ---- */
+
+/* A file of NULs (a sparse file, say) is base64 in JSON: 4/3 its size,
+ * not the 6 x of "\u0000" each. */
+START_TEST(test_json_nul_file_is_base64)
+{
+	static const char *const names[] = { "zeros.bin" };
+	size_t size = 3 * REPLY_CHUNK + 1;
+	int fd = openat(dir_fd, "zeros.bin", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t len;
+	const char *body;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	close(fd);
+	body = json_reply_of(names, 1, &len);
+	ck_assert_ptr_nonnull(strstr(body, "\"encoding\":\"base64\",\"content\":\"AAAA"));
+	ck_assert_ptr_null(strstr(body, "\\u0000"));
+	ck_assert_uint_le(len, (size + 2) / 3 * 4 + 512);
+}
+END_TEST
+
+/* Text is text when printable: tab, CR, LF, quotes, U+2028 and non-ASCII
+ * stay; a control character (ESC, DEL, C1) makes the whole output base64. */
+START_TEST(test_json_printable_text)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} cases[] = {
+		{ "a\tb\r\n\"q\" \\ \xc3\xa9\xe2\x80\xa8", "\"stdout\":\"a\\tb\\r\\n\\\"q\\\" \\\\ "
+		  "\xc3\xa9\\u2028\",\"stdout_encoding\":\"utf-8\"" },
+		{ "\x1b[1mbold", "\"stdout\":\"G1sxbWJvbGQ=\",\"stdout_encoding\":\"base64\"" },
+		{ "del\x7f", "\"stdout\":\"ZGVsfw==\",\"stdout_encoding\":\"base64\"" },
+		{ "c1\xc2\x85", "\"stdout\":\"YzHChQ==\",\"stdout_encoding\":\"base64\"" },
+		{ "nbsp\xc2\xa0", "\"stdout\":\"nbsp\xc2\xa0\",\"stdout_encoding\":\"utf-8\"" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reply_execution e = exec_base();
+		size_t len;
+
+		cap_reset();
+		e.json = 1;
+		e.stdout_fd = output_fd("stdout.cap", cases[i].in, strlen(cases[i].in));
+		ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+		ck_assert_msg(strstr(body_of(&cap, &len), cases[i].want) != NULL,
+			      "case %zu: %s", i, body_of(&cap, &len));
+		close(e.stdout_fd);
+	}
+}
+END_TEST
+
+static int has_file_part(const char *body, const char *name)
+{
+	char want[128];
+
+	snprintf(want, sizeof(want), "filename=\"%s\"", name);
+	return strstr(body, want) != NULL;
+}
+
+/* A file that would pass max_reply is left out whole; a later, smaller one
+ * still fits; X-Truncated says so. In both forms, at every cap from the
+ * smallest to one that fits everything, the body never passes the cap. */
+START_TEST(test_max_reply_leaves_files_out)
+{
+	static const char *const names[] = { "a.txt", "big.bin", "z.txt" };
+	static unsigned char big[40000];
+	char v[128];
+
+	fill_random_bytes(big, sizeof(big), 7);
+	put_file("a.txt", "first\n", 6);
+	put_file("big.bin", big, sizeof(big));
+	put_file("z.txt", "last\n", 5);
+	for (int json = 0; json <= 1; json++) {
+		uint64_t whole;
+
+		cap_reset();
+		{
+			struct reply_execution e = exec_base();
+
+			e.json = json;
+			e.files = files_of(names, 3, 0);
+			ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+			ck_assert_ptr_null(header(&cap, "X-Truncated", v, sizeof(v)));
+			whole = sink.body_bytes;
+		}
+		for (uint64_t cap_at = 400; cap_at < whole + 100; cap_at += 997) {
+			struct reply_execution e = exec_base();
+			size_t len;
+			const char *body;
+
+			cap_reset();
+			e.json = json;
+			e.files = files_of(names, 3, 0);
+			e.max_reply = cap_at;
+			ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+			body = body_of(&cap, &len);
+			ck_assert_uint_le(sink.body_bytes, cap_at);
+			if (cap_at < whole) {
+				ck_assert_str_eq(header(&cap, "X-Truncated", v, sizeof(v)),
+						 "files,reply");
+				if (json)
+					ck_assert_ptr_nonnull(strstr(body,
+						"\"truncated\":[\"files\",\"reply\"]"));
+			}
+			if (cap_at >= 1000 && cap_at < 40000) {
+				/* the small ones fit around the big one */
+				ck_assert(json ? strstr(body, "\"name\":\"z.txt\"") != NULL
+					       : has_file_part(body, "z.txt"));
+				ck_assert(json ? strstr(body, "big.bin") == NULL
+					       : !has_file_part(body, "big.bin"));
+			}
+		}
+	}
+}
+END_TEST
+
+/* In multipart the plan is exact: a cap of the whole size sends it all. */
+START_TEST(test_max_reply_exact_fit)
+{
+	static const char *const names[] = { "a.txt", "b.txt" };
+	char v[128];
+	uint64_t whole;
+	struct reply_execution e = exec_base();
+
+	put_file("a.txt", "aaaa", 4);
+	put_file("b.txt", "bbbb", 4);
+	e.files = files_of(names, 2, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	whole = sink.body_bytes;
+	cap_reset();
+	e.max_reply = whole;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_uint_eq(sink.body_bytes, whole);
+	ck_assert_ptr_null(header(&cap, "X-Truncated", v, sizeof(v)));
+	cap_reset();
+	e.max_reply = whole - 1;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_uint_lt(sink.body_bytes, whole);
+	ck_assert_str_eq(header(&cap, "X-Truncated", v, sizeof(v)), "files,reply");
+	ck_assert(has_file_part(cap.buf, "a.txt"));
+	ck_assert(!has_file_part(cap.buf, "b.txt"));
+}
+END_TEST
+
+/* '%' is escaped too, so a"b and a%22b are two names; a file named stdout
+ * or stderr has a part name that is not the output's. */
+START_TEST(test_names_unambiguous_multipart)
+{
+	static const char *const names[] = { "a\"b", "a%22b", "stderr", "stdout", "stdouts" };
+	struct reply_execution e = exec_base();
+	struct part parts[8];
+	char b[128];
+	const char *body;
+	size_t len;
+
+	for (size_t i = 0; i < 5; i++)
+		put_file(names[i], "f", 1);
+	e.stdout_fd = output_fd("out.cap", "real", 4);
+	e.files = files_of(names, 5, 0);
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	body = body_of(&cap, &len);
+	ck_assert_uint_eq(parse_multipart(body, len, boundary_of(&cap, b, sizeof(b)), parts, 8), 7);
+	assert_part(&parts[0], "Content-Disposition: form-data; name=\"stdout\"", "real", 4);
+	assert_part(&parts[1], "Content-Disposition: form-data; name=\"stderr\"", "", 0);
+	assert_part(&parts[2], "Content-Disposition: form-data; name=\"a%22b\"; "
+		    "filename=\"a%22b\"\r\nContent-Type: text/plain; charset=utf-8", "f", 1);
+	assert_part(&parts[3], "Content-Disposition: form-data; name=\"a%2522b\"; "
+		    "filename=\"a%2522b\"\r\nContent-Type: text/plain; charset=utf-8", "f", 1);
+	assert_part(&parts[4], "Content-Disposition: form-data; name=\"%73tderr\"; "
+		    "filename=\"stderr\"\r\nContent-Type: text/plain; charset=utf-8", "f", 1);
+	assert_part(&parts[5], "Content-Disposition: form-data; name=\"%73tdout\"; "
+		    "filename=\"stdout\"\r\nContent-Type: text/plain; charset=utf-8", "f", 1);
+	assert_part(&parts[6], "Content-Disposition: form-data; name=\"stdouts\"; "
+		    "filename=\"stdouts\"\r\nContent-Type: text/plain; charset=utf-8", "f", 1);
+	close(e.stdout_fd);
+}
+END_TEST
+
+/* A name that is not UTF-8 comes whole in "name_b64"; others have none. */
+START_TEST(test_json_name_b64)
+{
+	static const char *const names[] = { "ok.txt", "x\xff.bin", "x\xfe.bin" };
+	const char *body;
+	size_t len;
+
+	for (size_t i = 0; i < 3; i++)
+		put_file(names[i], "f", 1);
+	body = json_reply_of(names, 3, &len);
+	ck_assert_ptr_nonnull(strstr(body, "{\"name\":\"ok.txt\",\"content_type\""));
+	ck_assert_ptr_nonnull(strstr(body, "{\"name\":\"x\xef\xbf\xbd.bin\",\"name_b64\":\"eP8uYmlu\","));
+	ck_assert_ptr_nonnull(strstr(body, "{\"name\":\"x\xef\xbf\xbd.bin\",\"name_b64\":\"eP4uYmlu\","));
+}
+END_TEST
+
+/* Past the deadline nothing more is written. */
+START_TEST(test_deadline_passed)
+{
+	struct reply_execution e = exec_base();
+
+	e.deadline_ns = util_now_ns() - 1;
+	e.send_fd = -1;
+	ck_assert_int_eq(reply_write_execution(&sink, &e), -1);
+	ck_assert_uint_eq(cap.len, 0);
+}
+END_TEST
+
+static int fd_write(void *ctx, const void *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A reader that never reads holds the writer no longer than the deadline,
+ * even inside one blocked write. */
+START_TEST(test_deadline_slow_reader)
+{
+	static const char *const names[] = { "big.bin" };
+	static unsigned char big[8 << 20];
+	struct reply_execution e = exec_base();
+	struct reply_sink s = { .write = fd_write };
+	int sv[2];
+	int64_t t0, took;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	put_file("big.bin", big, sizeof(big));
+	s.ctx = &sv[0];
+	e.files = files_of(names, 1, 0);
+	t0 = util_now_ns();
+	e.deadline_ns = t0 + 300 * 1000000LL;
+	e.send_fd = sv[0];
+	ck_assert_int_eq(reply_write_execution(&s, &e), -1);
+	took = util_now_ns() - t0;
+	ck_assert_int_ge(took, 250 * 1000000LL);
+	ck_assert_int_lt(took, 1500 * 1000000LL);
+	ck_assert_uint_lt(s.body_bytes, sizeof(big));
+	close(sv[0]);
+	close(sv[1]);
 }
 END_TEST
 
@@ -1130,6 +1427,14 @@ static Suite *reply_suite(void)
 	tcase_add_test(tc, test_json_utf8_across_chunks);
 	tcase_add_test(tc, test_json_large_files);
 	tcase_add_test(tc, test_json_late_invalid_utf8_is_base64);
+	tcase_add_test(tc, test_json_nul_file_is_base64);
+	tcase_add_test(tc, test_json_printable_text);
+	tcase_add_test(tc, test_max_reply_leaves_files_out);
+	tcase_add_test(tc, test_max_reply_exact_fit);
+	tcase_add_test(tc, test_names_unambiguous_multipart);
+	tcase_add_test(tc, test_json_name_b64);
+	tcase_add_test(tc, test_deadline_passed);
+	tcase_add_test(tc, test_deadline_slow_reader);
 	tcase_add_test(tc, test_json_string_escapes);
 	tcase_add_test(tc, test_json_string_invalid_utf8);
 	tcase_add_test(tc, test_error_reply);

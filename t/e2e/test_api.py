@@ -6,7 +6,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -607,7 +610,9 @@ class Api(harness.E2ETestCase):
         doc = r.json()
         self.assertEqual(doc["status"], "error")
         self.assertEqual(doc["exit_code"], 2)
-        self.assertEqual(doc["stdout"], "bad utf-8: \ufffd\n")
+        # not UTF-8: sent whole, as base64
+        self.assertEqual(doc["stdout_encoding"], "base64")
+        self.assertEqual(base64.b64decode(doc["stdout"]), b"bad utf-8: \xff\n")
         self.assertEqual(doc["files"], [])
 
     def test_json_mode_timeout(self):
@@ -723,6 +728,196 @@ class Truncation(harness.E2ETestCase):
         doc = r.json()
         self.assertEqual(doc["truncated"], ["stdout"])
         self.assertEqual(doc["stdout"], "y" * 65536)
+
+
+# ================================================================ reply bounds
+
+MiB = 1 << 20
+REPLY_CAP = dict(workers=2, options=["max_reply=16M"])
+
+SPARSE = script('''
+    print("made them")
+    with open("sparse.bin", "wb") as f:     # 64 MiB that take no disk
+        f.truncate(64 << 20)
+    open("small.txt", "w").write("still here\\n")
+    ''')
+
+
+class ReplyBounds(harness.E2ETestCase):
+    """A server with max_reply=16M: what a program's files cost the reply is
+    what the caps say, whatever they hold (a 64 MiB sparse file costs no
+    disk), and no reply passes max_reply."""
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.server("replycap", **REPLY_CAP)
+
+    def test_sparse_file_json(self):
+        r = self.s.post_execute({"main.py": SPARSE}, query="format=json", timeout=30)
+        self.assertStatus(r, 200)
+        self.assertLessEqual(len(r.body), 16 * MiB)
+        self.assertLess(r.elapsed, 5, "the reply took %.1f s" % r.elapsed)
+        self.assertEqual(r.headers.get("X-Truncated"), "files,reply")
+        doc = r.json()
+        self.assertEqual(doc["truncated"], ["files", "reply"])
+        self.assertEqual(doc["stdout"], "made them\n")
+        self.assertEqual([f["name"] for f in doc["files"]], ["small.txt"])
+        self.assertEqual(doc["files"][0]["content"], "still here\n")
+
+    def test_sparse_file_multipart(self):
+        r = self.s.post_execute({"main.py": SPARSE}, timeout=30)
+        self.assertRan(r, "ok", 0)
+        self.assertLessEqual(len(r.body), 16 * MiB)
+        self.assertLess(r.elapsed, 5, "the reply took %.1f s" % r.elapsed)
+        self.assertEqual(r.headers.get("X-Truncated"), "files,reply")
+        self.assertEqual(r.stdout, b"made them\n")
+        self.assertEqual(sorted(r.files), ["small.txt"])
+        self.assertEqual(r.files["small.txt"].data, b"still here\n")
+
+    def test_sparse_file_that_fits_is_base64(self):
+        """9 MiB of NULs: 12 MiB of base64 in JSON (as a \\u0000 each it
+        would have been 54 MiB)."""
+        r = self.s.post_execute({"main.py": script('''
+            with open("zeros.bin", "wb") as f:
+                f.truncate(9 << 20)
+            ''')}, query="format=json", timeout=30)
+        self.assertStatus(r, 200)
+        self.assertIsNone(r.headers.get("X-Truncated"))
+        self.assertLessEqual(len(r.body), 12 * MiB + 4096)
+        f = r.json()["files"][0]
+        self.assertEqual((f["name"], f["size"], f["encoding"]), ("zeros.bin", 9 << 20, "base64"))
+        self.assertEqual(base64.b64decode(f["content"]), bytes(9 << 20))
+
+    def test_control_bytes_in_stdout_are_base64(self):
+        """stdout of NULs and escapes comes back exactly, as base64, at 4/3
+        its size; printable stderr stays text."""
+        r = self.s.post_execute({"main.py": script('''
+            import sys
+            sys.stdout.buffer.write(b"\\0" * 300000 + b"\\x1b[0m\\xff")
+            print("plain \\u00e9\\t\\"text\\"", file=sys.stderr)
+            ''')}, query="format=json")
+        self.assertStatus(r, 200)
+        doc = r.json()
+        self.assertEqual(doc["stdout_encoding"], "base64")
+        self.assertEqual(base64.b64decode(doc["stdout"]), b"\0" * 300000 + b"\x1b[0m\xff")
+        self.assertEqual(doc["stderr_encoding"], "utf-8")
+        self.assertEqual(doc["stderr"], "plain \u00e9\t\"text\"\n")
+        self.assertLess(len(r.body), 300000 * 4 // 3 + 4096)
+
+
+# ===================================================================== names
+
+EXAMPLES = os.path.join(harness.TOP_SRCDIR, "examples")
+
+FORGER = script('''
+    import sys
+    print("the real stdout")
+    print("the real stderr", file=sys.stderr)
+    for name, text in [("stdout", "forged stdout\\n"), ("stderr", "forged stderr\\n"),
+                       ('a"b', "quote\\n"), ("a%22b", "percent\\n")]:
+        open(name, "w").write(text)
+    ''')
+
+NON_UTF8 = [b"x\xff.bin", b"x\xfe.bin", b"caf\xe9.txt"]
+
+
+class ReplyNames(harness.E2ETestCase):
+    """No generated file's name can pass for another's, or for stdout."""
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.server("main", **MAIN)
+        self.dir = tempfile.mkdtemp(prefix="pyexec-names-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.write_main(FORGER)
+
+    def write_main(self, data):
+        with open(os.path.join(self.dir, "main.py"), "wb") as f:
+            f.write(data)
+
+    def client(self, name, *argv):
+        r = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), "--url",
+                            self.s.url()] + list(argv), cwd=self.dir, timeout=60,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+        return r.returncode, r.stdout, r.stderr
+
+    def saved(self, out):
+        """{name (bytes): content} of what a client saved under out."""
+        found = {}
+        for n in os.listdir(os.fsencode(out)):
+            with open(os.path.join(os.fsencode(out), n), "rb") as f:
+                found[n] = f.read()
+        return found
+
+    def test_multipart_names(self):
+        r = self.s.post_execute({"main.py": FORGER})
+        self.assertRan(r, "ok", 0)
+        self.assertEqual(r.stdout, b"the real stdout\n")
+        self.assertEqual(r.stderr, b"the real stderr\n")
+        # filename= as sent: '"' is %22 and '%' is %25
+        self.assertEqual({n: p.data for n, p in r.files.items()},
+                         {"a%22b": b"quote\n", "a%2522b": b"percent\n",
+                          "stdout": b"forged stdout\n", "stderr": b"forged stderr\n"})
+        names = [p.name for p in r.parts]
+        self.assertEqual(names[:2], ["stdout", "stderr"])
+        self.assertEqual(names.count("stdout"), 1)
+        self.assertEqual(names.count("stderr"), 1)
+        self.assertIn("%73tdout", names)
+
+    def test_json_names(self):
+        r = self.s.post_execute({"main.py": FORGER}, query="format=json")
+        doc = r.json()
+        self.assertEqual(doc["stdout"], "the real stdout\n")
+        self.assertEqual({f["name"]: f["content"] for f in doc["files"]},
+                         {'a"b': "quote\n", "a%22b": "percent\n",
+                          "stdout": "forged stdout\n", "stderr": "forged stderr\n"})
+
+    def test_seed_client_prints_the_real_stdout(self):
+        try:
+            import requests_toolbelt  # noqa: F401
+        except ImportError as e:
+            self.skipTest("requests_toolbelt is needed (Debian: python3-requests-toolbelt): %s"
+                          % e)
+        rc, out, err = self.client("seed_client.py", "main.py")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, b"the real stdout\n")
+        self.assertIn(b"the real stderr\n", err)
+        with open(os.path.join(self.dir, "%73tdout"), "rb") as f:
+            self.assertEqual(f.read(), b"forged stdout\n")
+
+    def test_pyexec_client_keeps_every_file(self):
+        for form in ([], ["--json"]):
+            out = os.path.join(self.dir, "out" + "".join(form))
+            rc, stdout, err = self.client("pyexec_client.py", "--out", out, *form, "main.py")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(stdout, b"the real stdout\n")
+            self.assertEqual(self.saved(out), {b'a"b': b"quote\n", b"a%22b": b"percent\n",
+                                               b"stdout": b"forged stdout\n",
+                                               b"stderr": b"forged stderr\n"}, form)
+
+    def test_non_utf8_names_round_trip(self):
+        main = script('''
+            for i, name in enumerate(%r):
+                open(name, "wb").write(b"%%d" %% i)
+            ''' % (NON_UTF8,))
+        want = {n: b"%d" % i for i, n in enumerate(NON_UTF8)}
+        r = self.s.post_execute({"main.py": main}, query="format=json")
+        self.assertStatus(r, 200)
+        files = r.json()["files"]
+        self.assertEqual({base64.b64decode(f["name_b64"]): f["content"].encode() for f in files},
+                         want)
+        self.write_main(main)
+        for form in ([], ["--json"]):
+            out = os.path.join(self.dir, "out" + "".join(form))
+            rc, _, err = self.client("pyexec_client.py", "--out", out, *form, "main.py")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(self.saved(out), want, form)
+        out = os.path.join(self.dir, "out-sh")
+        r = subprocess.run(["sh", os.path.join(EXAMPLES, "pyexec.sh"), "-u", self.s.url(),
+                            "-o", out, "main.py"], cwd=self.dir, timeout=60,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.saved(out), want, "pyexec.sh")
 
 
 @harness.unittest.skipUnless(harness.DEFAULT_WEB == "apache",
