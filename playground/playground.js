@@ -88,6 +88,13 @@
     return new TextEncoder().encode(file.content);
   }
 
+  // stdout and stderr come as base64 when they are not printable UTF-8:
+  // shown decoded, invalid sequences as U+FFFD, control bytes as they are.
+  function textOf(content, encoding) {
+    if (!content) return '';
+    return new TextDecoder().decode(bytesOf({ content, encoding }));
+  }
+
   function base64Of(bytes) {
     let bin = '';
     for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -139,8 +146,8 @@
     $('truncated').hidden = trunc.length === 0;
     $('truncated').textContent = trunc.length
       ? 'Truncated at the server\'s limit: ' + trunc.join(', ') + '.' : '';
-    show($('stdout'), data.stdout || '');
-    show($('stderr'), data.stderr || '');
+    show($('stdout'), textOf(data.stdout, data.stdout_encoding));
+    show($('stderr'), textOf(data.stderr, data.stderr_encoding));
     const list = $('files');
     list.replaceChildren(...(data.files || []).map(fileItem));
     $('files-section').hidden = list.children.length === 0;

@@ -505,6 +505,23 @@ START_TEST(test_check_memory_over_max)
 }
 END_TEST
 
+/* stdout and stderr, each up to max_output, always fit in the reply whole */
+START_TEST(test_check_reply_room_for_output)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c);
+	c.max_output = 4 * MiB;
+	c.max_reply = 16 * MiB;
+	ck_assert_int_eq(config_check(&c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "max_reply (16M) is under 4 x max_output + 1M (17M), which stdout "
+			 "and stderr may take; raise max_reply or lower max_output");
+	c.max_reply = 17 * MiB;
+	ck_assert_int_eq(config_check(&c, err, sizeof(err)), 0);
+}
+END_TEST
+
 START_TEST(test_check_dirs_nested)
 {
 	struct config c;
@@ -923,6 +940,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("check");
 	tcase_add_test(tc, test_check_timeout_over_max);
 	tcase_add_test(tc, test_check_memory_over_max);
+	tcase_add_test(tc, test_check_reply_room_for_output);
 	tcase_add_test(tc, test_check_dirs_nested);
 	suite_add_tcase(s, tc);
 

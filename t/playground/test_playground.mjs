@@ -46,7 +46,8 @@ with open(os.path.join(out, "notes.txt"), "w") as f:
     f.write("written by main.py\\n")
 `;
 const HELPER = 'def greet(who):\n    return "hello from the " + who\n';
-const FAILING = 'import sys\nprint("about to fail")\nprint("something went wrong", file=sys.stderr)\nsys.exit(3)\n';
+// stdout with terminal escapes: not printable, so it comes as base64
+const FAILING = 'import sys\nprint("\\x1b[1mabout to fail\\x1b[0m")\nprint("something went wrong", file=sys.stderr)\nsys.exit(3)\n';
 
 let n = 0;
 const ok = (what) => console.log(`ok ${++n} - ${what}`);
@@ -133,11 +134,12 @@ try {
   assert.equal(await page.locator('#status').textContent(), 'error');
   assert.match(await page.locator('#status').getAttribute('class'), /\bstatus-error\b/);
   assert.equal(await page.locator('#exit').textContent(), 'exit code 3');
-  assert.equal((await page.locator('#stdout').textContent()).trim(), 'about to fail');
+  assert.equal((await page.locator('#stdout').textContent()).trim(),
+    '\x1b[1mabout to fail\x1b[0m');
   assert.equal((await page.locator('#stderr').textContent()).trim(), 'something went wrong');
   assert.equal(await page.locator('#files img').count(), 0);
   assert.equal(await page.locator('#files-section').isHidden(), true);
-  ok('run 2: status error, exit code 3 and the stderr text are shown');
+  ok('run 2: status error, exit code 3, stdout sent as base64 shown decoded, and stderr');
 
   // run 3: a request pyexec refuses: its JSON detail is shown
   await page.getByLabel('Timeout (seconds)').fill('soon');
