@@ -600,6 +600,9 @@ int main(int argc, char **argv)
 	if (cfg.sandbox != SANDBOX_RLIMITS) {
 		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
 				  err, sizeof(err)) == 0) {
+			/* Every worker's run cgroup is made from cgcfg: with its
+			 * memory.max, memfds are counted and need not be refused. */
+			sbcfg.memory_cgroup = srv.cgroup != NULL && cgcfg.memory;
 			srv.sandbox_cfg = &sbcfg;
 		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
 			goto fatal;
@@ -650,9 +653,10 @@ int main(int argc, char **argv)
 	if (srv.sandbox_cfg != NULL)
 		log_msg(LOG_LEVEL_INFO,
 			"sandbox layer: namespaces (user, mount, pid, ipc, uts, cgroup%s; "
-			"seccomp; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
-			cfg.network ? "; the host's network" : ", net", sbcfg.proc ? "" : "no ",
-			(unsigned long long)cfg.max_disk);
+			"seccomp%s; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
+			cfg.network ? "; the host's network" : ", net",
+			sbcfg.memory_cgroup ? "" : ", memfd_create refused (no memory cgroup)",
+			sbcfg.proc ? "" : "no ", (unsigned long long)cfg.max_disk);
 	else
 	log_msg(LOG_LEVEL_WARN,
 		"sandbox layer: rlimits (process group, resource limits, fresh environment; "

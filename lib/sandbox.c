@@ -113,10 +113,13 @@ struct init_args {
 	char dev_opts[64];
 };
 
-/* The filter, compiled once per process (libseccomp allocates, and is
- * slow enough to matter per run) and loaded by each payload with one
- * prctl. Lives until exit. */
+/* The filter each payload loads with one prctl: set from one of the two
+ * variants (memfd_create refused or allowed) just before init is cloned,
+ * so that each init holds the one made for its configuration. The
+ * variants are compiled once per process (libseccomp allocates, and is
+ * slow enough to matter per run) and live until exit. */
 static struct sock_fprog sandbox_filter;
+static struct sock_fprog sandbox_filters[2];   /* [1]: memfd_create allowed */
 
 /* ---------------------------------------------------------------------- */
 /* Init and payload: system calls and async-signal-safe functions only (no
@@ -920,8 +923,11 @@ static void run_error(struct sandbox_run *run, int step, const char *fmt, ...)
  *     open_tree, fsopen, fsmount, fspick, mount_setattr
  *   namespaces: unshare, setns (and clone with a CLONE_NEW* flag, below)
  *   kernel attack surface: bpf, perf_event_open, userfaultfd, io_uring_*,
- *     keyctl, add_key, request_key, fanotify_init, open_by_handle_at,
- *     name_to_handle_at, lookup_dcookie, uselib, vhangup
+ *     keyctl, add_key, request_key, open_by_handle_at, name_to_handle_at,
+ *     lookup_dcookie, uselib, vhangup, modify_ldt, memfd_secret
+ *   watching files: inotify_init, inotify_init1, fanotify_init (the
+ *     system's files are the host's inodes: a watch on them would tell
+ *     which a concurrent run opens)
  *   SysV IPC (not bounded by max_disk): shm*, msg*, sem*
  *   host administration: kexec_*, *_module, reboot, swapon/off, acct,
  *     quotactl, syslog, settimeofday, clock_settime, clock_adjtime, adjtimex,
@@ -936,8 +942,10 @@ static const char *const seccomp_eperm[] = {
 	"fsopen", "fsmount", "fspick", "mount_setattr", "open_tree_attr",
 	"unshare", "setns",
 	"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-	"io_uring_register", "keyctl", "add_key", "request_key", "fanotify_init",
+	"io_uring_register", "keyctl", "add_key", "request_key",
 	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "uselib", "vhangup",
+	"modify_ldt", "memfd_secret",
+	"inotify_init", "inotify_init1", "fanotify_init",
 	"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",
 	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
@@ -960,7 +968,29 @@ static int filter_rule(struct sandbox_run *run, scmp_filter_ctx ctx, uint32_t ac
 	return 0;
 }
 
-static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
+/* personality(2) takes an unsigned int: 0xffffffff asks for the current
+ * persona, PER_LINUX (0) is what every process has. Any other value sets
+ * one (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, ...) and is refused. Such a
+ * value has a bit set next to a clear one, reading the 32 bits as a ring:
+ * one rule per bit i, "bit i set and bit i+1 clear", covers all of them
+ * (libseccomp compares each argument once per rule). */
+static int filter_personality(struct sandbox_run *run, scmp_filter_ctx ctx)
+{
+	int nr = seccomp_syscall_resolve_name("personality");
+
+	if (nr == __NR_SCMP_ERROR || nr < 0)
+		return 0;
+	for (unsigned i = 0; i < 32; i++) {
+		uint64_t bit = 1ULL << i, next = 1ULL << ((i + 1) % 32);
+		struct scmp_arg_cmp cmp = { 0, SCMP_CMP_MASKED_EQ, bit | next, bit };
+
+		if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "personality") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx, int memfd_ok)
 {
 	static const unsigned long clone_new[] = {
 		CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
@@ -999,6 +1029,16 @@ static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
 	if (nr != __NR_SCMP_ERROR && nr >= 0 &&
 	    filter_rule(run, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "clone3") < 0)
 		return -1;
+	/* Without a memory cgroup, memory is bounded per process by RLIMIT_AS,
+	 * which does not count the pages of a memfd filled with write(2): a
+	 * run could hold gigabytes in a few of them. ENOSYS, as on a kernel
+	 * without memfds, which is what callers fall back from. */
+	nr = seccomp_syscall_resolve_name("memfd_create");
+	if (!memfd_ok && nr != __NR_SCMP_ERROR && nr >= 0 &&
+	    filter_rule(run, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "memfd_create") < 0)
+		return -1;
+	if (filter_personality(run, ctx) < 0)
+		return -1;
 	/* The command is an unsigned int: high bits set must not slip by. */
 	nr = seccomp_syscall_resolve_name("ioctl");
 	cmp = (struct scmp_arg_cmp){ 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCSTI };
@@ -1030,15 +1070,21 @@ static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
 	return 0;
 }
 
-static int filter_build(struct sandbox_run *run)
+/* Makes sandbox_filter the variant for cfg (memfd_create allowed only
+ * with a memory cgroup), compiling it the first time. */
+static int filter_build(struct sandbox_run *run, const struct sandbox_config *cfg)
 {
+	int memfd_ok = cfg->memory_cgroup != 0;
+	struct sock_fprog *prog = &sandbox_filters[memfd_ok];
 	struct sock_filter *insns = NULL;
 	scmp_filter_ctx ctx;
 	off_t size;
 	int fd = -1, rc;
 
-	if (sandbox_filter.filter != NULL)
+	if (prog->filter != NULL) {
+		sandbox_filter = *prog;
 		return 0;
+	}
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (ctx == NULL) {
 		errno = ENOMEM;
@@ -1057,7 +1103,7 @@ static int filter_build(struct sandbox_run *run)
 	 * syscall numbers rather than a list (libseccomp 2.5; older ones keep
 	 * the list, which is only slower). */
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	if (filter_rules(run, ctx) < 0)
+	if (filter_rules(run, ctx, memfd_ok) < 0)
 		goto fail;
 	fd = memfd_create("pyexec-seccomp", MFD_CLOEXEC);
 	if (fd < 0 || (rc = seccomp_export_bpf(ctx, fd)) < 0) {
@@ -1084,8 +1130,9 @@ static int filter_build(struct sandbox_run *run)
 	}
 	(void)close(fd);
 	seccomp_release(ctx);
-	sandbox_filter.len = (unsigned short)(size / (off_t)sizeof(*insns));
-	sandbox_filter.filter = insns;
+	prog->len = (unsigned short)(size / (off_t)sizeof(*insns));
+	prog->filter = insns;
+	sandbox_filter = *prog;
 	return 0;
 fail:
 	rc = errno;
@@ -1455,7 +1502,7 @@ static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *c
 		run_error(run, STEP_PREPARE, "the disk size is 0 or a path is not absolute");
 		return -1;
 	}
-	if (filter_build(run) < 0 || init_args_fill(&a, run, cfg, root) < 0)
+	if (filter_build(run, cfg) < 0 || init_args_fill(&a, run, cfg, root) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(stp, O_CLOEXEC) < 0) {

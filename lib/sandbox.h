@@ -65,6 +65,10 @@ struct sandbox_config {
 	uint64_t disk_bytes;            /* size of the tmpfs for /work, /tmp, /dev/shm */
 	int network;                    /* 1: keep the host's network (no CLONE_NEWNET) */
 	int proc;                       /* 1: mount a fresh /proc; 0: the kernel refused it */
+	int memory_cgroup;              /* 1: runs are in a cgroup with memory.max (the
+	                                 * caller says so from its cgroup slot); 0:
+	                                 * memory is RLIMIT_AS per process, and
+	                                 * memfd_create is refused (ENOSYS) */
 	uid_t uid;                      /* pyexec's own uid and gid, mapped to themselves */
 	gid_t gid;
 };

@@ -525,6 +525,70 @@ START_TEST(i386_int80_is_killed)
 END_TEST
 #endif
 
+#if defined(__x86_64__)
+START_TEST(watching_ldt_and_personality_refused)
+{
+	/* x86-64 numbers. Without the filter each of these works (or, for
+	 * memfd_secret on a kernel booted without it, fails with ENOSYS). */
+	run_py_ok("import ctypes, errno\n"
+		  "libc = ctypes.CDLL(None, use_errno=True)\n"
+		  "libc.syscall.restype = ctypes.c_long\n"
+		  "buf = ctypes.create_string_buffer(64)\n"
+		  "def sc(nr, *a):\n"
+		  "    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(x) for x in a])\n"
+		  "    return hex(r) if r >= 0 else errno.errorcode[ctypes.get_errno()]\n"
+		  "print('inotify_init', sc(253))\n"
+		  "print('inotify_init1', sc(294, 0))\n"
+		  "print('fanotify_init', sc(300, 0, 0))\n"
+		  "print('modify_ldt', sc(154, 0, ctypes.addressof(buf), 64))\n"
+		  "print('memfd_secret', sc(447, 0))\n"
+		  "print('personality query', sc(135, 0xffffffff))\n"
+		  "print('personality query high bits', sc(135, 0x7fffffffffffffff))\n"
+		  "print('personality PER_LINUX', sc(135, 0))\n"
+		  "for p in (0x0040000, 0x0400000, 0x0008, 0x80000000, 0x1, 0xfffffffe,\n"
+		  "          0x100040000):\n"
+		  "    print('personality', hex(p), sc(135, p))\n"
+		  "print('persona now', sc(135, 0xffffffff))\n");
+	ck_assert_str_eq(out,
+			 "inotify_init EPERM\ninotify_init1 EPERM\nfanotify_init EPERM\n"
+			 "modify_ldt EPERM\nmemfd_secret EPERM\n"
+			 "personality query 0x0\npersonality query high bits 0x0\n"
+			 "personality PER_LINUX 0x0\n"
+			 "personality 0x40000 EPERM\npersonality 0x400000 EPERM\n"
+			 "personality 0x8 EPERM\npersonality 0x80000000 EPERM\n"
+			 "personality 0x1 EPERM\npersonality 0xfffffffe EPERM\n"
+			 "personality 0x100040000 EPERM\npersona now 0x0\n");
+}
+END_TEST
+#endif
+
+/* memfd_create: refused (ENOSYS) unless the runs have a memory cgroup. */
+START_TEST(memfd_refused_without_memory_cgroup)
+{
+	const char *prog = "import os\n"
+			   "try:\n"
+			   "    fd = os.memfd_create('x')\n"
+			   "    os.write(fd, b'x' * 4096)\n"
+			   "    print('memfd', os.fstat(fd).st_size)\n"
+			   "except OSError as e:\n"
+			   "    print('memfd', e.strerror)\n";
+
+	/* and back: each sandbox loads the filter of its configuration */
+	static const int memory_cgroup[] = { 0, 1, 0 };
+
+	for (size_t i = 0; i < sizeof(memory_cgroup) / sizeof(memory_cgroup[0]); i++) {
+		cfg.memory_cgroup = memory_cgroup[i];
+		sandbox_run_close(&run);
+		sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+		ck_assert_int_eq(ftruncate(out_fd, 0), 0);
+		ck_assert_int_eq(lseek(out_fd, 0, SEEK_SET), 0);
+		run_py_ok(prog);
+		ck_assert_str_eq(out, memory_cgroup[i] ? "memfd 4096\n"
+						       : "memfd Function not implemented\n");
+	}
+}
+END_TEST
+
 START_TEST(socket_families)
 {
 	run_py_ok("import socket, errno\n"
@@ -1226,7 +1290,9 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, refused_system_calls);
 	tcase_add_test(tc, x32_system_call_is_killed);
 	tcase_add_test(tc, i386_int80_is_killed);
+	tcase_add_test(tc, watching_ldt_and_personality_refused);
 #endif
+	tcase_add_test(tc, memfd_refused_without_memory_cgroup);
 	tcase_add_test(tc, socket_families);
 	tcase_add_test(tc, system_is_read_only);
 	tcase_add_test(tc, system_is_read_only_before_linux_5_12);

@@ -1543,6 +1543,80 @@ class Defaults(SandboxCase):
         self.assertRegex(log, r"sandbox layer: namespaces")
 
 
+class RefusedServeNoProgram(SandboxCase):
+    """Calls no Python program needs: watching files (inotify on the
+    read-only binds, the host's inodes, would show which files a concurrent
+    run opens), modify_ldt, memfd_secret, and setting a personality."""
+
+    @needs_x86_64
+    def test_inotify_modify_ldt_memfd_secret_personality(self):
+        r = self.run_script('''
+            buf = ctypes.create_string_buffer(64)
+            rep = {"inotify_init": sc(253), "inotify_init1": sc(294, 0),
+                   "fanotify_init": sc(300, 0, 0),
+                   "modify_ldt": sc(154, 0, ctypes.addressof(buf), 64),
+                   "memfd_secret": sc(447, 0),
+                   "personality_query": libc.syscall(135, ctypes.c_long(0xffffffff)),
+                   "personality_linux": sc(135, 0),
+                   "read_implies_exec": sc(135, 0x0400000),
+                   "addr_no_randomize": sc(135, 0x0040000),
+                   "linux32": sc(135, 0x0008)}
+            # through glibc's wrapper, as a watching library would
+            ctypes.set_errno(0)
+            rep["watch"] = None if libc.inotify_init1(0) >= 0 else ename(ctypes.get_errno())
+            rep["persona_after"] = libc.syscall(135, ctypes.c_long(0xffffffff))
+            report(rep)
+            ''')
+        rep = self.report(r)
+        for name in ("inotify_init", "inotify_init1", "fanotify_init", "modify_ldt",
+                     "memfd_secret", "read_implies_exec", "addr_no_randomize", "linux32",
+                     "watch"):
+            self.assertEqual(rep[name], "EPERM", "%s: %r" % (name, rep))
+        self.assertEqual(rep["personality_query"], 0, rep)
+        self.assertIsNone(rep["personality_linux"], rep)
+        self.assertEqual(rep["persona_after"], 0, rep)
+
+
+class MemoryWithoutCgroup(SandboxCase):
+    """Without a memory cgroup, memory is RLIMIT_AS per process, which does
+    not count the pages of a memfd filled with write(2): memfd_create is
+    refused, and the run cannot hold more than ?memory= that way."""
+
+    SERVER = ("nocgroup", dict(workers=1, sandbox="namespaces", options=["cgroup=no"]))
+
+    def test_memfd_growth_under_memory_32_is_refused(self):
+        r = self.run_script('''
+            import resource
+            held, fds, err = 0, [], None
+            chunk = b"x" * (16 << 20)
+            try:
+                while held < (1536 << 20):
+                    fd = os.memfd_create("grow")
+                    fds.append(fd)
+                    for _ in range(4):
+                        os.write(fd, chunk)
+                        held += len(chunk)
+            except OSError as e:
+                err = ename(e.errno)
+            report({"held": held, "memfds": len(fds), "error": err,
+                    "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+            ''', query="memory=32", timeout=60)
+        rep = self.report(r)
+        self.assertEqual(rep["error"], "ENOSYS", rep)
+        self.assertEqual(rep["held"], 0, rep)
+        self.assertEqual(rep["memfds"], 0, rep)
+        self.assertLess(int(r.headers["X-Max-RSS"]), 64 * 1024, r.describe())
+
+    def test_healthz_says_memfd_refused(self):
+        h = self.s.request("GET", "/healthz").json()
+        self.assertIsNone(h["cgroup"], h)
+        self.assertEqual(h["enforced"]["memory"], "RLIMIT_AS", h)
+        self.assertEqual(h["enforced"]["memfd"], "refused", h)
+        log = harness._read(self.s.pyexec_log).decode("utf-8", "replace")
+        self.assertRegex(log, r"sandbox layer: namespaces .*memfd_create refused")
+
+
+
 class Rlimits(harness.E2ETestCase):
     """sandbox = rlimits forces the weaker layer: said in healthz and in the
     start-up log, and programs still run."""
