@@ -361,6 +361,31 @@ static pid_t spawn_worker(const struct server *srv, pid_t master)
 	_exit(server_worker_main(srv));
 }
 
+/* The sandbox's lists from the configuration: the entries of sandbox_etc.
+ * 0, or -1 with err. */
+static int sandbox_lists(struct sandbox_config *sb, const struct config *cfg,
+			 char *err, size_t errlen)
+{
+	char item[CONFIG_PATH_MAX];
+	const char *p = cfg->sandbox_etc;
+
+	sb->etc_extra[0] = '\0';
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+
+		memcpy(item, p, n);         /* conf.c keeps each entry shorter than the key */
+		item[n] = '\0';
+		if (sandbox_list_add(sb->etc_extra, item) < 0)
+			goto full;
+		p += n + (p[n] == ',');
+	}
+	return 0;
+full:
+	snprintf(err, errlen, "sandbox_etc takes more than %d bytes",
+		 SANDBOX_LIST_MAX);
+	return -1;
+}
+
 /* SIGHUP: rereads the configuration (and tokens_file). When it is good, the
  * keys a reload can change take effect in new workers, which replace the
  * running ones as each finishes the request in hand; the listening socket
@@ -370,12 +395,14 @@ static int reload(struct config *cfg, const struct cmdline *cl, struct auth *aut
 		  struct sandbox_config *sbcfg, struct worker *w, unsigned n)
 {
 	static struct config next;
+	static struct sandbox_config lists;
 	struct auth fresh = { 0, NULL };
 	char err[2 * PATH_MAX];
 
 	if (config_build(&next, cl, err, sizeof(err)) < 0 ||
 	    (next.tokens_file[0] != '\0' &&
-	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0)) {
+	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0) ||
+	    sandbox_lists(&lists, &next, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "reload refused, the running configuration stays: %s",
 			err);
 		return -1;
@@ -391,6 +418,8 @@ static int reload(struct config *cfg, const struct cmdline *cl, struct auth *aut
 	auth_free(auth);
 	*auth = fresh;
 	sbcfg->disk_bytes = cfg->max_disk;
+	/* the new workers' sandboxes see the new sandbox_etc */
+	memcpy(sbcfg->etc_extra, lists.etc_extra, sizeof(sbcfg->etc_extra));
 	for (unsigned i = 0; i < n; i++) {
 		if (w[i].pid > 0) {
 			w[i].retiring = 1;
@@ -598,6 +627,8 @@ int main(int argc, char **argv)
 	/* One complete throw-away sandbox, so that what works is known before
 	 * the first request, and a failure is said once, with its fix. */
 	if (cfg.sandbox != SANDBOX_RLIMITS) {
+		if (sandbox_lists(&sbcfg, &cfg, err, sizeof(err)) < 0)
+			goto fatal;
 		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
 				  err, sizeof(err)) == 0) {
 			/* Every worker's run cgroup is made from cgcfg: with its

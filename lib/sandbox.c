@@ -452,14 +452,32 @@ static void init_mirror(const struct init_args *a, const char *host)
 	}
 }
 
-/* What Python and its usual libraries read in /etc; nothing else of the
- * host's /etc is visible (no shadow, no host names, no private keys). */
+/* What Python and the packages a distribution ships for it read in /etc
+ * (matplotlib its matplotlibrc, socket.getservbyname services and
+ * protocols, tzlocal the time zone); nothing else of the host's /etc is
+ * visible (no shadow, no host names, no private keys) but what the
+ * operator adds (sandbox_etc). */
 static const char *const etc_entries[] = {
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-	"/etc/alternatives", "/etc/localtime", "/etc/mime.types", "/etc/fonts",
+	"/etc/alternatives", "/etc/localtime", "/etc/timezone", "/etc/mime.types",
+	"/etc/fonts", "/etc/matplotlibrc", "/etc/services", "/etc/protocols",
 	"/etc/ssl/certs", "/etc/ssl/openssl.cnf",
 	"/etc/pki/tls/certs", "/etc/pki/tls/openssl.cnf", "/etc/pki/ca-trust/extracted",
 };
+
+/* The system's directories bound read-only besides /usr (mirrored: most
+ * are links into /usr). */
+static const char *const system_dirs[] = {
+	"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+};
+
+/* The next path of a list (sandbox_config.etc_extra), NULL at its end. */
+static const char *list_next(const char *list, const char *cur)
+{
+	const char *p = cur == NULL ? list : cur + strlen(cur) + 1;
+
+	return *p != '\0' ? p : NULL;
+}
 
 static void init_etc(const struct init_args *a)
 {
@@ -471,6 +489,9 @@ static void init_etc(const struct init_args *a)
 	init_mkdir(a, "etc", 0755);
 	for (size_t i = 0; i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++)
 		init_mirror(a, etc_entries[i]);
+	for (const char *p = list_next(a->cfg->etc_extra, NULL); p != NULL;
+	     p = list_next(a->cfg->etc_extra, p))
+		init_mirror(a, p);
 	if (a->cfg->network)
 		init_mirror(a, "/etc/resolv.conf");
 	/* /etc/python3, /etc/python3.11, ...: Debian's sitecustomize and the like */
@@ -600,9 +621,6 @@ static void init_proc(const struct init_args *a)
  * Returns /work's fd. */
 static int init_setup(const struct init_args *a)
 {
-	static const char *const system_dirs[] = {
-		"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-	};
 	const struct sandbox_config *cfg = a->cfg;
 	int wfd;
 
@@ -1941,6 +1959,26 @@ void sandbox_spare_discard(struct sandbox_spare *sp)
 		spare_end(sp);
 }
 
+int sandbox_list_add(char *list, const char *path)
+{
+	size_t used = 0, len = path != NULL ? strlen(path) : 0;
+
+	if (path == NULL || path[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	for (const char *p = list_next(list, NULL); p != NULL; p = list_next(list, p))
+		used = (size_t)(p - list) + strlen(p) + 1;
+	/* the path, its NUL, and the empty string that ends the list */
+	if (used + len + 2 > SANDBOX_LIST_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(list + used, path, len + 1);
+	list[used + len + 1] = '\0';
+	return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The probe. */
 
@@ -2048,7 +2086,9 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	memset(cfg, 0, sizeof(*cfg));
+	cfg->python_prefix[0] = cfg->python_venv[0] = '\0';
+	cfg->disk_bytes = 0;
+	cfg->network = cfg->proc = 0;
 	if (python == NULL || python[0] != '/' || tmp_dir == NULL || disk_bytes == 0) {
 		util_errorf(err, errlen, "the interpreter must be an absolute path "
 			    "and the disk size more than 0");

@@ -55,6 +55,7 @@
 #define SANDBOX_HOSTNAME "pyexec"
 #define SANDBOX_DEV_SIZE (64 * 1024)    /* bytes of the /dev tmpfs */
 #define SANDBOX_SETUP_TIMEOUT_MS 10000  /* init must be ready within this */
+#define SANDBOX_LIST_MAX 4096           /* bytes of each list of paths in the config */
 
 /* What stays the same for every run of a worker. */
 struct sandbox_config {
@@ -71,7 +72,15 @@ struct sandbox_config {
 	                                 * memfd_create is refused (ENOSYS) */
 	uid_t uid;                      /* pyexec's own uid and gid, mapped to themselves */
 	gid_t gid;
+	/* Lists of host paths, each NUL-ended, one after the other, then an
+	 * empty one (a zeroed list is empty); filled with sandbox_list_add. */
+	char etc_extra[SANDBOX_LIST_MAX];  /* more of the host's /etc to mirror, besides
+	                                    * what Python and its packages read */
 };
+
+/* Appends path to list (a sandbox_config's etc_extra). 0, or -1
+ * with EINVAL (not an absolute path) or ENAMETOOLONG (the list is full). */
+int sandbox_list_add(char *list, const char *path);
 
 /* A sandbox set up ahead of its request: init, waiting for a run. Owned by
  * one process (a worker), which must not reap it by other means than
@@ -137,8 +146,9 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 /* Ends sp's init, reaps it, removes its directory; sp is then empty. */
 void sandbox_spare_discard(struct sandbox_spare *sp);
 
-/* Fills cfg for python (its prefix), the disk size, network, uid and gid,
- * then runs one complete throw-away sandbox (python printing "ok" inside,
+/* Fills cfg for python (its prefix), the disk size, network, uid and gid
+ * (memory_cgroup and etc_extra are the caller's, and kept: start
+ * from a zeroed cfg), then runs one complete throw-away sandbox (python printing "ok" inside,
  * everything but the uploads) in tmp_dir. 0 when it works; -1 with, in
  * err, one sentence that says which step failed, the errno, and the fix
  * (user namespaces disabled: "sysctl kernel.unprivileged_userns_clone=1";

@@ -696,6 +696,44 @@ START_TEST(deps_are_visible_read_only)
 }
 END_TEST
 
+/* sandbox_etc's entries join the mirrored /etc; matplotlib's matplotlibrc
+ * is there by default when the host has one. */
+START_TEST(etc_extra_entries_are_mirrored)
+{
+	char script[512], want[256];
+	int rc_on_host = access("/etc/matplotlibrc", R_OK) == 0;
+
+	ck_assert_int_eq(sandbox_list_add(cfg.etc_extra, "/etc/nsswitch.conf"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.etc_extra, "/etc/pyexec-no-such-entry"), 0);
+	snprintf(script, sizeof(script),
+		 "import os\n"
+		 "print(os.path.exists('/etc/nsswitch.conf') == %d,\n"
+		 "      os.path.exists('/etc/pyexec-no-such-entry'),\n"
+		 "      os.path.exists('/etc/matplotlibrc') == %d)\n",
+		 access("/etc/nsswitch.conf", R_OK) == 0, rc_on_host);
+	run_py_ok(script);
+	snprintf(want, sizeof(want), "True False True\n");
+	ck_assert_str_eq(out, want);
+}
+END_TEST
+
+START_TEST(list_add_refuses_what_does_not_fit)
+{
+	char path[1000];
+	int added = 0;
+
+	ck_assert_int_eq(sandbox_list_add(cfg.etc_extra, "relative"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	while (sandbox_list_add(cfg.etc_extra, path) == 0)
+		added++;
+	ck_assert_int_eq(errno, ENAMETOOLONG);
+	ck_assert_int_eq(added, SANDBOX_LIST_MAX / sizeof(path));
+}
+END_TEST
+
 START_TEST(disk_full_is_the_programs_enospc)
 {
 	struct stat st;
@@ -878,13 +916,16 @@ END_TEST
 
 START_TEST(probe_succeeds_and_fills_cfg)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512] = "untouched";
 	DIR *d;
 	struct dirent *de;
 	int entries = 0;
 
 	memset(&c, 0xff, sizeof(c));
+	/* the caller's part, kept by the probe */
+	c.memory_cgroup = 0;
+	c.etc_extra[0] = '\0';
 	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 		      "probe: %s", msg);
 	ck_assert_str_eq(msg, "");
@@ -908,7 +949,7 @@ END_TEST
 
 START_TEST(probe_binds_a_venv_and_a_prefix_outside_usr)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512], venv[128], py[256];
 
 	/* a venv-like prefix under /tmp whose python links to the system's */
@@ -958,7 +999,7 @@ END_TEST
 
 START_TEST(probe_reports_a_bad_python)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512];
 
 	ck_assert_int_eq(sandbox_probe(&c, "/bin/false", 4 * MIB, 0, tmpdir, msg, sizeof(msg)), -1);
@@ -995,7 +1036,7 @@ static void in_child(int (*fn)(int why_fd))
 
 static int as_nobody(int why)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512], want[64];
 
 	if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
@@ -1069,7 +1110,7 @@ static int write_file(const char *path, const char *text)
 
 static int with_proc_covered(int why)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char map[64], msg[512];
 	unsigned long uid = getuid(), gid = getgid();
 
@@ -1298,6 +1339,8 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, system_is_read_only_before_linux_5_12);
 	tcase_add_test(tc, devices_work);
 	tcase_add_test(tc, deps_are_visible_read_only);
+	tcase_add_test(tc, etc_extra_entries_are_mirrored);
+	tcase_add_test(tc, list_add_refuses_what_does_not_fit);
 	tcase_add_test(tc, disk_full_is_the_programs_enospc);
 	tcase_add_test(tc, tmp_and_shm_share_the_disk);
 	tcase_add_test(tc, many_files_end_in_enospc);

@@ -22,6 +22,7 @@ import socket
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -1615,6 +1616,142 @@ class MemoryWithoutCgroup(SandboxCase):
         log = harness._read(self.s.pyexec_log).decode("utf-8", "replace")
         self.assertRegex(log, r"sandbox layer: namespaces .*memfd_create refused")
 
+
+
+# What a run imports: each top-level package of the system's dist-packages,
+# each in a forked child of its own (so that one import's side effects do
+# not decide another's), reported as one JSON line: {name: null | error}.
+IMPORT_EACH = r"""
+import json, os, signal, sys
+NAMES = %r
+rep = {}
+for name in NAMES:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        signal.alarm(30)
+        try:
+            __import__(name)
+            msg = b""
+        except BaseException as e:
+            msg = ("%%s: %%s" %% (type(e).__name__, e)).encode("utf-8", "replace")[:300] or b"?"
+        os.write(w, msg)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read()
+    _, st = os.waitpid(pid, 0)
+    if st != 0:
+        msg = msg or ("wait status %%d" %% st).encode()
+    rep[name] = msg.decode("utf-8", "replace") or None
+print(json.dumps(rep, sort_keys=True), flush=True)
+"""
+
+
+def dist_packages_names(top="/usr/lib/python3/dist-packages"):
+    """The top-level importable names under the system's dist-packages."""
+    names = set()
+    for entry in os.listdir(top):
+        path = os.path.join(top, entry)
+        if os.path.isdir(path):
+            name = entry
+        elif entry.endswith(".py"):
+            name = entry[:-3]
+        elif entry.endswith(".so"):
+            name = entry.split(".", 1)[0]
+        else:
+            continue
+        if name.isidentifier() and name != "__pycache__":
+            names.add(name)
+    return sorted(names)
+
+
+class SystemPackages(SandboxCase):
+    """Every package the host's Python imports, a run imports too: the
+    view of /etc and of the system covers what they read."""
+
+    SERVER = ("defaults", DEFAULTS)
+
+    def test_every_dist_package_imports_as_outside(self):
+        top = "/usr/lib/python3/dist-packages"
+        if not os.path.isdir(top):
+            self.skipTest("no %s (not a Debian-like Python)" % top)
+        names = dist_packages_names(top)
+        code = IMPORT_EACH % (names,)
+        tmp = tempfile.mkdtemp(prefix="pyexec-imports-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
+               "TMPDIR": tmp, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
+        out = subprocess.run(["/usr/bin/python3", "-s", "-B", "-c", code], env=env, cwd=tmp,
+                             stdout=subprocess.PIPE, timeout=300, check=True).stdout
+        outside = json.loads(out.decode().splitlines()[-1])
+        # two runs, so that each stays well inside the time limit
+        inside = {}
+        half = (len(names) + 1) // 2
+        for part in (names[:half], names[half:]):
+            r = self.run_script(IMPORT_EACH % (part,), prelude=False,
+                                query="timeout=60", timeout=120)
+            inside.update(self.report(r))
+        self.assertEqual(sorted(inside), names)
+        differ = {n: {"outside": outside[n], "inside": inside[n]} for n in names
+                  if (outside[n] is None) != (inside[n] is None)}
+        self.assertEqual(differ, {}, "imports that differ in a run")
+        self.assertGreater(sum(v is None for v in inside.values()), 0, inside)
+
+    def test_chart_with_matplotlib_and_pandas_is_a_png(self):
+        for mod in ("matplotlib", "pandas"):
+            if subprocess.run(["/usr/bin/python3", "-c", "import " + mod],
+                              stderr=subprocess.DEVNULL).returncode != 0:
+                self.skipTest("%s is not installed for /usr/bin/python3 (python3-%s)"
+                              % (mod, mod))
+        r = self.run_script('''
+            import os
+            import pandas as pd
+            import matplotlib
+            import matplotlib.pyplot as plt
+            df = pd.DataFrame({"x": range(10), "y": [v * v for v in range(10)]})
+            ax = df.plot(x="x", y="y", title="squares")
+            ax.figure.savefig(os.path.join(os.environ["OUTPUT_DIR"], "chart.png"), dpi=50)
+            report({"backend": matplotlib.get_backend(), "home": os.environ["HOME"],
+                    "configdir": matplotlib.get_configdir()})
+            ''', prelude=False, preamble="import json\ndef report(o): print(json.dumps(o))\n",
+            query="timeout=60", timeout=120)
+        rep = self.report(r)
+        self.assertEqual(rep["backend"].lower(), "agg", rep)
+        # a writable config directory in the run's own /tmp
+        self.assertTrue(rep["configdir"].startswith("/tmp"), rep)
+        png = r.files.get("chart.png")
+        self.assertIsNotNone(png, r.describe())
+        ctype, data = png.content_type, png.data
+        self.assertEqual(ctype, "image/png", r.describe())
+        self.assertTrue(data.startswith(b"\x89PNG\r\n\x1a\n"), data[:16])
+        self.assertGreater(len(data), 1000)
+        self.assertNotIn(b"Matplotlib", r.stderr, r.describe())
+
+
+class SandboxEtc(SandboxCase):
+    """sandbox_etc adds entries of the host's /etc to the defaults."""
+
+    SERVER = ("sandbox-etc", dict(workers=1, sandbox="namespaces",
+                                  options=["sandbox_etc=/etc/nsswitch.conf, /etc/debian_version"]))
+
+    def test_entries_added_to_the_defaults(self):
+        r = self.run_script('''
+            rep = {}
+            for p in ("/etc/nsswitch.conf", "/etc/debian_version", "/etc/ld.so.cache",
+                      "/etc/shadow"):
+                rep[p] = attempt(lambda: open(p, "rb").read())
+            report(rep)
+            ''')
+        rep = self.report(r)
+        for p in ("/etc/nsswitch.conf", "/etc/debian_version"):
+            self.assertEqual(rep[p], None if os.path.exists(p) else "ENOENT", rep)
+        self.assertIsNone(rep["/etc/ld.so.cache"], rep)
+        self.assertEqual(rep["/etc/shadow"], "ENOENT", rep)
 
 
 class Rlimits(harness.E2ETestCase):
