@@ -51,6 +51,11 @@
 #define SANDBOX_MSG_TEXT      200     /* a setup error sent by init */
 #define SANDBOX_COPY_CHUNK    (1024 * 1024)
 #define SANDBOX_MSG_MAX       (PATH_MAX + 160)
+/* A mask over a directory of pyexec's own that a bind shows: an empty
+ * tmpfs, read-only once the dependency entry (which may lie below it) is
+ * bound; over a file, a read-only bind of an empty file made here. */
+#define SANDBOX_MASK_OPTS     "mode=0755,size=64k,nr_inodes=64"
+#define SANDBOX_MASK_FILE     ".mask"
 /* Where the host's root waits in the new root, reachable by init alone,
  * until the request's dependency entry is bound (then it is detached). */
 #define SANDBOX_OLD_ROOT      ".host"
@@ -465,18 +470,31 @@ static const char *const etc_entries[] = {
 	"/etc/pki/tls/certs", "/etc/pki/tls/openssl.cnf", "/etc/pki/ca-trust/extracted",
 };
 
+/* Masked wherever a bind shows them, besides the configuration's own
+ * paths (sandbox_config.hide): where pyexec's configuration lives when
+ * installed under a prefix inside /usr. */
+static const char *const hidden_paths[] = { "/usr/local/etc", SYSCONFDIR "/pyexec" };
+
 /* The system's directories bound read-only besides /usr (mirrored: most
  * are links into /usr). */
 static const char *const system_dirs[] = {
 	"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 };
 
-/* The next path of a list (sandbox_config.etc_extra), NULL at its end. */
+/* The next path of a list (sandbox_config.etc_extra, .hide), NULL at its end. */
 static const char *list_next(const char *list, const char *cur)
 {
 	const char *p = cur == NULL ? list : cur + strlen(cur) + 1;
 
 	return *p != '\0' ? p : NULL;
+}
+
+/* Whether path is dir or below it. */
+static int path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return n > 0 && strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
 static void init_etc(const struct init_args *a)
@@ -616,6 +634,103 @@ static void init_proc(const struct init_args *a)
 	}
 }
 
+/* Whether host, a path to mask, shows in the new root: below /usr, a
+ * system directory, python's prefix or venv, or a mirrored entry of /etc.
+ * Never what python's own binds lie below. */
+static int mask_applies(const struct sandbox_config *cfg, const char *host)
+{
+	int shown = path_under(host, "/usr") && strcmp(host, "/usr") != 0;
+
+	for (size_t i = 0; i < sizeof(system_dirs) / sizeof(system_dirs[0]); i++)
+		shown |= path_under(host, system_dirs[i]) && strcmp(host, system_dirs[i]) != 0;
+	for (size_t i = 0; i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++)
+		shown |= path_under(host, etc_entries[i]);
+	for (const char *p = list_next(cfg->etc_extra, NULL); p != NULL;
+	     p = list_next(cfg->etc_extra, p))
+		shown |= path_under(host, p);
+	shown |= path_under(host, cfg->python_prefix) || path_under(host, cfg->python_venv);
+	return shown && !path_under(cfg->python_prefix, host) &&
+	       !path_under(cfg->python_venv, host);
+}
+
+/* The next path to mask (hidden_paths, then cfg->hide), NULL at the end;
+ * *i starts at 0. */
+static const char *mask_next(const struct sandbox_config *cfg, size_t *i, const char **cur)
+{
+	const size_t nfixed = sizeof(hidden_paths) / sizeof(hidden_paths[0]);
+
+	if (*i < nfixed)
+		return hidden_paths[(*i)++];
+	*cur = list_next(cfg->hide, *cur);
+	return *cur;
+}
+
+/* Masks one path of pyexec's own where the new root shows it (seal 0),
+ * or makes its mask read-only (seal 1: a directory's tmpfs). */
+static void init_mask(const struct init_args *a, const char *host, int seal)
+{
+	const char *dst = rel(host);
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (!mask_applies(a->cfg, host) || strlen(dst) >= sizeof(buf))
+		return;
+	/* Each component as it is in the new root, none a link: one could
+	 * lead out of it, and a link shows nothing but its target's path. */
+	memcpy(buf, dst, strlen(dst) + 1);
+	for (char *slash = buf;; slash++) {
+		slash = strchr(slash, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		if (lstat(buf, &st) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR || errno == EACCES)
+				return;     /* not there, or not for pyexec's user either */
+			init_fail(a, STEP_SETUP, "examine", host, errno);
+		}
+		if (S_ISLNK(st.st_mode))
+			return;
+		if (slash == NULL)
+			break;
+		*slash = '/';
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (!seal)
+			init_bind_ro_as(a, SANDBOX_MASK_FILE, dst, host);
+		return;
+	}
+	if (seal) {
+		if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
+			  MS_NODEV | MS_NOEXEC, NULL) < 0)
+			init_fail(a, STEP_MOUNT, "make read-only the mask of", host, errno);
+	} else if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			 SANDBOX_MASK_OPTS) < 0) {
+		init_fail(a, STEP_MOUNT, "mask", host, errno);
+	}
+}
+
+/* pyexec's own files out of sight: after every bind of the system. */
+static void init_masks(const struct init_args *a)
+{
+	const char *cur = NULL, *host;
+	size_t i = 0;
+
+	init_touch(a, SANDBOX_MASK_FILE);
+	while ((host = mask_next(a->cfg, &i, &cur)) != NULL)
+		init_mask(a, host, 0);
+	if (unlink(SANDBOX_MASK_FILE) < 0)
+		init_fail(a, STEP_SETUP, "remove", SANDBOX_MASK_FILE, errno);
+}
+
+/* The masks' tmpfs read-only, once the dependency entry is bound. */
+static void init_masks_seal(const struct init_args *a)
+{
+	const char *cur = NULL, *host;
+	size_t i = 0;
+
+	while ((host = mask_next(a->cfg, &i, &cur)) != NULL)
+		init_mask(a, host, 1);
+}
+
 /* Everything that does not depend on the request, up to pivot_root: the
  * host's root stays reachable at /.host (for init alone) until init_enter.
  * Returns /work's fd. */
@@ -648,6 +763,7 @@ static int init_setup(const struct init_args *a)
 		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
 	}
 	init_dev(a);
+	init_masks(a);
 	/* The binds hold the disk tmpfs; its own mount point goes away. */
 	if (umount2(".disk", MNT_DETACH) < 0)
 		init_fail(a, STEP_MOUNT, "unmount", ".disk", errno);
@@ -775,6 +891,7 @@ static void init_enter(const struct init_args *a, const struct init_req *r, int 
 		init_mkdir_p(a, rel(r->deps_path));
 		init_bind_ro_as(a, src, rel(r->deps_path), r->deps_path);
 	}
+	init_masks_seal(a);
 	/* The host's root is gone for good. */
 	if (umount2(SANDBOX_OLD_ROOT, MNT_DETACH) < 0)
 		init_fail(a, STEP_MOUNT, "detach the old root", NULL, errno);

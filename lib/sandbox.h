@@ -76,9 +76,13 @@ struct sandbox_config {
 	 * empty one (a zeroed list is empty); filled with sandbox_list_add. */
 	char etc_extra[SANDBOX_LIST_MAX];  /* more of the host's /etc to mirror, besides
 	                                    * what Python and its packages read */
+	char hide[SANDBOX_LIST_MAX];       /* pyexec's own files (its configuration,
+	                                    * tokens, cache, work_root): masked, with
+	                                    * /usr/local/etc and SYSCONFDIR/pyexec,
+	                                    * wherever a bind of the system shows them */
 };
 
-/* Appends path to list (a sandbox_config's etc_extra). 0, or -1
+/* Appends path to list (a sandbox_config's etc_extra or hide). 0, or -1
  * with EINVAL (not an absolute path) or ENAMETOOLONG (the list is full). */
 int sandbox_list_add(char *list, const char *path);
 
@@ -147,7 +151,7 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 void sandbox_spare_discard(struct sandbox_spare *sp);
 
 /* Fills cfg for python (its prefix), the disk size, network, uid and gid
- * (memory_cgroup and etc_extra are the caller's, and kept: start
+ * (memory_cgroup, etc_extra and hide are the caller's, and kept: start
  * from a zeroed cfg), then runs one complete throw-away sandbox (python printing "ok" inside,
  * everything but the uploads) in tmp_dir. 0 when it works; -1 with, in
  * err, one sentence that says which step failed, the errno, and the fix

@@ -722,15 +722,91 @@ START_TEST(list_add_refuses_what_does_not_fit)
 	char path[1000];
 	int added = 0;
 
-	ck_assert_int_eq(sandbox_list_add(cfg.etc_extra, "relative"), -1);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "relative"), -1);
 	ck_assert_int_eq(errno, EINVAL);
 	memset(path, 'a', sizeof(path) - 1);
 	path[0] = '/';
 	path[sizeof(path) - 1] = '\0';
-	while (sandbox_list_add(cfg.etc_extra, path) == 0)
+	while (sandbox_list_add(cfg.hide, path) == 0)
 		added++;
 	ck_assert_int_eq(errno, ENAMETOOLONG);
 	ck_assert_int_eq(added, SANDBOX_LIST_MAX / sizeof(path));
+}
+END_TEST
+
+/* pyexec's own paths under a bind of the system: a directory is an empty
+ * read-only tmpfs, a file reads empty, /usr/local/etc is empty; paths no
+ * bind shows, and the binds' roots, are left alone. */
+START_TEST(own_paths_are_masked)
+{
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr/share/doc"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr/lib/os-release"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr/share/pyexec-no-such-dir"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, tmpdir), 0);
+	/* a link (Debian's python3 -> python3.11) is left alone: a mount on it
+	 * would land on its target */
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, PY), 0);
+	run_py_ok("import errno, os\n"
+		  "def attempt(f):\n"
+		  "    try:\n"
+		  "        f()\n"
+		  "        return 'ok'\n"
+		  "    except OSError as e:\n"
+		  "        return errno.errorcode[e.errno]\n"
+		  "print(os.listdir('/usr/share/doc'))\n"
+		  "print(repr(open('/usr/lib/os-release').read()))\n"
+		  "print(os.listdir('/usr/local/etc') if os.path.isdir('/usr/local/etc') else [])\n"
+		  "print(attempt(lambda: open('/usr/share/doc/x', 'w')))\n"
+		  "print(attempt(lambda: open('/usr/lib/os-release', 'w')))\n"
+		  "print(os.path.isdir('/usr/bin'), os.path.exists('/usr/share/pyexec-no-such-dir'))\n");
+	ck_assert_str_eq(out, "[]\n''\n[]\nEROFS\nEROFS\nTrue False\n");
+}
+END_TEST
+
+/* A dependency entry below a masked directory (deps_cache under a bind)
+ * is bound there all the same, and the mask is read-only after it. */
+START_TEST(deps_entry_below_a_mask)
+{
+	char cache[] = "/usr/local/share/pyexec-check-sandbox.XXXXXX", entry[128], script[1024];
+	int fd;
+
+	if (getuid() != 0) {
+		fprintf(stderr, "# deps_entry_below_a_mask: not root, cannot write under /usr\n");
+		return;
+	}
+	(void)mkdir("/usr/local/share", 0755);
+	ck_assert_ptr_nonnull(mkdtemp(cache));
+	ck_assert_int_eq(chmod(cache, 0755), 0);
+	snprintf(entry, sizeof(entry), "%s/entry", cache);
+	ck_assert_int_eq(mkdir(entry, 0755), 0);
+	snprintf(script, sizeof(script), "%s/entry/mod.py", cache);
+	fd = open(script, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "VALUE = 'below the mask'\n", 25), 25);
+	close(fd);
+	snprintf(script, sizeof(script), "%s/other", cache);
+	ck_assert_int_eq(mkdir(script, 0755), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, cache), 0);
+	run.deps_path = entry;
+	snprintf(script, sizeof(script),
+		 "import sys, errno, os\n"
+		 "sys.path.insert(0, '%s')\n"
+		 "import mod\n"
+		 "print(mod.VALUE, os.listdir('%s'))\n"
+		 "try:\n"
+		 "    os.mkdir('%s/new')\n"
+		 "except OSError as e:\n"
+		 "    print(errno.errorcode[e.errno])\n",
+		 entry, cache, cache);
+	run_py_ok(script);
+	ck_assert_str_eq(out, "below the mask ['entry']\nEROFS\n");
+	snprintf(script, sizeof(script), "%s/other", cache);
+	ck_assert_int_eq(rmdir(script), 0);
+	snprintf(script, sizeof(script), "%s/mod.py", entry);
+	ck_assert_int_eq(unlink(script), 0);
+	ck_assert_int_eq(rmdir(entry), 0);
+	ck_assert_int_eq(rmdir(cache), 0);
 }
 END_TEST
 
@@ -925,7 +1001,7 @@ START_TEST(probe_succeeds_and_fills_cfg)
 	memset(&c, 0xff, sizeof(c));
 	/* the caller's part, kept by the probe */
 	c.memory_cgroup = 0;
-	c.etc_extra[0] = '\0';
+	c.etc_extra[0] = c.hide[0] = '\0';
 	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 		      "probe: %s", msg);
 	ck_assert_str_eq(msg, "");
@@ -1341,6 +1417,8 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, deps_are_visible_read_only);
 	tcase_add_test(tc, etc_extra_entries_are_mirrored);
 	tcase_add_test(tc, list_add_refuses_what_does_not_fit);
+	tcase_add_test(tc, own_paths_are_masked);
+	tcase_add_test(tc, deps_entry_below_a_mask);
 	tcase_add_test(tc, disk_full_is_the_programs_enospc);
 	tcase_add_test(tc, tmp_and_shm_share_the_disk);
 	tcase_add_test(tc, many_files_end_in_enospc);

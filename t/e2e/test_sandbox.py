@@ -1754,6 +1754,58 @@ class SandboxEtc(SandboxCase):
         self.assertEqual(rep["/etc/shadow"], "ENOENT", rep)
 
 
+@harness.unittest.skipUnless(harness.IS_ROOT, "needs root to write below /usr/local")
+class OwnFiles(harness.E2ETestCase):
+    """pyexec's configuration and tokens are not visible to a run, even
+    installed below /usr, which runs see: /usr/local/etc is masked, and so
+    is each configured path a bind shows (a file reads empty)."""
+
+    def test_conf_and_tokens_below_usr_not_readable(self):
+        etc = tempfile.mkdtemp(prefix="pyexec-e2e-", dir="/usr/local/etc")
+        share = tempfile.mkdtemp(prefix="pyexec-e2e-", dir="/usr/local/share")
+        self.addCleanup(shutil.rmtree, etc, True)
+        self.addCleanup(shutil.rmtree, share, True)
+        token = "tok-" + os.urandom(12).hex()
+        secret = "conf-s3cr3t-" + os.urandom(8).hex()
+        conf = os.path.join(etc, "pyexec.conf")
+        tokens = os.path.join(share, "tokens")
+        with open(conf, "w") as f:
+            f.write("# %s\ntokens_file = %s\n" % (secret, tokens))
+        with open(tokens, "w") as f:
+            f.write(token + "\n")
+        for p in (etc, share):
+            os.chmod(p, 0o755)
+        os.chmod(tokens, 0o644)
+
+        def use_conf(server):
+            server.conf = conf
+
+        s = self.private_server(name="ownfiles", workers=1, sandbox="namespaces",
+                                before_start=use_conf)
+        body = '''
+            import json, os
+            rep = {}
+            for p in %r:
+                try:
+                    rep[p] = sorted(os.listdir(p)) if os.path.isdir(p) else open(p).read()
+                except OSError as e:
+                    rep[p] = e.strerror
+            print(json.dumps(rep))
+            ''' % ([conf, tokens, etc, share, "/usr/local/etc"],)
+        r = s.post_execute({"main.py": script(textwrap.dedent(body))},
+                           headers={"Authorization": "Bearer " + token})
+        self.assertRan(r)
+        rep = json.loads(r.stdout.decode().splitlines()[-1])
+        self.assertEqual(rep["/usr/local/etc"], [], rep)
+        self.assertEqual(rep[conf], "No such file or directory", rep)
+        self.assertEqual(rep[tokens], "", rep)
+        self.assertNotIn(token.encode(), r.body)
+        self.assertNotIn(secret.encode(), r.body)
+        # the token works, so the tokens file was the one pyexec read
+        r = s.post_execute({"main.py": script("print(1)\n")})
+        self.assertStatus(r, 401)
+
+
 class Rlimits(harness.E2ETestCase):
     """sandbox = rlimits forces the weaker layer: said in healthz and in the
     start-up log, and programs still run."""
