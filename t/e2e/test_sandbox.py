@@ -1753,6 +1753,30 @@ class SandboxEtc(SandboxCase):
         self.assertIsNone(rep["/etc/ld.so.cache"], rep)
         self.assertEqual(rep["/etc/shadow"], "ENOENT", rep)
 
+    def test_reload_applies_to_new_workers(self):
+        for p in ("/etc/nsswitch.conf", "/etc/debian_version"):
+            if not os.path.exists(p):
+                self.skipTest("the host has no %s to show" % p)
+        s = self.private_server(name="sandbox-etc-reload", workers=1, sandbox="namespaces",
+                                conf_text="sandbox_etc = /etc/nsswitch.conf\n")
+        probe = {"main.py": script("import os\nprint(os.path.exists('/etc/nsswitch.conf'),"
+                                   " os.path.exists('/etc/debian_version'))\n")}
+        r = s.post_execute(probe)
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"True False\n")
+        old = set(s.worker_pids())
+        s.mark_log()
+        with open(s.conf, "w") as f:
+            f.write("sandbox_etc = /etc/debian_version\n")
+        s.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(harness.wait_for(lambda: "reload: configuration reread" in
+                                         s.log_since_mark(), 5), s.log_tail())
+        self.assertTrue(harness.wait_for(lambda: len(s.worker_pids()) == 1 and
+                                         not (set(s.worker_pids()) & old), 10), s.log_tail())
+        r = s.post_execute(probe)
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"False True\n")
+
 
 @harness.unittest.skipUnless(harness.IS_ROOT, "needs root to write below /usr/local")
 class OwnFiles(harness.E2ETestCase):
