@@ -427,6 +427,44 @@ static pid_t spawn_worker(const struct server *srv, pid_t master, unsigned slot,
 	_exit(server_worker_main(srv));
 }
 
+/* The sandbox's lists from the configuration: the entries of sandbox_etc,
+ * and pyexec's own paths (its configuration file, tokens_file, deps_cache,
+ * work_root, a pip_find_links directory), resolved, which runs must not
+ * see where a bind of the system shows them. 0, or -1 with err. */
+static int sandbox_lists(struct sandbox_config *sb, const struct config *cfg,
+			 const char *config_path, char *err, size_t errlen)
+{
+	const char *const own[] = {
+		config_path, cfg->tokens_file, cfg->deps_cache, cfg->work_root,
+		cfg->pip_find_links[0] == '/' ? cfg->pip_find_links : NULL,
+	};
+	char item[CONFIG_PATH_MAX], real[PATH_MAX];
+	const char *p = cfg->sandbox_etc;
+
+	sb->etc_extra[0] = sb->hide[0] = '\0';
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+
+		memcpy(item, p, n);         /* conf.c keeps each entry shorter than the key */
+		item[n] = '\0';
+		if (sandbox_list_add(sb->etc_extra, item) < 0)
+			goto full;
+		p += n + (p[n] == ',');
+	}
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		/* nothing there, nothing to see */
+		if (own[i] == NULL || own[i][0] == '\0' || realpath(own[i], real) == NULL)
+			continue;
+		if (sandbox_list_add(sb->hide, real) < 0)
+			goto full;
+	}
+	return 0;
+full:
+	snprintf(err, errlen, "sandbox_etc and pyexec's own paths take more than %d bytes",
+		 SANDBOX_LIST_MAX);
+	return -1;
+}
+
 /* SIGHUP: rereads the configuration (and tokens_file). When it is good, the
  * keys a reload can change take effect in new workers, which replace the
  * running ones as each finishes the request in hand; the listening socket
@@ -436,12 +474,14 @@ static int reload(struct config *cfg, const struct cmdline *cl, struct auth *aut
 		  struct sandbox_config *sbcfg, struct worker *w, unsigned n)
 {
 	static struct config next;
+	static struct sandbox_config lists;
 	struct auth fresh = { 0, NULL };
 	char err[2 * PATH_MAX];
 
 	if (config_build(&next, cl, err, sizeof(err)) < 0 ||
 	    (next.tokens_file[0] != '\0' &&
-	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0)) {
+	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0) ||
+	    sandbox_lists(&lists, &next, cl->config_path, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "reload refused, the running configuration stays: %s",
 			err);
 		return -1;
@@ -457,6 +497,9 @@ static int reload(struct config *cfg, const struct cmdline *cl, struct auth *aut
 	auth_free(auth);
 	*auth = fresh;
 	sbcfg->disk_bytes = cfg->max_disk;
+	/* the new workers' sandboxes see the new sandbox_etc and hide the new paths */
+	memcpy(sbcfg->etc_extra, lists.etc_extra, sizeof(sbcfg->etc_extra));
+	memcpy(sbcfg->hide, lists.hide, sizeof(sbcfg->hide));
 	for (unsigned i = 0; i < n; i++) {
 		if (w[i].pid > 0) {
 			w[i].retiring = 1;
@@ -688,8 +731,13 @@ int main(int argc, char **argv)
 	/* One complete throw-away sandbox, so that what works is known before
 	 * the first request, and a failure is said once, with its fix. */
 	if (cfg.sandbox != SANDBOX_RLIMITS) {
+		if (sandbox_lists(&sbcfg, &cfg, cl.config_path, err, sizeof(err)) < 0)
+			goto fatal;
 		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
 				  err, sizeof(err)) == 0) {
+			/* Every worker's run cgroup is made from cgcfg: with its
+			 * memory.max, memfds are counted and need not be refused. */
+			sbcfg.memory_cgroup = srv.cgroup != NULL && cgcfg.memory;
 			srv.sandbox_cfg = &sbcfg;
 			choose_run_ids(&cfg, &sbcfg, nworkers, single, &run_ids);
 		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
@@ -718,9 +766,10 @@ int main(int argc, char **argv)
 	if (srv.sandbox_cfg != NULL)
 		log_msg(LOG_LEVEL_INFO,
 			"sandbox layer: namespaces (user, mount, pid, ipc, uts, cgroup%s; "
-			"seccomp; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
-			cfg.network ? "; the host's network" : ", net", sbcfg.proc ? "" : "no ",
-			(unsigned long long)cfg.max_disk);
+			"seccomp%s; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
+			cfg.network ? "; the host's network" : ", net",
+			sbcfg.memory_cgroup ? "" : ", memfd_create refused (no memory cgroup)",
+			sbcfg.proc ? "" : "no ", (unsigned long long)cfg.max_disk);
 	else
 	log_msg(LOG_LEVEL_WARN,
 		"sandbox layer: rlimits (process group, resource limits, fresh environment; "

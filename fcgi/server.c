@@ -143,7 +143,8 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"RLIMIT_CPU\","
 		     "\"memory\":\"%s\",\"processes\":\"%s\","
 		     "\"file_size\":\"RLIMIT_FSIZE\",\"disk\":\"%s\",\"network\":\"%s\","
-		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\"}}\n",
+		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\","
+		     "\"memfd\":\"%s\"}}\n",
 		     srv->sandbox, PACKAGE_VERSION, srv->workers,
 		     srv->cache != NULL && srv->cache->usable ? "true" : "false",
 		     cg ? "\"" : "", cg ? cgpath : "null", cg ? "\"" : "",
@@ -156,7 +157,10 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     sb ? (sb->network ? "host" : "none (own namespace)") : "host",
 		     sb ? "read-only system, private /work and /tmp" : "host (pyexec's user)",
 		     sb ? "seccomp" : "none",
-		     sb ? (sb->proc ? "private" : "none") : "host");
+		     sb ? (sb->proc ? "private" : "none") : "host",
+		     /* RLIMIT_AS does not count a memfd's pages */
+		     sb ? (sb->memory_cgroup ? "cgroup memory.max" : "refused")
+			: (cg && cg->memory ? "cgroup memory.max" : "unbounded"));
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 

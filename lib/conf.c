@@ -40,6 +40,7 @@ enum config_type {
 	CT_LINKS,       /* char[] field: URL, absolute path or "" */
 	CT_CGROUP,      /* char[] field: "auto", "no" or as CT_DIR */
 	CT_OPTPATH,     /* char[] field: "" or as CT_PATH */
+	CT_ETC,         /* char[] field: paths below /etc, as CT_DIR, comma-separated */
 };
 
 struct config_key {
@@ -91,6 +92,7 @@ static const struct config_key config_keys[] = {
 	{ "subordinate_ids", CT_BOOL, F(subordinate_ids), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
+	{ "sandbox_etc", CT_ETC, F(sandbox_etc), 0, 0, 0, NULL },
 	{ "tokens_file", CT_OPTPATH, F(tokens_file), 0, 0, 0, NULL },
 	{ "auth_metrics", CT_BOOL, F(auth_metrics), 0, 0, 0, NULL },
 };
@@ -101,7 +103,7 @@ static int config_key_is_string(const struct config_key *k)
 {
 	switch (k->type) {
 	case CT_LISTEN: case CT_NAME: case CT_PATH: case CT_DIR: case CT_URL: case CT_LINKS:
-	case CT_CGROUP: case CT_OPTPATH:
+	case CT_CGROUP: case CT_OPTPATH: case CT_ETC:
 		return 1;
 	default:
 		return 0;
@@ -447,6 +449,58 @@ static int config_check_dir(const char *key, const char *value, char *err, size_
 	return 0;
 }
 
+/* sandbox_etc: "/etc/a, /etc/b/c" into "/etc/a,/etc/b/c" (out, len bytes);
+ * each entry below /etc, spelled as config_check_dir wants. */
+static int config_parse_etc(const char *key, const char *value, char *out, size_t len,
+			    char *err, size_t errlen)
+{
+	char item[CONFIG_PATH_MAX], shown[UTIL_SHOWN_MAX + 8];
+	size_t used = 0, count = 0;
+	const char *p = value;
+
+	out[0] = '\0';
+	while (*p != '\0') {
+		size_t n;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		n = strcspn(p, ",");
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n >= sizeof(item) || used + n + 2 > len) {
+			util_errorf(err, errlen, "%s: longer than %zu bytes", key, len - 1);
+			return -1;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		util_shown(item, n, shown, sizeof(shown));
+		if (n == 0 || strncmp(item, "/etc/", 5) != 0 || item[5] == '\0' ||
+		    strpbrk(item, " \t") != NULL) {
+			util_errorf(err, errlen, "%s: '%s' must be a path below /etc "
+				    "(entries are separated by commas)", key, shown);
+			return -1;
+		}
+		if (config_check_dir(key, item, err, errlen) < 0)
+			return -1;
+		while (n > 1 && item[n - 1] == '/')
+			item[--n] = '\0';
+		if (++count > CONFIG_ETC_MAX) {
+			util_errorf(err, errlen, "%s: more than %d entries", key, CONFIG_ETC_MAX);
+			return -1;
+		}
+		if (used > 0)
+			out[used++] = ',';
+		memcpy(out + used, item, n + 1);
+		used += n;
+		p += strcspn(p, ",");
+		if (*p == ',' && *++p == '\0') {
+			util_errorf(err, errlen, "%s: an empty entry after the last ','", key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int config_check_url(const char *key, const char *value, int path_ok,
 			    char *err, size_t errlen)
 {
@@ -493,6 +547,15 @@ static int config_set_string(const struct config_key *k, char *field, const char
 	case CT_OPTPATH:
 		rc = value[0] == '\0' ? 0 : config_check_path(k->name, value, err, errlen);
 		break;
+	case CT_ETC: {
+		char canon[CONFIG_PATH_MAX];
+
+		/* kept in its canonical spelling, which is never longer */
+		if (config_parse_etc(k->name, value, canon, sizeof(canon), err, errlen) < 0)
+			return -1;
+		memcpy(field, canon, strlen(canon) + 1);
+		return 0;
+	}
 	case CT_CGROUP:
 		if (strcmp(value, "auto") != 0 && strcmp(value, "no") != 0 &&
 		    value[0] != '/') {

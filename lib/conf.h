@@ -9,6 +9,7 @@
 #define CONFIG_PATH_MAX 4096       /* longest path value */
 #define CONFIG_LINE_MAX 8192       /* longest line of the file */
 #define CONFIG_FILE_MAX (1 << 20)  /* largest config file read */
+#define CONFIG_ETC_MAX 32          /* entries of sandbox_etc */
 
 /* The defaults that follow configure's --localstatedir (/var unless told). */
 #ifndef LOCALSTATEDIR
@@ -51,6 +52,8 @@ struct config {
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */
+	char sandbox_etc[CONFIG_PATH_MAX]; /* more of /etc for runs: paths below /etc,
+	                                    * joined by ","; "" = none */
 	int auth_metrics;               /* bool: /metrics needs a token too */
 };
 

@@ -53,6 +53,11 @@
 #define SANDBOX_MSG_TEXT      200     /* a setup error sent by init */
 #define SANDBOX_COPY_CHUNK    (1024 * 1024)
 #define SANDBOX_MSG_MAX       (PATH_MAX + 160)
+/* A mask over a directory of pyexec's own that a bind shows: an empty
+ * tmpfs, read-only once the dependency entry (which may lie below it) is
+ * bound; over a file, a read-only bind of an empty file made here. */
+#define SANDBOX_MASK_OPTS     "mode=0755,size=64k,nr_inodes=64"
+#define SANDBOX_MASK_FILE     ".mask"
 /* Where the host's root waits in the new root, reachable by init alone,
  * until the request's dependency entry is bound (then it is detached). */
 #define SANDBOX_OLD_ROOT      ".host"
@@ -115,10 +120,13 @@ struct init_args {
 	char dev_opts[64];
 };
 
-/* The filter, compiled once per process (libseccomp allocates, and is
- * slow enough to matter per run) and loaded by each payload with one
- * prctl. Lives until exit. */
+/* The filter each payload loads with one prctl: set from one of the two
+ * variants (memfd_create refused or allowed) just before init is cloned,
+ * so that each init holds the one made for its configuration. The
+ * variants are compiled once per process (libseccomp allocates, and is
+ * slow enough to matter per run) and live until exit. */
 static struct sock_fprog sandbox_filter;
+static struct sock_fprog sandbox_filters[2];   /* [1]: memfd_create allowed */
 
 /* ---------------------------------------------------------------------- */
 /* Init and payload: system calls and async-signal-safe functions only (no
@@ -451,14 +459,45 @@ static void init_mirror(const struct init_args *a, const char *host)
 	}
 }
 
-/* What Python and its usual libraries read in /etc; nothing else of the
- * host's /etc is visible (no shadow, no host names, no private keys). */
+/* What Python and the packages a distribution ships for it read in /etc
+ * (matplotlib its matplotlibrc, socket.getservbyname services and
+ * protocols, tzlocal the time zone); nothing else of the host's /etc is
+ * visible (no shadow, no host names, no private keys) but what the
+ * operator adds (sandbox_etc). */
 static const char *const etc_entries[] = {
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-	"/etc/alternatives", "/etc/localtime", "/etc/mime.types", "/etc/fonts",
+	"/etc/alternatives", "/etc/localtime", "/etc/timezone", "/etc/mime.types",
+	"/etc/fonts", "/etc/matplotlibrc", "/etc/services", "/etc/protocols",
 	"/etc/ssl/certs", "/etc/ssl/openssl.cnf",
 	"/etc/pki/tls/certs", "/etc/pki/tls/openssl.cnf", "/etc/pki/ca-trust/extracted",
 };
+
+/* Masked wherever a bind shows them, besides the configuration's own
+ * paths (sandbox_config.hide): where pyexec's configuration lives when
+ * installed under a prefix inside /usr. */
+static const char *const hidden_paths[] = { "/usr/local/etc", SYSCONFDIR "/pyexec" };
+
+/* The system's directories bound read-only besides /usr (mirrored: most
+ * are links into /usr). */
+static const char *const system_dirs[] = {
+	"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+};
+
+/* The next path of a list (sandbox_config.etc_extra, .hide), NULL at its end. */
+static const char *list_next(const char *list, const char *cur)
+{
+	const char *p = cur == NULL ? list : cur + strlen(cur) + 1;
+
+	return *p != '\0' ? p : NULL;
+}
+
+/* Whether path is dir or below it. */
+static int path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return n > 0 && strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
 
 static void init_etc(const struct init_args *a)
 {
@@ -470,6 +509,9 @@ static void init_etc(const struct init_args *a)
 	init_mkdir(a, "etc", 0755);
 	for (size_t i = 0; i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++)
 		init_mirror(a, etc_entries[i]);
+	for (const char *p = list_next(a->cfg->etc_extra, NULL); p != NULL;
+	     p = list_next(a->cfg->etc_extra, p))
+		init_mirror(a, p);
 	if (a->cfg->network)
 		init_mirror(a, "/etc/resolv.conf");
 	/* /etc/python3, /etc/python3.11, ...: Debian's sitecustomize and the like */
@@ -598,14 +640,108 @@ static void init_proc(const struct init_args *a)
 	}
 }
 
+/* Whether host, a path to mask, shows in the new root: below /usr, a
+ * system directory, python's prefix or venv, or a mirrored entry of /etc.
+ * Never what python's own binds lie below. */
+static int mask_applies(const struct sandbox_config *cfg, const char *host)
+{
+	int shown = path_under(host, "/usr") && strcmp(host, "/usr") != 0;
+
+	for (size_t i = 0; i < sizeof(system_dirs) / sizeof(system_dirs[0]); i++)
+		shown |= path_under(host, system_dirs[i]) && strcmp(host, system_dirs[i]) != 0;
+	for (size_t i = 0; i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++)
+		shown |= path_under(host, etc_entries[i]);
+	for (const char *p = list_next(cfg->etc_extra, NULL); p != NULL;
+	     p = list_next(cfg->etc_extra, p))
+		shown |= path_under(host, p);
+	shown |= path_under(host, cfg->python_prefix) || path_under(host, cfg->python_venv);
+	return shown && !path_under(cfg->python_prefix, host) &&
+	       !path_under(cfg->python_venv, host);
+}
+
+/* The next path to mask (hidden_paths, then cfg->hide), NULL at the end;
+ * *i starts at 0. */
+static const char *mask_next(const struct sandbox_config *cfg, size_t *i, const char **cur)
+{
+	const size_t nfixed = sizeof(hidden_paths) / sizeof(hidden_paths[0]);
+
+	if (*i < nfixed)
+		return hidden_paths[(*i)++];
+	*cur = list_next(cfg->hide, *cur);
+	return *cur;
+}
+
+/* Masks one path of pyexec's own where the new root shows it (seal 0),
+ * or makes its mask read-only (seal 1: a directory's tmpfs). */
+static void init_mask(const struct init_args *a, const char *host, int seal)
+{
+	const char *dst = rel(host);
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (!mask_applies(a->cfg, host) || strlen(dst) >= sizeof(buf))
+		return;
+	/* Each component as it is in the new root, none a link: one could
+	 * lead out of it, and a link shows nothing but its target's path. */
+	memcpy(buf, dst, strlen(dst) + 1);
+	for (char *slash = buf;; slash++) {
+		slash = strchr(slash, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		if (lstat(buf, &st) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR || errno == EACCES)
+				return;     /* not there, or not for pyexec's user either */
+			init_fail(a, STEP_SETUP, "examine", host, errno);
+		}
+		if (S_ISLNK(st.st_mode))
+			return;
+		if (slash == NULL)
+			break;
+		*slash = '/';
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (!seal)
+			init_bind_ro_as(a, SANDBOX_MASK_FILE, dst, host);
+		return;
+	}
+	if (seal) {
+		if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
+			  MS_NODEV | MS_NOEXEC, NULL) < 0)
+			init_fail(a, STEP_MOUNT, "make read-only the mask of", host, errno);
+	} else if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			 SANDBOX_MASK_OPTS) < 0) {
+		init_fail(a, STEP_MOUNT, "mask", host, errno);
+	}
+}
+
+/* pyexec's own files out of sight: after every bind of the system. */
+static void init_masks(const struct init_args *a)
+{
+	const char *cur = NULL, *host;
+	size_t i = 0;
+
+	init_touch(a, SANDBOX_MASK_FILE);
+	while ((host = mask_next(a->cfg, &i, &cur)) != NULL)
+		init_mask(a, host, 0);
+	if (unlink(SANDBOX_MASK_FILE) < 0)
+		init_fail(a, STEP_SETUP, "remove", SANDBOX_MASK_FILE, errno);
+}
+
+/* The masks' tmpfs read-only, once the dependency entry is bound. */
+static void init_masks_seal(const struct init_args *a)
+{
+	const char *cur = NULL, *host;
+	size_t i = 0;
+
+	while ((host = mask_next(a->cfg, &i, &cur)) != NULL)
+		init_mask(a, host, 1);
+}
+
 /* Everything that does not depend on the request, up to pivot_root: the
  * host's root stays reachable at /.host (for init alone) until init_enter.
  * Returns /work's fd. */
 static int init_setup(const struct init_args *a)
 {
-	static const char *const system_dirs[] = {
-		"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-	};
 	const struct sandbox_config *cfg = a->cfg;
 	int wfd;
 
@@ -633,6 +769,7 @@ static int init_setup(const struct init_args *a)
 		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
 	}
 	init_dev(a);
+	init_masks(a);
 	/* The binds hold the disk tmpfs; its own mount point goes away. */
 	if (umount2(".disk", MNT_DETACH) < 0)
 		init_fail(a, STEP_MOUNT, "unmount", ".disk", errno);
@@ -760,6 +897,7 @@ static void init_enter(const struct init_args *a, const struct init_req *r, int 
 		init_mkdir_p(a, rel(r->deps_path));
 		init_bind_ro_as(a, src, rel(r->deps_path), r->deps_path);
 	}
+	init_masks_seal(a);
 	/* The host's root is gone for good. */
 	if (umount2(SANDBOX_OLD_ROOT, MNT_DETACH) < 0)
 		init_fail(a, STEP_MOUNT, "detach the old root", NULL, errno);
@@ -979,8 +1117,11 @@ static void run_error(struct sandbox_run *run, int step, const char *fmt, ...)
  *     open_tree, fsopen, fsmount, fspick, mount_setattr
  *   namespaces: unshare, setns (and clone with a CLONE_NEW* flag, below)
  *   kernel attack surface: bpf, perf_event_open, userfaultfd, io_uring_*,
- *     keyctl, add_key, request_key, fanotify_init, open_by_handle_at,
- *     name_to_handle_at, lookup_dcookie, uselib, vhangup
+ *     keyctl, add_key, request_key, open_by_handle_at, name_to_handle_at,
+ *     lookup_dcookie, uselib, vhangup, modify_ldt, memfd_secret
+ *   watching files: inotify_init, inotify_init1, fanotify_init (the
+ *     system's files are the host's inodes: a watch on them would tell
+ *     which a concurrent run opens)
  *   SysV IPC (not bounded by max_disk): shm*, msg*, sem*
  *   host administration: kexec_*, *_module, reboot, swapon/off, acct,
  *     quotactl, syslog, settimeofday, clock_settime, clock_adjtime, adjtimex,
@@ -995,8 +1136,10 @@ static const char *const seccomp_eperm[] = {
 	"fsopen", "fsmount", "fspick", "mount_setattr", "open_tree_attr",
 	"unshare", "setns",
 	"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-	"io_uring_register", "keyctl", "add_key", "request_key", "fanotify_init",
+	"io_uring_register", "keyctl", "add_key", "request_key",
 	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "uselib", "vhangup",
+	"modify_ldt", "memfd_secret",
+	"inotify_init", "inotify_init1", "fanotify_init",
 	"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",
 	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
@@ -1019,7 +1162,29 @@ static int filter_rule(struct sandbox_run *run, scmp_filter_ctx ctx, uint32_t ac
 	return 0;
 }
 
-static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
+/* personality(2) takes an unsigned int: 0xffffffff asks for the current
+ * persona, PER_LINUX (0) is what every process has. Any other value sets
+ * one (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, ...) and is refused. Such a
+ * value has a bit set next to a clear one, reading the 32 bits as a ring:
+ * one rule per bit i, "bit i set and bit i+1 clear", covers all of them
+ * (libseccomp compares each argument once per rule). */
+static int filter_personality(struct sandbox_run *run, scmp_filter_ctx ctx)
+{
+	int nr = seccomp_syscall_resolve_name("personality");
+
+	if (nr == __NR_SCMP_ERROR || nr < 0)
+		return 0;
+	for (unsigned i = 0; i < 32; i++) {
+		uint64_t bit = 1ULL << i, next = 1ULL << ((i + 1) % 32);
+		struct scmp_arg_cmp cmp = { 0, SCMP_CMP_MASKED_EQ, bit | next, bit };
+
+		if (filter_rule(run, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "personality") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx, int memfd_ok)
 {
 	static const unsigned long clone_new[] = {
 		CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
@@ -1058,6 +1223,16 @@ static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
 	if (nr != __NR_SCMP_ERROR && nr >= 0 &&
 	    filter_rule(run, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "clone3") < 0)
 		return -1;
+	/* Without a memory cgroup, memory is bounded per process by RLIMIT_AS,
+	 * which does not count the pages of a memfd filled with write(2): a
+	 * run could hold gigabytes in a few of them. ENOSYS, as on a kernel
+	 * without memfds, which is what callers fall back from. */
+	nr = seccomp_syscall_resolve_name("memfd_create");
+	if (!memfd_ok && nr != __NR_SCMP_ERROR && nr >= 0 &&
+	    filter_rule(run, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "memfd_create") < 0)
+		return -1;
+	if (filter_personality(run, ctx) < 0)
+		return -1;
 	/* The command is an unsigned int: high bits set must not slip by. */
 	nr = seccomp_syscall_resolve_name("ioctl");
 	cmp = (struct scmp_arg_cmp){ 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCSTI };
@@ -1089,15 +1264,21 @@ static int filter_rules(struct sandbox_run *run, scmp_filter_ctx ctx)
 	return 0;
 }
 
-static int filter_build(struct sandbox_run *run)
+/* Makes sandbox_filter the variant for cfg (memfd_create allowed only
+ * with a memory cgroup), compiling it the first time. */
+static int filter_build(struct sandbox_run *run, const struct sandbox_config *cfg)
 {
+	int memfd_ok = cfg->memory_cgroup != 0;
+	struct sock_fprog *prog = &sandbox_filters[memfd_ok];
 	struct sock_filter *insns = NULL;
 	scmp_filter_ctx ctx;
 	off_t size;
 	int fd = -1, rc;
 
-	if (sandbox_filter.filter != NULL)
+	if (prog->filter != NULL) {
+		sandbox_filter = *prog;
 		return 0;
+	}
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (ctx == NULL) {
 		errno = ENOMEM;
@@ -1116,7 +1297,7 @@ static int filter_build(struct sandbox_run *run)
 	 * syscall numbers rather than a list (libseccomp 2.5; older ones keep
 	 * the list, which is only slower). */
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	if (filter_rules(run, ctx) < 0)
+	if (filter_rules(run, ctx, memfd_ok) < 0)
 		goto fail;
 	fd = memfd_create("pyexec-seccomp", MFD_CLOEXEC);
 	if (fd < 0 || (rc = seccomp_export_bpf(ctx, fd)) < 0) {
@@ -1143,8 +1324,9 @@ static int filter_build(struct sandbox_run *run)
 	}
 	(void)close(fd);
 	seccomp_release(ctx);
-	sandbox_filter.len = (unsigned short)(size / (off_t)sizeof(*insns));
-	sandbox_filter.filter = insns;
+	prog->len = (unsigned short)(size / (off_t)sizeof(*insns));
+	prog->filter = insns;
+	sandbox_filter = *prog;
 	return 0;
 fail:
 	rc = errno;
@@ -1518,7 +1700,7 @@ static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *c
 		run_error(run, STEP_PREPARE, "the disk size is 0 or a path is not absolute");
 		return -1;
 	}
-	if (filter_build(run) < 0 || init_args_fill(&a, run, cfg, root) < 0)
+	if (filter_build(run, cfg) < 0 || init_args_fill(&a, run, cfg, root) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(stp, O_CLOEXEC) < 0) {
@@ -1973,6 +2155,26 @@ void sandbox_spare_discard(struct sandbox_spare *sp)
 		spare_end(sp);
 }
 
+int sandbox_list_add(char *list, const char *path)
+{
+	size_t used = 0, len = path != NULL ? strlen(path) : 0;
+
+	if (path == NULL || path[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	for (const char *p = list_next(list, NULL); p != NULL; p = list_next(list, p))
+		used = (size_t)(p - list) + strlen(p) + 1;
+	/* the path, its NUL, and the empty string that ends the list */
+	if (used + len + 2 > SANDBOX_LIST_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(list + used, path, len + 1);
+	list[used + len + 1] = '\0';
+	return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The probe. */
 
@@ -2080,7 +2282,9 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	memset(cfg, 0, sizeof(*cfg));
+	cfg->python_prefix[0] = cfg->python_venv[0] = '\0';
+	cfg->disk_bytes = 0;
+	cfg->network = cfg->proc = 0;
 	if (python == NULL || python[0] != '/' || tmp_dir == NULL || disk_bytes == 0) {
 		util_errorf(err, errlen, "the interpreter must be an absolute path "
 			    "and the disk size more than 0");

@@ -58,6 +58,7 @@
 #define SANDBOX_HOSTNAME "pyexec"
 #define SANDBOX_DEV_SIZE (64 * 1024)    /* bytes of the /dev tmpfs */
 #define SANDBOX_SETUP_TIMEOUT_MS 10000  /* init must be ready within this */
+#define SANDBOX_LIST_MAX 4096           /* bytes of each list of paths in the config */
 
 /* What stays the same for every run of a worker. */
 struct sandbox_config {
@@ -68,12 +69,28 @@ struct sandbox_config {
 	uint64_t disk_bytes;            /* size of the tmpfs for /work, /tmp, /dev/shm */
 	int network;                    /* 1: keep the host's network (no CLONE_NEWNET) */
 	int proc;                       /* 1: mount a fresh /proc; 0: the kernel refused it */
+	int memory_cgroup;              /* 1: runs are in a cgroup with memory.max (the
+	                                 * caller says so from its cgroup slot); 0:
+	                                 * memory is RLIMIT_AS per process, and
+	                                 * memfd_create is refused (ENOSYS) */
 	uid_t uid;                      /* pyexec's own uid and gid, mapped to themselves */
 	gid_t gid;
 	uid_t run_uid;                  /* the program's: a subordinate uid and gid of */
 	gid_t run_gid;                  /* pyexec's user, each mapped to itself (newuidmap,
 	                                 * newgidmap), or uid and gid (runs share them) */
+	/* Lists of host paths, each NUL-ended, one after the other, then an
+	 * empty one (a zeroed list is empty); filled with sandbox_list_add. */
+	char etc_extra[SANDBOX_LIST_MAX];  /* more of the host's /etc to mirror, besides
+	                                    * what Python and its packages read */
+	char hide[SANDBOX_LIST_MAX];       /* pyexec's own files (its configuration,
+	                                    * tokens, cache, work_root): masked, with
+	                                    * /usr/local/etc and SYSCONFDIR/pyexec,
+	                                    * wherever a bind of the system shows them */
 };
+
+/* Appends path to list (a sandbox_config's etc_extra or hide). 0, or -1
+ * with EINVAL (not an absolute path) or ENAMETOOLONG (the list is full). */
+int sandbox_list_add(char *list, const char *path);
 
 /* A sandbox set up ahead of its request: init, waiting for a run. Owned by
  * one process (a worker), which must not reap it by other means than
@@ -139,8 +156,9 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 /* Ends sp's init, reaps it, removes its directory; sp is then empty. */
 void sandbox_spare_discard(struct sandbox_spare *sp);
 
-/* Fills cfg for python (its prefix), the disk size, network, uid and gid,
- * then runs one complete throw-away sandbox (python printing "ok" inside,
+/* Fills cfg for python (its prefix), the disk size, network, uid and gid
+ * (memory_cgroup, etc_extra and hide are the caller's, and kept: start
+ * from a zeroed cfg), then runs one complete throw-away sandbox (python printing "ok" inside,
  * everything but the uploads) in tmp_dir. 0 when it works; -1 with, in
  * err, one sentence that says which step failed, the errno, and the fix
  * (user namespaces disabled: "sysctl kernel.unprivileged_userns_clone=1";

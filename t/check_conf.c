@@ -202,6 +202,10 @@ static const struct good goods[] = {
 	{ "cgroup", "no", O(cgroup), K_STR, 0, "no" },
 	{ "tokens_file", "/etc/pyexec/tokens", O(tokens_file), K_STR, 0, "/etc/pyexec/tokens" },
 	{ "tokens_file", "", O(tokens_file), K_STR, 0, "" },
+	{ "sandbox_etc", "", O(sandbox_etc), K_STR, 0, "" },
+	{ "sandbox_etc", "/etc/foo", O(sandbox_etc), K_STR, 0, "/etc/foo" },
+	{ "sandbox_etc", "/etc/foo, /etc/bar/baz/ ,/etc/x.conf", O(sandbox_etc), K_STR, 0,
+	  "/etc/foo,/etc/bar/baz,/etc/x.conf" },
 	{ "auth_metrics", "no", O(auth_metrics), K_INT, 0, NULL },
 	{ "cgroup", "auto", O(cgroup), K_STR, 0, "auto" },
 	{ "cgroup", "/sys/fs/cgroup/system.slice/pyexec.service/", O(cgroup), K_STR, 0,
@@ -363,6 +367,13 @@ static const struct bad bads[] = {
 	{ "sandbox", "Namespaces", "sandbox: 'Namespaces' must be auto, namespaces or rlimits" },
 	{ "cgroup", "yes", "cgroup: 'yes' must be auto, no or an absolute path" },
 	{ "tokens_file", "tokens", "tokens_file: 'tokens' must be an absolute path" },
+	{ "sandbox_etc", "/etc", "sandbox_etc: '/etc' must be a path below /etc (entries are separated by commas)" },
+	{ "sandbox_etc", "/usr/etc/x", "sandbox_etc: '/usr/etc/x' must be a path below /etc (entries are separated by commas)" },
+	{ "sandbox_etc", "/etc/a,,/etc/b", "sandbox_etc: '' must be a path below /etc (entries are separated by commas)" },
+	{ "sandbox_etc", "/etc/a,", "sandbox_etc: an empty entry after the last ','" },
+	{ "sandbox_etc", "/etc/a b", "sandbox_etc: '/etc/a b' must be a path below /etc (entries are separated by commas)" },
+	{ "sandbox_etc", "/etc/../root", "sandbox_etc: '/etc/../root' must not contain '.', '..' or '//' components" },
+	{ "sandbox_etc", "/etc/a,/etc/b,/etc/c,/etc/d,/etc/e,/etc/f,/etc/g,/etc/h,/etc/i,/etc/j,/etc/k,/etc/l,/etc/m,/etc/n,/etc/o,/etc/p,/etc/q,/etc/r,/etc/s,/etc/t,/etc/u,/etc/v,/etc/w,/etc/x,/etc/y,/etc/z,/etc/A,/etc/B,/etc/C,/etc/D,/etc/E,/etc/F,/etc/G", "sandbox_etc: more than 32 entries" },
 	{ "cgroup", "sys/fs/cgroup", "cgroup: 'sys/fs/cgroup' must be auto, no or an absolute path" },
 	{ "cgroup", "/", "cgroup: '/' must not be the root directory" },
 	{ "cgroup", "/sys/fs/cgroup/../x", "cgroup: '/sys/fs/cgroup/../x' must not contain '.', '..' or '//' components" },
@@ -875,7 +886,7 @@ START_TEST(test_example_uncommented_is_defaults)
 		"max_files", "timeout", "timeout_max", "cpu_time", "memory", "memory_max",
 		"max_processes", "max_open_files", "max_file_size", "max_disk", "max_output",
 		"max_generated_files", "max_generated_bytes", "network", "sandbox", "cgroup",
-		"tokens_file", "auth_metrics",
+		"sandbox_etc", "tokens_file", "auth_metrics",
 	};
 	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	int seen[NKEYS] = { 0 };

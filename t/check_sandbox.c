@@ -529,6 +529,70 @@ START_TEST(i386_int80_is_killed)
 END_TEST
 #endif
 
+#if defined(__x86_64__)
+START_TEST(watching_ldt_and_personality_refused)
+{
+	/* x86-64 numbers. Without the filter each of these works (or, for
+	 * memfd_secret on a kernel booted without it, fails with ENOSYS). */
+	run_py_ok("import ctypes, errno\n"
+		  "libc = ctypes.CDLL(None, use_errno=True)\n"
+		  "libc.syscall.restype = ctypes.c_long\n"
+		  "buf = ctypes.create_string_buffer(64)\n"
+		  "def sc(nr, *a):\n"
+		  "    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(x) for x in a])\n"
+		  "    return hex(r) if r >= 0 else errno.errorcode[ctypes.get_errno()]\n"
+		  "print('inotify_init', sc(253))\n"
+		  "print('inotify_init1', sc(294, 0))\n"
+		  "print('fanotify_init', sc(300, 0, 0))\n"
+		  "print('modify_ldt', sc(154, 0, ctypes.addressof(buf), 64))\n"
+		  "print('memfd_secret', sc(447, 0))\n"
+		  "print('personality query', sc(135, 0xffffffff))\n"
+		  "print('personality query high bits', sc(135, 0x7fffffffffffffff))\n"
+		  "print('personality PER_LINUX', sc(135, 0))\n"
+		  "for p in (0x0040000, 0x0400000, 0x0008, 0x80000000, 0x1, 0xfffffffe,\n"
+		  "          0x100040000):\n"
+		  "    print('personality', hex(p), sc(135, p))\n"
+		  "print('persona now', sc(135, 0xffffffff))\n");
+	ck_assert_str_eq(out,
+			 "inotify_init EPERM\ninotify_init1 EPERM\nfanotify_init EPERM\n"
+			 "modify_ldt EPERM\nmemfd_secret EPERM\n"
+			 "personality query 0x0\npersonality query high bits 0x0\n"
+			 "personality PER_LINUX 0x0\n"
+			 "personality 0x40000 EPERM\npersonality 0x400000 EPERM\n"
+			 "personality 0x8 EPERM\npersonality 0x80000000 EPERM\n"
+			 "personality 0x1 EPERM\npersonality 0xfffffffe EPERM\n"
+			 "personality 0x100040000 EPERM\npersona now 0x0\n");
+}
+END_TEST
+#endif
+
+/* memfd_create: refused (ENOSYS) unless the runs have a memory cgroup. */
+START_TEST(memfd_refused_without_memory_cgroup)
+{
+	const char *prog = "import os\n"
+			   "try:\n"
+			   "    fd = os.memfd_create('x')\n"
+			   "    os.write(fd, b'x' * 4096)\n"
+			   "    print('memfd', os.fstat(fd).st_size)\n"
+			   "except OSError as e:\n"
+			   "    print('memfd', e.strerror)\n";
+
+	/* and back: each sandbox loads the filter of its configuration */
+	static const int memory_cgroup[] = { 0, 1, 0 };
+
+	for (size_t i = 0; i < sizeof(memory_cgroup) / sizeof(memory_cgroup[0]); i++) {
+		cfg.memory_cgroup = memory_cgroup[i];
+		sandbox_run_close(&run);
+		sandbox_run_init(&run, &cfg, req_dir, up_fd, NULL, snap);
+		ck_assert_int_eq(ftruncate(out_fd, 0), 0);
+		ck_assert_int_eq(lseek(out_fd, 0, SEEK_SET), 0);
+		run_py_ok(prog);
+		ck_assert_str_eq(out, memory_cgroup[i] ? "memfd 4096\n"
+						       : "memfd Function not implemented\n");
+	}
+}
+END_TEST
+
 START_TEST(socket_families)
 {
 	run_py_ok("import socket, errno\n"
@@ -633,6 +697,120 @@ static void check_deps_entry_is_bound(void)
 START_TEST(deps_are_visible_read_only)
 {
 	check_deps_entry_is_bound();
+}
+END_TEST
+
+/* sandbox_etc's entries join the mirrored /etc; matplotlib's matplotlibrc
+ * is there by default when the host has one. */
+START_TEST(etc_extra_entries_are_mirrored)
+{
+	char script[512], want[256];
+	int rc_on_host = access("/etc/matplotlibrc", R_OK) == 0;
+
+	ck_assert_int_eq(sandbox_list_add(cfg.etc_extra, "/etc/nsswitch.conf"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.etc_extra, "/etc/pyexec-no-such-entry"), 0);
+	snprintf(script, sizeof(script),
+		 "import os\n"
+		 "print(os.path.exists('/etc/nsswitch.conf') == %d,\n"
+		 "      os.path.exists('/etc/pyexec-no-such-entry'),\n"
+		 "      os.path.exists('/etc/matplotlibrc') == %d)\n",
+		 access("/etc/nsswitch.conf", R_OK) == 0, rc_on_host);
+	run_py_ok(script);
+	snprintf(want, sizeof(want), "True False True\n");
+	ck_assert_str_eq(out, want);
+}
+END_TEST
+
+START_TEST(list_add_refuses_what_does_not_fit)
+{
+	char path[1000];
+	int added = 0;
+
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "relative"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	while (sandbox_list_add(cfg.hide, path) == 0)
+		added++;
+	ck_assert_int_eq(errno, ENAMETOOLONG);
+	ck_assert_int_eq(added, SANDBOX_LIST_MAX / sizeof(path));
+}
+END_TEST
+
+/* pyexec's own paths under a bind of the system: a directory is an empty
+ * read-only tmpfs, a file reads empty, /usr/local/etc is empty; paths no
+ * bind shows, and the binds' roots, are left alone. */
+START_TEST(own_paths_are_masked)
+{
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr/share/doc"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr/lib/os-release"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, "/usr/share/pyexec-no-such-dir"), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, tmpdir), 0);
+	/* a link (Debian's python3 -> python3.11) is left alone: a mount on it
+	 * would land on its target */
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, PY), 0);
+	run_py_ok("import errno, os\n"
+		  "def attempt(f):\n"
+		  "    try:\n"
+		  "        f()\n"
+		  "        return 'ok'\n"
+		  "    except OSError as e:\n"
+		  "        return errno.errorcode[e.errno]\n"
+		  "print(os.listdir('/usr/share/doc'))\n"
+		  "print(repr(open('/usr/lib/os-release').read()))\n"
+		  "print(os.listdir('/usr/local/etc') if os.path.isdir('/usr/local/etc') else [])\n"
+		  "print(attempt(lambda: open('/usr/share/doc/x', 'w')))\n"
+		  "print(attempt(lambda: open('/usr/lib/os-release', 'w')))\n"
+		  "print(os.path.isdir('/usr/bin'), os.path.exists('/usr/share/pyexec-no-such-dir'))\n");
+	ck_assert_str_eq(out, "[]\n''\n[]\nEROFS\nEROFS\nTrue False\n");
+}
+END_TEST
+
+/* A dependency entry below a masked directory (deps_cache under a bind)
+ * is bound there all the same, and the mask is read-only after it. */
+START_TEST(deps_entry_below_a_mask)
+{
+	char cache[] = "/usr/local/share/pyexec-check-sandbox.XXXXXX", entry[128], script[1024];
+	int fd;
+
+	if (getuid() != 0) {
+		fprintf(stderr, "# deps_entry_below_a_mask: not root, cannot write under /usr\n");
+		return;
+	}
+	(void)mkdir("/usr/local/share", 0755);
+	ck_assert_ptr_nonnull(mkdtemp(cache));
+	ck_assert_int_eq(chmod(cache, 0755), 0);
+	snprintf(entry, sizeof(entry), "%s/entry", cache);
+	ck_assert_int_eq(mkdir(entry, 0755), 0);
+	snprintf(script, sizeof(script), "%s/entry/mod.py", cache);
+	fd = open(script, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "VALUE = 'below the mask'\n", 25), 25);
+	close(fd);
+	snprintf(script, sizeof(script), "%s/other", cache);
+	ck_assert_int_eq(mkdir(script, 0755), 0);
+	ck_assert_int_eq(sandbox_list_add(cfg.hide, cache), 0);
+	run.deps_path = entry;
+	snprintf(script, sizeof(script),
+		 "import sys, errno, os\n"
+		 "sys.path.insert(0, '%s')\n"
+		 "import mod\n"
+		 "print(mod.VALUE, os.listdir('%s'))\n"
+		 "try:\n"
+		 "    os.mkdir('%s/new')\n"
+		 "except OSError as e:\n"
+		 "    print(errno.errorcode[e.errno])\n",
+		 entry, cache, cache);
+	run_py_ok(script);
+	ck_assert_str_eq(out, "below the mask ['entry']\nEROFS\n");
+	snprintf(script, sizeof(script), "%s/other", cache);
+	ck_assert_int_eq(rmdir(script), 0);
+	snprintf(script, sizeof(script), "%s/mod.py", entry);
+	ck_assert_int_eq(unlink(script), 0);
+	ck_assert_int_eq(rmdir(entry), 0);
+	ck_assert_int_eq(rmdir(cache), 0);
 }
 END_TEST
 
@@ -818,13 +996,16 @@ END_TEST
 
 START_TEST(probe_succeeds_and_fills_cfg)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512] = "untouched";
 	DIR *d;
 	struct dirent *de;
 	int entries = 0;
 
 	memset(&c, 0xff, sizeof(c));
+	/* the caller's part, kept by the probe */
+	c.memory_cgroup = 0;
+	c.etc_extra[0] = c.hide[0] = '\0';
 	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 		      "probe: %s", msg);
 	ck_assert_str_eq(msg, "");
@@ -848,7 +1029,7 @@ END_TEST
 
 START_TEST(probe_binds_a_venv_and_a_prefix_outside_usr)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512], venv[128], py[256];
 
 	/* a venv-like prefix under /tmp whose python links to the system's */
@@ -898,7 +1079,7 @@ END_TEST
 
 START_TEST(probe_reports_a_bad_python)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char msg[512];
 
 	ck_assert_int_eq(sandbox_probe(&c, "/bin/false", 4 * MIB, 0, tmpdir, msg, sizeof(msg)), -1);
@@ -937,6 +1118,8 @@ static void in_child(int (*fn)(int why_fd))
 static int nobody_probe(int why, struct sandbox_config *c)
 {
 	char msg[512];
+
+	memset(c, 0, sizeof(*c));
 
 	if (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
 	    setresuid(NOBODY, NOBODY, NOBODY) < 0) {
@@ -1094,7 +1277,7 @@ static int write_file(const char *path, const char *text)
 
 static int with_proc_covered(int why)
 {
-	struct sandbox_config c;
+	struct sandbox_config c = { .disk_bytes = 0 };
 	char map[64], msg[512];
 	unsigned long uid = getuid(), gid = getgid();
 
@@ -1315,12 +1498,18 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, refused_system_calls);
 	tcase_add_test(tc, x32_system_call_is_killed);
 	tcase_add_test(tc, i386_int80_is_killed);
+	tcase_add_test(tc, watching_ldt_and_personality_refused);
 #endif
+	tcase_add_test(tc, memfd_refused_without_memory_cgroup);
 	tcase_add_test(tc, socket_families);
 	tcase_add_test(tc, system_is_read_only);
 	tcase_add_test(tc, system_is_read_only_before_linux_5_12);
 	tcase_add_test(tc, devices_work);
 	tcase_add_test(tc, deps_are_visible_read_only);
+	tcase_add_test(tc, etc_extra_entries_are_mirrored);
+	tcase_add_test(tc, list_add_refuses_what_does_not_fit);
+	tcase_add_test(tc, own_paths_are_masked);
+	tcase_add_test(tc, deps_entry_below_a_mask);
 	tcase_add_test(tc, disk_full_is_the_programs_enospc);
 	tcase_add_test(tc, tmp_and_shm_share_the_disk);
 	tcase_add_test(tc, many_files_end_in_enospc);

@@ -1723,6 +1723,292 @@ class Defaults(SandboxCase):
         self.assertRegex(log, r"sandbox layer: namespaces")
 
 
+class RefusedServeNoProgram(SandboxCase):
+    """Calls no Python program needs: watching files (inotify on the
+    read-only binds, the host's inodes, would show which files a concurrent
+    run opens), modify_ldt, memfd_secret, and setting a personality."""
+
+    @needs_x86_64
+    def test_inotify_modify_ldt_memfd_secret_personality(self):
+        r = self.run_script('''
+            buf = ctypes.create_string_buffer(64)
+            rep = {"inotify_init": sc(253), "inotify_init1": sc(294, 0),
+                   "fanotify_init": sc(300, 0, 0),
+                   "modify_ldt": sc(154, 0, ctypes.addressof(buf), 64),
+                   "memfd_secret": sc(447, 0),
+                   "personality_query": libc.syscall(135, ctypes.c_long(0xffffffff)),
+                   "personality_linux": sc(135, 0),
+                   "read_implies_exec": sc(135, 0x0400000),
+                   "addr_no_randomize": sc(135, 0x0040000),
+                   "linux32": sc(135, 0x0008)}
+            # through glibc's wrapper, as a watching library would
+            ctypes.set_errno(0)
+            rep["watch"] = None if libc.inotify_init1(0) >= 0 else ename(ctypes.get_errno())
+            rep["persona_after"] = libc.syscall(135, ctypes.c_long(0xffffffff))
+            report(rep)
+            ''')
+        rep = self.report(r)
+        for name in ("inotify_init", "inotify_init1", "fanotify_init", "modify_ldt",
+                     "memfd_secret", "read_implies_exec", "addr_no_randomize", "linux32",
+                     "watch"):
+            self.assertEqual(rep[name], "EPERM", "%s: %r" % (name, rep))
+        self.assertEqual(rep["personality_query"], 0, rep)
+        self.assertIsNone(rep["personality_linux"], rep)
+        self.assertEqual(rep["persona_after"], 0, rep)
+
+
+class MemoryWithoutCgroup(SandboxCase):
+    """Without a memory cgroup, memory is RLIMIT_AS per process, which does
+    not count the pages of a memfd filled with write(2): memfd_create is
+    refused, and the run cannot hold more than ?memory= that way."""
+
+    SERVER = ("nocgroup", dict(workers=1, sandbox="namespaces", options=["cgroup=no"]))
+
+    def test_memfd_growth_under_memory_32_is_refused(self):
+        r = self.run_script('''
+            import resource
+            held, fds, err = 0, [], None
+            chunk = b"x" * (16 << 20)
+            try:
+                while held < (1536 << 20):
+                    fd = os.memfd_create("grow")
+                    fds.append(fd)
+                    for _ in range(4):
+                        os.write(fd, chunk)
+                        held += len(chunk)
+            except OSError as e:
+                err = ename(e.errno)
+            report({"held": held, "memfds": len(fds), "error": err,
+                    "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+            ''', query="memory=32", timeout=60)
+        rep = self.report(r)
+        self.assertEqual(rep["error"], "ENOSYS", rep)
+        self.assertEqual(rep["held"], 0, rep)
+        self.assertEqual(rep["memfds"], 0, rep)
+        self.assertLess(int(r.headers["X-Max-RSS"]), 64 * 1024, r.describe())
+
+    def test_healthz_says_memfd_refused(self):
+        h = self.s.request("GET", "/healthz").json()
+        self.assertIsNone(h["cgroup"], h)
+        self.assertEqual(h["enforced"]["memory"], "RLIMIT_AS", h)
+        self.assertEqual(h["enforced"]["memfd"], "refused", h)
+        log = harness._read(self.s.pyexec_log).decode("utf-8", "replace")
+        self.assertRegex(log, r"sandbox layer: namespaces .*memfd_create refused")
+
+
+
+# What a run imports: each top-level package of the system's dist-packages,
+# each in a forked child of its own (so that one import's side effects do
+# not decide another's), reported as one JSON line: {name: null | error}.
+IMPORT_EACH = r"""
+import json, os, signal, sys
+NAMES = %r
+rep = {}
+for name in NAMES:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        signal.alarm(30)
+        try:
+            __import__(name)
+            msg = b""
+        except BaseException as e:
+            msg = ("%%s: %%s" %% (type(e).__name__, e)).encode("utf-8", "replace")[:300] or b"?"
+        os.write(w, msg)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read()
+    _, st = os.waitpid(pid, 0)
+    if st != 0:
+        msg = msg or ("wait status %%d" %% st).encode()
+    rep[name] = msg.decode("utf-8", "replace") or None
+print(json.dumps(rep, sort_keys=True), flush=True)
+"""
+
+
+def dist_packages_names(top="/usr/lib/python3/dist-packages"):
+    """The top-level importable names under the system's dist-packages."""
+    names = set()
+    for entry in os.listdir(top):
+        path = os.path.join(top, entry)
+        if os.path.isdir(path):
+            name = entry
+        elif entry.endswith(".py"):
+            name = entry[:-3]
+        elif entry.endswith(".so"):
+            name = entry.split(".", 1)[0]
+        else:
+            continue
+        if name.isidentifier() and name != "__pycache__":
+            names.add(name)
+    return sorted(names)
+
+
+class SystemPackages(SandboxCase):
+    """Every package the host's Python imports, a run imports too: the
+    view of /etc and of the system covers what they read."""
+
+    SERVER = ("defaults", DEFAULTS)
+
+    def test_every_dist_package_imports_as_outside(self):
+        top = "/usr/lib/python3/dist-packages"
+        if not os.path.isdir(top):
+            self.skipTest("no %s (not a Debian-like Python)" % top)
+        names = dist_packages_names(top)
+        code = IMPORT_EACH % (names,)
+        tmp = tempfile.mkdtemp(prefix="pyexec-imports-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
+               "TMPDIR": tmp, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
+        out = subprocess.run(["/usr/bin/python3", "-s", "-B", "-c", code], env=env, cwd=tmp,
+                             stdout=subprocess.PIPE, timeout=300, check=True).stdout
+        outside = json.loads(out.decode().splitlines()[-1])
+        # two runs, so that each stays well inside the time limit
+        inside = {}
+        half = (len(names) + 1) // 2
+        for part in (names[:half], names[half:]):
+            r = self.run_script(IMPORT_EACH % (part,), prelude=False,
+                                query="timeout=60", timeout=120)
+            inside.update(self.report(r))
+        self.assertEqual(sorted(inside), names)
+        differ = {n: {"outside": outside[n], "inside": inside[n]} for n in names
+                  if (outside[n] is None) != (inside[n] is None)}
+        self.assertEqual(differ, {}, "imports that differ in a run")
+        self.assertGreater(sum(v is None for v in inside.values()), 0, inside)
+
+    def test_chart_with_matplotlib_and_pandas_is_a_png(self):
+        for mod in ("matplotlib", "pandas"):
+            if subprocess.run(["/usr/bin/python3", "-c", "import " + mod],
+                              stderr=subprocess.DEVNULL).returncode != 0:
+                self.skipTest("%s is not installed for /usr/bin/python3 (python3-%s)"
+                              % (mod, mod))
+        r = self.run_script('''
+            import os
+            import pandas as pd
+            import matplotlib
+            import matplotlib.pyplot as plt
+            df = pd.DataFrame({"x": range(10), "y": [v * v for v in range(10)]})
+            ax = df.plot(x="x", y="y", title="squares")
+            ax.figure.savefig(os.path.join(os.environ["OUTPUT_DIR"], "chart.png"), dpi=50)
+            report({"backend": matplotlib.get_backend(), "home": os.environ["HOME"],
+                    "configdir": matplotlib.get_configdir()})
+            ''', prelude=False, preamble="import json\ndef report(o): print(json.dumps(o))\n",
+            query="timeout=60", timeout=120)
+        rep = self.report(r)
+        self.assertEqual(rep["backend"].lower(), "agg", rep)
+        # a writable config directory in the run's own /tmp
+        self.assertTrue(rep["configdir"].startswith("/tmp"), rep)
+        png = r.files.get("chart.png")
+        self.assertIsNotNone(png, r.describe())
+        ctype, data = png.content_type, png.data
+        self.assertEqual(ctype, "image/png", r.describe())
+        self.assertTrue(data.startswith(b"\x89PNG\r\n\x1a\n"), data[:16])
+        self.assertGreater(len(data), 1000)
+        self.assertNotIn(b"Matplotlib", r.stderr, r.describe())
+
+
+class SandboxEtc(SandboxCase):
+    """sandbox_etc adds entries of the host's /etc to the defaults."""
+
+    SERVER = ("sandbox-etc", dict(workers=1, sandbox="namespaces",
+                                  options=["sandbox_etc=/etc/nsswitch.conf, /etc/debian_version"]))
+
+    def test_entries_added_to_the_defaults(self):
+        r = self.run_script('''
+            rep = {}
+            for p in ("/etc/nsswitch.conf", "/etc/debian_version", "/etc/ld.so.cache",
+                      "/etc/shadow"):
+                rep[p] = attempt(lambda: open(p, "rb").read())
+            report(rep)
+            ''')
+        rep = self.report(r)
+        for p in ("/etc/nsswitch.conf", "/etc/debian_version"):
+            self.assertEqual(rep[p], None if os.path.exists(p) else "ENOENT", rep)
+        self.assertIsNone(rep["/etc/ld.so.cache"], rep)
+        self.assertEqual(rep["/etc/shadow"], "ENOENT", rep)
+
+    def test_reload_applies_to_new_workers(self):
+        for p in ("/etc/nsswitch.conf", "/etc/debian_version"):
+            if not os.path.exists(p):
+                self.skipTest("the host has no %s to show" % p)
+        s = self.private_server(name="sandbox-etc-reload", workers=1, sandbox="namespaces",
+                                conf_text="sandbox_etc = /etc/nsswitch.conf\n")
+        probe = {"main.py": script("import os\nprint(os.path.exists('/etc/nsswitch.conf'),"
+                                   " os.path.exists('/etc/debian_version'))\n")}
+        r = s.post_execute(probe)
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"True False\n")
+        old = set(s.worker_pids())
+        s.mark_log()
+        with open(s.conf, "w") as f:
+            f.write("sandbox_etc = /etc/debian_version\n")
+        s.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(harness.wait_for(lambda: "reload: configuration reread" in
+                                         s.log_since_mark(), 5), s.log_tail())
+        self.assertTrue(harness.wait_for(lambda: len(s.worker_pids()) == 1 and
+                                         not (set(s.worker_pids()) & old), 10), s.log_tail())
+        r = s.post_execute(probe)
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"False True\n")
+
+
+@harness.unittest.skipUnless(harness.IS_ROOT, "needs root to write below /usr/local")
+class OwnFiles(harness.E2ETestCase):
+    """pyexec's configuration and tokens are not visible to a run, even
+    installed below /usr, which runs see: /usr/local/etc is masked, and so
+    is each configured path a bind shows (a file reads empty)."""
+
+    def test_conf_and_tokens_below_usr_not_readable(self):
+        etc = tempfile.mkdtemp(prefix="pyexec-e2e-", dir="/usr/local/etc")
+        share = tempfile.mkdtemp(prefix="pyexec-e2e-", dir="/usr/local/share")
+        self.addCleanup(shutil.rmtree, etc, True)
+        self.addCleanup(shutil.rmtree, share, True)
+        token = "tok-" + os.urandom(12).hex()
+        secret = "conf-s3cr3t-" + os.urandom(8).hex()
+        conf = os.path.join(etc, "pyexec.conf")
+        tokens = os.path.join(share, "tokens")
+        with open(conf, "w") as f:
+            f.write("# %s\ntokens_file = %s\n" % (secret, tokens))
+        with open(tokens, "w") as f:
+            f.write(token + "\n")
+        for p in (etc, share):
+            os.chmod(p, 0o755)
+        os.chmod(tokens, 0o644)
+
+        def use_conf(server):
+            server.conf = conf
+
+        s = self.private_server(name="ownfiles", workers=1, sandbox="namespaces",
+                                before_start=use_conf)
+        body = '''
+            import json, os
+            rep = {}
+            for p in %r:
+                try:
+                    rep[p] = sorted(os.listdir(p)) if os.path.isdir(p) else open(p).read()
+                except OSError as e:
+                    rep[p] = e.strerror
+            print(json.dumps(rep))
+            ''' % ([conf, tokens, etc, share, "/usr/local/etc"],)
+        r = s.post_execute({"main.py": script(textwrap.dedent(body))},
+                           headers={"Authorization": "Bearer " + token})
+        self.assertRan(r)
+        rep = json.loads(r.stdout.decode().splitlines()[-1])
+        self.assertEqual(rep["/usr/local/etc"], [], rep)
+        self.assertEqual(rep[conf], "No such file or directory", rep)
+        self.assertEqual(rep[tokens], "", rep)
+        self.assertNotIn(token.encode(), r.body)
+        self.assertNotIn(secret.encode(), r.body)
+        # the token works, so the tokens file was the one pyexec read
+        r = s.post_execute({"main.py": script("print(1)\n")})
+        self.assertStatus(r, 401)
+
+
 class Rlimits(harness.E2ETestCase):
     """sandbox = rlimits forces the weaker layer: said in healthz and in the
     start-up log, and programs still run."""
