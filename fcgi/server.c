@@ -139,14 +139,18 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\",\"workers\":%u,"
 		     "\"dependencies\":%s,"
 		     "\"cgroup\":%s%s%s,"
-		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"RLIMIT_CPU\","
+		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"%s\","
 		     "\"memory\":\"%s\",\"processes\":\"%s\","
 		     "\"file_size\":\"RLIMIT_FSIZE\",\"disk\":\"%s\",\"network\":\"%s\","
 		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\"}}\n",
 		     srv->sandbox, PACKAGE_VERSION, srv->workers,
 		     srv->cache != NULL && srv->cache->usable ? "true" : "false",
 		     cg ? "\"" : "", cg ? cgpath : "null", cg ? "\"" : "",
-		     cg && cg->memory ? "cgroup memory.max" : "RLIMIT_AS",
+		     !(cg && cg->cpu) ? "RLIMIT_CPU"
+		     : cg->version == 1 ? "cgroup cpuacct.usage, RLIMIT_CPU"
+					: "cgroup cpu.stat, RLIMIT_CPU",
+		     !(cg && cg->memory) ? "RLIMIT_AS"
+		     : cg->version == 1 ? "cgroup memory.limit_in_bytes" : "cgroup memory.max",
 		     cg && cg->pids ? "cgroup pids.max, RLIMIT_NPROC" : "RLIMIT_NPROC",
 		     sb ? "tmpfs of max_disk" : "none",
 		     sb ? (sb->network ? "host" : "none (own namespace)") : "host",
