@@ -160,6 +160,10 @@ class SandboxCase(harness.E2ETestCase):
             self.fail("processes of the run alive after its reply: %r"
                       % [(p, table.get(p, {}).get("cmdline")) for p in run_pids(self.s)])
 
+    def memory_by_cgroup(self):
+        """Whether a cgroup holds the runs' memory (else RLIMIT_AS does)."""
+        return self.s.request("GET", "/healthz").json()["enforced"]["memory"] != "RLIMIT_AS"
+
     def assertServes(self):
         """The server still answers a plain request."""
         r = self.s.post_execute({"main.py": script('print("still here")\n')})
@@ -269,7 +273,10 @@ class Limits(SandboxCase):
         self.assertStatus(r, 200)
         self.assertEqual(r.headers.get("X-Execution-Status"), "memory", r.describe())
         self.assertEqual(r.stdout, b"allocating\n")
-        self.assertIn(b"MemoryError", r.stderr)
+        if self.memory_by_cgroup():
+            self.assertIn(b"pyexec: memory limit of 128 MiB reached", r.stderr)
+        else:
+            self.assertIn(b"MemoryError", r.stderr)
         self.assertLessEqual(int(r.headers["X-Max-RSS"]), 140 * 1024, r.describe())
         self.assertLess(r.elapsed, 5)
         self.assertNothingLeftNow()
@@ -1070,8 +1077,13 @@ class Syscalls(SandboxCase):
             report(rep)
             ''')
         rep = self.report(r)
-        for name in ("RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE",
-                     "RLIMIT_CORE"):
+        names = ["RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_CORE"]
+        if self.memory_by_cgroup():
+            # the cgroup holds the memory of the whole run: no RLIMIT_AS
+            self.assertEqual(rep["RLIMIT_AS hard"], -1, rep)
+        else:
+            names.append("RLIMIT_AS")
+        for name in names:
             self.assertIsNotNone(rep[name], "%s raised to infinity: %r" % (name, rep))
         self.assertEqual(rep["RLIMIT_NPROC hard"], MAX_PROCS, rep)
         self.assertEqual(rep["RLIMIT_NOFILE hard"], MAX_FDS, rep)
