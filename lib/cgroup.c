@@ -426,9 +426,9 @@ static int v2_offers_memory(uid_t uid)
 	return read_small(AT_FDCWD, file, buf, sizeof(buf)) >= 0 && has_word(buf, "memory");
 }
 
-/* Hands the cgroup dirfd/name (or dirfd itself, name ".") to uid:gid: the
- * directory, so that it can make and remove cgroups in it, and its
- * cgroup.procs, so that it can move its own processes in. */
+/* Hands the cgroup dirfd to uid:gid: the directory, so that it can make and
+ * remove cgroups in it, and its cgroup.procs, so that it can move its own
+ * processes in. */
 static int chown_cgroup(int dirfd, uid_t uid, gid_t gid)
 {
 	if (fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH) < 0 ||
@@ -793,12 +793,13 @@ static int64_t cpu_used_ns(const struct cgroup_slot *slot)
 }
 
 /* The OOM kill count of the slot (v1 before Linux 4.13, which does not
- * count them: how often the limit was hit), or -1. */
-static int64_t oom_count(const struct cgroup_slot *slot)
+ * count them: how often the limit was hit, and *exact 0), or -1. */
+static int64_t oom_count(const struct cgroup_slot *slot, int *exact)
 {
 	char buf[CGROUP_FILE_MAX];
 	int64_t kills;
 
+	*exact = 1;
 	if (slot->version == 2) {
 		if (read_small(slot->fd, "memory.events", buf, sizeof(buf)) < 0)
 			return -1;
@@ -809,6 +810,7 @@ static int64_t oom_count(const struct cgroup_slot *slot)
 	kills = keyed_value(buf, "oom_kill");
 	if (kills >= 0)
 		return kills;
+	*exact = 0;
 	if (read_small(slot->fd, "memory.failcnt", buf, sizeof(buf)) < 0)
 		return -1;
 	return strtoll(buf, NULL, 10);
@@ -833,7 +835,7 @@ static int v1_memory_limit(int fd, const char *limit)
 
 int cgroup_slot_prepare(struct cgroup_slot *slot, uint64_t memory, unsigned pids)
 {
-	int v1 = slot->version == 1;
+	int v1 = slot->version == 1, exact;
 	char num[32];
 	int64_t count;
 	int pfd = v1 ? slot->run[CGROUP_V1_PIDS] : slot->fd;
@@ -858,7 +860,7 @@ int cgroup_slot_prepare(struct cgroup_slot *slot, uint64_t memory, unsigned pids
 			if (write_small(slot->fd, "memory.swap.max", "0") < 0 && errno != ENOENT)
 				return -1;
 		}
-		count = oom_count(slot);
+		count = oom_count(slot, &exact);
 		if (count < 0)
 			return -1;
 		slot->oom_kills = (uint64_t)count;
@@ -879,13 +881,16 @@ int cgroup_slot_prepare(struct cgroup_slot *slot, uint64_t memory, unsigned pids
 int cgroup_slot_oom(const struct cgroup_slot *slot)
 {
 	int64_t kills;
+	int exact;
 
 	if (slot->fd < 0 || !slot->memory)
 		return 0;
-	kills = oom_count(slot);
+	kills = oom_count(slot, &exact);
 	if (kills < 0)
 		return -1;
-	return (uint64_t)kills > slot->oom_kills;
+	if ((uint64_t)kills <= slot->oom_kills)
+		return 0;
+	return exact ? 1 : 2;
 }
 
 int64_t cgroup_slot_cpu_ns(const struct cgroup_slot *slot)

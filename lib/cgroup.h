@@ -127,8 +127,10 @@ int cgroup_slot_open(const struct cgroup_config *cfg, pid_t worker, struct cgrou
  * max), and records the OOM kill count and the CPU time so far. 0 or -1. */
 int cgroup_slot_prepare(struct cgroup_slot *slot, uint64_t memory, unsigned pids);
 
-/* 1 when the kernel's OOM killer killed in the slot since prepare (v1
- * before Linux 4.13: the limit was hit), 0 when not, -1 when it cannot say. */
+/* 1 when the kernel's OOM killer killed in the slot since prepare, 0 when
+ * not, -1 when it cannot say; 2 when the memory limit was hit on a kernel
+ * that does not count OOM kills (cgroup v1 before Linux 4.13): a run
+ * killed by SIGKILL then was the OOM killer's. */
 int cgroup_slot_oom(const struct cgroup_slot *slot);
 
 /* The CPU time (user + system) of every process in the slot since

@@ -47,7 +47,7 @@ struct config {
 	uint64_t max_generated_bytes;
 	int network;                    /* bool */
 	enum sandbox_level sandbox;
-	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 directory */
+	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */
 	int auth_metrics;               /* bool: /metrics needs a token too */
 };

@@ -703,7 +703,7 @@ static enum run_end cgroup_check(const struct run_spec *spec)
 	if (spec->lim.cpu_ms != 0 && (cpu = cgroup_slot_cpu_ns(spec->cgroup)) >= 0 &&
 	    cpu > (int64_t)spec->lim.cpu_ms * NS_PER_MS)
 		return END_CPU;
-	if (cgroup_slot_oom(spec->cgroup) > 0)
+	if (cgroup_slot_oom(spec->cgroup) == 1)
 		return END_OOM;
 	return END_EXITED;
 }
@@ -719,6 +719,7 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
 	int pidfd = -1, status = 0, reaped = 0, fail_errno = 0, watch_fd;
 	int64_t spawn_ns, end_ns, deadline, next_check = 0, cg_cpu = -1;
+	int oom = 0;
 	enum run_end end = END_FAILED;
 	pid_t pid;
 
@@ -930,7 +931,9 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		res->status = RUN_TIMEOUT;
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: CPU time limit of %s s reached; the program was killed", secs);
-	} else if (spec->cgroup != NULL && cgroup_slot_oom(spec->cgroup) > 0) {
+	} else if (spec->cgroup != NULL &&
+		   ((oom = cgroup_slot_oom(spec->cgroup)) == 1 ||
+		    (oom == 2 && res->signal == SIGKILL))) {
 		res->status = RUN_MEMORY;
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: memory limit of %llu MiB reached; the program was killed",
