@@ -665,6 +665,10 @@ int main(int argc, char **argv)
 	if (prepare_dir("work_root", cfg.work_root, as_root, uid, gid, err, sizeof(err)) < 0 ||
 	    prepare_dir("deps_cache", cfg.deps_cache, as_root, uid, gid, err, sizeof(err)) < 0)
 		goto fatal;
+	/* cgroup v1 directories are made by root, for the run user. */
+	if (as_root && prefetch == NULL && strcmp(cfg.cgroup, "no") != 0 &&
+	    cgroup_setup_root(&cgcfg, cfg.cgroup, uid, gid, err, sizeof(err)) < 0)
+		log_msg(LOG_LEVEL_WARN, "%s", err);
 	if (as_root && drop_privileges(uid, gid, err, sizeof(err)) < 0)
 		goto fatal;
 	if (cfg.tokens_file[0] != '\0' && auth_load(&auth, cfg.tokens_file, err, sizeof(err)) < 0)
@@ -691,13 +695,20 @@ int main(int argc, char **argv)
 	 * supervisor leaf, and its workers are born there. */
 	if (strcmp(cfg.cgroup, "no") != 0) {
 		if (cgroup_setup(&cgcfg, cfg.cgroup, err, sizeof(err)) == 0) {
+			int v1 = cgcfg.version == 1;
+
 			srv.cgroup = &cgcfg;
-			log_msg(LOG_LEVEL_INFO, "cgroup: runs in %s/%s<worker>; memory: %s; "
-				"processes: %s", cgcfg.path, CGROUP_RUN_PREFIX,
-				cgcfg.memory ? "memory.max (the whole run)"
-					     : "RLIMIT_AS (no memory controller offered)",
+			log_msg(LOG_LEVEL_INFO, "cgroup: runs in %s/%s<worker> (cgroup v%d); "
+				"memory: %s; processes: %s; CPU time: %s", cgcfg.path,
+				CGROUP_RUN_PREFIX, cgcfg.version,
+				!cgcfg.memory ? "RLIMIT_AS (no memory controller offered)"
+				: v1 ? "memory.limit_in_bytes (the whole run)"
+				     : "memory.max (the whole run)",
 				cgcfg.pids ? "pids.max and RLIMIT_NPROC"
-					   : "RLIMIT_NPROC (no pids controller offered)");
+					   : "RLIMIT_NPROC (no pids controller offered)",
+				!cgcfg.cpu ? "RLIMIT_CPU per process"
+				: v1 ? "cpuacct.usage (the whole run) and RLIMIT_CPU"
+				     : "cpu.stat (the whole run) and RLIMIT_CPU");
 		} else if (strcmp(cfg.cgroup, "auto") != 0) {
 			goto fatal;
 		} else {
@@ -888,6 +899,7 @@ int main(int argc, char **argv)
 		}
 	}
 stopped:
+	cgroup_teardown(&cgcfg);
 	if (unix_path[0] != '\0')
 		unlink(unix_path);
 	workdir_sweep(cfg.work_root);

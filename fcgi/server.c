@@ -125,6 +125,8 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 	const struct sandbox_config *sb = srv->sandbox_cfg;
 	const struct cgroup_config *cg = srv->cgroup;
 	char cgpath[HEALTHZ_PATH_MAX + 4];
+	const char *memory = !(cg && cg->memory) ? "RLIMIT_AS"
+			     : cg->version == 1 ? "cgroup memory.limit_in_bytes" : "cgroup memory.max";
 	size_t i = 0;
 	int n;
 
@@ -140,7 +142,7 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     "\"dependencies\":%s,"
 		     "\"cgroup\":%s%s%s,"
 		     "\"run_ids\":\"%s\",\"run_uid\":%lu,\"run_gid\":%lu,"
-		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"RLIMIT_CPU\","
+		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"%s\","
 		     "\"memory\":\"%s\",\"processes\":\"%s\","
 		     "\"file_size\":\"RLIMIT_FSIZE\",\"disk\":\"%s\",\"network\":\"%s\","
 		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\","
@@ -151,7 +153,10 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     sb && sb->run_uid != sb->uid ? "subordinate" : "shared",
 		     (unsigned long)(sb ? sb->run_uid : getuid()),
 		     (unsigned long)(sb ? sb->run_gid : getgid()),
-		     cg && cg->memory ? "cgroup memory.max" : "RLIMIT_AS",
+		     !(cg && cg->cpu) ? "RLIMIT_CPU"
+		     : cg->version == 1 ? "cgroup cpuacct.usage, RLIMIT_CPU"
+					: "cgroup cpu.stat, RLIMIT_CPU",
+		     memory,
 		     cg && cg->pids ? "cgroup pids.max, RLIMIT_NPROC" : "RLIMIT_NPROC",
 		     sb ? "tmpfs of max_disk" : "none",
 		     sb ? (sb->network ? "host" : "none (own namespace)") : "host",
@@ -159,8 +164,8 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 		     sb ? "seccomp" : "none",
 		     sb ? (sb->proc ? "private" : "none") : "host",
 		     /* RLIMIT_AS does not count a memfd's pages */
-		     sb ? (sb->memory_cgroup ? "cgroup memory.max" : "refused")
-			: (cg && cg->memory ? "cgroup memory.max" : "unbounded"));
+		     sb ? (sb->memory_cgroup ? memory : "refused")
+			: (cg && cg->memory ? memory : "unbounded"));
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 

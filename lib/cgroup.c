@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,12 +128,15 @@ static void unescape_octal(char *s)
 	*w = '\0';
 }
 
-/* The first cgroup2 mount: its mount point and the hierarchy path it shows. */
-static int cgroup2_mount(char *point, size_t plen, char *root, size_t rlen)
+/* The first mount of type ("cgroup2", or "cgroup" with the controller ctrl
+ * among its super options): its mount point and the hierarchy path it
+ * shows. */
+static int cgroup_mount(const char *type, const char *ctrl, char *point, size_t plen,
+			char *root, size_t rlen)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
-	size_t cap = 0;
+	size_t cap = 0, tlen = strlen(type);
 	int found = -1;
 
 	if (f == NULL)
@@ -140,11 +144,26 @@ static int cgroup2_mount(char *point, size_t plen, char *root, size_t rlen)
 	while (found < 0 && getline(&line, &cap, f) > 0) {
 		/* id parent maj:min root point options [optional...] - type source super */
 		char *fields[5], *save = NULL, *sep = strstr(line, " - ");
-		char *tok = strtok_r(line, " ", &save);
+		char *tok;
 		int i;
 
-		if (sep == NULL || strncmp(sep, " - cgroup2 ", 11) != 0)
+		if (sep == NULL || strncmp(sep + 3, type, tlen) != 0 || sep[3 + tlen] != ' ')
 			continue;
+		if (ctrl != NULL) {
+			/* the super options: the last field, comma-separated */
+			char *super = strrchr(sep, ' '), opts[256];
+
+			if (super == NULL || strlen(super) >= sizeof(opts))
+				continue;
+			snprintf(opts, sizeof(opts), "%s", super + 1);
+			for (char *c = opts; *c != '\0'; c++)
+				if (*c == ',' || *c == '\n')
+					*c = ' ';
+			if (!has_word(opts, ctrl))
+				continue;
+		}
+		*sep = '\0';
+		tok = strtok_r(line, " ", &save);
 		for (i = 0; i < 5 && tok != NULL; i++, tok = strtok_r(NULL, " ", &save))
 			fields[i] = tok;
 		if (i < 5)
@@ -164,7 +183,14 @@ static int cgroup2_mount(char *point, size_t plen, char *root, size_t rlen)
 	return found;
 }
 
-int cgroup_of(pid_t pid, char *out, size_t len)
+static int cgroup2_mount(char *point, size_t plen, char *root, size_t rlen)
+{
+	return cgroup_mount("cgroup2", NULL, point, plen, root, rlen);
+}
+
+/* The directory of pid ("self" when 0) in the hierarchy of ctrl (NULL: the
+ * cgroup v2 one), into out. */
+static int cgroup_dir_of(pid_t pid, const char *ctrl, char *out, size_t len)
 {
 	char file[64], buf[CGROUP_FILE_MAX], point[PATH_MAX], root[PATH_MAX];
 	const char *path = NULL, *rest;
@@ -176,18 +202,31 @@ int cgroup_of(pid_t pid, char *out, size_t len)
 		snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
 	if (read_small(AT_FDCWD, file, buf, sizeof(buf)) < 0)
 		return -1;
-	/* "0::/path" is the cgroup v2 line (hierarchy 0, no controllers). */
+	/* "0::/path" is the cgroup v2 line (hierarchy 0, no controllers);
+	 * "N:memory:/path" (or "N:cpu,cpuacct:/path") a v1 one. */
 	for (char *p = buf, *nl; path == NULL && *p != '\0'; p = nl + 1) {
+		char *ctrls, *colon;
+
 		nl = strchr(p, '\n');
 		if (nl != NULL)
 			*nl = '\0';
-		if (strncmp(p, "0::", 3) == 0)
+		if (ctrl == NULL && strncmp(p, "0::", 3) == 0) {
 			path = p + 3;
+		} else if (ctrl != NULL && (ctrls = strchr(p, ':')) != NULL &&
+			   (colon = strchr(ctrls + 1, ':')) != NULL) {
+			*colon = '\0';
+			for (char *c = ctrls + 1; *c != '\0'; c++)
+				if (*c == ',')
+					*c = ' ';
+			if (has_word(ctrls + 1, ctrl))
+				path = colon + 1;
+		}
 		if (nl == NULL)
 			break;
 	}
-	if (path == NULL || path[0] != '/' || cgroup2_mount(point, sizeof(point), root,
-							     sizeof(root)) < 0) {
+	if (path == NULL || path[0] != '/' ||
+	    cgroup_mount(ctrl == NULL ? "cgroup2" : "cgroup", ctrl, point, sizeof(point), root,
+			 sizeof(root)) < 0) {
 		errno = ENOENT;
 		return -1;
 	}
@@ -209,30 +248,73 @@ int cgroup_of(pid_t pid, char *out, size_t len)
 	return 0;
 }
 
-/* Kills everything in the cgroup dirfd and waits until it is empty. */
+
+int cgroup_of(pid_t pid, char *out, size_t len)
+{
+	return cgroup_dir_of(pid, NULL, out, len);
+}
+
+int cgroup_v1_of(pid_t pid, const char *ctrl, char *out, size_t len)
+{
+	return cgroup_dir_of(pid, ctrl, out, len);
+}
+
+static const char *const v1_ctrl[CGROUP_V1_N] = { "memory", "pids", "cpuacct" };
+
+/* SIGKILL to every pid listed in the cgroup.procs of dirfd but ours. Only
+ * whole lines count: a long list is read in part, and a cut number would
+ * name another process. The number of others listed (at least 1 when the
+ * list was cut), or -1. */
+static int kill_listed(int dirfd)
+{
+	char buf[CGROUP_FILE_MAX];
+	ssize_t n = read_small(dirfd, "cgroup.procs", buf, sizeof(buf));
+	pid_t me = getpid();
+	int others = 0;
+
+	if (n < 0)
+		return -1;
+	for (char *p = buf, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+
+		if (end != nl || pid <= 0 || (pid_t)pid == me)
+			continue;
+		others++;
+		(void)kill((pid_t)pid, SIGKILL);
+	}
+	if ((size_t)n == sizeof(buf) - 1 && others == 0)
+		others = 1;
+	return others;
+}
+
+/* Kills everything in the cgroup dirfd (but the caller) and waits until
+ * it is empty. cgroup v2 says so in cgroup.events and kills at once with
+ * cgroup.kill (Linux 5.14); cgroup v1 has neither: every process listed
+ * is killed, pass after pass, until none is (a process killed cannot fork
+ * any more, and pids.max bounds what a fork bomb makes in between). */
 static int empty_dir(int dirfd)
 {
 	char buf[CGROUP_FILE_MAX];
 	struct timespec ms = { 0, 1000000 };
+	int v2 = faccessat(dirfd, "cgroup.events", F_OK, 0) == 0, killed = 0;
 
 	for (int i = 0; i <= CGROUP_KILL_WAIT_MS; i++) {
-		if (read_small(dirfd, "cgroup.events", buf, sizeof(buf)) < 0)
-			return -1;
-		if (keyed_value(buf, "populated") == 0)
-			return 0;
-		if (i == 0 && write_small(dirfd, "cgroup.kill", "1") < 0) {
-			/* Before Linux 5.14: one SIGKILL per process listed. */
-			if (read_small(dirfd, "cgroup.procs", buf, sizeof(buf)) < 0)
+		if (v2) {
+			if (read_small(dirfd, "cgroup.events", buf, sizeof(buf)) < 0)
 				return -1;
-			for (char *p = buf; *p != '\0';) {
-				long pid = strtol(p, &p, 10);
+			if (keyed_value(buf, "populated") == 0)
+				return 0;
+			if (i == 0)
+				killed = write_small(dirfd, "cgroup.kill", "1") == 0;
+		}
+		if (!killed) {
+			int others = kill_listed(dirfd);
 
-				if (pid > 0)
-					(void)kill((pid_t)pid, SIGKILL);
-				p += strspn(p, "\n");
-				if (*p != '\0' && (*p < '0' || *p > '9'))
-					break;
-			}
+			if (others < 0)
+				return -1;
+			if (!v2 && others == 0)
+				return 0;
 		}
 		(void)nanosleep(&ms, NULL);
 	}
@@ -240,49 +322,264 @@ static int empty_dir(int dirfd)
 	return -1;
 }
 
-static int remove_at(int parent, const char *name)
+#define CGROUP_TREE_DEPTH 8     /* levels of cgroups removed below a run's */
+
+static int remove_children(int dfd, const char *prefix, int depth);
+
+/* Empties and removes the cgroup parent/name and the cgroups below it. */
+static int remove_tree(int parent, const char *name, int depth)
 {
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int rc;
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	rc = empty_dir(fd);
+	rc = depth < CGROUP_TREE_DEPTH ? remove_children(fd, "", depth + 1) : 0;
+	if (rc == 0)
+		rc = empty_dir(fd);
 	(void)close(fd);
 	if (rc < 0)
 		return -1;
 	return unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-/* Removes run cgroups left by an earlier instance; they are D's children
- * named CGROUP_RUN_PREFIX*. */
-static void sweep_runs(int dfd)
+static int remove_at(int parent, const char *name)
 {
-	int fd = dup(dfd);
+	return remove_tree(parent, name, 0);
+}
+
+/* Whether name is a pid that no process has. */
+static int pid_is_gone(const char *name)
+{
+	char *end;
+	long pid = strtol(name, &end, 10);
+
+	return *end == '\0' && pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 &&
+	       errno == ESRCH;
+}
+
+/* Removes the cgroups below dfd whose names start with prefix ("" = all;
+ * NULL = those named by the pid of a process that is gone). 0, or -1 when
+ * one stays. */
+static int remove_children(int dfd, const char *prefix, int depth)
+{
+	int fd = dup(dfd), rc = 0;
 	struct dirent *de;
 	DIR *d;
 
 	if (fd < 0)
-		return;
+		return -1;
 	d = fdopendir(fd);
 	if (d == NULL) {
 		(void)close(fd);
-		return;
+		return -1;
 	}
-	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, CGROUP_RUN_PREFIX, strlen(CGROUP_RUN_PREFIX)) == 0)
-			(void)remove_at(dfd, de->d_name);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (prefix == NULL ? !pid_is_gone(de->d_name)
+				   : strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		if (remove_tree(dfd, de->d_name, depth) < 0)
+			rc = -1;
+	}
 	(void)closedir(d);
+	return rc;
+}
+
+/* Removes run cgroups left by an earlier instance; they are D's children
+ * named CGROUP_RUN_PREFIX*. */
+static void sweep_runs(int dfd)
+{
+	(void)remove_children(dfd, CGROUP_RUN_PREFIX, 0);
+}
+
+/* Writes pid 0 (the caller) into the cgroup.procs of each directory. */
+static int move_self(const int *dirfds)
+{
+	for (int h = 0; h < CGROUP_V1_N; h++)
+		if (dirfds[h] >= 0 && write_small(dirfds[h], "cgroup.procs", "0") < 0)
+			return -1;
+	return 0;
+}
+
+/* Whether pyexec's own cgroup v2 directory offers the memory controller
+ * to uid: not the root, memory in cgroup.controllers, owned by uid (what
+ * cgroup_setup will check once uid is all there is). */
+static int v2_offers_memory(uid_t uid)
+{
+	char own[PATH_MAX], point[PATH_MAX], root[PATH_MAX], buf[CGROUP_FILE_MAX];
+	char file[PATH_MAX + 32];
+	size_t olen, slen = strlen("/" CGROUP_SUPERVISOR);
+	struct stat st;
+
+	if (cgroup_of(0, own, sizeof(own)) < 0 ||
+	    cgroup2_mount(point, sizeof(point), root, sizeof(root)) < 0)
+		return 0;
+	olen = strlen(own);
+	if (olen > slen && strcmp(own + olen - slen, "/" CGROUP_SUPERVISOR) == 0)
+		own[olen - slen] = '\0';
+	if (strcmp(own, point) == 0 || stat(own, &st) < 0 || st.st_uid != uid ||
+	    (size_t)snprintf(file, sizeof(file), "%s/cgroup.controllers", own) >= sizeof(file))
+		return 0;
+	return read_small(AT_FDCWD, file, buf, sizeof(buf)) >= 0 && has_word(buf, "memory");
+}
+
+/* Hands the cgroup dirfd to uid:gid: the directory, so that it can make and
+ * remove cgroups in it, and its cgroup.procs, so that it can move its own
+ * processes in. */
+static int chown_cgroup(int dirfd, uid_t uid, gid_t gid)
+{
+	if (fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH) < 0 ||
+	    fchownat(dirfd, "cgroup.procs", uid, gid, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* In the v1 hierarchy whose own cgroup is own: makes own/pyexec (kept; it
+ * holds the instances of every pyexec started there, so that an instance
+ * can remove its own once it runs as uid) and own/pyexec/<our pid>, both
+ * handed to uid:gid, after removing the instances whose process is gone.
+ * The instance's path into out. */
+static int make_instance(const char *own, uid_t uid, gid_t gid, char *out, size_t len,
+			 char *err, size_t errlen)
+{
+	char base[PATH_MAX], name[32];
+	int bfd = -1, ifd = -1;
+
+	if ((size_t)snprintf(base, sizeof(base), "%s/" CGROUP_V1_BASE, own) >= sizeof(base) ||
+	    (size_t)snprintf(out, len, "%s/%d", base, (int)getpid()) >= len) {
+		util_errorf(err, errlen, "cgroup: the path of %s is too long", own);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%d", (int)getpid());
+	if ((mkdir(base, 0755) < 0 && errno != EEXIST) ||
+	    (bfd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    chown_cgroup(bfd, uid, gid) < 0) {
+		util_errorf(err, errlen, "cgroup: cannot make %s for uid %u: %s", base,
+			    (unsigned)uid, strerror(errno));
+		goto fail;
+	}
+	(void)remove_children(bfd, NULL, 0);
+	if ((mkdirat(bfd, name, 0755) < 0 && errno != EEXIST) ||
+	    (ifd = openat(bfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    chown_cgroup(ifd, uid, gid) < 0) {
+		util_errorf(err, errlen, "cgroup: cannot make %s for uid %u: %s", out,
+			    (unsigned)uid, strerror(errno));
+		goto fail;
+	}
+	(void)close(ifd);
+	(void)close(bfd);
+	return 0;
+fail:
+	if (ifd >= 0)
+		(void)close(ifd);
+	if (bfd >= 0)
+		(void)close(bfd);
+	out[0] = '\0';
+	return -1;
+}
+
+static void v1_fill(struct cgroup_config *cfg)
+{
+	cfg->version = 1;
+	snprintf(cfg->path, sizeof(cfg->path), "%s", cfg->v1[CGROUP_V1_MEMORY]);
+	cfg->memory = 1;
+	cfg->pids = cfg->v1[CGROUP_V1_PIDS][0] != '\0';
+	cfg->cpu = cfg->v1[CGROUP_V1_CPUACCT][0] != '\0';
+}
+
+int cgroup_setup_root(struct cgroup_config *cfg, const char *want, uid_t uid, gid_t gid,
+		      char *err, size_t errlen)
+{
+	char own[PATH_MAX];
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (strcmp(want, "auto") != 0 || v2_offers_memory(uid) ||
+	    cgroup_v1_of(0, "memory", own, sizeof(own)) < 0)
+		return 1;
+	for (int h = 0; h < CGROUP_V1_N; h++) {
+		if (cgroup_v1_of(0, v1_ctrl[h], own, sizeof(own)) < 0)
+			continue;
+		if (make_instance(own, uid, gid, cfg->v1[h], sizeof(cfg->v1[h]), err,
+				  errlen) < 0 && h == CGROUP_V1_MEMORY) {
+			memset(cfg, 0, sizeof(*cfg));
+			return -1;
+		}
+	}
+	v1_fill(cfg);
+	cfg->made = 1;
+	return 0;
+}
+
+/* The v1 memory cgroup want, which pyexec's user owns, with the same path
+ * in the pids and cpuacct hierarchies where it is there and writable. */
+static int setup_v1_given(struct cgroup_config *cfg, const char *want, const char *rel,
+			  char *err, size_t errlen)
+{
+	for (int h = 0; h < CGROUP_V1_N; h++) {
+		char point[PATH_MAX], root[PATH_MAX], *dir = cfg->v1[h];
+		int dfd;
+
+		if (h == CGROUP_V1_MEMORY)
+			snprintf(dir, PATH_MAX, "%s", want);
+		else if (cgroup_mount("cgroup", v1_ctrl[h], point, sizeof(point), root,
+				      sizeof(root)) < 0 ||
+			 (size_t)snprintf(dir, PATH_MAX, "%s%s", point, rel) >= PATH_MAX)
+			continue;
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || faccessat(dfd, ".", W_OK, AT_EACCESS) < 0 ||
+		    faccessat(dfd, "cgroup.procs", W_OK, AT_EACCESS) < 0) {
+			if (h == CGROUP_V1_MEMORY) {
+				util_errorf(err, errlen, "cgroup: %s is not pyexec's: uid %u cannot "
+					    "write it or its cgroup.procs (%s); make it (mkdir) "
+					    "and chown both to pyexec's user", want,
+					    (unsigned)geteuid(), strerror(errno));
+				if (dfd >= 0)
+					(void)close(dfd);
+				memset(cfg, 0, sizeof(*cfg));
+				return -1;
+			}
+			dir[0] = '\0';
+		} else {
+			sweep_runs(dfd);
+		}
+		if (dfd >= 0)
+			(void)close(dfd);
+	}
+	v1_fill(cfg);
+	return 0;
+}
+
+/* When want is in the cgroup v1 memory hierarchy, its path there. */
+static const char *v1_memory_rel(const char *want)
+{
+	static char point[PATH_MAX];
+	char root[PATH_MAX];
+	size_t plen;
+
+	if (cgroup_mount("cgroup", "memory", point, sizeof(point), root, sizeof(root)) < 0)
+		return NULL;
+	plen = strlen(point);
+	if (strncmp(want, point, plen) != 0 || (want[plen] != '/' && want[plen] != '\0'))
+		return NULL;
+	return want + plen;
 }
 
 int cgroup_setup(struct cgroup_config *cfg, const char *want, char *err, size_t errlen)
 {
 	char own[PATH_MAX], buf[CGROUP_FILE_MAX], enable[32] = "";
-	const char *miss = NULL;
+	const char *miss = NULL, *rel;
 	size_t dlen;
 	int dfd = -1, sfd = -1;
 
+	if (cfg->made)
+		return 0;
 	memset(cfg, 0, sizeof(*cfg));
+	if (want[0] == '/' && (rel = v1_memory_rel(want)) != NULL)
+		return setup_v1_given(cfg, want, rel, err, errlen);
 	if (cgroup_of(0, own, sizeof(own)) < 0) {
 		util_errorf(err, errlen, "cgroup: this system has no cgroup v2 hierarchy for "
 			    "pyexec (no cgroup2 mount or no 0:: line in /proc/self/cgroup)");
@@ -364,6 +661,9 @@ int cgroup_setup(struct cgroup_config *cfg, const char *want, char *err, size_t 
 			    errno == EBUSY ? " (other processes are in it)" : "");
 		goto fail;
 	}
+	/* cpu.stat's usage_usec is there without the cpu controller (Linux 4.15). */
+	cfg->cpu = faccessat(sfd, "cpu.stat", R_OK, 0) == 0;
+	cfg->version = 2;
 	sweep_runs(dfd);
 	(void)close(sfd);
 	(void)close(dfd);
@@ -377,9 +677,34 @@ fail:
 		(void)close(sfd);
 	if (dfd >= 0)
 		(void)close(dfd);
-	cfg->path[0] = '\0';
-	cfg->memory = cfg->pids = 0;
+	memset(cfg, 0, sizeof(*cfg));
 	return -1;
+}
+
+void cgroup_teardown(const struct cgroup_config *cfg)
+{
+	if (!cfg->made)
+		return;
+	for (int h = 0; h < CGROUP_V1_N; h++) {
+		char base[PATH_MAX], *name;
+		int bfd;
+
+		if (cfg->v1[h][0] == '\0')
+			continue;
+		snprintf(base, sizeof(base), "%s", cfg->v1[h]);
+		name = strrchr(base, '/');
+		if (name == NULL)
+			continue;
+		*name++ = '\0';
+		bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (bfd < 0)
+			continue;
+		/* A process serving alone rests in its instance: it leaves first. */
+		if (remove_at(bfd, name) < 0 && errno == EBUSY &&
+		    write_small(bfd, "cgroup.procs", "0") == 0)
+			(void)remove_at(bfd, name);
+		(void)close(bfd);
+	}
 }
 
 static void run_name(pid_t worker, char *out, size_t len)
@@ -387,41 +712,133 @@ static void run_name(pid_t worker, char *out, size_t len)
 	snprintf(out, len, CGROUP_RUN_PREFIX "%d", (int)worker);
 }
 
+/* Opens (making it when missing) dir/name into *fd. */
+static int open_run_dir(int dfd, const char *name, int *fd)
+{
+	if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
+		return -1;
+	*fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return *fd < 0 ? -1 : 0;
+}
+
+static void slot_clear(struct cgroup_slot *slot)
+{
+	memset(slot, 0, sizeof(*slot));
+	slot->fd = -1;
+	for (int h = 0; h < CGROUP_V1_N; h++)
+		slot->run[h] = slot->home[h] = -1;
+}
+
 int cgroup_slot_open(const struct cgroup_config *cfg, pid_t worker, struct cgroup_slot *slot)
 {
 	char name[32];
 	int dfd, saved;
 
-	slot->fd = -1;
+	slot_clear(slot);
+	slot->version = cfg->version;
 	slot->memory = cfg->memory;
 	slot->pids = cfg->pids;
-	slot->oom_kills = 0;
-	slot->memory_max = 0;
+	slot->cpu = cfg->cpu;
 	if (cfg->path[0] == '\0') {
 		errno = EINVAL;
 		return -1;
 	}
 	run_name(worker, name, sizeof(name));
+	if (cfg->version == 1) {
+		/* The worker rests in the instance between runs, and steps into
+		 * run-<worker> only to start one (cgroup_clone). */
+		for (int h = 0; h < CGROUP_V1_N; h++) {
+			if (cfg->v1[h][0] == '\0')
+				continue;
+			slot->home[h] = open(cfg->v1[h], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (slot->home[h] < 0 || open_run_dir(slot->home[h], name, &slot->run[h]) < 0)
+				goto fail;
+		}
+		if (move_self(slot->home) < 0)
+			goto fail;
+		slot->fd = slot->run[CGROUP_V1_MEMORY];
+		return 0;
+	}
 	dfd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;
-	if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST) {
-		saved = errno;
-		(void)close(dfd);
-		errno = saved;
-		return -1;
-	}
-	slot->fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	saved = errno;
+	saved = open_run_dir(dfd, name, &slot->fd) < 0 ? errno : 0;
 	(void)close(dfd);
 	errno = saved;
-	return slot->fd < 0 ? -1 : 0;
+	return saved != 0 ? -1 : 0;
+fail:
+	saved = errno;
+	cgroup_slot_close(slot);
+	errno = saved;
+	return -1;
+}
+
+/* The CPU time used in the slot so far, in ns, or -1. */
+static int64_t cpu_used_ns(const struct cgroup_slot *slot)
+{
+	char buf[CGROUP_FILE_MAX];
+	int64_t usec;
+
+	if (!slot->cpu)
+		return -1;
+	if (slot->version == 1) {
+		if (read_small(slot->run[CGROUP_V1_CPUACCT], "cpuacct.usage", buf, sizeof(buf)) < 0)
+			return -1;
+		return strtoll(buf, NULL, 10);
+	}
+	if (read_small(slot->fd, "cpu.stat", buf, sizeof(buf)) < 0)
+		return -1;
+	usec = keyed_value(buf, "usage_usec");
+	return usec < 0 ? -1 : usec * 1000;
+}
+
+/* The OOM kill count of the slot (v1 before Linux 4.13, which does not
+ * count them: how often the limit was hit, and *exact 0), or -1. */
+static int64_t oom_count(const struct cgroup_slot *slot, int *exact)
+{
+	char buf[CGROUP_FILE_MAX];
+	int64_t kills;
+
+	*exact = 1;
+	if (slot->version == 2) {
+		if (read_small(slot->fd, "memory.events", buf, sizeof(buf)) < 0)
+			return -1;
+		return keyed_value(buf, "oom_kill");
+	}
+	if (read_small(slot->fd, "memory.oom_control", buf, sizeof(buf)) < 0)
+		return -1;
+	kills = keyed_value(buf, "oom_kill");
+	if (kills >= 0)
+		return kills;
+	*exact = 0;
+	if (read_small(slot->fd, "memory.failcnt", buf, sizeof(buf)) < 0)
+		return -1;
+	return strtoll(buf, NULL, 10);
+}
+
+/* memory.limit_in_bytes, and memory.memsw.limit_in_bytes (memory and swap
+ * together) to the same value where swap is accounted, so that the run
+ * gets no swap. The kernel keeps memsw at least the memory limit: it is
+ * lifted first. Kernel memory counts in both from Linux 4.6 on. */
+static int v1_memory_limit(int fd, const char *limit)
+{
+	int memsw = faccessat(fd, "memory.memsw.limit_in_bytes", F_OK, 0) == 0;
+
+	if (memsw && write_small(fd, "memory.memsw.limit_in_bytes", "-1") < 0)
+		return -1;
+	if (write_small(fd, "memory.limit_in_bytes", limit) < 0)
+		return -1;
+	if (memsw && write_small(fd, "memory.memsw.limit_in_bytes", limit) < 0)
+		return -1;
+	return 0;
 }
 
 int cgroup_slot_prepare(struct cgroup_slot *slot, uint64_t memory, unsigned pids)
 {
-	char num[32], buf[CGROUP_FILE_MAX];
-	int64_t kills;
+	int v1 = slot->version == 1, exact;
+	char num[32];
+	int64_t count;
+	int pfd = v1 ? slot->run[CGROUP_V1_PIDS] : slot->fd;
 
 	if (slot->fd < 0) {
 		errno = EBADF;
@@ -429,45 +846,61 @@ int cgroup_slot_prepare(struct cgroup_slot *slot, uint64_t memory, unsigned pids
 	}
 	if (slot->memory) {
 		if (memory == 0)
-			snprintf(num, sizeof(num), "max");
+			snprintf(num, sizeof(num), v1 ? "-1" : "max");
 		else
 			snprintf(num, sizeof(num), "%" PRIu64, memory);
-		if (write_small(slot->fd, "memory.max", num) < 0 ||
-		    write_small(slot->fd, "memory.oom.group", "1") < 0)
+		if (v1) {
+			if (v1_memory_limit(slot->fd, num) < 0)
+				return -1;
+		} else {
+			if (write_small(slot->fd, "memory.max", num) < 0 ||
+			    write_small(slot->fd, "memory.oom.group", "1") < 0)
+				return -1;
+			/* Absent when the kernel does not account swap: nothing to limit. */
+			if (write_small(slot->fd, "memory.swap.max", "0") < 0 && errno != ENOENT)
+				return -1;
+		}
+		count = oom_count(slot, &exact);
+		if (count < 0)
 			return -1;
-		/* Absent when the kernel does not account swap: nothing to limit. */
-		if (write_small(slot->fd, "memory.swap.max", "0") < 0 && errno != ENOENT)
-			return -1;
-		if (read_small(slot->fd, "memory.events", buf, sizeof(buf)) < 0)
-			return -1;
-		kills = keyed_value(buf, "oom_kill");
-		slot->oom_kills = kills > 0 ? (uint64_t)kills : 0;
+		slot->oom_kills = (uint64_t)count;
 		slot->memory_max = memory;
 	}
-	if (slot->pids) {
+	if (slot->pids && pfd >= 0) {
 		if (pids == 0)
 			snprintf(num, sizeof(num), "max");
 		else
 			snprintf(num, sizeof(num), "%u", pids);
-		if (write_small(slot->fd, "pids.max", num) < 0)
+		if (write_small(pfd, "pids.max", num) < 0)
 			return -1;
 	}
+	slot->cpu_base_ns = cpu_used_ns(slot);
 	return 0;
 }
 
 int cgroup_slot_oom(const struct cgroup_slot *slot)
 {
-	char buf[CGROUP_FILE_MAX];
 	int64_t kills;
+	int exact;
 
 	if (slot->fd < 0 || !slot->memory)
 		return 0;
-	if (read_small(slot->fd, "memory.events", buf, sizeof(buf)) < 0)
-		return -1;
-	kills = keyed_value(buf, "oom_kill");
+	kills = oom_count(slot, &exact);
 	if (kills < 0)
 		return -1;
-	return (uint64_t)kills > slot->oom_kills;
+	if ((uint64_t)kills <= slot->oom_kills)
+		return 0;
+	return exact ? 1 : 2;
+}
+
+int64_t cgroup_slot_cpu_ns(const struct cgroup_slot *slot)
+{
+	int64_t now;
+
+	if (slot->fd < 0 || slot->cpu_base_ns < 0)
+		return -1;
+	now = cpu_used_ns(slot);
+	return now < slot->cpu_base_ns ? -1 : now - slot->cpu_base_ns;
 }
 
 int cgroup_slot_empty(const struct cgroup_slot *slot)
@@ -476,47 +909,108 @@ int cgroup_slot_empty(const struct cgroup_slot *slot)
 		errno = EBADF;
 		return -1;
 	}
+	if (slot->version == 1) {
+		for (int h = 0; h < CGROUP_V1_N; h++)
+			if (slot->run[h] >= 0 && empty_dir(slot->run[h]) < 0)
+				return -1;
+		return 0;
+	}
 	return empty_dir(slot->fd);
 }
 
 void cgroup_slot_close(struct cgroup_slot *slot)
 {
-	if (slot->fd < 0)
-		return;
-	(void)close(slot->fd);
-	slot->fd = -1;
+	if (slot->version == 1) {
+		for (int h = 0; h < CGROUP_V1_N; h++) {
+			if (slot->run[h] >= 0)
+				(void)close(slot->run[h]);
+			if (slot->home[h] >= 0)
+				(void)close(slot->home[h]);
+		}
+	} else if (slot->fd >= 0) {
+		(void)close(slot->fd);
+	}
+	slot_clear(slot);
 }
 
 int cgroup_remove_worker(const struct cgroup_config *cfg, pid_t worker)
 {
 	char name[32];
-	int dfd, rc, saved;
+	int rc = 0;
 
 	if (cfg->path[0] == '\0')
 		return 0;
 	run_name(worker, name, sizeof(name));
-	dfd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -1;
-	rc = remove_at(dfd, name);
-	saved = errno;
-	(void)close(dfd);
-	errno = saved;
+	for (int h = 0; h < CGROUP_V1_N; h++) {
+		const char *dir = cfg->version == 1 ? cfg->v1[h] : h == 0 ? cfg->path : "";
+		int dfd, saved;
+
+		if (dir[0] == '\0')
+			continue;
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return -1;
+		if (remove_at(dfd, name) < 0)
+			rc = -1;
+		saved = errno;
+		(void)close(dfd);
+		errno = saved;
+	}
 	return rc;
+}
+
+/* fork(), or clone() with flags, like fork: the child goes on on a copy of
+ * the stack. */
+static pid_t plain_clone(unsigned long flags)
+{
+	if (flags == 0)
+		return fork();
+	flags = (flags & ~0xffUL) | SIGCHLD;
+#if defined(__s390__) || defined(__s390x__)
+	return (pid_t)syscall(SYS_clone, NULL, flags, NULL, NULL, 0UL);
+#else
+	return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0UL);
+#endif
 }
 
 pid_t cgroup_clone(const struct cgroup_slot *slot, unsigned long flags)
 {
 	struct clone3_args args;
 
-	if ((slot == NULL || slot->fd < 0) && flags == 0)
-		return fork();
-	memset(&args, 0, sizeof(args));
-	args.flags = (uint64_t)(flags & ~0xffUL);
-	args.exit_signal = SIGCHLD;
-	if (slot != NULL && slot->fd >= 0) {
-		args.flags |= CLONE_INTO_CGROUP;
-		args.cgroup = (uint64_t)slot->fd;
+	if (slot == NULL || slot->fd < 0)
+		return plain_clone(flags);
+	if (slot->version == 1) {
+		/* cgroup v1 has no CLONE_INTO_CGROUP: the caller steps into the
+		 * run's cgroups, so that the child is born there, and back. */
+		pid_t pid;
+		int saved;
+
+		if (move_self(slot->run) < 0) {
+			saved = errno;
+			(void)move_self(slot->home);
+			errno = saved;
+			return -1;
+		}
+		pid = plain_clone(flags);
+		if (pid == 0)
+			return 0;
+		saved = errno;
+		if (move_self(slot->home) < 0) {
+			/* Not a run cgroup's prisoner: the worker would be killed
+			 * with the run. */
+			saved = errno;
+			if (pid > 0) {
+				(void)kill(pid, SIGKILL);
+				(void)waitpid(pid, NULL, 0);
+			}
+			pid = -1;
+		}
+		errno = saved;
+		return pid;
 	}
+	memset(&args, 0, sizeof(args));
+	args.flags = (uint64_t)(flags & ~0xffUL) | CLONE_INTO_CGROUP;
+	args.exit_signal = SIGCHLD;
+	args.cgroup = (uint64_t)slot->fd;
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }

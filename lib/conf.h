@@ -50,7 +50,7 @@ struct config {
 	int network;                    /* bool */
 	int subordinate_ids;            /* bool: runs take ids of /etc/subuid, /etc/subgid */
 	enum sandbox_level sandbox;
-	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 directory */
+	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */
 	char sandbox_etc[CONFIG_PATH_MAX]; /* more of /etc for runs: paths below /etc,
 	                                    * joined by ","; "" = none */

@@ -35,6 +35,7 @@
 /* Longest sleep in poll when a wake-up could be missed (no pidfd, or a
  * cancel flag set from a signal handler just before poll). */
 #define RUN_SLICE_MS      50
+#define RUN_CGROUP_POLL_MS 100   /* between reads of the run's cgroup */
 /* How long killed processes get to disappear before we give up on them. */
 #define RUN_REAP_MAX_NS   (5 * NS_PER_S)
 /* How long the pipes are read after every writer was killed. */
@@ -689,7 +690,23 @@ static int sigchld_is_usable(void)
 	return sa.sa_handler != SIG_IGN && (sa.sa_flags & SA_NOCLDWAIT) == 0;
 }
 
-enum run_end { END_EXITED, END_WALL, END_CANCEL, END_FAILED };
+enum run_end { END_EXITED, END_WALL, END_CPU, END_OOM, END_CANCEL, END_FAILED };
+
+/* What the run's cgroup says of the run as a whole: END_CPU when its
+ * processes together used more than cpu_ms, END_OOM when the OOM killer
+ * killed one of them (cgroup v1 kills one process, not the run: the rest
+ * goes too), else END_EXITED. */
+static enum run_end cgroup_check(const struct run_spec *spec)
+{
+	int64_t cpu;
+
+	if (spec->lim.cpu_ms != 0 && (cpu = cgroup_slot_cpu_ns(spec->cgroup)) >= 0 &&
+	    cpu > (int64_t)spec->lim.cpu_ms * NS_PER_MS)
+		return END_CPU;
+	if (cgroup_slot_oom(spec->cgroup) == 1)
+		return END_OOM;
+	return END_EXITED;
+}
 
 int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		struct run_result *res)
@@ -701,7 +718,8 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 	struct rusage before, after, ru;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
 	int pidfd = -1, status = 0, reaped = 0, fail_errno = 0, watch_fd;
-	int64_t spawn_ns, end_ns, deadline;
+	int64_t spawn_ns, end_ns, deadline, next_check = 0, cg_cpu = -1;
+	int oom = 0;
 	enum run_end end = END_FAILED;
 	pid_t pid;
 
@@ -795,11 +813,19 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 			end = END_WALL;
 			break;
 		}
+		if (spec->cgroup != NULL && now >= next_check) {
+			next_check = now + RUN_CGROUP_POLL_MS * NS_PER_MS;
+			end = cgroup_check(spec);
+			if (end != END_EXITED)
+				break;
+		}
 		left = deadline == INT64_MAX ? -1 : (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
 		timeout = left < 0 || left > INT_MAX ? -1 : (int)left;
 		if ((pidfd < 0 || spec->cancel != NULL) &&
 		    (timeout < 0 || timeout > RUN_SLICE_MS))
 			timeout = RUN_SLICE_MS;
+		if (spec->cgroup != NULL && (timeout < 0 || timeout > RUN_CGROUP_POLL_MS))
+			timeout = RUN_CGROUP_POLL_MS;
 		for (int i = 0; i < 2; i++) {
 			pfd[i].fd = st[i].fd;  /* poll skips negative fds */
 			pfd[i].events = POLLIN;
@@ -865,6 +891,9 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 
 	res->wall_ns = end_ns - spawn_ns;
 	res->cpu_ns = rusage_cpu_ns(&after) - rusage_cpu_ns(&before);
+	/* The cgroup counts every process of the run, and only the run. */
+	if (spec->cgroup != NULL && (cg_cpu = cgroup_slot_cpu_ns(spec->cgroup)) >= 0)
+		res->cpu_ns = cg_cpu;
 	res->stdout_bytes = st[0].total;
 	res->stderr_bytes = st[1].total;
 	res->stdout_truncated = st[0].total > st[0].max || st[0].write_errno != 0;
@@ -892,7 +921,19 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: wall time limit of %s s reached; the program was killed",
 			 secs);
-	} else if (spec->cgroup != NULL && cgroup_slot_oom(spec->cgroup) > 0) {
+	} else if (end == END_CPU || (res->signal != 0 && spec->lim.cpu_ms != 0 && cg_cpu >
+							   (int64_t)spec->lim.cpu_ms * NS_PER_MS)) {
+		char secs[32];
+
+		/* The run as a whole: killed by the supervisor, or by
+		 * RLIMIT_CPU of one of its processes after it was over. */
+		format_seconds(secs, sizeof(secs), spec->lim.cpu_ms);
+		res->status = RUN_TIMEOUT;
+		snprintf(res->note, sizeof(res->note),
+			 "pyexec: CPU time limit of %s s reached; the program was killed", secs);
+	} else if (spec->cgroup != NULL &&
+		   ((oom = cgroup_slot_oom(spec->cgroup)) == 1 ||
+		    (oom == 2 && res->signal == SIGKILL))) {
 		res->status = RUN_MEMORY;
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: memory limit of %llu MiB reached; the program was killed",

@@ -207,7 +207,14 @@ class Process(harness.E2ETestCase):
         for _ in range(5):
             s.post_execute(files)
         [w] = s.worker_pids()
-        fds0 = len(os.listdir("/proc/%d/fd" % w))
+        def idle_fds():
+            """The worker's fd count once it has made its next sandbox (it
+            holds two more while it sets one up, after the reply)."""
+            counts = []
+            harness.wait_for(lambda: counts.append(len(os.listdir("/proc/%d/fd" % w))) or
+                             (len(counts) >= 5 and len(set(counts[-5:])) == 1), 2, 0.02)
+            return counts[-1]
+        fds0 = idle_fds()
         rss0 = harness.proc_status_kib(w, "VmRSS")
         first = None
         for i in range(100):
@@ -219,7 +226,7 @@ class Process(harness.E2ETestCase):
             self.assertEqual(got, first, "request %d differs" % i)
         self.assertEqual(first[0], b"600\n")
         self.assertEqual(s.worker_pids(), [w], "the worker was replaced")
-        fds1 = len(os.listdir("/proc/%d/fd" % w))
+        fds1 = idle_fds()
         rss1 = harness.proc_status_kib(w, "VmRSS")
         self.assertEqual(fds1, fds0, "worker fds went from %d to %d" % (fds0, fds1))
         if harness.sanitized_build():

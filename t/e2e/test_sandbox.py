@@ -168,6 +168,10 @@ class SandboxCase(harness.E2ETestCase):
         h = self.s.request("GET", "/healthz").json()
         return h["run_uid"], h["run_gid"], h["run_ids"] == "subordinate"
 
+    def memory_by_cgroup(self):
+        """Whether a cgroup holds the runs' memory (else RLIMIT_AS does)."""
+        return self.s.request("GET", "/healthz").json()["enforced"]["memory"] != "RLIMIT_AS"
+
     def assertServes(self):
         """The server still answers a plain request."""
         r = self.s.post_execute({"main.py": script('print("still here")\n')})
@@ -189,15 +193,16 @@ class Limits(SandboxCase):
                     pass
             os._exit(0)
         os.wait()
-        time.sleep(1.5)
+        time.sleep(0.6)
         print("main ends")
         '''
 
     def assertCountsWhatWasLeftRunning(self, r):
         self.assertRan(r)
         self.assertEqual(r.stdout, b"main ends\n")
-        # the daemon ran about 1.5 s; the main process almost nothing
-        self.assertGreaterEqual(float(r.headers["X-CPU-Time"]), 0.7, r.describe())
+        # the daemon ran about 0.6 s (under the hostile server's cpu_time of
+        # 1 s for the whole run); the main process almost nothing
+        self.assertGreaterEqual(float(r.headers["X-CPU-Time"]), 0.4, r.describe())
         self.assertNothingLeftNow()
 
     def test_cpu_of_processes_left_running_is_counted(self):
@@ -208,7 +213,7 @@ class Limits(SandboxCase):
         r = s.post_execute({"main.py": script(textwrap.dedent(self.LEFT_RUNNING))})
         self.assertRan(r)
         self.assertEqual(r.stdout, b"main ends\n")
-        self.assertGreaterEqual(float(r.headers["X-CPU-Time"]), 0.7, r.describe())
+        self.assertGreaterEqual(float(r.headers["X-CPU-Time"]), 0.4, r.describe())
 
     def test_fork_bomb_stops_at_process_limit_and_ends_at_timeout(self):
         r = self.run_script('''
@@ -279,7 +284,10 @@ class Limits(SandboxCase):
         self.assertStatus(r, 200)
         self.assertEqual(r.headers.get("X-Execution-Status"), "memory", r.describe())
         self.assertEqual(r.stdout, b"allocating\n")
-        self.assertIn(b"MemoryError", r.stderr)
+        if self.memory_by_cgroup():
+            self.assertIn(b"pyexec: memory limit of 128 MiB reached", r.stderr)
+        else:
+            self.assertIn(b"MemoryError", r.stderr)
         self.assertLessEqual(int(r.headers["X-Max-RSS"]), 140 * 1024, r.describe())
         self.assertLess(r.elapsed, 5)
         self.assertNothingLeftNow()
@@ -1080,8 +1088,13 @@ class Syscalls(SandboxCase):
             report(rep)
             ''')
         rep = self.report(r)
-        for name in ("RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE",
-                     "RLIMIT_CORE"):
+        names = ["RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_CORE"]
+        if self.memory_by_cgroup():
+            # the cgroup holds the memory of the whole run: no RLIMIT_AS
+            self.assertEqual(rep["RLIMIT_AS hard"], -1, rep)
+        else:
+            names.append("RLIMIT_AS")
+        for name in names:
             self.assertIsNotNone(rep[name], "%s raised to infinity: %r" % (name, rep))
         self.assertEqual(rep["RLIMIT_NPROC hard"], MAX_PROCS, rep)
         self.assertEqual(rep["RLIMIT_NOFILE hard"], MAX_FDS, rep)
