@@ -100,8 +100,8 @@ int cgroup_setup_root(struct cgroup_config *cfg, const char *want, uid_t uid, gi
  * a previous instance left. Call with no children, after privileges are
  * dropped. 0 with cfg filled; -1 with a sentence in err (cfg->path "").
  * With want "auto", a missing or undelegated cgroup is -1 too: the caller
- * logs it and goes on without. Returns 0 at once when cfg was filled by
- * cgroup_setup_root. */
+ * logs it and goes on without. cfg must be zeroed or filled by
+ * cgroup_setup_root, in which case this returns 0 at once. */
 int cgroup_setup(struct cgroup_config *cfg, const char *want, char *err, size_t errlen);
 
 /* The cgroup v2 directory of pid ("self" when 0) from /proc/<pid>/cgroup

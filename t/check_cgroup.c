@@ -55,7 +55,7 @@ END_TEST
 
 START_TEST(test_setup_refuses_a_cgroup_that_does_not_hold_us)
 {
-	struct cgroup_config cfg;
+	struct cgroup_config cfg = { .made = 0 };
 	char own[PATH_MAX], want[PATH_MAX + 64], err[512];
 
 	ck_assert_int_eq(cgroup_of(0, own, sizeof(own)), 0);
@@ -142,7 +142,7 @@ static void write_file(const char *dir, const char *name, const char *text)
  * (the OOM killer's kill is seen), counts its CPU time, and is emptied. */
 START_TEST(test_v1_slot_holds_a_run)
 {
-	struct cgroup_config cfg;
+	struct cgroup_config cfg = { .made = 0 };
 	struct cgroup_slot slot;
 	char own[PATH_MAX], dir[PATH_MAX + 64], err[512];
 	int status;
