@@ -2260,7 +2260,8 @@ class StartUp(harness.E2ETestCase):
 HOSTILE_SHARED = dict(HOSTILE, options=HOSTILE["options"] + ["subordinate_ids=no"])
 # (Tests of the rlimits layer, which has no run ids, are not repeated.)
 for _case in (Limits, Disk, Reading, Writing, Network, Syscalls, Exec, Results):
-    _attrs = {name: None for name in dir(_case) if name.startswith("test_") and "_under_rlimits" in name}
+    _attrs = {name: None for name in dir(_case)
+              if name.startswith("test_") and "_under_rlimits" in name}
     _attrs.update(SERVER=("hostile-shared", HOSTILE_SHARED),
                   __doc__=(_case.__doc__ or "") + " (runs share pyexec's uid)")
     globals()["Shared" + _case.__name__] = type("Shared" + _case.__name__, (_case,), _attrs)
