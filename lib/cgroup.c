@@ -699,10 +699,18 @@ void cgroup_teardown(const struct cgroup_config *cfg)
 		bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (bfd < 0)
 			continue;
-		/* A process serving alone rests in its instance: it leaves first. */
-		if (remove_at(bfd, name) < 0 && errno == EBUSY &&
-		    write_small(bfd, "cgroup.procs", "0") == 0)
-			(void)remove_at(bfd, name);
+		/* A process serving alone rests in its instance: it leaves
+		 * first. The workers' spare sandboxes die with them, but a
+		 * killed process leaves its cgroup only once it has exited:
+		 * busy is tried again, for as long as a killed run may take. */
+		if (remove_at(bfd, name) < 0 && errno == EBUSY)
+			(void)write_small(bfd, "cgroup.procs", "0");
+		for (int ms = 0; ms < CGROUP_KILL_WAIT_MS && remove_at(bfd, name) < 0 &&
+				 errno == EBUSY; ms += 10) {
+			struct timespec tick = { 0, 10 * 1000000L };
+
+			(void)nanosleep(&tick, NULL);
+		}
 		(void)close(bfd);
 	}
 }

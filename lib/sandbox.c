@@ -1399,9 +1399,21 @@ static int recv_answer(int sock, int64_t deadline, struct sandbox_msg *m, int *f
 	mh.msg_iovlen = 1;
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
+	/* An init that failed before it read what was sent to it leaves the
+	 * socket reset: the kernel reports that once, ahead of the messages
+	 * still queued (its error among them), which the next call returns. */
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == ECONNRESET) {
+		do
+			n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+	}
 	if (n < 0)
 		return -1;
 	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {

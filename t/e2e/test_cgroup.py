@@ -316,15 +316,20 @@ class CgroupRuns:
         s = self.server(workers=1)
         r = s.post_execute({"main.py": script('''
             import os, time
+            r, w = os.pipe()
             if os.fork() == 0:
                 os.setsid()
                 if os.fork() == 0:
                     while time.process_time() < 0.4:
                         pass
                     print("daemon burnt", flush=True)
+                    os.write(w, b"x")
+                    while True:     # until the run's end kills it
+                        pass
                 os._exit(0)
             os.wait()
-            time.sleep(1)
+            os.close(w)
+            os.read(r, 1)           # however busy the machine is
             ''')})
         self.assertRan(r)
         self.assertEqual(r.stdout, b"daemon burnt\n")
