@@ -312,7 +312,10 @@ class Limits(SandboxCase):
         self.assertEqual(r.headers.get("X-Execution-Status"), "timeout", r.describe())
         self.assertEqual(r.stdout, b"spinning\n")
         self.assertIn(b"CPU time limit of 1 s", r.stderr)
-        self.assertGreaterEqual(float(r.headers["X-CPU-Time"]), 0.9, r.describe())
+        # RLIMIT_CPU counts the kernel's tick samples, the cgroup (which
+        # X-CPU-Time reads) the time really run: on a busy virtual machine
+        # the first runs ahead by up to a tenth or so
+        self.assertGreaterEqual(float(r.headers["X-CPU-Time"]), 0.8, r.describe())
         # the CPU limit, not the wall limit of 10 s, ended it
         self.assertLess(r.elapsed, 5, r.describe())
         self.assertNothingLeftNow()
