@@ -198,6 +198,8 @@ static void teardown(void)
 	int fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	alarm(0);
+	/* full_work_root_is_507's tmpfs, in this process's mount namespace */
+	(void)umount2(root, MNT_DETACH);
 	mime_close(mime);
 	free(src);
 	free(out);
