@@ -2,11 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,231 +12,34 @@
 #include "cgroup.h"
 #include "collect.h"
 #include "execute.h"
-#include "multipart.h"
-#include "names.h"
-#include "query.h"
+#include "request.h"
 #include "sandbox.h"
 #include "util.h"
-#include "workdir.h"
 
 /* The seed's words, which its clients may match on. */
 #define MISSING_MAIN_DETAIL "main.py not found. Please upload a valid main.py file."
 
-#define DETAIL_MAX 512
-#define ENV_MAX 16
-
-/* The state of one request while its body streams in. */
-struct upload {
-	const struct execute_ctx *ctx;
-	struct workdir *wd;
-	struct collect_snapshot *snap;
-	struct multipart_disposition disp;
-	int have_disp;
-	int fd;                    /* file being written, -1 between parts */
-	int is_stdin;
-	int have_stdin;
-	int stdin_fd;              /* kept open for the run */
-	unsigned files;
-	char name[NAMES_PATH_MAX + 1];
-	/* the error reply, when a callback refused the body */
-	int status;
-	const char *error;
-	char detail[DETAIL_MAX];
-};
-
-static void upload_fail(struct upload *u, int status, const char *error,
-			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void upload_fail(struct upload *u, int status, const char *error,
-			const char *fmt, ...)
-{
-	va_list ap;
-
-	if (u->status != 0)
-		return;
-	u->status = status;
-	u->error = error;
-	va_start(ap, fmt);
-	vsnprintf(u->detail, sizeof(u->detail), fmt, ap);
-	va_end(ap);
-}
-
-/* A failed write to the work directory: the disk, or pyexec itself. */
-static void upload_fail_errno(struct upload *u, int err, const char *what)
-{
-	if (err == ENOSPC || err == EDQUOT)
-		upload_fail(u, 507, "disk_full",
-			    "The server has no space left to store the upload; try again later.");
-	else {
-		log_msg(LOG_LEVEL_ERROR, "%s: %s", what, strerror(err));
-		upload_fail(u, 500, "internal", "The server could not store the upload.");
-	}
-}
-
-static int on_part_begin(void *data)
-{
-	struct upload *u = data;
-
-	u->have_disp = 0;
-	u->is_stdin = 0;
-	return 0;
-}
-
-static int on_header(void *data, const char *name, size_t name_len,
-		     const char *value, size_t value_len)
-{
-	struct upload *u = data;
-	const char *why;
-
-	if (name_len != 19 || strncasecmp(name, "Content-Disposition", 19) != 0)
-		return 0;
-	if (u->have_disp) {
-		upload_fail(u, 400, "bad_multipart",
-			    "A part of the body has two Content-Disposition headers.");
-		return -1;
-	}
-	if (multipart_parse_disposition(value, value_len, &u->disp, &why) < 0) {
-		upload_fail(u, 400, "bad_multipart",
-			    "A part's Content-Disposition header is malformed: %s.", why);
-		return -1;
-	}
-	u->have_disp = 1;
-	return 0;
-}
-
-static int on_headers_complete(void *data)
-{
-	struct upload *u = data;
-	const struct config *cfg = u->ctx->cfg;
-	char shown[256];
-	const char *why;
-
-	if (!u->have_disp || !u->disp.form_data) {
-		upload_fail(u, 400, "bad_multipart",
-			    "A part of the body has no Content-Disposition: form-data header.");
-		return -1;
-	}
-	if (!u->disp.has_filename) {
-		util_sanitize(u->disp.name, u->disp.name_len, shown, sizeof(shown));
-		if (!u->disp.has_name || strcmp(u->disp.name, "stdin") != 0 ||
-		    u->disp.name_len != 5) {
-			upload_fail(u, 400, "unexpected_field",
-				    "The form field '%s' is not a file; send files with a filename, "
-				    "and standard input as a field named 'stdin'.", shown);
-			return -1;
-		}
-		if (u->have_stdin) {
-			upload_fail(u, 400, "unexpected_field",
-				    "The field 'stdin' is given twice.");
-			return -1;
-		}
-		u->fd = workdir_private_file(u->wd, "stdin");
-		if (u->fd < 0) {
-			upload_fail_errno(u, errno, "stdin file");
-			return -1;
-		}
-		u->is_stdin = 1;
-		u->have_stdin = 1;
-		return 0;
-	}
-	util_sanitize(u->disp.filename, u->disp.filename_len, shown, sizeof(shown));
-	if (names_check(u->disp.filename, u->disp.filename_len, &why) < 0) {
-		upload_fail(u, 400, "bad_file_name", "The file name '%s' %s.", shown, why);
-		return -1;
-	}
-	if (++u->files > cfg->max_files) {
-		upload_fail(u, 413, "too_many_files",
-			    "The request has more than %u files, the server's limit.",
-			    cfg->max_files);
-		return -1;
-	}
-	memcpy(u->name, u->disp.filename, u->disp.filename_len);
-	u->name[u->disp.filename_len] = '\0';
-	u->fd = workdir_create_file(u->wd, u->name);
-	if (u->fd < 0) {
-		if (errno == EEXIST)
-			upload_fail(u, 400, "duplicate_file",
-				    "The file name '%s' is given twice.", shown);
-		else if (errno == ENOTDIR || errno == EISDIR)
-			upload_fail(u, 400, "bad_file_name",
-				    "The file name '%s' clashes with a directory of another file.",
-				    shown);
-		else
-			upload_fail_errno(u, errno, "upload file");
-		return -1;
-	}
-	return 0;
-}
-
-static int on_data(void *data, const char *at, size_t len)
-{
-	struct upload *u = data;
-
-	if (util_write_all(u->fd, at, len) < 0) {
-		upload_fail_errno(u, errno, "writing the upload");
-		return -1;
-	}
-	return 0;
-}
-
-static int on_part_end(void *data)
-{
-	struct upload *u = data;
-	struct stat st;
-
-	if (u->is_stdin) {
-		u->stdin_fd = u->fd;    /* the run reads it from offset 0 */
-		u->fd = -1;
-		return 0;
-	}
-	if (fstat(u->fd, &st) < 0 || collect_snapshot_add(u->snap, u->name, &st) < 0) {
-		upload_fail_errno(u, errno, "recording the upload");
-		return -1;
-	}
-	if (close(u->fd) < 0) {
-		u->fd = -1;
-		upload_fail_errno(u, errno, "closing the upload");
-		return -1;
-	}
-	u->fd = -1;
-	return 0;
-}
-
-static const struct multipart_callbacks upload_callbacks = {
-	.on_part_begin = on_part_begin,
-	.on_header = on_header,
-	.on_headers_complete = on_headers_complete,
-	.on_data = on_data,
-	.on_part_end = on_part_end,
-	.on_body_end = NULL,
-};
+/* What a phase returns: PHASE_NEXT to go on to the next one; once the
+ * request is answered, 0, or -1 when the client went away. */
+#define PHASE_NEXT 1
 
 /* Reads and drops what is left of the body (bounded), so that the web
  * server, which sends the whole body before it reads the reply, is not
  * cut off mid-request and answers the client with our reply. */
-static void drain_body(const struct execute_request *req, uint64_t limit)
+static void drain_body(const struct request *r)
 {
+	uint64_t limit = r->ctx->cfg->max_upload + EXECUTE_DRAIN_EXTRA;
 	char buf[16384];
 	uint64_t n = 0;
-	ssize_t r;
+	ssize_t got;
 
-	while (n < limit && (r = req->read(req->read_ctx, buf, sizeof(buf))) > 0)
-		n += (uint64_t)r;
+	while (n < limit && (got = r->in->read(r->in->read_ctx, buf, sizeof(buf))) > 0)
+		n += (uint64_t)got;
 }
 
-/* The bounds of an execution reply: its size, and its time from now (a
- * web server that reads slowly holds the worker no longer). */
-static void reply_bounds(const struct execute_ctx *ctx, const struct execute_request *req,
-			 struct reply_execution *rx)
-{
-	rx->max_reply = ctx->cfg->max_reply;
-	rx->deadline_ns = util_now_ns() + EXECUTE_REPLY_SECONDS * 1000000000LL;
-	rx->send_fd = req->conn_fd;
-}
-
-/* The one error-reply path of this module. */
-static int reply_error(struct reply_sink *sink, struct log_request *log, int status,
-		       const char *error, const char *detail, const char *request_id)
+/* The one error-reply path of this module: 0, or -1 when the client is gone. */
+static int reply_error(struct reply_sink *sink, struct log_request *log, const char *request_id,
+		       int status, const char *error, const char *detail)
 {
 	log->status = status;
 	log->error = error;
@@ -247,31 +48,391 @@ static int reply_error(struct reply_sink *sink, struct log_request *log, int sta
 	return reply_write_error(sink, status, error, detail, request_id, NULL);
 }
 
-/* The environment of SPEC §3, built from nothing. */
-/* In the namespace sandbox the program sees /work and its own /tmp; with
- * the rlimits layer, the request's real directories. */
-static void build_env(char env[][CONFIG_PATH_MAX + 32], char **envp, const struct workdir *wd,
-		      const char *deps_path, int sandboxed)
+static int answer(struct request *r, int status, const char *error, const char *detail)
 {
-	const char *tmp = sandboxed ? "/tmp" : wd->tmp_path;
+	return reply_error(r->sink, r->log, r->in->request_id, status, error, detail);
+}
+
+/* An answer before the body was read: the body is drained first. */
+static int refuse(struct request *r, int status, const char *error, const char *detail)
+{
+	drain_body(r);
+	return answer(r, status, error, detail);
+}
+
+/* A failed write to the work directory: 507 for the disk, 500 for pyexec. */
+static int answer_disk(struct request *r, int err, const char *detail)
+{
+	int full = err == ENOSPC || err == EDQUOT;
+
+	return answer(r, full ? 507 : 500, full ? "disk_full" : "internal", detail);
+}
+
+/* The bounds of an execution reply: its size, and its time from now (a
+ * web server that reads slowly holds the worker no longer). */
+static void reply_bounds(const struct request *r, struct reply_execution *rx)
+{
+	rx->max_reply = r->ctx->cfg->max_reply;
+	rx->deadline_ns = util_now_ns() + EXECUTE_REPLY_SECONDS * 1000000000LL;
+	rx->send_fd = r->in->conn_fd;
+	rx->request_id = r->in->request_id;
+	rx->json = r->json;
+}
+
+/* Phase 1: everything that can be refused is refused before the body is
+ * read (the query, the dependencies' syntax, the Content-Type and -Length). */
+static int check_request(struct request *r)
+{
+	const struct config *cfg = r->ctx->cfg;
+	const struct execute_request *in = r->in;
+	struct query_limits qlim = { cfg->timeout_max_ms, cfg->memory_max };
+	const char *why;
+	int is_415 = 0;
+
+	if (query_parse(in->query, &qlim, &r->q, r->detail, sizeof(r->detail)) < 0)
+		return refuse(r, 400, "bad_parameter", r->detail);
+	if (r->q.has_dependencies &&
+	    deps_parse(r->q.dependencies, cfg->max_dependencies, &r->set, r->detail,
+		       sizeof(r->detail)) < 0)
+		return refuse(r, 400, "bad_dependency", r->detail);
+	if (multipart_boundary_from_content_type(in->content_type, r->boundary, &why,
+						 &is_415) < 0) {
+		if (is_415)
+			return refuse(r, 415, "unsupported_media_type",
+				      "The request body must be multipart/form-data with the "
+				      "files as parts (curl -F files=@main.py).");
+		snprintf(r->detail, sizeof(r->detail),
+			 "The multipart/form-data Content-Type is unusable: %s.", why);
+		return refuse(r, 400, "bad_multipart", r->detail);
+	}
+	if (in->content_length > 0 && (uint64_t)in->content_length > cfg->max_upload) {
+		snprintf(r->detail, sizeof(r->detail),
+			 "The request body of %lld bytes is over the server's limit of %llu bytes.",
+			 (long long)in->content_length, (unsigned long long)cfg->max_upload);
+		return refuse(r, 413, "too_large", r->detail);
+	}
+	return PHASE_NEXT;
+}
+
+/* The request's work directory, named after the worker, so that the
+ * master can sweep what a crashed worker leaves behind. PHASE_NEXT, or the
+ * request is answered (507, 500). */
+static int make_workdir(struct request *r)
+{
+	char dirname[96];
+	int err;
+
+	snprintf(dirname, sizeof(dirname), "%ld-%s", (long)getpid(), r->in->request_id);
+	if (workdir_create(&r->wd, r->ctx->cfg->work_root, dirname) == 0) {
+		r->have_wd = 1;
+		return PHASE_NEXT;
+	}
+	err = errno;
+	drain_body(r);
+	if (err == ENOSPC || err == EDQUOT)
+		return answer_disk(r, err, "The server has no space left for a work directory; "
+				   "try again later.");
+	return answer_disk(r, err, "The server could not create a work directory.");
+}
+
+/* Phase 2: the body streams from the web server into the request's work
+ * directory, which must then hold a main.py. */
+static int read_upload(struct request *r)
+{
+	const struct config *cfg = r->ctx->cfg;
+	struct multipart_limits mlim;
+	struct stat st;
+	int64_t t0;
+	int rc = make_workdir(r);
+
+	if (rc != PHASE_NEXT)
+		return rc;
+	memset(&mlim, 0, sizeof(mlim));
+	mlim.part_max = cfg->max_file_size;
+	mlim.parts_max = (uint64_t)cfg->max_files + 2;
+	if (multipart_init(&r->mp, r->boundary, strlen(r->boundary), &mlim, &upload_callbacks,
+			   &r->up) < 0)
+		return answer(r, 400, "bad_multipart", "The multipart boundary is unusable.");
+	t0 = util_now_ns();
+	rc = upload_receive(&r->up, &r->mp, r->in->read, r->in->read_ctx, r->buf,
+			    EXECUTE_READ_CHUNK, &r->log->bytes_in);
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_WARN, "request %s: the client went away during the upload",
+			r->in->request_id);
+		r->log->status = 499;
+		r->log->error = "client_gone";
+		return -1;
+	}
+	r->log->upload_ns = util_now_ns() - t0;
+	if (r->up.status != 0)
+		return refuse(r, r->up.status, r->up.error, r->up.detail);
+	if (fstatat(r->wd.work_fd, "main.py", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return answer(r, 400, "missing_main", MISSING_MAIN_DETAIL);
+	return PHASE_NEXT;
+}
+
+/* pip could not install the set: the seed's reply shape, 424 with pip's
+ * words as stderr. */
+static int reply_pip_failed(struct request *r, int out_fd, int truncated)
+{
+	struct reply_execution rx;
+
+	if (truncated)
+		log_msg(LOG_LEVEL_WARN, "request %s: pip's output was cut at max_output",
+			r->in->request_id);
+	memset(&rx, 0, sizeof(rx));
+	rx.status = 424;
+	rx.exec_status = "dependency_error";
+	rx.run = NULL;
+	rx.dependencies = "none";
+	rx.stdout_fd = -1;
+	rx.stderr_fd = out_fd;
+	reply_bounds(r, &rx);
+	r->log->status = 424;
+	r->log->error = "dependency_error";
+	return reply_write_execution(r->sink, &rx);
+}
+
+/* What the cache's answer means for the request: PHASE_NEXT when the entry
+ * is held, else the request is answered (424, 503, 500) or the client is gone. */
+static int deps_outcome(struct request *r, enum cache_result res, int out_fd, int truncated)
+{
+	struct metrics *m = r->ctx->metrics;
+
+	switch (res) {
+	case CACHE_HIT:
+		metrics_count_deps(m, METRICS_DEPS_HIT, 1);
+		r->deps = "cached";
+		return PHASE_NEXT;
+	case CACHE_INSTALLED:
+		metrics_count_deps(m, METRICS_DEPS_MISS, 1);
+		metrics_count_deps(m, METRICS_DEPS_INSTALL, 1);
+		r->deps = "installed";
+		return PHASE_NEXT;
+	case CACHE_PIP_FAILED:
+		metrics_count_deps(m, METRICS_DEPS_MISS, 1);
+		metrics_count_deps(m, METRICS_DEPS_FAILURE, 1);
+		return reply_pip_failed(r, out_fd, truncated) < 0 ? -1 : 0;
+	case CACHE_UNUSABLE:
+		return answer(r, 503, "dependencies_unavailable", r->ctx->cache->why) < 0 ? -1 : 0;
+	case CACHE_CANCELLED:
+		metrics_count_deps(m, METRICS_DEPS_MISS, 1);
+		r->log->status = 499;
+		r->log->error = "client_gone";
+		return -1;
+	default:
+		return answer(r, 500, "internal",
+			      "The server could not install the dependencies; its log says why.")
+		       < 0 ? -1 : 0;
+	}
+}
+
+/* Phase 3: finds or installs the request's dependency set and holds it in
+ * use; after the upload, so that a refused body installs nothing. */
+static int resolve_deps(struct request *r)
+{
+	const struct execute_ctx *ctx = r->ctx;
+	enum cache_result res;
+	int64_t t0 = util_now_ns();
+	int out_fd, truncated = 0, evicted = 0, rc;
+
+	r->json = r->q.json || reply_prefers_json(r->in->accept);
+	if (r->set.n == 0)
+		return PHASE_NEXT;
+	out_fd = memfd_create("pyexec-pip", MFD_CLOEXEC);
+	if (out_fd < 0) {
+		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", r->in->request_id,
+			strerror(errno));
+		return answer(r, 500, "internal",
+			      "The server could not prepare the dependency install.") < 0 ? -1 : 0;
+	}
+	res = cache_acquire(ctx->cache, &r->set, &r->use, out_fd, &truncated, r->in->conn_fd,
+			    ctx->cancel, &evicted);
+	r->log->deps_ns = util_now_ns() - t0;
+	metrics_count_deps(ctx->metrics, METRICS_DEPS_EVICTION, (unsigned)evicted);
+	rc = deps_outcome(r, res, out_fd, truncated);
+	close(out_fd);
+	return rc;
+}
+
+/* The environment of the README's "POST execute", built from nothing. In
+ * the namespace sandbox the program sees /work and its own /tmp; with the
+ * rlimits layer, the request's real directories. */
+static void build_env(struct request *r)
+{
+	int sandboxed = r->ctx->sandbox != NULL;
+	const char *tmp = sandboxed ? "/tmp" : r->wd.tmp_path;
+	const size_t len = sizeof(r->env[0]);
 	int n = 0;
 
-	snprintf(env[n++], sizeof(env[0]), "PATH=/usr/local/bin:/usr/bin:/bin");
-	snprintf(env[n++], sizeof(env[0]), "HOME=%s", tmp);
-	snprintf(env[n++], sizeof(env[0]), "TMPDIR=%s", tmp);
-	snprintf(env[n++], sizeof(env[0]), "LANG=C.UTF-8");
-	snprintf(env[n++], sizeof(env[0]), "PYTHONUNBUFFERED=1");
-	snprintf(env[n++], sizeof(env[0]), "PYTHONDONTWRITEBYTECODE=1");
-	snprintf(env[n++], sizeof(env[0]), "MPLBACKEND=Agg");
-	snprintf(env[n++], sizeof(env[0]), "OUTPUT_DIR=%s",
-		 sandboxed ? SANDBOX_WORK : wd->work_path);
+	snprintf(r->env[n++], len, "PATH=/usr/local/bin:/usr/bin:/bin");
+	snprintf(r->env[n++], len, "HOME=%s", tmp);
+	snprintf(r->env[n++], len, "TMPDIR=%s", tmp);
+	snprintf(r->env[n++], len, "LANG=C.UTF-8");
+	snprintf(r->env[n++], len, "PYTHONUNBUFFERED=1");
+	snprintf(r->env[n++], len, "PYTHONDONTWRITEBYTECODE=1");
+	snprintf(r->env[n++], len, "MPLBACKEND=Agg");
+	snprintf(r->env[n++], len, "OUTPUT_DIR=%s", sandboxed ? SANDBOX_WORK : r->wd.work_path);
 	/* The dependency entry: its sitecustomize.py adds its packages with
 	 * site semantics (.pth files), ahead of the system's. */
-	if (deps_path != NULL)
-		snprintf(env[n++], sizeof(env[0]), "PYTHONPATH=%s", deps_path);
+	if (r->use.lock_fd >= 0)
+		snprintf(r->env[n++], len, "PYTHONPATH=%s", r->use.path);
 	for (int i = 0; i < n; i++)
-		envp[i] = env[i];
-	envp[n] = NULL;
+		r->envp[i] = r->env[i];
+	r->envp[n] = NULL;
+}
+
+/* What to run, how, and within which limits. */
+static void build_spec(struct request *r)
+{
+	const struct config *cfg = r->ctx->cfg;
+	struct run_spec *spec = &r->spec;
+
+	build_env(r);
+	r->argv[0] = (char *)cfg->python;
+	r->argv[1] = "-s";
+	r->argv[2] = "-B";
+	r->argv[3] = "main.py";
+	r->argv[4] = NULL;
+	memset(spec, 0, sizeof(*spec));
+	spec->path = cfg->python;
+	spec->argv = r->argv;
+	spec->envp = r->envp;
+	spec->cwd = r->wd.work_path;
+	spec->stdin_fd = r->up.stdin_fd;
+	spec->stdout_fd = r->stdout_fd;
+	spec->stderr_fd = r->stderr_fd;
+	spec->lim.wall_ms = r->q.has_timeout ? r->q.timeout_ms : cfg->timeout_ms;
+	spec->lim.cpu_ms = cfg->cpu_time_ms != 0 ? cfg->cpu_time_ms : spec->lim.wall_ms;
+	spec->lim.memory = r->q.has_memory ? r->q.memory : cfg->memory;
+	spec->lim.file_size = cfg->max_file_size;
+	spec->lim.max_output = cfg->max_output;
+	spec->lim.nproc = cfg->max_processes;
+	spec->lim.nofile = cfg->max_open_files;
+	spec->cancel = r->ctx->cancel;
+	spec->watch_fd = r->in->conn_fd;
+}
+
+/* Phase 4a: the run's output files, its /tmp, environment and limits. */
+static int prepare_run(struct request *r)
+{
+	const struct execute_ctx *ctx = r->ctx;
+
+	/* Captured output lives in memory files: bounded by max_output, and
+	 * no file system metadata work on the request's hot path. */
+	r->stdout_fd = memfd_create("pyexec-stdout", MFD_CLOEXEC);
+	r->stderr_fd = memfd_create("pyexec-stderr", MFD_CLOEXEC);
+	if (r->stdout_fd < 0 || r->stderr_fd < 0) {
+		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", r->in->request_id,
+			strerror(errno));
+		return answer(r, 500, "internal", "The server could not prepare the run.");
+	}
+	/* Without a sandbox's own /tmp, a short one (AF_UNIX paths under it). */
+	if (ctx->sandbox == NULL && workdir_make_short_tmp(&r->wd) < 0)
+		return answer_disk(r, errno,
+				   "The server could not make the run's temporary directory.");
+	build_spec(r);
+	if (ctx->cgroup == NULL)
+		return PHASE_NEXT;
+	if (cgroup_slot_prepare(ctx->cgroup, r->spec.lim.memory, r->spec.lim.nproc) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "request %s: cannot set the limits of the run's "
+			"cgroup: %s", r->in->request_id, strerror(errno));
+		return answer(r, 503, "sandbox_unavailable",
+			      "The server could not set up the limits of this run; "
+			      "its log says why.");
+	}
+	r->spec.cgroup = ctx->cgroup;
+	/* memory.max holds the whole run; an address-space limit per
+	 * process would only refuse what threads merely reserve. */
+	if (ctx->cgroup->memory)
+		r->spec.lim.memory = 0;
+	return PHASE_NEXT;
+}
+
+/* The namespace sandbox as the run's spawner. The sandbox copies the
+ * uploads into its own /work and records them; results are collected from
+ * there. 0, or -1 when out of memory. */
+static int take_sandbox(struct request *r)
+{
+	r->sb_snap = collect_snapshot_new();
+	if (r->sb_snap == NULL)
+		return -1;
+	sandbox_run_init(&r->sb, r->ctx->sandbox, r->wd.path, r->wd.work_fd,
+			 r->use.lock_fd >= 0 ? r->use.path : NULL, r->sb_snap);
+	r->sb.spare = r->ctx->spare;
+	r->have_sb = 1;
+	r->sb_spawner = sandbox_spawner;
+	r->sb_spawner.arg = &r->sb;
+	return 0;
+}
+
+/* run_program failed: the program never ran. */
+static int answer_run_failed(struct request *r)
+{
+	if (r->have_sb && r->sb.uploads_too_big) {
+		snprintf(r->detail, sizeof(r->detail),
+			 "The uploaded files do not fit in the run's disk of %llu bytes "
+			 "(max_disk).", (unsigned long long)r->ctx->cfg->max_disk);
+		return answer(r, 413, "too_large", r->detail);
+	}
+	if (r->have_sb) {
+		log_msg(LOG_LEVEL_ERROR, "request %s: sandbox: %s", r->in->request_id,
+			r->sb.error[0] ? r->sb.error : strerror(errno));
+		return answer(r, 503, "sandbox_unavailable",
+			      "The server could not set up the sandbox for this run; "
+			      "its log says why.");
+	}
+	return answer(r, 500, "internal", "The server could not start the program.");
+}
+
+/* Phase 4b: runs main.py, then lets the dependency entry go. */
+static int run(struct request *r)
+{
+	const struct execute_ctx *ctx = r->ctx;
+	const struct run_spawner *spawner = ctx->spawner;
+	int64_t t0;
+
+	if (r->set.n == 0)
+		r->log->deps_ns = 0;
+	t0 = util_now_ns();
+	if (ctx->sandbox != NULL) {
+		if (take_sandbox(r) < 0)
+			return answer(r, 500, "internal", "The server is out of memory.");
+		spawner = &r->sb_spawner;
+	}
+	if (run_program(&r->spec, spawner, &r->res) < 0)
+		return answer_run_failed(r);
+	r->log->run_ns = util_now_ns() - t0;
+	if (r->have_sb)
+		metrics_count_setup(ctx->metrics, r->sb.spare_used ? METRICS_SETUP_AHEAD
+								   : METRICS_SETUP_REQUEST);
+	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
+		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
+			r->in->request_id, strerror(errno));
+	cache_release(&r->use);
+	r->log->exec_status = run_status_name(r->res.status);
+	if (r->res.cancelled) {
+		log_msg(LOG_LEVEL_WARN, "request %s: the client went away; the run was stopped",
+			r->in->request_id);
+		r->log->status = 499;
+		r->log->error = "client_gone";
+		return -1;
+	}
+	return PHASE_NEXT;
+}
+
+/* Phase 5: the files the run generated. */
+static int collect(struct request *r)
+{
+	const struct config *cfg = r->ctx->cfg;
+
+	r->results_fd = r->have_sb ? r->sb.work_fd : r->wd.work_fd;
+	if (collect_files(r->results_fd, r->have_sb ? r->sb_snap : r->snap,
+			  cfg->max_generated_files, cfg->max_generated_bytes, &r->files) < 0)
+		return answer(r, 500, "internal",
+			      "The server could not collect the generated files.");
+	return PHASE_NEXT;
 }
 
 static const char *type_file(void *ctx, int fd, char *out)
@@ -284,440 +445,67 @@ static int open_result(void *ctx, const char *name)
 	return collect_open(*(const int *)ctx, name);
 }
 
-/* Finds or installs the request's dependency set. 1 when the entry is held
- * in use (*word says "cached" or "installed"); 0 when an answer was written
- * (424 with pip's output, 503, 500); -1 when the client went away. */
-static int acquire_deps(const struct execute_ctx *ctx, const struct execute_request *req,
-			const struct deps_set *set, struct cache_use *use, const char **word,
-			int json, struct reply_sink *sink, struct log_request *log)
+/* Phase 6: the reply, streamed: output, then each generated file. */
+static int reply(struct request *r)
 {
 	struct reply_execution rx;
-	enum cache_result r;
-	int64_t t0 = util_now_ns();
-	int out_fd, truncated = 0, evicted = 0, rc;
+	int64_t t0;
+	int rc;
 
-	out_fd = memfd_create("pyexec-pip", MFD_CLOEXEC);
-	if (out_fd < 0) {
-		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", req->request_id,
-			strerror(errno));
-		return reply_error(sink, log, 500, "internal",
-				   "The server could not prepare the dependency install.",
-				   req->request_id) < 0 ? -1 : 0;
-	}
-	r = cache_acquire(ctx->cache, set, use, out_fd, &truncated, req->conn_fd, ctx->cancel,
-			  &evicted);
-	log->deps_ns = util_now_ns() - t0;
-	metrics_count_deps(ctx->metrics, METRICS_DEPS_EVICTION, (unsigned)evicted);
-	switch (r) {
-	case CACHE_HIT:
-		metrics_count_deps(ctx->metrics, METRICS_DEPS_HIT, 1);
-		*word = "cached";
-		rc = 1;
-		break;
-	case CACHE_INSTALLED:
-		metrics_count_deps(ctx->metrics, METRICS_DEPS_MISS, 1);
-		metrics_count_deps(ctx->metrics, METRICS_DEPS_INSTALL, 1);
-		*word = "installed";
-		rc = 1;
-		break;
-	case CACHE_PIP_FAILED:
-		/* The seed's reply shape, with pip's words as stderr. */
-		metrics_count_deps(ctx->metrics, METRICS_DEPS_MISS, 1);
-		metrics_count_deps(ctx->metrics, METRICS_DEPS_FAILURE, 1);
-		if (truncated)
-			log_msg(LOG_LEVEL_WARN, "request %s: pip's output was cut at max_output",
-				req->request_id);
-		memset(&rx, 0, sizeof(rx));
-		rx.status = 424;
-		rx.exec_status = "dependency_error";
-		rx.run = NULL;
-		rx.request_id = req->request_id;
-		rx.dependencies = "none";
-		rx.stdout_fd = -1;
-		rx.stderr_fd = out_fd;
-		rx.json = json;
-		reply_bounds(ctx, req, &rx);
-		log->status = 424;
-		log->error = "dependency_error";
-		rc = reply_write_execution(sink, &rx) < 0 ? -1 : 0;
-		break;
-	case CACHE_UNUSABLE:
-		rc = reply_error(sink, log, 503, "dependencies_unavailable", ctx->cache->why,
-				 req->request_id) < 0 ? -1 : 0;
-		break;
-	case CACHE_CANCELLED:
-		metrics_count_deps(ctx->metrics, METRICS_DEPS_MISS, 1);
-		log->status = 499;
-		log->error = "client_gone";
-		rc = -1;
-		break;
-	default:
-		rc = reply_error(sink, log, 500, "internal",
-				 "The server could not install the dependencies; its log says why.",
-				 req->request_id) < 0 ? -1 : 0;
-		break;
-	}
-	close(out_fd);
+	memset(&rx, 0, sizeof(rx));
+	rx.status = 200;
+	rx.exec_status = run_status_name(r->res.status);
+	rx.run = &r->res;
+	rx.dependencies = r->deps;
+	rx.stdout_fd = r->stdout_fd;
+	rx.stderr_fd = r->stderr_fd;
+	rx.files = &r->files;
+	rx.work_fd = r->results_fd;
+	rx.typer = type_file;
+	rx.typer_ctx = r->ctx->mime;
+	rx.open_file = open_result;
+	rx.open_ctx = &r->results_fd;
+	reply_bounds(r, &rx);
+	r->log->status = 200;
+	t0 = util_now_ns();
+	rc = reply_write_execution(r->sink, &rx);
+	/* failed while planning it (a file gone, the time out): nothing sent yet */
+	if (rc < 0 && !r->sink->in_body)
+		rc = answer(r, 500, "internal",
+			    "The server could not read what the program generated.");
+	r->log->reply_ns = util_now_ns() - t0;
+	return rc;
+}
+
+/* The phases in their order, each until one answers the request. */
+static int run_phases(struct request *r)
+{
+	static int (*const phases[])(struct request *) = {
+		check_request, read_upload, resolve_deps, prepare_run, run, collect, reply,
+	};
+	int rc = PHASE_NEXT;
+
+	for (size_t i = 0; rc == PHASE_NEXT && i < sizeof(phases) / sizeof(phases[0]); i++)
+		rc = phases[i](r);
 	return rc;
 }
 
 int execute_handle(const struct execute_ctx *ctx, const struct execute_request *req,
 		   struct reply_sink *sink, struct log_request *log)
 {
-	const struct config *cfg = ctx->cfg;
-	struct query_limits qlim = { cfg->timeout_max_ms, cfg->memory_max };
-	struct query_params *q = NULL;
-	struct deps_set *set = NULL;
-	struct sandbox_run sb;
-	struct run_spawner sb_spawner;
-	const struct run_spawner *spawner = ctx->spawner;
-	struct collect_snapshot *sb_snap = NULL;
-	int have_sb = 0, results_fd = -1;
-	struct cache_use use = { .lock_fd = -1 };
-	const char *deps = "none";
-	struct multipart_parser *mp = NULL;
-	struct multipart_limits mlim;
-	struct workdir wd;
-	struct upload u;
-	struct run_spec spec;
-	struct run_result res;
-	struct collect_result files = { 0 };
-	struct reply_execution rx;
-	char boundary[MULTIPART_BOUNDARY_MAX + 1];
-	char detail[DETAIL_MAX];
-	char dirname[96];
-	char *buf = NULL;
-	static char env[ENV_MAX][CONFIG_PATH_MAX + 32];
-	char *envp[ENV_MAX + 1];
-	char *argv[6];
-	const char *why;
-	int is_415 = 0, have_wd = 0, rc = 0, stdout_fd = -1, stderr_fd = -1, json = 0;
-	uint64_t received = 0;
-	int64_t t0, t1;
-	ssize_t r;
-	struct stat st;
+	struct request *r = request_new(ctx, req, sink, log);
+	int rc;
 
-	memset(&u, 0, sizeof(u));
-	u.fd = -1;
-	u.stdin_fd = -1;
 	log->exec_status = NULL;
-
-	/* Everything that can be refused is refused before the body is read. */
-	q = calloc(1, sizeof(*q));
-	set = calloc(1, sizeof(*set));
-	mp = malloc(sizeof(*mp));
-	buf = malloc(EXECUTE_READ_CHUNK);
-	u.snap = collect_snapshot_new();
-	if (q == NULL || set == NULL || mp == NULL || buf == NULL || u.snap == NULL) {
-		rc = reply_error(sink, log, 500, "internal", "The server is out of memory.",
-				 req->request_id);
-		goto out;
-	}
-	if (query_parse(req->query, &qlim, q, detail, sizeof(detail)) < 0) {
-		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		rc = reply_error(sink, log, 400, "bad_parameter", detail, req->request_id);
-		goto out;
-	}
-	if (q->has_dependencies &&
-	    deps_parse(q->dependencies, cfg->max_dependencies, set, detail, sizeof(detail)) < 0) {
-		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		rc = reply_error(sink, log, 400, "bad_dependency", detail, req->request_id);
-		goto out;
-	}
-	if (multipart_boundary_from_content_type(req->content_type, boundary, &why,
-						 &is_415) < 0) {
-		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		if (is_415)
-			rc = reply_error(sink, log, 415, "unsupported_media_type",
-					 "The request body must be multipart/form-data with the "
-					 "files as parts (curl -F files=@main.py).",
-					 req->request_id);
-		else {
-			snprintf(detail, sizeof(detail),
-				 "The multipart/form-data Content-Type is unusable: %s.", why);
-			rc = reply_error(sink, log, 400, "bad_multipart", detail, req->request_id);
-		}
-		goto out;
-	}
-	if (req->content_length > 0 && (uint64_t)req->content_length > cfg->max_upload) {
-		snprintf(detail, sizeof(detail),
-			 "The request body of %lld bytes is over the server's limit of %llu bytes.",
-			 (long long)req->content_length, (unsigned long long)cfg->max_upload);
-		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		rc = reply_error(sink, log, 413, "too_large", detail, req->request_id);
-		goto out;
-	}
-
-	/* The work directory is named after the worker, so that the master can
-	 * sweep what a crashed worker leaves behind. */
-	snprintf(dirname, sizeof(dirname), "%ld-%s", (long)getpid(), req->request_id);
-	if (workdir_create(&wd, cfg->work_root, dirname) < 0) {
-		int err = errno;
-
-		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		if (err == ENOSPC || err == EDQUOT)
-			rc = reply_error(sink, log, 507, "disk_full",
-					 "The server has no space left for a work directory; "
-					 "try again later.", req->request_id);
-		else
-			rc = reply_error(sink, log, 500, "internal",
-					 "The server could not create a work directory.",
-					 req->request_id);
-		goto out;
-	}
-	have_wd = 1;
-	u.ctx = ctx;
-	u.wd = &wd;
-
-	/* The body streams from the web server into the files, one chunk at a
-	 * time: an upload is never held whole in memory. */
-	memset(&mlim, 0, sizeof(mlim));
-	mlim.part_max = cfg->max_file_size;
-	mlim.parts_max = (uint64_t)cfg->max_files + 2;
-	if (multipart_init(mp, boundary, strlen(boundary), &mlim, &upload_callbacks, &u) < 0) {
-		rc = reply_error(sink, log, 400, "bad_multipart",
-				 "The multipart boundary is unusable.", req->request_id);
-		goto out;
-	}
-	t0 = util_now_ns();
-	for (;;) {
-		r = req->read(req->read_ctx, buf, EXECUTE_READ_CHUNK);
-		if (r < 0) {
-			log_msg(LOG_LEVEL_WARN, "request %s: the client went away during the upload",
-				req->request_id);
-			log->status = 499;
-			log->error = "client_gone";
-			rc = -1;
-			goto out;
-		}
-		if (r == 0)
-			break;
-		received += (uint64_t)r;
-		log->bytes_in = received;
-		if (received > cfg->max_upload) {
-			upload_fail(&u, 413, "too_large",
-				    "The request body is over the server's limit of %llu bytes.",
-				    (unsigned long long)cfg->max_upload);
-			break;
-		}
-		if (u.status == 0 && multipart_execute(mp, buf, (size_t)r) < (size_t)r)
-			break;
-	}
-	if (u.status == 0) {
-		enum multipart_error e = multipart_finish(mp);
-
-		if (e == MULTIPART_E_PART_TOO_LARGE)
-			upload_fail(&u, 413, "too_large",
-				    "A file of the request is over the server's limit of %llu bytes.",
-				    (unsigned long long)cfg->max_file_size);
-		else if (e == MULTIPART_E_TOO_MANY_PARTS)
-			upload_fail(&u, 413, "too_many_files",
-				    "The request has more than %u files, the server's limit.",
-				    cfg->max_files);
-		else if (e != MULTIPART_E_OK && e != MULTIPART_E_CALLBACK)
-			upload_fail(&u, 400, "bad_multipart",
-				    "The multipart/form-data body is malformed: %s (at byte %llu).",
-				    multipart_error_str(e),
-				    (unsigned long long)multipart_error_offset(mp));
-	}
-	log->upload_ns = util_now_ns() - t0;
-	if (u.status != 0) {
-		drain_body(req, cfg->max_upload + EXECUTE_DRAIN_EXTRA);
-		rc = reply_error(sink, log, u.status, u.error, u.detail, req->request_id);
-		goto out;
-	}
-	if (fstatat(wd.work_fd, "main.py", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-		rc = reply_error(sink, log, 400, "missing_main", MISSING_MAIN_DETAIL,
-				 req->request_id);
-		goto out;
-	}
-
-	json = q->json || reply_prefers_json(req->accept);
-
-	/* The dependencies, after the upload: a refused body installs nothing. */
-	if (set->n > 0) {
-		rc = acquire_deps(ctx, req, set, &use, &deps, json, sink, log);
-		if (rc <= 0)
-			goto out;
-		rc = 0;
-	}
-
-	/* The run. */
-	/* Captured output lives in memory files: bounded by max_output, and
-	 * no file system metadata work on the request's hot path. */
-	stdout_fd = memfd_create("pyexec-stdout", MFD_CLOEXEC);
-	stderr_fd = memfd_create("pyexec-stderr", MFD_CLOEXEC);
-	if (stdout_fd < 0 || stderr_fd < 0) {
-		int err = errno;
-
-		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", req->request_id,
-			strerror(err));
-		rc = reply_error(sink, log, 500, "internal",
-				 "The server could not prepare the run.", req->request_id);
-		goto out;
-	}
-	/* Without a sandbox's own /tmp, a short one (AF_UNIX paths under it). */
-	if (ctx->sandbox == NULL && workdir_make_short_tmp(&wd) < 0) {
-		int full = errno == ENOSPC || errno == EDQUOT;
-
-		rc = reply_error(sink, log, full ? 507 : 500, full ? "disk_full" : "internal",
-				 "The server could not make the run's temporary directory.",
-				 req->request_id);
-		goto out;
-	}
-	build_env(env, envp, &wd, use.lock_fd >= 0 ? use.path : NULL, ctx->sandbox != NULL);
-	argv[0] = (char *)cfg->python;
-	argv[1] = "-s";
-	argv[2] = "-B";
-	argv[3] = "main.py";
-	argv[4] = NULL;
-	memset(&spec, 0, sizeof(spec));
-	spec.path = cfg->python;
-	spec.argv = argv;
-	spec.envp = envp;
-	spec.cwd = wd.work_path;
-	spec.stdin_fd = u.stdin_fd;
-	spec.stdout_fd = stdout_fd;
-	spec.stderr_fd = stderr_fd;
-	spec.lim.wall_ms = q->has_timeout ? q->timeout_ms : cfg->timeout_ms;
-	spec.lim.cpu_ms = cfg->cpu_time_ms != 0 ? cfg->cpu_time_ms : spec.lim.wall_ms;
-	spec.lim.memory = q->has_memory ? q->memory : cfg->memory;
-	spec.lim.file_size = cfg->max_file_size;
-	spec.lim.max_output = cfg->max_output;
-	spec.lim.nproc = cfg->max_processes;
-	spec.lim.nofile = cfg->max_open_files;
-	spec.cancel = ctx->cancel;
-	spec.watch_fd = req->conn_fd;
-	if (ctx->cgroup != NULL) {
-		if (cgroup_slot_prepare(ctx->cgroup, spec.lim.memory, spec.lim.nproc) < 0) {
-			log_msg(LOG_LEVEL_ERROR, "request %s: cannot set the limits of the run's "
-				"cgroup: %s", req->request_id, strerror(errno));
-			rc = reply_error(sink, log, 503, "sandbox_unavailable",
-					 "The server could not set up the limits of this run; "
-					 "its log says why.", req->request_id);
-			goto out;
-		}
-		spec.cgroup = ctx->cgroup;
-		/* memory.max holds the whole run; an address-space limit per
-		 * process would only refuse what threads merely reserve. */
-		if (ctx->cgroup->memory)
-			spec.lim.memory = 0;
-	}
-	if (set->n == 0)
-		log->deps_ns = 0;
-	t1 = util_now_ns();
-	if (ctx->sandbox != NULL) {
-		/* The sandbox copies the uploads into its own /work and records
-		 * them; results are collected from there. */
-		sb_snap = collect_snapshot_new();
-		if (sb_snap == NULL) {
-			rc = reply_error(sink, log, 500, "internal", "The server is out of memory.",
-					 req->request_id);
-			goto out;
-		}
-		sandbox_run_init(&sb, ctx->sandbox, wd.path, wd.work_fd,
-				 use.lock_fd >= 0 ? use.path : NULL, sb_snap);
-		sb.spare = ctx->spare;
-		have_sb = 1;
-		sb_spawner = sandbox_spawner;
-		sb_spawner.arg = &sb;
-		spawner = &sb_spawner;
-	}
-	if (run_program(&spec, spawner, &res) < 0) {
-		if (have_sb && sb.uploads_too_big) {
-			snprintf(detail, sizeof(detail),
-				 "The uploaded files do not fit in the run's disk of %llu bytes "
-				 "(max_disk).", (unsigned long long)cfg->max_disk);
-			rc = reply_error(sink, log, 413, "too_large", detail, req->request_id);
-		} else if (have_sb) {
-			log_msg(LOG_LEVEL_ERROR, "request %s: sandbox: %s", req->request_id,
-				sb.error[0] ? sb.error : strerror(errno));
-			rc = reply_error(sink, log, 503, "sandbox_unavailable",
-					 "The server could not set up the sandbox for this run; "
-					 "its log says why.", req->request_id);
-		} else {
-			rc = reply_error(sink, log, 500, "internal",
-					 "The server could not start the program.", req->request_id);
-		}
-		goto out;
-	}
-	log->run_ns = util_now_ns() - t1;
-	if (have_sb)
-		metrics_count_setup(ctx->metrics, sb.spare_used ? METRICS_SETUP_AHEAD
-							       : METRICS_SETUP_REQUEST);
-	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
-		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
-			req->request_id, strerror(errno));
-	cache_release(&use);
-	log->exec_status = run_status_name(res.status);
-	if (res.cancelled) {
-		log_msg(LOG_LEVEL_WARN, "request %s: the client went away; the run was stopped",
-			req->request_id);
-		log->status = 499;
-		log->error = "client_gone";
-		rc = -1;
-		goto out;
-	}
-
-	results_fd = have_sb ? sb.work_fd : wd.work_fd;
-	if (collect_files(results_fd, have_sb ? sb_snap : u.snap, cfg->max_generated_files,
-			  cfg->max_generated_bytes, &files) < 0) {
-		rc = reply_error(sink, log, 500, "internal",
-				 "The server could not collect the generated files.",
-				 req->request_id);
-		goto out;
-	}
-
-	memset(&rx, 0, sizeof(rx));
-	rx.status = 200;
-	rx.exec_status = run_status_name(res.status);
-	rx.run = &res;
-	rx.request_id = req->request_id;
-	rx.dependencies = deps;
-	rx.stdout_fd = stdout_fd;
-	rx.stderr_fd = stderr_fd;
-	rx.files = &files;
-	rx.work_fd = results_fd;
-	rx.typer = type_file;
-	rx.typer_ctx = ctx->mime;
-	rx.open_file = open_result;
-	rx.open_ctx = &results_fd;
-	rx.json = json;
-	reply_bounds(ctx, req, &rx);
-	log->status = 200;
-	t1 = util_now_ns();
-	rc = reply_write_execution(sink, &rx);
-	/* failed while planning it (a file gone, the time out): nothing sent yet */
-	if (rc < 0 && !sink->in_body)
-		rc = reply_error(sink, log, 500, "internal",
-				 "The server could not read what the program generated.",
-				 req->request_id);
-	log->reply_ns = util_now_ns() - t1;
-
-out:
+	if (r == NULL)
+		rc = reply_error(sink, log, req->request_id, 500, "internal",
+				 "The server is out of memory.");
+	else
+		rc = run_phases(r);
 	log->bytes_out = sink->body_bytes;
-	/* The client has its answer before the clean-up below. */
+	/* The client has its answer before the clean-up. */
 	if (reply_end(sink) < 0 && rc == 0)
 		rc = -1;
-	if (u.fd >= 0)
-		close(u.fd);
-	if (u.stdin_fd >= 0)
-		close(u.stdin_fd);
-	if (stdout_fd >= 0)
-		close(stdout_fd);
-	if (stderr_fd >= 0)
-		close(stderr_fd);
-	collect_result_free(&files);
-	if (have_sb)
-		sandbox_run_close(&sb);
-	collect_snapshot_free(sb_snap);
-	cache_release(&use);
-	if (have_wd)
-		workdir_remove(&wd);
-	collect_snapshot_free(u.snap);
-	free(buf);
-	free(mp);
-	free(set);
-	free(q);
+	request_cleanup(r);
 	return rc;
 }

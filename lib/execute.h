@@ -1,7 +1,13 @@
-/* execute: the POST execute pipeline of SPEC §1, independent of FastCGI:
- * query → multipart body streamed into a private work directory → run of
- * main.py → generated files collected → reply streamed → directory removed.
- * Every outcome, success or error, is answered through the sink. */
+/* execute: the POST execute pipeline (the README's "POST execute"),
+ * independent of FastCGI, one function per phase:
+ *
+ *   check the request → read the upload → resolve the dependencies →
+ *   prepare and run main.py → collect the generated files → reply
+ *
+ * The first phase that answers ends the request (each refusal is the
+ * README's error table). Every outcome, success or error, is answered
+ * through the sink; then request_cleanup (lib/request.h) releases all the
+ * request took, the work directory last. */
 #ifndef PYEXEC_EXECUTE_H
 #define PYEXEC_EXECUTE_H
 

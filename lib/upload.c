@@ -1,0 +1,252 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "upload.h"
+#include "util.h"
+
+void upload_init(struct upload *u, const struct config *cfg, struct workdir *wd,
+		 struct collect_snapshot *snap)
+{
+	memset(u, 0, sizeof(*u));
+	u->cfg = cfg;
+	u->wd = wd;
+	u->snap = snap;
+	u->fd = -1;
+	u->stdin_fd = -1;
+}
+
+void upload_close(struct upload *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->stdin_fd >= 0)
+		close(u->stdin_fd);
+	u->fd = -1;
+	u->stdin_fd = -1;
+}
+
+void upload_fail(struct upload *u, int status, const char *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (u->status != 0)
+		return;
+	u->status = status;
+	u->error = error;
+	va_start(ap, fmt);
+	vsnprintf(u->detail, sizeof(u->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* A failed write to the work directory: the disk, or pyexec itself. */
+static void upload_fail_errno(struct upload *u, int err, const char *what)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		upload_fail(u, 507, "disk_full",
+			    "The server has no space left to store the upload; try again later.");
+	else {
+		log_msg(LOG_LEVEL_ERROR, "%s: %s", what, strerror(err));
+		upload_fail(u, 500, "internal", "The server could not store the upload.");
+	}
+}
+
+static int on_part_begin(void *data)
+{
+	struct upload *u = data;
+
+	u->have_disp = 0;
+	u->is_stdin = 0;
+	return 0;
+}
+
+static int on_header(void *data, const char *name, size_t name_len,
+		     const char *value, size_t value_len)
+{
+	struct upload *u = data;
+	const char *why;
+
+	if (name_len != 19 || strncasecmp(name, "Content-Disposition", 19) != 0)
+		return 0;
+	if (u->have_disp) {
+		upload_fail(u, 400, "bad_multipart",
+			    "A part of the body has two Content-Disposition headers.");
+		return -1;
+	}
+	if (multipart_parse_disposition(value, value_len, &u->disp, &why) < 0) {
+		upload_fail(u, 400, "bad_multipart",
+			    "A part's Content-Disposition header is malformed: %s.", why);
+		return -1;
+	}
+	u->have_disp = 1;
+	return 0;
+}
+
+/* A part without a filename: only the field "stdin" is one, a private
+ * file the run reads as its standard input. */
+static int open_stdin(struct upload *u)
+{
+	char shown[256];
+
+	util_sanitize(u->disp.name, u->disp.name_len, shown, sizeof(shown));
+	if (!u->disp.has_name || strcmp(u->disp.name, "stdin") != 0 || u->disp.name_len != 5) {
+		upload_fail(u, 400, "unexpected_field",
+			    "The form field '%s' is not a file; send files with a filename, "
+			    "and standard input as a field named 'stdin'.", shown);
+		return -1;
+	}
+	if (u->have_stdin) {
+		upload_fail(u, 400, "unexpected_field", "The field 'stdin' is given twice.");
+		return -1;
+	}
+	u->fd = workdir_private_file(u->wd, "stdin");
+	if (u->fd < 0) {
+		upload_fail_errno(u, errno, "stdin file");
+		return -1;
+	}
+	u->is_stdin = 1;
+	u->have_stdin = 1;
+	return 0;
+}
+
+/* A file: its name checked and counted, then created under work/. */
+static int open_file(struct upload *u)
+{
+	const struct config *cfg = u->cfg;
+	char shown[256];
+	const char *why;
+
+	util_sanitize(u->disp.filename, u->disp.filename_len, shown, sizeof(shown));
+	if (names_check(u->disp.filename, u->disp.filename_len, &why) < 0) {
+		upload_fail(u, 400, "bad_file_name", "The file name '%s' %s.", shown, why);
+		return -1;
+	}
+	if (++u->files > cfg->max_files) {
+		upload_fail(u, 413, "too_many_files",
+			    "The request has more than %u files, the server's limit.",
+			    cfg->max_files);
+		return -1;
+	}
+	memcpy(u->name, u->disp.filename, u->disp.filename_len);
+	u->name[u->disp.filename_len] = '\0';
+	u->fd = workdir_create_file(u->wd, u->name);
+	if (u->fd >= 0)
+		return 0;
+	if (errno == EEXIST)
+		upload_fail(u, 400, "duplicate_file", "The file name '%s' is given twice.", shown);
+	else if (errno == ENOTDIR || errno == EISDIR)
+		upload_fail(u, 400, "bad_file_name",
+			    "The file name '%s' clashes with a directory of another file.", shown);
+	else
+		upload_fail_errno(u, errno, "upload file");
+	return -1;
+}
+
+static int on_headers_complete(void *data)
+{
+	struct upload *u = data;
+
+	if (!u->have_disp || !u->disp.form_data) {
+		upload_fail(u, 400, "bad_multipart",
+			    "A part of the body has no Content-Disposition: form-data header.");
+		return -1;
+	}
+	return u->disp.has_filename ? open_file(u) : open_stdin(u);
+}
+
+static int on_data(void *data, const char *at, size_t len)
+{
+	struct upload *u = data;
+
+	if (util_write_all(u->fd, at, len) < 0) {
+		upload_fail_errno(u, errno, "writing the upload");
+		return -1;
+	}
+	return 0;
+}
+
+static int on_part_end(void *data)
+{
+	struct upload *u = data;
+	struct stat st;
+
+	if (u->is_stdin) {
+		u->stdin_fd = u->fd;    /* the run reads it from offset 0 */
+		u->fd = -1;
+		return 0;
+	}
+	if (fstat(u->fd, &st) < 0 || collect_snapshot_add(u->snap, u->name, &st) < 0) {
+		upload_fail_errno(u, errno, "recording the upload");
+		return -1;
+	}
+	if (close(u->fd) < 0) {
+		u->fd = -1;
+		upload_fail_errno(u, errno, "closing the upload");
+		return -1;
+	}
+	u->fd = -1;
+	return 0;
+}
+
+const struct multipart_callbacks upload_callbacks = {
+	.on_part_begin = on_part_begin,
+	.on_header = on_header,
+	.on_headers_complete = on_headers_complete,
+	.on_data = on_data,
+	.on_part_end = on_part_end,
+	.on_body_end = NULL,
+};
+
+/* What the parser found wrong once the body ended, as the reply says it. */
+static void upload_finish(struct upload *u, struct multipart_parser *mp)
+{
+	enum multipart_error e = multipart_finish(mp);
+
+	if (e == MULTIPART_E_PART_TOO_LARGE)
+		upload_fail(u, 413, "too_large",
+			    "A file of the request is over the server's limit of %llu bytes.",
+			    (unsigned long long)u->cfg->max_file_size);
+	else if (e == MULTIPART_E_TOO_MANY_PARTS)
+		upload_fail(u, 413, "too_many_files",
+			    "The request has more than %u files, the server's limit.",
+			    u->cfg->max_files);
+	else if (e != MULTIPART_E_OK && e != MULTIPART_E_CALLBACK)
+		upload_fail(u, 400, "bad_multipart",
+			    "The multipart/form-data body is malformed: %s (at byte %llu).",
+			    multipart_error_str(e), (unsigned long long)multipart_error_offset(mp));
+}
+
+int upload_receive(struct upload *u, struct multipart_parser *mp,
+		   ssize_t (*read)(void *ctx, void *buf, size_t len), void *read_ctx,
+		   char *buf, size_t chunk, uint64_t *received)
+{
+	uint64_t max_upload = u->cfg->max_upload;
+	ssize_t r;
+
+	for (;;) {
+		r = read(read_ctx, buf, chunk);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		*received += (uint64_t)r;
+		if (*received > max_upload) {
+			upload_fail(u, 413, "too_large",
+				    "The request body is over the server's limit of %llu bytes.",
+				    (unsigned long long)max_upload);
+			break;
+		}
+		if (u->status == 0 && multipart_execute(mp, buf, (size_t)r) < (size_t)r)
+			break;
+	}
+	if (u->status == 0)
+		upload_finish(u, mp);
+	return 0;
+}
