@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asyncsafe.h"
 #include "cgroup.h"
 #include "collect.h"
 #include "log.h"
@@ -52,7 +53,6 @@
 #define SANDBOX_INODES_MIN    1024
 #define SANDBOX_MSG_TEXT      200     /* a setup error sent by init */
 #define SANDBOX_COPY_CHUNK    (1024 * 1024)
-#define SANDBOX_MSG_MAX       (PATH_MAX + 160)
 /* A mask over a directory of pyexec's own that a bind shows: an empty
  * tmpfs, read-only once the dependency entry (which may lie below it) is
  * bound; over a file, a read-only bind of an empty file made here. */
@@ -133,65 +133,23 @@ static struct sock_fprog sandbox_filters[2];   /* [1]: memfd_create allowed */
  * malloc, no stdio): they start as a copy of the supervisor, whose libc
  * state they cannot trust. */
 
-static size_t sb_cat(char *dst, size_t cap, size_t n, const char *s)
-{
-	while (s != NULL && *s != '\0' && n + 1 < cap)
-		dst[n++] = *s++;
-	dst[n] = '\0';
-	return n;
-}
-
-static const char *sb_strerror(int err)
-{
-	const char *s = strerrordesc_np(err);
-
-	return s != NULL ? s : "Unknown error";
-}
-
 /* Tells the supervisor what failed and ends init. */
 __attribute__((noreturn))
 static void init_fail(const struct init_args *a, int step, const char *what,
 		      const char *path, int err)
 {
 	struct sandbox_msg m;
-	size_t n = 0;
 	ssize_t w;
 
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_ERROR;
 	m.err = err;
 	m.step = step;
-	n = sb_cat(m.text, sizeof(m.text), n, "cannot ");
-	n = sb_cat(m.text, sizeof(m.text), n, what);
-	if (path != NULL) {
-		n = sb_cat(m.text, sizeof(m.text), n, " ");
-		n = sb_cat(m.text, sizeof(m.text), n, path);
-	}
-	n = sb_cat(m.text, sizeof(m.text), n, ": ");
-	(void)sb_cat(m.text, sizeof(m.text), n, sb_strerror(err));
+	(void)asyncsafe_errmsg(m.text, sizeof(m.text), what, path, err);
 	do
 		w = send(a->sock, &m, sizeof(m), MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	_exit(1);
-}
-
-/* The payload's failures go to the program's stderr, like run.c's. */
-__attribute__((noreturn))
-static void payload_fail(const char *step, int err)
-{
-	char msg[SANDBOX_MSG_MAX];
-	size_t n = 0;
-	ssize_t w;
-
-	n = sb_cat(msg, sizeof(msg) - 1, n, "pyexec: cannot ");
-	n = sb_cat(msg, sizeof(msg) - 1, n, step);
-	n = sb_cat(msg, sizeof(msg) - 1, n, ": ");
-	n = sb_cat(msg, sizeof(msg) - 1, n, sb_strerror(err));
-	msg[n++] = '\n';
-	do
-		w = write(STDERR_FILENO, msg, n);
-	while (w < 0 && errno == EINTR);
-	_exit(127);
 }
 
 /* One message from the other side; its type, 0 at end of file, -1 on error. */
@@ -257,45 +215,6 @@ static ssize_t msg_send_fds(int sock, struct iovec *iov, size_t niov, const int 
 	return w;
 }
 
-/* Closes every fd but the ones in keep (-1 entries ignored): init must not
- * hold the worker's sockets and directories (they would outlive a close by
- * the worker, and a directory fd leads out of the new root). */
-static void init_close_others(const int *keep, size_t nkeep)
-{
-	int k[8];
-	size_t n = 0;
-	unsigned lo = 0;
-
-	for (size_t i = 0; i < nkeep && n < sizeof(k) / sizeof(k[0]); i++) {
-		size_t j;
-
-		if (keep[i] < 0)
-			continue;
-		for (j = 0; j < n && k[j] != keep[i]; j++)
-			;
-		if (j < n)
-			continue;
-		for (j = n; j > 0 && k[j - 1] > keep[i]; j--)
-			k[j] = k[j - 1];
-		k[j] = keep[i];
-		n++;
-	}
-	for (size_t i = 0; i <= n; i++) {
-		unsigned hi = i < n ? (unsigned)k[i] : ~0U;
-
-		if (hi > lo && close_range(lo, hi - 1, 0) < 0) {
-			long max = sysconf(_SC_OPEN_MAX);
-
-			if (max < 0 || max > 65536)
-				max = 65536;
-			for (unsigned fd = lo; fd < hi && fd < (unsigned)max; fd++)
-				(void)close((int)fd);
-		}
-		if (i < n)
-			lo = (unsigned)k[i] + 1;
-	}
-}
-
 /* A host path as a path relative to the new root (init's cwd). */
 static const char *rel(const char *path)
 {
@@ -308,9 +227,9 @@ static const char *rel(const char *path)
  * the old root; 0, or -1 when it does not fit in len bytes. */
 static int old_root_path(char *buf, size_t len, const char *host)
 {
-	size_t n = sb_cat(buf, len, 0, "/" SANDBOX_OLD_ROOT);
+	size_t n = asyncsafe_cat(buf, len, 0, "/" SANDBOX_OLD_ROOT);
 
-	return host[0] == '/' && sb_cat(buf, len, n, host) == n + strlen(host) ? 0 : -1;
+	return host[0] == '/' && asyncsafe_cat(buf, len, n, host) == n + strlen(host) ? 0 : -1;
 }
 
 static void init_mkdir(const struct init_args *a, const char *path, mode_t mode)
@@ -526,8 +445,8 @@ static void init_etc(const struct init_args *a)
 			off += de->d_reclen;
 			if (strncmp(de->d_name, "python3", 7) != 0)
 				continue;
-			len = sb_cat(host, sizeof(host), len, "/etc/");
-			(void)sb_cat(host, sizeof(host), len, de->d_name);
+			len = asyncsafe_cat(host, sizeof(host), len, "/etc/");
+			(void)asyncsafe_cat(host, sizeof(host), len, de->d_name);
 			init_mirror(a, host);
 		}
 	}
@@ -578,10 +497,10 @@ static void init_dev(const struct init_args *a)
 		char host[32], dst[32];
 		size_t n;
 
-		n = sb_cat(host, sizeof(host), 0, "/dev/");
-		(void)sb_cat(host, sizeof(host), n, dev_nodes[i]);
-		n = sb_cat(dst, sizeof(dst), 0, "dev/");
-		(void)sb_cat(dst, sizeof(dst), n, dev_nodes[i]);
+		n = asyncsafe_cat(host, sizeof(host), 0, "/dev/");
+		(void)asyncsafe_cat(host, sizeof(host), n, dev_nodes[i]);
+		n = asyncsafe_cat(dst, sizeof(dst), 0, "dev/");
+		(void)asyncsafe_cat(dst, sizeof(dst), n, dev_nodes[i]);
 		init_touch(a, dst);
 		if (mount(host, dst, NULL, MS_BIND, NULL) < 0)
 			init_fail(a, STEP_MOUNT, "bind-mount", host, errno);
@@ -932,19 +851,19 @@ static void payload_drop_caps(void)
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
 		  SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
 		  SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0) < 0)
-		payload_fail("set the secure bits", errno);
+		asyncsafe_fail(STDERR_FILENO, "set the secure bits", NULL, errno);
 	for (unsigned long cap = 0;; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
 			/* EINVAL past the kernel's last capability */
 			if (errno == EINVAL && cap > 0)
 				break;
-			payload_fail("drop the capability bounding set", errno);
+			asyncsafe_fail(STDERR_FILENO, "drop the capability bounding set", NULL, errno);
 		}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		payload_fail("clear the ambient capabilities", errno);
+		asyncsafe_fail(STDERR_FILENO, "clear the ambient capabilities", NULL, errno);
 	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capset, &hdr, data) < 0)
-		payload_fail("drop the capabilities", errno);
+		asyncsafe_fail(STDERR_FILENO, "drop the capabilities", NULL, errno);
 }
 
 __attribute__((noreturn))
@@ -960,13 +879,13 @@ static void payload_main(const struct init_args *a, const struct init_req *r)
 	if (cfg->run_uid != cfg->uid &&
 	    (setgroups(0, NULL) < 0 || setresgid(cfg->run_gid, cfg->run_gid, cfg->run_gid) < 0 ||
 	     setresuid(cfg->run_uid, cfg->run_uid, cfg->run_uid) < 0))
-		payload_fail("take the run's user and group", errno);
+		asyncsafe_fail(STDERR_FILENO, "take the run's user and group", NULL, errno);
 	payload_drop_caps();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		payload_fail("set no_new_privs", errno);
+		asyncsafe_fail(STDERR_FILENO, "set no_new_privs", NULL, errno);
 	/* Last: after it, nothing here may need a refused call. */
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sandbox_filter, 0, 0) < 0)
-		payload_fail("load the seccomp filter", errno);
+		asyncsafe_fail(STDERR_FILENO, "load the seccomp filter", NULL, errno);
 	run_child_exec(&copy);
 }
 
@@ -1025,7 +944,7 @@ static void init_main(const struct init_args *a)
 	(void)prctl(PR_SET_DUMPABLE, 1);
 	/* Not the worker's sockets (its listener, a client's connection), nor
 	 * its directories. */
-	init_close_others(keep, sizeof(keep) / sizeof(keep[0]));
+	asyncsafe_close_except(keep, sizeof(keep) / sizeof(keep[0]));
 	util_title_set("sandbox (spare)");
 	if (msg_send(a->sock, MSG_HELLO) < 0 || init_recv(a->sock) != MSG_MAPS)
 		_exit(1);
@@ -1047,12 +966,7 @@ static void init_main(const struct init_args *a)
 	if (payload == 0)
 		payload_main(a, &r);
 	if (payload < 0) {
-		char msg[128];
-		size_t n = sb_cat(msg, sizeof(msg) - 1, 0, "pyexec: cannot start the program: ");
-
-		n = sb_cat(msg, sizeof(msg) - 1, n, sb_strerror(errno));
-		msg[n++] = '\n';
-		(void)util_write_all(r.err_w, msg, n);
+		asyncsafe_say(r.err_w, "start the program", NULL, errno);
 		status = W_EXITCODE(127, 0);
 	}
 	if (r.stdin_fd >= 0)
