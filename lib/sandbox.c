@@ -15,13 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -41,7 +39,6 @@
  * inodes, "many files" would take kernel memory max_disk does not bound. */
 #define SANDBOX_BYTES_PER_INODE 4096
 #define SANDBOX_INODES_MIN    1024
-#define SANDBOX_COPY_CHUNK    (1024 * 1024)
 
 /* ---------------------------------------------------------------------- */
 /* The configuration's lists. */
@@ -148,171 +145,39 @@ fail:
 	return -1;
 }
 
-static int copy_file_data(int in, int out)
+static int snapshot_add(void *snap, const char *name, const struct stat *st)
 {
-	char *buf = NULL;
-	ssize_t n;
-
-	for (;;) {
-		n = sendfile(out, in, NULL, SANDBOX_COPY_CHUNK);
-		if (n == 0)
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-	}
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	/* sendfile refused this pair of files: copy by hand */
-	buf = malloc(SANDBOX_COPY_CHUNK);
-	if (buf == NULL)
-		return -1;
-	for (;;) {
-		n = read(in, buf, SANDBOX_COPY_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || util_write_all(out, buf, (size_t)n) < 0)
-			break;
-	}
-	free(buf);
-	return n == 0 ? 0 : -1;
+	return collect_snapshot_add(snap, name, st);
 }
 
-/* Copies the directory src into dst (both open), rel being its name under
- * the upload directory ("" at the top, "a/b/" below). Regular files and
- * directories only, never following a symlink. 0, or -1 with run->error. */
-static int copy_tree(struct sandbox_run *run, int src, int dst, char *rel_name,
-		     size_t rel_len, int depth)
+/* The uploads copied into /work, each recorded in run->snap. 0, or -1
+ * with run->error (and run->uploads_too_big when the disk is full). */
+static int copy_uploads(struct sandbox_run *run)
 {
 	/* A run with ids of its own must be able to change its uploads, which
 	 * are pyexec's: open to all, on a disk that no one else sees. */
 	const int own_ids = run->cfg->run_uid != run->cfg->uid;
-	const mode_t open_dir = own_ids ? 0777 : 0, open_file = own_ids ? 0666 : 0;
-	struct dirent *de;
-	DIR *d;
-	int dfd, ok = -1;
-
-	dfd = fcntl(src, F_DUPFD_CLOEXEC, 0);
-	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
-		if (dfd >= 0)
-			(void)close(dfd);
+	struct workdir_copy c = {
+		.dir_bits = own_ids ? 0777 : 0,
+		.file_bits = own_ids ? 0666 : 0,
+		.max_depth = COLLECT_DEPTH_MAX,
+		.on_file = run->snap != NULL ? snapshot_add : NULL,
+		.arg = run->snap,
+	};
+	if (workdir_copy_tree(run->upload_fd, run->work_fd, &c) == 0)
+		return 0;
+	if (c.failed[0] == '\0') {
 		run_error(run, STEP_UPLOADS, "cannot read the uploads: %s", strerror(errno));
-		return -1;
-	}
-	rewinddir(d);
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		size_t nlen = strlen(de->d_name);
-		struct stat st, ost;
-		int in = -1, out = -1, saved;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		/* the name and its NUL; a directory needs a '/' more, below */
-		if (rel_len + nlen + 1 > PATH_MAX) {
-			errno = ENAMETOOLONG;
-			goto fail_name;
-		}
-		memcpy(rel_name + rel_len, de->d_name, nlen + 1);
-		if (fstatat(src, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			goto fail_name;
-		if (S_ISDIR(st.st_mode)) {
-			if (depth >= COLLECT_DEPTH_MAX) {
-				errno = ELOOP;
-				goto fail_name;
-			}
-			if (rel_len + nlen + 2 > PATH_MAX) {
-				errno = ENAMETOOLONG;
-				goto fail_name;
-			}
-			if (mkdirat(dst, de->d_name, 0700) < 0)
-				goto fail_name;
-			in = openat(src, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (in < 0)
-				goto fail_name;
-			out = openat(dst, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (out < 0)
-				goto fail_file;
-			rel_name[rel_len + nlen] = '/';
-			rel_name[rel_len + nlen + 1] = '\0';
-			if (copy_tree(run, in, out, rel_name, rel_len + nlen + 1, depth + 1) < 0) {
-				(void)close(in);
-				(void)close(out);
-				goto out;
-			}
-			rel_name[rel_len + nlen] = '\0';
-			/* The mode last: a read-only directory was written into. */
-			if (fchmod(out, (st.st_mode & 0777) | open_dir) < 0)
-				goto fail_file;
-		} else if (S_ISREG(st.st_mode)) {
-			in = openat(src, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-			if (in < 0)
-				goto fail_name;
-			if (fstat(in, &st) < 0)
-				goto fail_file;
-			if (!S_ISREG(st.st_mode)) {
-				(void)close(in);
-				continue;
-			}
-			out = openat(dst, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-				     O_CLOEXEC, 0600);
-			if (out < 0 || copy_file_data(in, out) < 0 ||
-			    fchmod(out, (st.st_mode & 0777) | open_file) < 0 || fstat(out, &ost) < 0)
-				goto fail_file;
-			if (run->snap != NULL && collect_snapshot_add(run->snap, rel_name, &ost) < 0)
-				goto fail_file;
-		}
-		if (in >= 0)
-			(void)close(in);
-		if (out >= 0 && close(out) < 0) {
-			out = -1;
-			in = -1;
-			goto fail_file;
-		}
-		continue;
-fail_file:
-		saved = errno;
-		if (in >= 0)
-			(void)close(in);
-		if (out >= 0)
-			(void)close(out);
-		errno = saved;
-fail_name:
-		if (errno == ENOSPC || errno == EDQUOT) {
-			run->uploads_too_big = 1;
-			errno = ENOSPC;
-			run_error(run, STEP_UPLOADS,
-				  "the uploads do not fit in the disk of %llu bytes",
-				  (unsigned long long)run->cfg->disk_bytes);
-		} else {
-			run_error(run, STEP_UPLOADS, "cannot copy the upload %s: %s",
-				  rel_name, strerror(errno));
-		}
-		goto out;
-	}
-	if (errno != 0) {
-		run_error(run, STEP_UPLOADS, "cannot read the uploads: %s",
+	} else if (errno == ENOSPC || errno == EDQUOT) {
+		run->uploads_too_big = 1;
+		errno = ENOSPC;
+		run_error(run, STEP_UPLOADS, "the uploads do not fit in the disk of %llu bytes",
+			  (unsigned long long)run->cfg->disk_bytes);
+	} else {
+		run_error(run, STEP_UPLOADS, "cannot copy the upload %s: %s", c.failed,
 			  strerror(errno));
-		goto out;
 	}
-	ok = 0;
-out:
-	{
-		int saved = errno;
-
-		(void)closedir(d);
-		errno = saved;
-	}
-	return ok;
-}
-
-/* The uploads copied into /work. 0, or -1 with run->error. */
-static int copy_uploads(struct sandbox_run *run)
-{
-	char rel_name[PATH_MAX];
-
-	rel_name[0] = '\0';
-	return copy_tree(run, run->upload_fd, run->work_fd, rel_name, 0, 0);
+	return -1;
 }
 
 /* a for cfg and root: the payload's filter and the strings init needs,

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "names.h"
+#include "util.h"
 #include "workdir.h"
 
 #define WORKDIR_ID_MAX 63       /* bytes in a request id */
@@ -24,6 +26,8 @@
 #define RMTREE_OPEN_MAX 16
 
 #define DIR_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+#define WORKDIR_COPY_CHUNK (1024 * 1024)   /* bytes of one sendfile, or read */
 
 static int workdir_id_ok(const char *id)
 {
@@ -611,4 +615,183 @@ int workdir_sweep(const char *root)
 		log_msg(LOG_LEVEL_INFO, "workdir: removed %d leftover entries from %s",
 			removed, root);
 	return failed ? -1 : removed;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Copying a tree. */
+
+/* in's data to the end into out: sendfile, or read and write where the
+ * kernel refuses sendfile for this pair. 0, or -1 with errno. */
+static int copy_file_data(int in, int out)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	for (;;) {
+		n = sendfile(out, in, NULL, WORKDIR_COPY_CHUNK);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+	}
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	buf = malloc(WORKDIR_COPY_CHUNK);
+	if (buf == NULL)
+		return -1;
+	for (;;) {
+		n = read(in, buf, WORKDIR_COPY_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || util_write_all(out, buf, (size_t)n) < 0)
+			break;
+	}
+	free(buf);
+	return n == 0 ? 0 : -1;
+}
+
+/* Closes fd (when open), errno kept. */
+static void close_keep_errno(int fd)
+{
+	int saved = errno;
+
+	if (fd >= 0)
+		(void)close(fd);
+	errno = saved;
+}
+
+/* The regular file name of src copied into dst, c->failed naming it. A
+ * file swapped for something else since it was listed is skipped. */
+static int copy_file(int src, int dst, const char *name, struct workdir_copy *c)
+{
+	struct stat st, ost;
+	int in, out = -1;
+
+	in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	if (fstat(in, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		(void)close(in);
+		return 0;
+	}
+	out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0 || copy_file_data(in, out) < 0 ||
+	    fchmod(out, (st.st_mode & 0777) | c->file_bits) < 0 || fstat(out, &ost) < 0)
+		goto fail;
+	if (c->on_file != NULL && c->on_file(c->arg, c->failed, &ost) < 0)
+		goto fail;
+	(void)close(in);
+	return close(out);
+fail:
+	close_keep_errno(in);
+	close_keep_errno(out);
+	return -1;
+}
+
+static int copy_dir(int src, int dst, struct workdir_copy *c, size_t len, unsigned depth);
+
+/* The directory name of src (st) copied into dst, then given its mode
+ * (last: a read-only directory was written into); c->failed holds its
+ * name, len bytes. */
+static int copy_subdir(int src, int dst, const char *name, const struct stat *st,
+		       struct workdir_copy *c, size_t len, unsigned depth)
+{
+	int in, out, rc;
+
+	if (depth >= c->max_depth) {
+		errno = ELOOP;
+		return -1;
+	}
+	if (len + 2 > PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdirat(dst, name, 0700) < 0)
+		return -1;
+	in = openat(src, name, DIR_OPEN_FLAGS);
+	if (in < 0)
+		return -1;
+	out = openat(dst, name, DIR_OPEN_FLAGS);
+	if (out < 0) {
+		close_keep_errno(in);
+		return -1;
+	}
+	memcpy(c->failed + len, "/", 2);
+	rc = copy_dir(in, out, c, len + 1, depth + 1);
+	if (rc == 0) {
+		c->failed[len] = '\0';
+		rc = fchmod(out, (st->st_mode & 0777) | c->dir_bits);
+	}
+	close_keep_errno(in);
+	close_keep_errno(out);
+	return rc;
+}
+
+/* One entry of src: its name joins c->failed at len. Directories and
+ * regular files are copied, anything else is skipped. */
+static int copy_entry(int src, int dst, const char *name, struct workdir_copy *c,
+		      size_t len, unsigned depth)
+{
+	size_t nlen = strlen(name);
+	struct stat st;
+
+	/* the name and its NUL; a directory needs a '/' more (copy_subdir) */
+	if (len + nlen + 1 > PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(c->failed + len, name, nlen + 1);
+	if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode))
+		return copy_subdir(src, dst, name, &st, c, len + nlen, depth);
+	if (S_ISREG(st.st_mode))
+		return copy_file(src, dst, name, c);
+	return 0;
+}
+
+/* Every entry of src into dst; src's own offset is left alone. A listing
+ * that fails leaves c->failed empty. */
+static int copy_dir(int src, int dst, struct workdir_copy *c, size_t len, unsigned depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int dfd, rc = -1;
+
+	dfd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		close_keep_errno(dfd);
+		c->failed[0] = '\0';
+		return -1;
+	}
+	rewinddir(d);
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (copy_entry(src, dst, de->d_name, c, len, depth) < 0)
+			goto out;
+	}
+	if (errno != 0) {
+		c->failed[0] = '\0';
+		goto out;
+	}
+	rc = 0;
+out:
+	{
+		int saved = errno;
+
+		(void)closedir(d);
+		errno = saved;
+	}
+	return rc;
+}
+
+int workdir_copy_tree(int src, int dst, struct workdir_copy *c)
+{
+	c->failed[0] = '\0';
+	return copy_dir(src, dst, c, 0, 0);
 }

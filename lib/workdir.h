@@ -14,6 +14,8 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 struct workdir {
 	int root_fd;              /* work_root */
@@ -71,5 +73,25 @@ int workdir_rmtree_at(int dirfd, const char *name);
  * (mod_fcgid starts one per concurrent request). Returns the number of
  * entries removed, or -1 (logged). */
 int workdir_sweep(const char *root);
+
+/* How workdir_copy_tree copies, and where it failed. */
+struct workdir_copy {
+	mode_t dir_bits, file_bits;   /* added to each copy's mode (the source's) */
+	unsigned max_depth;           /* a directory deeper fails with ELOOP */
+	/* When not NULL: called for each regular file copied, with its name
+	 * under the top ("a/b.txt") and the copy's stat once written; -1 (with
+	 * errno) fails the copy there. */
+	int (*on_file)(void *arg, const char *name, const struct stat *st);
+	void *arg;
+	char failed[PATH_MAX];        /* out: the name the copy failed on; ""
+	                               * when listing a directory failed */
+};
+
+/* Copies the contents of directory src into directory dst (both open, dst
+ * empty): regular files and directories only (anything else is skipped),
+ * never following a symlink; each directory gets its mode once its
+ * contents are in. src's offset is left alone. 0, or -1 with errno (that
+ * of the first failure; what was copied stays) and c->failed. */
+int workdir_copy_tree(int src, int dst, struct workdir_copy *c);
 
 #endif
