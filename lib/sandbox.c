@@ -282,72 +282,79 @@ static void spare_end(struct sandbox_spare *sp)
 	errno = saved;
 }
 
-/* The request for init: see struct sandbox_req. 0, or -1 with run->error. */
-static int send_request(struct sandbox_run *run, int sock, const struct run_spec *spec,
-			int stdin_fd, int out_w, int err_w)
+/* The request's strings (see struct sandbox_req) packed for spec, q's
+ * counts and len filled: a malloc'd buffer, or NULL with run->error. */
+static char *req_pack(struct sandbox_run *run, const struct run_spec *spec,
+		      struct sandbox_req *q)
 {
 	const char *deps = run->deps_path != NULL ? run->deps_path : "";
-	struct sandbox_msg m;
-	struct sandbox_req q;
-	int fds[3];
-	size_t nfd = 0, len = 0;
-	struct iovec iov[3];
-	char *strs = NULL, *p;
-	ssize_t w;
-	int rc = -1;
+	size_t len = strlen(deps) + 1 + strlen(spec->path) + 1;
+	char *strs, *p;
 
-	memset(&q, 0, sizeof(q));
-	q.lim = spec->lim;
-	len = strlen(deps) + 1 + strlen(spec->path) + 1;
-	for (q.argc = 0; spec->argv[q.argc] != NULL; q.argc++)
-		if (q.argc < SANDBOX_REQ_VEC)
-			len += strlen(spec->argv[q.argc]) + 1;
-	for (q.envc = 0; spec->envp[q.envc] != NULL; q.envc++)
-		if (q.envc < SANDBOX_REQ_VEC)
-			len += strlen(spec->envp[q.envc]) + 1;
-	if (q.argc == 0 || q.argc + q.envc > SANDBOX_REQ_VEC || len > SANDBOX_REQ_MAX) {
+	for (q->argc = 0; spec->argv[q->argc] != NULL; q->argc++)
+		if (q->argc < SANDBOX_REQ_VEC)
+			len += strlen(spec->argv[q->argc]) + 1;
+	for (q->envc = 0; spec->envp[q->envc] != NULL; q->envc++)
+		if (q->envc < SANDBOX_REQ_VEC)
+			len += strlen(spec->envp[q->envc]) + 1;
+	if (q->argc == 0 || q->argc + q->envc > SANDBOX_REQ_VEC || len > SANDBOX_REQ_MAX) {
 		errno = E2BIG;
 		run_error(run, STEP_PREPARE, "the program's arguments and environment exceed "
 			  "the sandbox's %u entries or %u bytes", SANDBOX_REQ_VEC,
 			  SANDBOX_REQ_MAX);
-		return -1;
+		return NULL;
 	}
 	strs = malloc(len);
 	if (strs == NULL) {
 		run_error(run, STEP_PREPARE, "out of memory");
-		return -1;
+		return NULL;
 	}
 	p = stpcpy(strs, deps) + 1;
 	p = stpcpy(p, spec->path) + 1;
-	for (uint32_t i = 0; i < q.argc; i++)
+	for (uint32_t i = 0; i < q->argc; i++)
 		p = stpcpy(p, spec->argv[i]) + 1;
-	for (uint32_t i = 0; i < q.envc; i++)
+	for (uint32_t i = 0; i < q->envc; i++)
 		p = stpcpy(p, spec->envp[i]) + 1;
-	q.len = (uint32_t)len;
+	q->len = (uint32_t)len;
+	return strs;
+}
+
+/* MSG_REQUEST for spec, with its fds. 0, or -1 with run->error. */
+static int send_request(struct sandbox_run *run, int sock, const struct run_spec *spec,
+			int stdin_fd, int out_w, int err_w)
+{
+	struct sandbox_msg m;
+	struct sandbox_req q;
+	int fds[SANDBOX_MSG_FDS];
+	size_t nfd = 0;
+	struct iovec iov[3];
+	char *strs;
+	ssize_t w;
+
+	memset(&q, 0, sizeof(q));
+	q.lim = spec->lim;
+	strs = req_pack(run, spec, &q);
+	if (strs == NULL)
+		return -1;
 	q.has_stdin = stdin_fd >= 0;
 	if (stdin_fd >= 0)
 		fds[nfd++] = stdin_fd;
 	fds[nfd++] = out_w;
 	fds[nfd++] = err_w;
-
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_REQUEST;
-	iov[0].iov_base = &m;
-	iov[0].iov_len = sizeof(m);
-	iov[1].iov_base = &q;
-	iov[1].iov_len = sizeof(q);
-	iov[2].iov_base = strs;
-	iov[2].iov_len = len;
+	iov[0] = (struct iovec){ &m, sizeof(m) };
+	iov[1] = (struct iovec){ &q, sizeof(q) };
+	iov[2] = (struct iovec){ strs, q.len };
 	w = sandbox_msg_send_fds(sock, iov, 3, fds, nfd);
-	if (w == (ssize_t)(sizeof(m) + sizeof(q) + len))
-		rc = 0;
-	else {
+	if (w != (ssize_t)(sizeof(m) + sizeof(q) + q.len)) {
 		if (w >= 0)
 			errno = EMSGSIZE;
 		run_error(run, STEP_HANDSHAKE, "cannot send init the run: %s", strerror(errno));
+		w = -1;
 	}
 	free(strs);
-	return rc;
+	return w < 0 ? -1 : 0;
 }
 
 /* The maps of init's user namespace: pyexec's ids and the run's, each

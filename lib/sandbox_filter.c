@@ -114,7 +114,22 @@ static int filter_personality(struct filter_err *e, scmp_filter_ctx ctx)
 	return 0;
 }
 
-static int filter_rules(struct filter_err *e, scmp_filter_ctx ctx, int memfd_ok)
+/* A rule for the system call name when this libseccomp knows it (0
+ * otherwise); n comparisons in cmp. */
+static int filter_named(struct filter_err *e, scmp_filter_ctx ctx, uint32_t action,
+			const char *name, unsigned n, const struct scmp_arg_cmp *cmp)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+
+	if (nr == __NR_SCMP_ERROR || nr < 0)
+		return 0;
+	return filter_rule(e, ctx, action, nr, n, cmp, name);
+}
+
+/* New namespaces: clone with any CLONE_NEW* flag; clone3, which takes its
+ * flags in memory, out of the filter's sight, answers ENOSYS, and glibc
+ * falls back to clone. */
+static int filter_clone(struct filter_err *e, scmp_filter_ctx ctx)
 {
 	static const unsigned long clone_new[] = {
 		CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
@@ -126,25 +141,15 @@ static int filter_rules(struct filter_err *e, scmp_filter_ctx ctx, int memfd_ok)
 #else
 	const unsigned clone_flags_arg = 0;
 #endif
-	struct scmp_arg_cmp cmp;
-	int nr;
+	int nr = seccomp_syscall_resolve_name("clone");
 
-	for (size_t i = 0; i < sizeof(seccomp_eperm) / sizeof(seccomp_eperm[0]); i++) {
-		nr = seccomp_syscall_resolve_name(seccomp_eperm[i]);
-		if (nr == __NR_SCMP_ERROR || nr < 0)
-			continue;
-		if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EPERM), nr, 0, NULL, seccomp_eperm[i]) < 0)
-			return -1;
-	}
-	nr = seccomp_syscall_resolve_name("clone");
 	for (size_t i = 0; i < sizeof(clone_new) / sizeof(clone_new[0]); i++) {
-		cmp = (struct scmp_arg_cmp){ clone_flags_arg, SCMP_CMP_MASKED_EQ,
-					     clone_new[i], clone_new[i] };
+		struct scmp_arg_cmp cmp = { clone_flags_arg, SCMP_CMP_MASKED_EQ,
+					    clone_new[i], clone_new[i] };
+
 		if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "clone") < 0)
 			return -1;
 	}
-	/* clone3 takes its flags in memory, out of the filter's sight: ENOSYS
-	 * makes glibc fall back to clone. */
 	nr = seccomp_syscall_resolve_name("clone3");
 #ifdef __NR_clone3
 	if (nr == __NR_SCMP_ERROR)
@@ -153,44 +158,67 @@ static int filter_rules(struct filter_err *e, scmp_filter_ctx ctx, int memfd_ok)
 	if (nr != __NR_SCMP_ERROR && nr >= 0 &&
 	    filter_rule(e, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "clone3") < 0)
 		return -1;
-	/* Without a memory cgroup, memory is bounded per process by RLIMIT_AS,
-	 * which does not count the pages of a memfd filled with write(2): a
-	 * run could hold gigabytes in a few of them. ENOSYS, as on a kernel
-	 * without memfds, which is what callers fall back from. */
-	nr = seccomp_syscall_resolve_name("memfd_create");
-	if (!memfd_ok && nr != __NR_SCMP_ERROR && nr >= 0 &&
-	    filter_rule(e, ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL, "memfd_create") < 0)
-		return -1;
-	if (filter_personality(e, ctx) < 0)
-		return -1;
-	/* The command is an unsigned int: high bits set must not slip by. */
-	nr = seccomp_syscall_resolve_name("ioctl");
-	cmp = (struct scmp_arg_cmp){ 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCSTI };
-	if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "ioctl") < 0)
-		return -1;
-	cmp = (struct scmp_arg_cmp){ 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCLINUX };
-	if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "ioctl") < 0)
-		return -1;
-	/* Only AF_UNIX (1), AF_INET (2) and AF_INET6 (10). libseccomp takes
-	 * one comparison per argument and rule, so the others are refused as
-	 * 0, 3..9 and >= 11 (which also catches garbage in the high bits). */
-	for (int which = 0; which < 2; which++) {
-		const char *name = which == 0 ? "socket" : "socketpair";
+	return 0;
+}
 
-		nr = seccomp_syscall_resolve_name(name);
-		if (nr == __NR_SCMP_ERROR || nr < 0)
-			continue;
+/* ioctl's TIOCSTI and TIOCLINUX. The command is an unsigned int: high
+ * bits set must not slip by. */
+static int filter_ioctl(struct filter_err *e, scmp_filter_ctx ctx)
+{
+	static const unsigned long refused[] = { TIOCSTI, TIOCLINUX };
+	int nr = seccomp_syscall_resolve_name("ioctl");
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct scmp_arg_cmp cmp = { 1, SCMP_CMP_MASKED_EQ, 0xffffffffULL, refused[i] };
+
+		if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &cmp, "ioctl") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Only AF_UNIX (1), AF_INET (2) and AF_INET6 (10). libseccomp takes one
+ * comparison per argument and rule, so the others are refused as 0, 3..9
+ * and >= 11 (which also catches garbage in the high bits). */
+static int filter_sockets(struct filter_err *e, scmp_filter_ctx ctx)
+{
+	static const char *const calls[] = { "socket", "socketpair" };
+	const uint32_t action = SCMP_ACT_ERRNO(EAFNOSUPPORT);
+
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		struct scmp_arg_cmp cmp;
+
 		for (uint64_t af = 0; af < AF_INET6; af++) {
 			if (af == AF_UNIX || af == AF_INET)
 				continue;
 			cmp = (struct scmp_arg_cmp){ 0, SCMP_CMP_EQ, af, 0 };
-			if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, &cmp, name) < 0)
+			if (filter_named(e, ctx, action, calls[i], 1, &cmp) < 0)
 				return -1;
 		}
 		cmp = (struct scmp_arg_cmp){ 0, SCMP_CMP_GT, AF_INET6, 0 };
-		if (filter_rule(e, ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, &cmp, name) < 0)
+		if (filter_named(e, ctx, action, calls[i], 1, &cmp) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+static int filter_rules(struct filter_err *e, scmp_filter_ctx ctx, int memfd_ok)
+{
+	for (size_t i = 0; i < sizeof(seccomp_eperm) / sizeof(seccomp_eperm[0]); i++)
+		if (filter_named(e, ctx, SCMP_ACT_ERRNO(EPERM), seccomp_eperm[i], 0, NULL) < 0)
+			return -1;
+	if (filter_clone(e, ctx) < 0)
+		return -1;
+	/* Without a memory cgroup, memory is bounded per process by RLIMIT_AS,
+	 * which does not count the pages of a memfd filled with write(2): a
+	 * run could hold gigabytes in a few of them. ENOSYS, as on a kernel
+	 * without memfds, which is what callers fall back from. */
+	if (!memfd_ok &&
+	    filter_named(e, ctx, SCMP_ACT_ERRNO(ENOSYS), "memfd_create", 0, NULL) < 0)
+		return -1;
+	if (filter_personality(e, ctx) < 0 || filter_ioctl(e, ctx) < 0 ||
+	    filter_sockets(e, ctx) < 0)
+		return -1;
 	return 0;
 }
 

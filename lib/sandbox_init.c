@@ -602,6 +602,41 @@ struct init_req {
 
 static char init_req_strs[SANDBOX_REQ_MAX];
 
+/* The request's strings (see struct sandbox_req), each NUL-ended and
+ * inside the q->len bytes received, into r. 0, or -1 when malformed. */
+static int init_req_parse(const struct sandbox_req *q, struct init_req *r)
+{
+	size_t want = 2 + (size_t)q->argc + (size_t)q->envc, off = 0;
+
+	for (size_t i = 0, k = 0; i < want; i++) {
+		const char *str = init_req_strs + off;
+		const char *nul = off < q->len ? memchr(str, '\0', q->len - off) : NULL;
+
+		if (nul == NULL)
+			return -1;
+		off = (size_t)(nul - init_req_strs) + 1;
+		if (i == 0)
+			r->deps_path = str[0] != '\0' ? str : NULL;
+		else if (i == 1)
+			r->spec.path = str;
+		else {
+			r->vec[k++] = (char *)str;
+			if (i == 1 + (size_t)q->argc)
+				r->vec[k++] = NULL;
+		}
+	}
+	r->vec[q->argc + q->envc + 1] = NULL;
+	r->spec.argv = r->vec;
+	r->spec.envp = r->vec + q->argc + 1;
+	r->spec.lim = q->lim;
+	r->spec.stdin_fd = -1;
+	r->spec.watch_fd = -1;
+	return 0;
+}
+
+/* Waits for the run's request (a spare waits here) and fills r. The
+ * supervisor's end of file ends init quietly; a malformed request ends it
+ * with a report. */
 static void init_recv_request(const struct sandbox_init_args *a, struct init_req *r)
 {
 	struct sandbox_msg m;
@@ -609,11 +644,10 @@ static void init_recv_request(const struct sandbox_init_args *a, struct init_req
 	struct iovec iov[3] = {
 		{ &m, sizeof(m) }, { &q, sizeof(q) }, { init_req_strs, sizeof(init_req_strs) }
 	};
-	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
-	int fds[3] = { -1, -1, -1 };
-	size_t nfd = 0, off = 0, want;
+	char cbuf[CMSG_SPACE(sizeof(int) * SANDBOX_MSG_FDS)];
+	int fds[SANDBOX_MSG_FDS] = { -1, -1, -1 };
+	size_t nfd;
 	struct msghdr mh;
-	struct cmsghdr *c;
 	ssize_t n;
 
 	memset(&mh, 0, sizeof(mh));
@@ -629,42 +663,13 @@ static void init_recv_request(const struct sandbox_init_args *a, struct init_req
 		_exit(1);             /* the supervisor let this sandbox go */
 	if (n < 0)
 		init_fail(a, STEP_HANDSHAKE, "receive the run's request", NULL, errno);
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			for (size_t o = 0; o + sizeof(int) <= c->cmsg_len - CMSG_LEN(0) &&
-			     nfd < 3; o += sizeof(int))
-				memcpy(&fds[nfd++], CMSG_DATA(c) + o, sizeof(int));
+	nfd = sandbox_msg_take_fds(&mh, fds, SANDBOX_MSG_FDS);
 	if ((size_t)n < sizeof(m) + sizeof(q) || m.type != MSG_REQUEST ||
 	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
 	    q.len != (size_t)n - sizeof(m) - sizeof(q) || q.argc == 0 ||
 	    q.argc > SANDBOX_REQ_VEC || q.envc > SANDBOX_REQ_VEC - q.argc ||
-	    nfd != (q.has_stdin ? 3U : 2U))
+	    nfd != (q.has_stdin ? 3U : 2U) || init_req_parse(&q, r) < 0)
 		init_fail(a, STEP_HANDSHAKE, "read the run's request", NULL, EPROTO);
-	/* the strings, each NUL-ended and inside what was received */
-	want = 2 + (size_t)q.argc + (size_t)q.envc;
-	for (size_t i = 0, k = 0; i < want; i++) {
-		const char *str = init_req_strs + off;
-		const char *nul = off < q.len ? memchr(str, '\0', q.len - off) : NULL;
-
-		if (nul == NULL)
-			init_fail(a, STEP_HANDSHAKE, "read the run's request", NULL, EPROTO);
-		off = (size_t)(nul - init_req_strs) + 1;
-		if (i == 0)
-			r->deps_path = str[0] != '\0' ? str : NULL;
-		else if (i == 1)
-			r->spec.path = str;
-		else {
-			r->vec[k++] = (char *)str;
-			if (i == 1 + (size_t)q.argc)
-				r->vec[k++] = NULL;
-		}
-	}
-	r->vec[q.argc + q.envc + 1] = NULL;
-	r->spec.argv = r->vec;
-	r->spec.envp = r->vec + q.argc + 1;
-	r->spec.lim = q.lim;
-	r->spec.stdin_fd = -1;
-	r->spec.watch_fd = -1;
 	r->stdin_fd = q.has_stdin ? fds[0] : -1;
 	r->out_w = fds[nfd - 2];
 	r->err_w = fds[nfd - 1];

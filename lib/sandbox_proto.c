@@ -72,17 +72,32 @@ ssize_t sandbox_msg_send_fds(int sock, struct iovec *iov, size_t niov, const int
 	return w;
 }
 
-/* Waits for init's answer until deadline: 0 with m and *fd (-1 if none)
- * filled, -1 with errno (ETIMEDOUT, EPIPE at end of file). */
-int sandbox_msg_recv(int sock, int64_t deadline, struct sandbox_msg *m, int *fd)
+size_t sandbox_msg_take_fds(const struct msghdr *mh, int *fds, size_t max)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-	struct iovec iov = { m, sizeof(*m) };
-	struct msghdr mh;
-	struct cmsghdr *c;
-	ssize_t n;
+	size_t n = 0;
 
-	*fd = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t off = 0; off + sizeof(int) <= c->cmsg_len - CMSG_LEN(0);
+		     off += sizeof(int)) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + off, sizeof(int));
+			if (n < max)
+				fds[n++] = got;
+			else
+				(void)close(got);
+		}
+	}
+	return n;
+}
+
+/* Waits until sock is readable or deadline has passed: 0, or -1 with
+ * errno (ETIMEDOUT). */
+static int wait_readable(int sock, int64_t deadline)
+{
 	for (;;) {
 		struct pollfd pfd = { .fd = sock, .events = POLLIN, .revents = 0 };
 		int64_t left = deadline - util_now_ns();
@@ -96,8 +111,20 @@ int sandbox_msg_recv(int sock, int64_t deadline, struct sandbox_msg *m, int *fd)
 		if (r < 0 && errno != EINTR)
 			return -1;
 		if (r > 0)
-			break;
+			return 0;
 	}
+}
+
+int sandbox_msg_recv(int sock, int64_t deadline, struct sandbox_msg *m, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	struct iovec iov = { m, sizeof(*m) };
+	struct msghdr mh;
+	ssize_t n;
+
+	*fd = -1;
+	if (wait_readable(sock, deadline) < 0)
+		return -1;
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
@@ -108,20 +135,7 @@ int sandbox_msg_recv(int sock, int64_t deadline, struct sandbox_msg *m, int *fd)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t off = 0; off + sizeof(int) <= c->cmsg_len - CMSG_LEN(0);
-		     off += sizeof(int)) {
-			int got;
-
-			memcpy(&got, CMSG_DATA(c) + off, sizeof(int));
-			if (*fd < 0)
-				*fd = got;
-			else
-				(void)close(got);
-		}
-	}
+	(void)sandbox_msg_take_fds(&mh, fd, 1);
 	if (n == 0 || (size_t)n != sizeof(*m)) {
 		if (*fd >= 0)
 			(void)close(*fd);

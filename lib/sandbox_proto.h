@@ -32,6 +32,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -86,6 +87,10 @@ ssize_t sandbox_msg_send_fds(int sock, struct iovec *iov, size_t niov, const int
 /* Receives a message without fds: its type, 0 at end of file, -1 on error
  * or when it is not a whole struct sandbox_msg. */
 int sandbox_msg_recv_type(int sock);
+
+/* The fds a received message carries (SCM_RIGHTS): the first max into
+ * fds, the others closed. How many are in fds. */
+size_t sandbox_msg_take_fds(const struct msghdr *mh, int *fds, size_t max);
 
 /* The supervisor's receive: waits until deadline (util_now_ns) for a
  * message into m, the first fd it carries (-1 if none; others are closed)
