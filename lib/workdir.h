@@ -74,6 +74,42 @@ int workdir_rmtree_at(int dirfd, const char *name);
  * entries removed, or -1 (logged). */
 int workdir_sweep(const char *root);
 
+/* One entry of a walk, as workdir_walk shows it to its visitor. */
+struct workdir_entry {
+	int dfd;                      /* its directory */
+	const char *name;             /* its name there */
+	const char *path;             /* its name under the top ("a/b.txt"); NULL
+	                               * when that would not fit in path_max */
+	unsigned depth;               /* 0 for the top's own entries */
+};
+
+/* What a visitor returns (or -1 with errno, which fails the walk). */
+enum { WORKDIR_WALK_NEXT, WORKDIR_WALK_ENTER, WORKDIR_WALK_STOP };
+
+/* A depth-first walk that lists each directory once, in the order the file
+ * system gives, and never enters anything its visitor did not open. */
+struct workdir_walk {
+	unsigned max_depth;           /* a directory of depth max_depth - 1 is the
+	                               * deepest that may be entered (ELOOP) */
+	size_t path_max;              /* bytes of the longest path, its NUL included */
+	/* Called for each entry but "." and "..": NEXT goes on, STOP ends the
+	 * walk (a success), ENTER lists the directory whose fd (open
+	 * O_DIRECTORY, the walk's from then on) the visitor put in *sub. */
+	int (*visit)(void *arg, const struct workdir_entry *e, int *sub);
+	/* When not NULL: called once a directory the visitor entered is
+	 * listed, with that directory's own path and depth. -1 fails the walk. */
+	int (*leave)(void *arg, const char *path, unsigned depth);
+	void *arg;
+	int stop_on_list_error;       /* 1: a failed listing fails the walk; 0: it
+	                               * ends that directory's listing */
+	int list_failed;              /* out: the walk failed listing a directory */
+};
+
+/* Walks the directory fd (taken: closed when the walk ends), from its
+ * start. 0, or -1 with errno (the visitor's, leave's, a listing's, or
+ * ENOMEM). */
+int workdir_walk(int fd, struct workdir_walk *w);
+
 /* How workdir_copy_tree copies, and where it failed. */
 struct workdir_copy {
 	mode_t dir_bits, file_bits;   /* added to each copy's mode (the source's) */
