@@ -54,6 +54,34 @@ static const char hint_mount[] =
 	"profile that allows userns; inside a container, allow mounts in nested namespaces "
 	"(no AppArmor/seccomp profile blocking mount)";
 
+/* What fd holds (len bytes at most; its first line only when first_line)
+ * into buf. */
+static void probe_read(int fd, char *buf, size_t len, int first_line)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (first_line)
+		buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* 0 when the probe's program printed "ok"; -1 with what it said in err. */
+static int probe_verdict(const char *python, const struct run_result *res, int out_fd,
+			 int err_fd, char *err, size_t errlen)
+{
+	char out[64], errtxt[160];
+
+	probe_read(out_fd, out, sizeof(out), 0);
+	if (res->status == RUN_OK && strcmp(out, "ok\n") == 0)
+		return 0;
+	probe_read(err_fd, errtxt, sizeof(errtxt), 1);
+	util_errorf(err, errlen, "%s did not run in the sandbox (exit %d, signal %d): %s; "
+		    "check that it and its libraries are under /usr or its own prefix",
+		    python, res->exit_code, res->signal,
+		    errtxt[0] != '\0' ? errtxt : "no message");
+	return -1;
+}
+
 /* One attempt; 0 when the program printed "ok". */
 static int probe_once(struct sandbox_config *cfg, const char *python, const char *dir,
 		      int up_fd, struct sandbox_run *run, char *err, size_t errlen)
@@ -63,9 +91,7 @@ static int probe_once(struct sandbox_config *cfg, const char *python, const char
 	struct run_spawner sp = sandbox_spawner;
 	struct run_spec spec;
 	struct run_result res;
-	char out[64], errtxt[160];
 	int out_fd = -1, err_fd = -1, rc = -1;
-	ssize_t n;
 
 	sandbox_run_init(run, cfg, dir, up_fd, NULL, NULL);
 	sp.arg = run;
@@ -92,18 +118,7 @@ static int probe_once(struct sandbox_config *cfg, const char *python, const char
 				    strerror(errno));
 		goto out;
 	}
-	n = pread(out_fd, out, sizeof(out) - 1, 0);
-	out[n > 0 ? n : 0] = '\0';
-	if (res.status == RUN_OK && strcmp(out, "ok\n") == 0) {
-		rc = 0;
-		goto out;
-	}
-	n = pread(err_fd, errtxt, sizeof(errtxt) - 1, 0);
-	errtxt[n > 0 ? n : 0] = '\0';
-	errtxt[strcspn(errtxt, "\n")] = '\0';
-	util_errorf(err, errlen, "%s did not run in the sandbox (exit %d, signal %d): %s; "
-		    "check that it and its libraries are under /usr or its own prefix",
-		    python, res.exit_code, res.signal, errtxt[0] != '\0' ? errtxt : "no message");
+	rc = probe_verdict(python, &res, out_fd, err_fd, err, errlen);
 out:
 	if (out_fd >= 0)
 		(void)close(out_fd);

@@ -8,7 +8,12 @@
  *                            workdir_make_short_tmp)
  *   <work_root>/<id>/...     the request's private files (stdin, stdout, ...)
  * Everything below is reached with *at() calls relative to the fds held here,
- * with O_NOFOLLOW: a symlink the program plants is never followed. */
+ * with O_NOFOLLOW: a symlink the program plants is never followed.
+ *
+ * Trees are walked here too: workdir_walk, the one walk that copying the
+ * uploads (workdir_copy_tree) and collecting the results (collect.c) share,
+ * and the removal's own (workdir_rmtree_at: bottom-up, of any depth, with a
+ * bounded number of fds). */
 #ifndef PYEXEC_WORKDIR_H
 #define PYEXEC_WORKDIR_H
 
