@@ -58,7 +58,8 @@ int sandbox_list_add(char *list, const char *path)
 		errno = EINVAL;
 		return -1;
 	}
-	for (const char *p = sandbox_list_next(list, NULL); p != NULL; p = sandbox_list_next(list, p))
+	for (const char *p = sandbox_list_next(list, NULL); p != NULL;
+	     p = sandbox_list_next(list, p))
 		used = (size_t)(p - list) + strlen(p) + 1;
 	/* the path, its NUL, and the empty string that ends the list */
 	if (used + len + 2 > SANDBOX_LIST_MAX) {
@@ -70,9 +71,8 @@ int sandbox_list_add(char *list, const char *path)
 	return 0;
 }
 
-
 /* ---------------------------------------------------------------------- */
-/* The supervisor's side. */
+/* Runs and spares. */
 
 static void run_error(struct sandbox_run *run, int step, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
