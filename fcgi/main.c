@@ -29,7 +29,7 @@
 #include "cache.h"
 #include "cgroup.h"
 #include "deps.h"
-#include "sandbox.h"
+#include "sandbox_probe.h"
 #include "subid.h"
 #include "log.h"
 #include "mime.h"

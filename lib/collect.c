@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "workdir.h"
 
 /* The longest relative name a walk can build: COLLECT_DEPTH_MAX directories
  * and a file, NAME_MAX bytes each, joined by '/'. */
@@ -32,6 +33,25 @@ struct collect_snapshot {
 	size_t n, cap;
 };
 
+/* Room for one more element (of size bytes) after the n in array p of
+ * *cap, doubling *cap (first when 0) when it is full: the array (p, or
+ * where it moved), or NULL (ENOMEM; p is left as it was). */
+static void *grow(void *p, size_t *cap, size_t n, size_t size, size_t first)
+{
+	size_t ncap = *cap ? *cap * 2 : first;
+
+	if (n < *cap)
+		return p;
+	if (ncap > SIZE_MAX / size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = realloc(p, ncap * size);
+	if (p != NULL)
+		*cap = ncap;
+	return p;
+}
+
 struct collect_snapshot *collect_snapshot_new(void)
 {
 	return calloc(1, sizeof(struct collect_snapshot));
@@ -46,19 +66,10 @@ int collect_snapshot_add(struct collect_snapshot *s, const char *name,
 		errno = EINVAL;
 		return -1;
 	}
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-
-		if (cap > SIZE_MAX / sizeof(*e)) {
-			errno = ENOMEM;
-			return -1;
-		}
-		e = realloc(s->e, cap * sizeof(*e));
-		if (e == NULL)
-			return -1;
-		s->e = e;
-		s->cap = cap;
-	}
+	e = grow(s->e, &s->cap, s->n, sizeof(*e), 16);
+	if (e == NULL)
+		return -1;
+	s->e = e;
 	e = &s->e[s->n];
 	e->name = strdup(name);
 	if (e->name == NULL)
@@ -129,36 +140,136 @@ static int collect_fatal(int err)
 	return err == EMFILE || err == ENFILE || err == ENOMEM;
 }
 
-struct collect_dir {
-	DIR *dir;
-	size_t plen;            /* bytes of the name buffer that name it */
+/* A collection under way. */
+struct collect_walk {
+	const struct snap_entry **idx;  /* the snapshot, sorted by name */
+	size_t nidx;
+	struct collect_file *cand;      /* every file found, before the caps */
+	size_t ncand, cap;
+	unsigned long seen;             /* entries looked at */
+	int truncated;
 };
+
+/* A found file joins the candidates. 0, or -1 (ENOMEM). */
+static int collect_add(struct collect_walk *cw, const char *path, uint64_t size)
+{
+	struct collect_file *c = grow(cw->cand, &cw->cap, cw->ncand, sizeof(*c), 32);
+
+	if (c == NULL)
+		return -1;
+	cw->cand = c;
+	cw->cand[cw->ncand].name = strdup(path);
+	if (cw->cand[cw->ncand].name == NULL)
+		return -1;
+	cw->cand[cw->ncand].size = size;
+	cw->ncand++;
+	return 0;
+}
+
+/* Regular files the run made or changed are candidates; directories but
+ * __pycache__ are entered, down to COLLECT_DEPTH_MAX; anything else, and
+ * whatever cannot be looked at, is skipped. */
+static int collect_visit(void *arg, const struct workdir_entry *e, int *sub)
+{
+	struct collect_walk *cw = arg;
+	struct stat st, fst;
+	int fd;
+
+	if (++cw->seen > COLLECT_ENTRIES_MAX) {
+		cw->truncated = 1;
+		return WORKDIR_WALK_STOP;
+	}
+	if (strlen(e->name) > NAME_MAX || e->path == NULL)
+		return WORKDIR_WALK_NEXT;
+	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return collect_fatal(errno) ? -1 : WORKDIR_WALK_NEXT;
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return WORKDIR_WALK_NEXT;     /* symlinks, FIFOs, sockets, devices */
+	if (S_ISDIR(st.st_mode) && strcmp(e->name, "__pycache__") == 0)
+		return WORKDIR_WALK_NEXT;
+	if (S_ISDIR(st.st_mode) && e->depth >= COLLECT_DEPTH_MAX) {
+		cw->truncated = 1;
+		return WORKDIR_WALK_NEXT;
+	}
+	fd = openat(e->dfd, e->name, S_ISDIR(st.st_mode) ? DIR_OPEN_FLAGS : FILE_OPEN_FLAGS);
+	if (fd < 0)
+		return collect_fatal(errno) ? -1 : WORKDIR_WALK_NEXT;
+	/* Still the entry looked at: nothing was swapped in between. */
+	if (fstat(fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino ||
+	    (fst.st_mode & S_IFMT) != (st.st_mode & S_IFMT)) {
+		close(fd);
+		return WORKDIR_WALK_NEXT;
+	}
+	if (S_ISDIR(fst.st_mode)) {
+		*sub = fd;
+		return WORKDIR_WALK_ENTER;
+	}
+	close(fd);
+	if (snap_unchanged(cw->idx, cw->nidx, e->path, &fst))
+		return WORKDIR_WALK_NEXT;
+	return collect_add(cw, e->path, (uint64_t)fst.st_size) < 0 ? -1 : WORKDIR_WALK_NEXT;
+}
+
+/* The snapshot's entries sorted by name into cw. 0, or -1 (ENOMEM). */
+static int collect_index(struct collect_walk *cw, const struct collect_snapshot *s)
+{
+	if (s == NULL || s->n == 0)
+		return 0;
+	cw->idx = malloc(s->n * sizeof(*cw->idx));
+	if (cw->idx == NULL)
+		return -1;
+	for (size_t i = 0; i < s->n; i++)
+		cw->idx[i] = &s->e[i];
+	cw->nidx = s->n;
+	qsort(cw->idx, cw->nidx, sizeof(*cw->idx), snap_cmp);
+	return 0;
+}
+
+/* The candidates into out, in name order, within max_files and max_bytes
+ * (so which files are returned does not depend on the order the file
+ * system lists them in); cw gives them up. */
+static void collect_caps(struct collect_walk *cw, unsigned max_files, uint64_t max_bytes,
+			 struct collect_result *out)
+{
+	size_t kept = 0;
+
+	if (cw->ncand > 0)
+		qsort(cw->cand, cw->ncand, sizeof(*cw->cand), file_cmp);
+	for (size_t i = 0; i < cw->ncand; i++) {
+		if (kept < max_files && cw->cand[i].size <= max_bytes - out->bytes) {
+			out->bytes += cw->cand[i].size;
+			cw->cand[kept++] = cw->cand[i];
+		} else {
+			free(cw->cand[i].name);
+			cw->truncated = 1;
+		}
+	}
+	if (kept == 0) {
+		free(cw->cand);
+		cw->cand = NULL;
+	}
+	out->files = cw->cand;
+	out->n = kept;
+	out->truncated = cw->truncated;
+	cw->cand = NULL;
+	cw->ncand = 0;
+}
 
 int collect_files(int work_fd, const struct collect_snapshot *s,
 		  unsigned max_files, uint64_t max_bytes,
 		  struct collect_result *out)
 {
-	struct collect_dir stack[COLLECT_DEPTH_MAX + 1];
-	const struct snap_entry **idx = NULL;
-	struct collect_file *cand = NULL;
-	size_t depth = 0, ncand = 0, cap = 0, nidx = 0, kept = 0;
-	unsigned long seen = 0;
-	char *path = NULL;
-	int fd, saved, truncated = 0;
+	struct collect_walk cw;
+	struct workdir_walk w = {
+		.max_depth = COLLECT_DEPTH_MAX, .path_max = COLLECT_NAME_MAX + 1,
+		.visit = collect_visit, .arg = &cw,
+	};
+	int fd, saved;
 
 	memset(out, 0, sizeof(*out));
-	path = malloc(COLLECT_NAME_MAX + 1);
-	if (path == NULL)
+	memset(&cw, 0, sizeof(cw));
+	if (collect_index(&cw, s) < 0)
 		return -1;
-	if (s != NULL && s->n > 0) {
-		idx = malloc(s->n * sizeof(*idx));
-		if (idx == NULL)
-			goto fail;
-		for (size_t i = 0; i < s->n; i++)
-			idx[i] = &s->e[i];
-		nidx = s->n;
-		qsort(idx, nidx, sizeof(*idx), snap_cmp);
-	}
 	/* A fresh open file description: the caller's offset stays its own. */
 	fd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == EACCES && fchmod(work_fd, 0700) == 0) {
@@ -166,142 +277,18 @@ int collect_files(int work_fd, const struct collect_snapshot *s,
 		 * reopen (unreadable subdirectories are skipped instead). */
 		fd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	if (fd < 0)
+	if (fd < 0 || workdir_walk(fd, &w) < 0)
 		goto fail;
-	stack[0].dir = fdopendir(fd);
-	if (stack[0].dir == NULL) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		goto fail;
-	}
-	stack[0].plen = 0;
-	depth = 1;
-
-	while (depth > 0) {
-		struct collect_dir *cur = &stack[depth - 1];
-		int dfd = dirfd(cur->dir);
-		struct dirent *de;
-		struct stat st, fst;
-		size_t nlen, plen;
-
-		errno = 0;
-		de = readdir(cur->dir);
-		if (de == NULL) {
-			/* An error mid-listing ends this directory, like an unreadable one. */
-			closedir(cur->dir);
-			depth--;
-			continue;
-		}
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (++seen > COLLECT_ENTRIES_MAX) {
-			truncated = 1;
-			break;
-		}
-		nlen = strlen(de->d_name);
-		plen = cur->plen + (cur->plen > 0) + nlen;
-		if (nlen > NAME_MAX || plen > COLLECT_NAME_MAX)
-			continue;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (collect_fatal(errno))
-				goto fail;
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-			continue;       /* symlinks, FIFOs, sockets, devices */
-		if (S_ISDIR(st.st_mode) && strcmp(de->d_name, "__pycache__") == 0)
-			continue;
-		if (S_ISDIR(st.st_mode) && depth > COLLECT_DEPTH_MAX) {
-			truncated = 1;
-			continue;
-		}
-		fd = openat(dfd, de->d_name, S_ISDIR(st.st_mode) ? DIR_OPEN_FLAGS : FILE_OPEN_FLAGS);
-		if (fd < 0) {
-			if (collect_fatal(errno))
-				goto fail;
-			continue;
-		}
-		/* Still the entry looked at: nothing was swapped in between. */
-		if (fstat(fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino ||
-		    (fst.st_mode & S_IFMT) != (st.st_mode & S_IFMT)) {
-			close(fd);
-			continue;
-		}
-		if (cur->plen > 0)
-			path[cur->plen] = '/';
-		memcpy(path + plen - nlen, de->d_name, nlen + 1);
-		if (S_ISDIR(fst.st_mode)) {
-			stack[depth].dir = fdopendir(fd);
-			if (stack[depth].dir == NULL) {
-				saved = errno;
-				close(fd);
-				errno = saved;
-				goto fail;
-			}
-			stack[depth].plen = plen;
-			depth++;
-			continue;
-		}
-		close(fd);
-		if (!S_ISREG(fst.st_mode) || snap_unchanged(idx, nidx, path, &fst))
-			continue;
-		if (ncand == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			struct collect_file *c;
-
-			if (ncap > SIZE_MAX / sizeof(*c)) {
-				errno = ENOMEM;
-				goto fail;
-			}
-			c = realloc(cand, ncap * sizeof(*c));
-			if (c == NULL)
-				goto fail;
-			cand = c;
-			cap = ncap;
-		}
-		cand[ncand].name = strdup(path);
-		if (cand[ncand].name == NULL)
-			goto fail;
-		cand[ncand].size = (uint64_t)fst.st_size;
-		ncand++;
-	}
-	while (depth > 0)
-		closedir(stack[--depth].dir);
-
-	/* Caps in name order, so which files are returned does not depend on
-	 * the order the file system lists them in. */
-	if (ncand > 0)
-		qsort(cand, ncand, sizeof(*cand), file_cmp);
-	for (size_t i = 0; i < ncand; i++) {
-		if (kept < max_files && cand[i].size <= max_bytes - out->bytes) {
-			out->bytes += cand[i].size;
-			cand[kept++] = cand[i];
-		} else {
-			free(cand[i].name);
-			truncated = 1;
-		}
-	}
-	if (kept == 0) {
-		free(cand);
-		cand = NULL;
-	}
-	out->files = cand;
-	out->n = kept;
-	out->truncated = truncated;
-	free(idx);
-	free(path);
+	collect_caps(&cw, max_files, max_bytes, out);
+	free(cw.idx);
 	return 0;
 
 fail:
 	saved = errno;
-	while (depth > 0)
-		closedir(stack[--depth].dir);
-	for (size_t i = 0; i < ncand; i++)
-		free(cand[i].name);
-	free(cand);
-	free(idx);
-	free(path);
+	for (size_t i = 0; i < cw.ncand; i++)
+		free(cw.cand[i].name);
+	free(cw.cand);
+	free(cw.idx);
 	memset(out, 0, sizeof(*out));
 	errno = saved;
 	return -1;

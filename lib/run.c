@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "asyncsafe.h"
 #include "cgroup.h"
 #include "log.h"
 #include "run.h"
@@ -40,83 +41,11 @@
 #define RUN_REAP_MAX_NS   (5 * NS_PER_S)
 /* How long the pipes are read after every writer was killed. */
 #define RUN_DRAIN_MAX_NS  (1 * NS_PER_S)
-/* Child's error message: "pyexec: cannot <step> <arg>: <error>\n". */
-#define RUN_CHILD_MSG_MAX (PATH_MAX + 160)
 
 /* ---------------------------------------------------------------------- */
 /* The built-in spawner. Everything between fork() and execve() runs in the
  * child of a possibly multi-threaded caller, so it sticks to async-signal-safe
- * calls: no stdio, no malloc, strerrordesc_np() (static strings, no locale). */
-
-static size_t child_cat(char *dst, size_t cap, size_t n, const char *s)
-{
-	while (*s != '\0' && n + 1 < cap)
-		dst[n++] = *s++;
-	dst[n] = '\0';
-	return n;
-}
-
-__attribute__((noreturn))
-static void child_fail(int fd, const char *step, const char *arg, int err)
-{
-	char msg[RUN_CHILD_MSG_MAX];
-	const char *desc = strerrordesc_np(err);
-	size_t n = 0;
-	ssize_t w;
-
-	n = child_cat(msg, sizeof(msg) - 1, n, "pyexec: cannot ");
-	n = child_cat(msg, sizeof(msg) - 1, n, step);
-	if (arg != NULL) {
-		n = child_cat(msg, sizeof(msg) - 1, n, " ");
-		n = child_cat(msg, sizeof(msg) - 1, n, arg);
-	}
-	n = child_cat(msg, sizeof(msg) - 1, n, ": ");
-	n = child_cat(msg, sizeof(msg) - 1, n, desc != NULL ? desc : "Unknown error");
-	msg[n++] = '\n';
-	do
-		w = write(fd, msg, n);
-	while (w < 0 && errno == EINTR);
-	_exit(127);
-}
-
-/* Closes every fd >= lowfd. close_range(2) needs Linux 5.9; before that the
- * open fds are listed from /proc with getdents64 (opendir would allocate). */
-static void child_close_from(int lowfd)
-{
-	long max;
-	int dfd;
-
-	if (close_range((unsigned)lowfd, ~0U, 0) == 0)
-		return;
-	dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		char buf[4096] __attribute__((aligned(8)));
-		long n;
-
-		while ((n = getdents64(dfd, buf, sizeof(buf))) > 0) {
-			for (long off = 0; off < n;) {
-				struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
-				const char *p = de->d_name;
-				int fd = 0;
-
-				off += de->d_reclen;
-				if (*p < '0' || *p > '9')
-					continue;
-				for (; *p >= '0' && *p <= '9'; p++)
-					fd = fd * 10 + (*p - '0');
-				if (fd >= lowfd && fd != dfd)
-					(void)close(fd);
-			}
-		}
-		(void)close(dfd);
-		return;
-	}
-	max = sysconf(_SC_OPEN_MAX);
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (int fd = lowfd; fd < max; fd++)
-		(void)close(fd);
-}
+ * calls (asyncsafe.h). */
 
 /* Lowering a limit is always allowed, raising a hard limit is not (without
  * CAP_SYS_RESOURCE): a request above the inherited hard limit gets the
@@ -141,21 +70,15 @@ static rlim_t cpu_limit_seconds(uint64_t cpu_ms)
 	return (rlim_t)(cpu_ms / 1000 + (cpu_ms % 1000 != 0));
 }
 
-void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int err_w,
-		     pid_t parent, int new_session)
+/* Default dispositions for every signal, nothing blocked: dispositions set
+ * to SIG_IGN by the server (SIGPIPE) survive execve. */
+static void child_signals_default(int err_w)
 {
-	const struct run_limits *lim = &spec->lim;
 	struct sigaction sa;
 	/* the kernel's struct sigaction; all zero is SIG_DFL, no flags, empty mask */
 	struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } kdfl = { 0 };
 	sigset_t none;
-	int in, fin, fout, ferr;
 
-	if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
-		child_fail(err_w, new_session ? "create a session" : "create a process group",
-			   NULL, errno);
-
-	/* Dispositions set to SIG_IGN by the server (SIGPIPE) survive execve. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigemptyset(&sa.sa_mask);
@@ -170,13 +93,18 @@ void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int e
 	}
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		child_fail(err_w, "unblock signals", NULL, errno);
+		asyncsafe_fail(err_w, "unblock signals", NULL, errno);
+}
 
-	in = stdin_fd;
+/* stdin_fd (or /dev/null, rewound), out_w and err_w on 0-2, nothing else. */
+static void child_fds(int stdin_fd, int out_w, int err_w)
+{
+	int in = stdin_fd, fin, fout, ferr;
+
 	if (in < 0) {
 		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (in < 0)
-			child_fail(err_w, "open", "/dev/null", errno);
+			asyncsafe_fail(err_w, "open", "/dev/null", errno);
 	}
 	/* Lift all three above 2 first: any of them may itself be 0, 1 or 2,
 	 * and dup2 onto an fd still needed as a source would lose it. */
@@ -184,43 +112,56 @@ void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int e
 	fout = fcntl(out_w, F_DUPFD_CLOEXEC, 3);
 	ferr = fcntl(err_w, F_DUPFD_CLOEXEC, 3);
 	if (fin < 0 || fout < 0 || ferr < 0)
-		child_fail(err_w, "duplicate a descriptor", NULL, errno);
+		asyncsafe_fail(err_w, "duplicate a descriptor", NULL, errno);
 	if (dup2(ferr, STDERR_FILENO) < 0)
-		child_fail(err_w, "set up standard error", NULL, errno);
+		asyncsafe_fail(err_w, "set up standard error", NULL, errno);
 	if (dup2(fin, STDIN_FILENO) < 0)
-		child_fail(STDERR_FILENO, "set up standard input", NULL, errno);
+		asyncsafe_fail(STDERR_FILENO, "set up standard input", NULL, errno);
 	if (dup2(fout, STDOUT_FILENO) < 0)
-		child_fail(STDERR_FILENO, "set up standard output", NULL, errno);
+		asyncsafe_fail(STDERR_FILENO, "set up standard output", NULL, errno);
 	/* The file description is shared with the caller, who wrote it. */
 	if (lseek(STDIN_FILENO, 0, SEEK_SET) < 0 && errno != ESPIPE)
-		child_fail(STDERR_FILENO, "rewind standard input", NULL, errno);
-	child_close_from(3);
+		asyncsafe_fail(STDERR_FILENO, "rewind standard input", NULL, errno);
+	asyncsafe_close_except((const int[]){ 0, 1, 2 }, 3);
+}
 
-	if (spec->cwd != NULL && chdir(spec->cwd) < 0)
-		child_fail(STDERR_FILENO, "change directory to", spec->cwd, errno);
-
+/* The rlimits of lim, and no core. */
+static void child_limits(const struct run_limits *lim)
+{
 	if (lim->cpu_ms != 0) {
 		rlim_t s = cpu_limit_seconds(lim->cpu_ms);
 
 		/* SIGXCPU at the soft limit, SIGKILL a second later if ignored. */
 		if (child_limit(RLIMIT_CPU, s, s + 1) < 0)
-			child_fail(STDERR_FILENO, "set", "RLIMIT_CPU", errno);
+			asyncsafe_fail(STDERR_FILENO, "set", "RLIMIT_CPU", errno);
 	}
 	if (lim->memory != 0 &&
 	    child_limit(RLIMIT_AS, (rlim_t)lim->memory, (rlim_t)lim->memory) < 0)
-		child_fail(STDERR_FILENO, "set", "RLIMIT_AS", errno);
+		asyncsafe_fail(STDERR_FILENO, "set", "RLIMIT_AS", errno);
 	if (lim->file_size != 0 &&
 	    child_limit(RLIMIT_FSIZE, (rlim_t)lim->file_size, (rlim_t)lim->file_size) < 0)
-		child_fail(STDERR_FILENO, "set", "RLIMIT_FSIZE", errno);
+		asyncsafe_fail(STDERR_FILENO, "set", "RLIMIT_FSIZE", errno);
 	if (lim->nproc != 0 && child_limit(RLIMIT_NPROC, lim->nproc, lim->nproc) < 0)
-		child_fail(STDERR_FILENO, "set", "RLIMIT_NPROC", errno);
+		asyncsafe_fail(STDERR_FILENO, "set", "RLIMIT_NPROC", errno);
 	if (lim->nofile != 0 && child_limit(RLIMIT_NOFILE, lim->nofile, lim->nofile) < 0)
-		child_fail(STDERR_FILENO, "set", "RLIMIT_NOFILE", errno);
+		asyncsafe_fail(STDERR_FILENO, "set", "RLIMIT_NOFILE", errno);
 	if (child_limit(RLIMIT_CORE, 0, 0) < 0)
-		child_fail(STDERR_FILENO, "set", "RLIMIT_CORE", errno);
+		asyncsafe_fail(STDERR_FILENO, "set", "RLIMIT_CORE", errno);
+}
 
+void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int err_w,
+		     pid_t parent, int new_session)
+{
+	if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
+		asyncsafe_fail(err_w, new_session ? "create a session" : "create a process group",
+			       NULL, errno);
+	child_signals_default(err_w);
+	child_fds(stdin_fd, out_w, err_w);
+	if (spec->cwd != NULL && chdir(spec->cwd) < 0)
+		asyncsafe_fail(STDERR_FILENO, "change directory to", spec->cwd, errno);
+	child_limits(&spec->lim);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(STDERR_FILENO, "set the parent-death signal", NULL, errno);
+		asyncsafe_fail(STDERR_FILENO, "set the parent-death signal", NULL, errno);
 	/* The parent may have died before the line above: nobody would kill us. */
 	if (getppid() != parent)
 		_exit(127);
@@ -229,7 +170,7 @@ void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int e
 void run_child_exec(const struct run_spec *spec)
 {
 	execve(spec->path, spec->argv, spec->envp);
-	child_fail(STDERR_FILENO, "execute", spec->path, errno);
+	asyncsafe_fail(STDERR_FILENO, "execute", spec->path, errno);
 }
 
 static pid_t spawn_rlimits(void *arg, const struct run_spec *spec, int stdin_fd,

@@ -1,5 +1,14 @@
-/* sandbox: layer 1 of SPEC §6, a run_spawner that puts the program in new
- * user, mount, pid, net, ipc, uts and cgroup namespaces, unprivileged.
+/* sandbox: layer 1 of the README's Security section, a run_spawner that
+ * puts the program in new user, mount, pid, net, ipc, uts and cgroup
+ * namespaces, unprivileged.
+ *
+ * Split where the processes split:
+ *   sandbox.c         the supervisor's side: spawn, spares, its half of
+ *                     the protocol (this header)
+ *   sandbox_proto.h   the messages between supervisor and init
+ *   sandbox_init.h    what runs after clone: init and the payload
+ *   sandbox_filter.h  the payload's seccomp filter
+ *   sandbox_probe.h   the start-up probe
  *
  * The steps, in order (each failure is reported with the step, the path and
  * the errno, and the run does not start):
@@ -91,6 +100,9 @@ struct sandbox_config {
 /* Appends path to list (a sandbox_config's etc_extra or hide). 0, or -1
  * with EINVAL (not an absolute path) or ENAMETOOLONG (the list is full). */
 int sandbox_list_add(char *list, const char *path);
+/* The path after cur in list (the first when cur is NULL), NULL at its
+ * end. Async-signal-safe (init walks the lists). */
+const char *sandbox_list_next(const char *list, const char *cur);
 
 /* A sandbox set up ahead of its request: init, waiting for a run. Owned by
  * one process (a worker), which must not reap it by other means than
@@ -122,7 +134,8 @@ struct sandbox_run {
 	int uploads_too_big;            /* out: the uploads did not fit in disk_bytes */
 	int spare_used;                 /* out: 1 when the spare served the run */
 	char error[256];                /* out: what failed, when spawn fails */
-	int failed_step;                /* internal: the step that failed and its */
+	int failed_step;                /* internal: the step that failed (enum
+	                                 * sandbox_step, sandbox_proto.h) and its */
 	int failed_errno;               /* errno, for the advice of sandbox_probe */
 };
 
@@ -155,24 +168,5 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 		       const char *dir, const struct cgroup_slot *cg);
 /* Ends sp's init, reaps it, removes its directory; sp is then empty. */
 void sandbox_spare_discard(struct sandbox_spare *sp);
-
-/* Fills cfg for python (its prefix), the disk size, network, uid and gid
- * (memory_cgroup, etc_extra and hide are the caller's, and kept: start
- * from a zeroed cfg), then runs one complete throw-away sandbox (python printing "ok" inside,
- * everything but the uploads) in tmp_dir. 0 when it works; -1 with, in
- * err, one sentence that says which step failed, the errno, and the fix
- * (user namespaces disabled: "sysctl kernel.unprivileged_userns_clone=1";
- * Ubuntu's AppArmor restriction: "kernel.apparmor_restrict_unprivileged_userns=0
- * or an AppArmor profile that allows userns"; a /proc that cannot be mounted
- * fresh falls back to no /proc, with cfg->proc = 0 and a warning logged). */
-int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
-		  int network, const char *tmp_dir, char *err, size_t errlen);
-
-/* After sandbox_probe (which leaves run_uid and run_gid = uid and gid: runs
- * share pyexec's ids): sets run_uid and run_gid and runs the probe's
- * sandbox again with them (newuidmap and newgidmap must accept them). 0
- * when it works; -1 with the cause in err, and cfg as it was. */
-int sandbox_probe_run_ids(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
-			  uid_t run_uid, gid_t run_gid, char *err, size_t errlen);
 
 #endif

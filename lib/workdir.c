@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "names.h"
+#include "util.h"
 #include "workdir.h"
 
 #define WORKDIR_ID_MAX 63       /* bytes in a request id */
@@ -24,6 +26,8 @@
 #define RMTREE_OPEN_MAX 16
 
 #define DIR_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+#define WORKDIR_COPY_CHUNK (1024 * 1024)   /* bytes of one sendfile, or read */
 
 static int workdir_id_ok(const char *id)
 {
@@ -611,4 +615,310 @@ int workdir_sweep(const char *root)
 		log_msg(LOG_LEVEL_INFO, "workdir: removed %d leftover entries from %s",
 			removed, root);
 	return failed ? -1 : removed;
+}
+
+/* Closes fd (when open), errno kept. */
+static void close_keep_errno(int fd)
+{
+	int saved = errno;
+
+	if (fd >= 0)
+		(void)close(fd);
+	errno = saved;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Walking a tree. */
+
+struct walk_dir {
+	DIR *dir;
+	size_t plen;            /* bytes of the path buffer that name it */
+};
+
+/* fd as the stream of the next level down. 0, or -1 (fd closed). */
+static int walk_push(struct walk_dir *stack, size_t *depth, int fd, size_t plen)
+{
+	DIR *d = fdopendir(fd);
+
+	if (d == NULL) {
+		close_keep_errno(fd);
+		return -1;
+	}
+	rewinddir(d);
+	stack[*depth].dir = d;
+	stack[*depth].plen = plen;
+	(*depth)++;
+	return 0;
+}
+
+/* The name's path under the top into path (after the directory's plen
+ * bytes), or NULL when it does not fit in len bytes. */
+static const char *walk_path(char *path, size_t len, size_t plen, const char *name)
+{
+	size_t nlen = strlen(name), at = plen + (plen > 0);
+
+	if (at + nlen + 1 > len)
+		return NULL;
+	if (plen > 0)
+		path[plen] = '/';
+	memcpy(path + at, name, nlen + 1);
+	return path;
+}
+
+/* The top directory's listing is over: leave it (its path ends at plen). */
+static int walk_pop(struct workdir_walk *w, struct walk_dir *stack, size_t *depth, char *path)
+{
+	struct walk_dir *cur = &stack[--(*depth)];
+	int rc = 0;
+
+	(void)closedir(cur->dir);
+	if (*depth > 0 && w->leave != NULL) {
+		path[cur->plen] = '\0';
+		rc = w->leave(w->arg, path, (unsigned)*depth - 1);
+	}
+	return rc;
+}
+
+int workdir_walk(int fd, struct workdir_walk *w)
+{
+	struct walk_dir *stack = calloc((size_t)w->max_depth + 1, sizeof(*stack));
+	char *path = malloc(w->path_max > 0 ? w->path_max : 1);
+	size_t depth = 0;
+	int rc = -1;
+
+	w->list_failed = 0;
+	if (stack == NULL || path == NULL) {
+		close_keep_errno(fd);
+		goto out;
+	}
+	path[0] = '\0';
+	if (walk_push(stack, &depth, fd, 0) < 0) {
+		w->list_failed = 1;
+		goto out;
+	}
+	while (depth > 0) {
+		struct walk_dir *cur = &stack[depth - 1];
+		struct workdir_entry e;
+		struct dirent *de;
+		int sub = -1, v;
+
+		errno = 0;
+		de = readdir(cur->dir);
+		if (de == NULL) {
+			if (errno != 0 && w->stop_on_list_error) {
+				w->list_failed = 1;
+				goto out;
+			}
+			if (walk_pop(w, stack, &depth, path) < 0)
+				goto out;
+			continue;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		e.dfd = dirfd(cur->dir);
+		e.name = de->d_name;
+		e.path = walk_path(path, w->path_max, cur->plen, de->d_name);
+		e.depth = (unsigned)depth - 1;
+		v = w->visit(w->arg, &e, &sub);
+		if (v < 0)
+			goto out;
+		if (v == WORKDIR_WALK_STOP)
+			break;
+		if (v != WORKDIR_WALK_ENTER)
+			continue;
+		if (depth > w->max_depth || e.path == NULL) {
+			close_keep_errno(sub);
+			errno = depth > w->max_depth ? ELOOP : ENAMETOOLONG;
+			goto out;
+		}
+		if (walk_push(stack, &depth, sub, strlen(e.path)) < 0) {
+			w->list_failed = 1;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	{
+		int saved = errno;
+
+		while (depth > 0)
+			(void)closedir(stack[--depth].dir);
+		free(stack);
+		free(path);
+		errno = saved;
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Copying a tree. */
+
+/* in's data to the end into out: sendfile, or read and write where the
+ * kernel refuses sendfile for this pair. 0, or -1 with errno. */
+static int copy_file_data(int in, int out)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	for (;;) {
+		n = sendfile(out, in, NULL, WORKDIR_COPY_CHUNK);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+	}
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	buf = malloc(WORKDIR_COPY_CHUNK);
+	if (buf == NULL)
+		return -1;
+	for (;;) {
+		n = read(in, buf, WORKDIR_COPY_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || util_write_all(out, buf, (size_t)n) < 0)
+			break;
+	}
+	free(buf);
+	return n == 0 ? 0 : -1;
+}
+
+/* The regular file name of src copied into dst. A file swapped for
+ * something else since it was listed is skipped. */
+static int copy_file(int src, int dst, const char *name, struct workdir_copy *c)
+{
+	struct stat st, ost;
+	int in, out = -1;
+
+	in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	if (fstat(in, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		(void)close(in);
+		return 0;
+	}
+	out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0 || copy_file_data(in, out) < 0 ||
+	    fchmod(out, (st.st_mode & 0777) | c->file_bits) < 0 || fstat(out, &ost) < 0)
+		goto fail;
+	if (c->on_file != NULL && c->on_file(c->arg, c->failed, &ost) < 0)
+		goto fail;
+	(void)close(in);
+	return close(out);
+fail:
+	close_keep_errno(in);
+	close_keep_errno(out);
+	return -1;
+}
+
+/* A copy under way: the directory in dst of each level of the walk (the
+ * top's at 0), and the mode each gets once its contents are in. */
+struct copy_walk {
+	struct workdir_copy *c;
+	int *dst;
+	mode_t *mode;
+};
+
+/* The directory e (st) made in dst and entered: its fd into *sub. */
+static int copy_enter(struct copy_walk *cw, const struct workdir_entry *e,
+		      const struct stat *st, int *sub)
+{
+	int dst = cw->dst[e->depth], out;
+
+	if (e->depth >= cw->c->max_depth) {
+		errno = ELOOP;
+		return -1;
+	}
+	/* its entries' names need a '/' more */
+	if (strlen(e->path) + 2 > PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdirat(dst, e->name, 0700) < 0)
+		return -1;
+	*sub = openat(e->dfd, e->name, DIR_OPEN_FLAGS);
+	if (*sub < 0)
+		return -1;
+	out = openat(dst, e->name, DIR_OPEN_FLAGS);
+	if (out < 0) {
+		close_keep_errno(*sub);
+		return -1;
+	}
+	cw->dst[e->depth + 1] = out;
+	cw->mode[e->depth + 1] = st->st_mode;
+	return WORKDIR_WALK_ENTER;
+}
+
+/* Directories and regular files are copied, anything else is skipped;
+ * c->failed names the entry. */
+static int copy_visit(void *arg, const struct workdir_entry *e, int *sub)
+{
+	struct copy_walk *cw = arg;
+	struct stat st;
+
+	if (e->path == NULL) {
+		snprintf(cw->c->failed, sizeof(cw->c->failed), "%s", e->name);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(cw->c->failed, e->path, strlen(e->path) + 1);
+	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode))
+		return copy_enter(cw, e, &st, sub);
+	if (S_ISREG(st.st_mode) && copy_file(e->dfd, cw->dst[e->depth], e->name, cw->c) < 0)
+		return -1;
+	return WORKDIR_WALK_NEXT;
+}
+
+/* The mode last: a read-only directory was written into. */
+static int copy_leave(void *arg, const char *path, unsigned depth)
+{
+	struct copy_walk *cw = arg;
+	int out = cw->dst[depth + 1], rc;
+
+	memcpy(cw->c->failed, path, strlen(path) + 1);
+	rc = fchmod(out, (cw->mode[depth + 1] & 0777) | cw->c->dir_bits);
+	close_keep_errno(out);
+	cw->dst[depth + 1] = -1;
+	return rc;
+}
+
+int workdir_copy_tree(int src, int dst, struct workdir_copy *c)
+{
+	struct copy_walk cw = { c, NULL, NULL };
+	struct workdir_walk w = {
+		.max_depth = c->max_depth, .path_max = sizeof(c->failed),
+		.visit = copy_visit, .leave = copy_leave, .arg = &cw,
+		.stop_on_list_error = 1,
+	};
+	int fd, rc = -1;
+
+	c->failed[0] = '\0';
+	cw.dst = malloc(((size_t)c->max_depth + 1) * sizeof(*cw.dst));
+	cw.mode = malloc(((size_t)c->max_depth + 1) * sizeof(*cw.mode));
+	if (cw.dst == NULL || cw.mode == NULL)
+		goto out;
+	cw.dst[0] = dst;
+	for (unsigned i = 1; i <= c->max_depth; i++)
+		cw.dst[i] = -1;
+	fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+	rc = fd < 0 ? -1 : workdir_walk(fd, &w);
+	if (rc < 0 && (fd < 0 || w.list_failed))
+		c->failed[0] = '\0';
+	for (unsigned i = 1; i <= c->max_depth; i++)
+		close_keep_errno(cw.dst[i]);
+out:
+	{
+		int saved = errno;
+
+		free(cw.dst);
+		free(cw.mode);
+		errno = saved;
+	}
+	return rc;
 }

@@ -8,12 +8,19 @@
  *                            workdir_make_short_tmp)
  *   <work_root>/<id>/...     the request's private files (stdin, stdout, ...)
  * Everything below is reached with *at() calls relative to the fds held here,
- * with O_NOFOLLOW: a symlink the program plants is never followed. */
+ * with O_NOFOLLOW: a symlink the program plants is never followed.
+ *
+ * Trees are walked here too: workdir_walk, the one walk that copying the
+ * uploads (workdir_copy_tree) and collecting the results (collect.c) share,
+ * and the removal's own (workdir_rmtree_at: bottom-up, of any depth, with a
+ * bounded number of fds). */
 #ifndef PYEXEC_WORKDIR_H
 #define PYEXEC_WORKDIR_H
 
 #include <limits.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 struct workdir {
 	int root_fd;              /* work_root */
@@ -71,5 +78,61 @@ int workdir_rmtree_at(int dirfd, const char *name);
  * (mod_fcgid starts one per concurrent request). Returns the number of
  * entries removed, or -1 (logged). */
 int workdir_sweep(const char *root);
+
+/* One entry of a walk, as workdir_walk shows it to its visitor. */
+struct workdir_entry {
+	int dfd;                      /* its directory */
+	const char *name;             /* its name there */
+	const char *path;             /* its name under the top ("a/b.txt"); NULL
+	                               * when that would not fit in path_max */
+	unsigned depth;               /* 0 for the top's own entries */
+};
+
+/* What a visitor returns (or -1 with errno, which fails the walk). */
+enum { WORKDIR_WALK_NEXT, WORKDIR_WALK_ENTER, WORKDIR_WALK_STOP };
+
+/* A depth-first walk that lists each directory once, in the order the file
+ * system gives, and never enters anything its visitor did not open. */
+struct workdir_walk {
+	unsigned max_depth;           /* a directory of depth max_depth - 1 is the
+	                               * deepest that may be entered (ELOOP) */
+	size_t path_max;              /* bytes of the longest path, its NUL included */
+	/* Called for each entry but "." and "..": NEXT goes on, STOP ends the
+	 * walk (a success), ENTER lists the directory whose fd (open
+	 * O_DIRECTORY, the walk's from then on) the visitor put in *sub. */
+	int (*visit)(void *arg, const struct workdir_entry *e, int *sub);
+	/* When not NULL: called once a directory the visitor entered is
+	 * listed, with that directory's own path and depth. -1 fails the walk. */
+	int (*leave)(void *arg, const char *path, unsigned depth);
+	void *arg;
+	int stop_on_list_error;       /* 1: a failed listing fails the walk; 0: it
+	                               * ends that directory's listing */
+	int list_failed;              /* out: the walk failed listing a directory */
+};
+
+/* Walks the directory fd (taken: closed when the walk ends), from its
+ * start. 0, or -1 with errno (the visitor's, leave's, a listing's, or
+ * ENOMEM). */
+int workdir_walk(int fd, struct workdir_walk *w);
+
+/* How workdir_copy_tree copies, and where it failed. */
+struct workdir_copy {
+	mode_t dir_bits, file_bits;   /* added to each copy's mode (the source's) */
+	unsigned max_depth;           /* a directory deeper fails with ELOOP */
+	/* When not NULL: called for each regular file copied, with its name
+	 * under the top ("a/b.txt") and the copy's stat once written; -1 (with
+	 * errno) fails the copy there. */
+	int (*on_file)(void *arg, const char *name, const struct stat *st);
+	void *arg;
+	char failed[PATH_MAX];        /* out: the name the copy failed on; ""
+	                               * when listing a directory failed */
+};
+
+/* Copies the contents of directory src into directory dst (both open, dst
+ * empty): regular files and directories only (anything else is skipped),
+ * never following a symlink; each directory gets its mode once its
+ * contents are in. src's offset is left alone. 0, or -1 with errno (that
+ * of the first failure; what was copied stays) and c->failed. */
+int workdir_copy_tree(int src, int dst, struct workdir_copy *c);
 
 #endif

@@ -22,6 +22,7 @@
 #include "execute.h"
 #include "mime.h"
 #include "sandbox.h"
+#include "sandbox_probe.h"
 #include "workdir.h"
 
 /* The pipeline of POST execute without FastCGI: a body fed by a fake

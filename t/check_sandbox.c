@@ -29,6 +29,7 @@
 #include "collect.h"
 #include "run.h"
 #include "sandbox.h"
+#include "sandbox_probe.h"
 #include "subid.h"
 #include "workdir.h"
 

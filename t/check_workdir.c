@@ -928,6 +928,153 @@ START_TEST(test_remove_as_unprivileged_owner)
 }
 END_TEST
 
+/* Names and modes workdir_copy_tree's on_file saw, one per line. */
+static char copied[1024];
+
+static int note_copy(void *arg, const char *name, const struct stat *st)
+{
+	size_t n = strlen(copied);
+
+	(void)arg;
+	snprintf(copied + n, sizeof(copied) - n, "%s %o %lld\n", name,
+		 (unsigned)(st->st_mode & 07777), (long long)st->st_size);
+	return 0;
+}
+
+static int fail_on_b(void *arg, const char *name, const struct stat *st)
+{
+	(void)arg;
+	(void)st;
+	if (strcmp(name, "d/b.txt") == 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+/* src/ with a file, a read-only directory holding a file, a symlink and a
+ * FIFO; dst/ empty. Their fds into *src, *dst. */
+static void make_copy_dirs(int *src, int *dst)
+{
+	char p[PATH_MAX];
+	int d;
+
+	pathf(p, "%s/src", base);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	pathf(p, "%s/dst", base);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	*src = open_dir_at(AT_FDCWD, base);
+	ck_assert_int_ge(*src, 0);
+	*dst = open_dir_at(*src, "dst");
+	d = open_dir_at(*src, "src");
+	close(*src);
+	*src = d;
+	ck_assert_int_ge(*dst, 0);
+	ck_assert_int_ge(*src, 0);
+	put_file(*src, "a.txt", "alpha", 0640);
+	ck_assert_int_eq(mkdirat(*src, "d", 0755), 0);
+	d = open_dir_at(*src, "d");
+	ck_assert_int_ge(d, 0);
+	put_file(d, "b.txt", "beta!", 0600);
+	close(d);
+	ck_assert_int_eq(fchmodat(*src, "d", 0555, 0), 0);
+	ck_assert_int_eq(symlinkat("/etc/passwd", *src, "link"), 0);
+	ck_assert_int_eq(mkfifoat(*src, "fifo", 0600), 0);
+}
+
+START_TEST(test_copy_tree)
+{
+	struct workdir_copy c = { .dir_bits = 0, .file_bits = 0, .max_depth = 4,
+				  .on_file = note_copy, .arg = NULL };
+	char p[PATH_MAX];
+	struct stat st;
+	int src, dst;
+
+	make_copy_dirs(&src, &dst);
+	copied[0] = '\0';
+	ck_assert_int_eq(workdir_copy_tree(src, dst, &c), 0);
+	pathf(p, "%s/dst/a.txt", base);
+	ck_assert(file_is(p, "alpha"));
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0640);
+	pathf(p, "%s/dst/d/b.txt", base);
+	ck_assert(file_is(p, "beta!"));
+	pathf(p, "%s/dst/d", base);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0555);
+	/* neither the symlink nor the FIFO: regular files and directories only */
+	pathf(p, "%s/dst", base);
+	ck_assert_int_eq(count_entries(p), 2);
+	ck_assert_msg(strstr(copied, "a.txt 640 5\n") != NULL, "%s", copied);
+	ck_assert_msg(strstr(copied, "d/b.txt 600 5\n") != NULL, "%s", copied);
+	ck_assert_int_eq((int)strlen(copied), (int)strlen("a.txt 640 5\nd/b.txt 600 5\n"));
+	pathf(p, "%s/dst/d", base);
+	ck_assert_int_eq(chmod(p, 0755), 0);
+	close(src);
+	close(dst);
+}
+END_TEST
+
+/* Bits added to every copy's mode: a run with ids of its own may change
+ * its uploads. */
+START_TEST(test_copy_tree_mode_bits)
+{
+	struct workdir_copy c = { .dir_bits = 0777, .file_bits = 0666, .max_depth = 4 };
+	char p[PATH_MAX];
+	struct stat st;
+	int src, dst;
+
+	make_copy_dirs(&src, &dst);
+	ck_assert_int_eq(workdir_copy_tree(src, dst, &c), 0);
+	pathf(p, "%s/dst/a.txt", base);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0666);
+	pathf(p, "%s/dst/d", base);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0777);
+	close(src);
+	close(dst);
+}
+END_TEST
+
+/* A failure names the upload it happened on and keeps its errno: too
+ * deep, a name already in dst, on_file's own. */
+START_TEST(test_copy_tree_failures)
+{
+	struct workdir_copy c = { .max_depth = 0 };
+	int src, dst, bfd;
+
+	make_copy_dirs(&src, &dst);
+	errno = 0;
+	ck_assert_int_eq(workdir_copy_tree(src, dst, &c), -1);
+	ck_assert_int_eq(errno, ELOOP);
+	ck_assert_str_eq(c.failed, "d");
+
+	c.max_depth = 4;
+	c.on_file = fail_on_b;
+	close(dst);
+	bfd = open_dir_at(AT_FDCWD, base);
+	ck_assert_int_eq(workdir_rmtree_at(bfd, "dst"), 0);
+	ck_assert_int_eq(mkdirat(bfd, "dst", 0700), 0);
+	dst = open_dir_at(bfd, "dst");
+	close(bfd);
+	errno = 0;
+	ck_assert_int_eq(workdir_copy_tree(src, dst, &c), -1);
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_str_eq(c.failed, "d/b.txt");
+
+	/* what was copied stays: a second copy into the same dst clashes */
+	c.on_file = NULL;
+	errno = 0;
+	ck_assert_int_eq(workdir_copy_tree(src, dst, &c), -1);
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_msg(strcmp(c.failed, "a.txt") == 0 || strcmp(c.failed, "d") == 0,
+		      "failed on %s", c.failed);
+	close(src);
+	close(dst);
+}
+END_TEST
+
 static Suite *workdir_suite(void)
 {
 	Suite *s = suite_create("workdir");
@@ -936,6 +1083,9 @@ static Suite *workdir_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_create_layout);
+	tcase_add_test(tc, test_copy_tree);
+	tcase_add_test(tc, test_copy_tree_mode_bits);
+	tcase_add_test(tc, test_copy_tree_failures);
 	tcase_add_test(tc, test_short_tmp);
 	tcase_add_test(tc, test_create_relative_root);
 	tcase_add_test(tc, test_create_ids_validated);
