@@ -465,51 +465,74 @@ full:
 	return -1;
 }
 
+/* What the master holds from start-up to its stop. */
+struct master {
+	struct config cfg;
+	struct cmdline cl;
+	char *prefetch;                 /* --prefetch's value; NULL when serving */
+	pid_t pid;
+	int as_root;
+	uid_t uid;                      /* pyexec's user and group, as root */
+	gid_t gid;
+	int listen_fd;
+	char unix_path[PATH_MAX];       /* the socket pyexec made, unlinked at the stop */
+	struct cache cache;
+	struct sandbox_config sbcfg;
+	struct cgroup_config cgcfg;
+	struct auth auth;
+	struct mime *mime;
+	struct server srv;
+	unsigned nworkers;
+	int single;                     /* under mod_fcgid: this process serves */
+	struct run_ids run_ids;
+	struct worker *workers;         /* nworkers of them */
+};
+
 /* SIGHUP: rereads the configuration (and tokens_file). When it is good, the
  * keys a reload can change take effect in new workers, which replace the
  * running ones as each finishes the request in hand; the listening socket
  * stays open throughout, so no request is refused. When it is not, the log
  * says why and everything stays as it was. 0 when reloaded, -1 if not. */
-static int reload(struct config *cfg, const struct cmdline *cl, struct auth *auth,
-		  struct sandbox_config *sbcfg, struct worker *w, unsigned n)
+static int reload(struct master *m)
 {
 	static struct config next;
 	static struct sandbox_config lists;
 	struct auth fresh = { 0, NULL };
 	char err[2 * PATH_MAX];
 
-	if (config_build(&next, cl, err, sizeof(err)) < 0 ||
+	if (config_build(&next, &m->cl, err, sizeof(err)) < 0 ||
 	    (next.tokens_file[0] != '\0' &&
 	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0) ||
-	    sandbox_lists(&lists, &next, cl->config_path, err, sizeof(err)) < 0) {
+	    sandbox_lists(&lists, &next, m->cl.config_path, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "reload refused, the running configuration stays: %s",
 			err);
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(restart_keys) / sizeof(restart_keys[0]); i++) {
-		if (config_key_equal(cfg, &next, restart_keys[i]) == 0) {
+		if (config_key_equal(&m->cfg, &next, restart_keys[i]) == 0) {
 			log_msg(LOG_LEVEL_WARN, "reload: %s changed; it takes effect when pyexec "
 				"is restarted", restart_keys[i]);
-			(void)config_key_copy(&next, cfg, restart_keys[i]);
+			(void)config_key_copy(&next, &m->cfg, restart_keys[i]);
 		}
 	}
-	*cfg = next;
-	auth_free(auth);
-	*auth = fresh;
-	sbcfg->disk_bytes = cfg->max_disk;
+	m->cfg = next;
+	auth_free(&m->auth);
+	m->auth = fresh;
+	m->srv.auth = m->auth.n > 0 ? &m->auth : NULL;
+	m->sbcfg.disk_bytes = m->cfg.max_disk;
 	/* the new workers' sandboxes see the new sandbox_etc and hide the new paths */
-	memcpy(sbcfg->etc_extra, lists.etc_extra, sizeof(sbcfg->etc_extra));
-	memcpy(sbcfg->hide, lists.hide, sizeof(sbcfg->hide));
-	for (unsigned i = 0; i < n; i++) {
-		if (w[i].pid > 0) {
-			w[i].retiring = 1;
-			(void)kill(w[i].pid, SIGTERM);
+	memcpy(m->sbcfg.etc_extra, lists.etc_extra, sizeof(m->sbcfg.etc_extra));
+	memcpy(m->sbcfg.hide, lists.hide, sizeof(m->sbcfg.hide));
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		if (m->workers[i].pid > 0) {
+			m->workers[i].retiring = 1;
+			(void)kill(m->workers[i].pid, SIGTERM);
 		}
 	}
 	log_msg(LOG_LEVEL_INFO, "reload: configuration reread from %s%s; the workers are "
 		"replaced as they finish their requests",
-		cl->config_path != NULL ? cl->config_path : "the command line",
-		auth->n > 0 ? " (tokens_file too)" : "");
+		m->cl.config_path != NULL ? m->cl.config_path : "the command line",
+		m->auth.n > 0 ? " (tokens_file too)" : "");
 	return 0;
 }
 
@@ -552,7 +575,11 @@ static int prefetch_main(struct cache *c, const char *value)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* Reads the options into m->cl (copies: argv is wiped later) and
+ * m->prefetch. 0 to go on; 1 to exit with *status (after --help,
+ * --version, a usage error); -1 with err. */
+static int read_cmdline(int argc, char **argv, struct master *m, int *test_only, int *status,
+			char *err, size_t errlen)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -565,30 +592,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct config cfg;
-	const char *config_path = NULL;
-	char **sets = NULL, err[2 * PATH_MAX], unix_path[PATH_MAX];
-	int nsets = 0, c, test_only = 0, as_root, listen_fd = -1, rc = 0;
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	struct server srv;
-	struct worker *workers = NULL;
-	struct sigaction sa;
-	sigset_t block, old;
-	pid_t master = getpid();
-	unsigned nworkers;
-	struct run_ids run_ids = { 0, 0, 0 };
-	int single = 0;
-	int64_t stop_deadline = 0;
-	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
-	static struct cache cache;
-	static struct sandbox_config sbcfg;
-	static struct cgroup_config cgcfg;
-	static struct auth auth;
-	struct mime *mime = NULL;
-	struct cmdline cl = { NULL, NULL, 0, NULL, NULL };
+	const char *config_path = NULL, *workers_opt = NULL, *listen_opt = NULL;
+	const char *prefetch = NULL;
+	struct cmdline *cl = &m->cl;
+	char **sets;
+	int nsets = 0, c;
 	struct stat st;
 
+	*status = 1;
 	sets = calloc((size_t)argc, sizeof(*sets));
 	if (sets == NULL)
 		return 1;
@@ -598,219 +609,245 @@ int main(int argc, char **argv)
 		case 'l': listen_opt = optarg; break;
 		case 'w': workers_opt = optarg; break;
 		case 'o': sets[nsets++] = optarg; break;
-		case 't': test_only = 1; break;
+		case 't': *test_only = 1; break;
 		case 'P': prefetch = optarg; break;
-		case 'h': usage(stdout); free(sets); return 0;
-		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); free(sets); return 0;
-		default: usage(stderr); free(sets); return 2;
+		case 'h': usage(stdout); *status = 0; goto done;
+		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); *status = 0; goto done;
+		default: usage(stderr); *status = 2; goto done;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		free(sets);
-		return 2;
+		*status = 2;
+		goto done;
 	}
-
 	if (config_path == NULL && stat(DEFAULT_CONFIG, &st) == 0)
 		config_path = DEFAULT_CONFIG;
-	/* Copies, for a reload: argv is wiped below. */
-	cl.config_path = config_path != NULL ? strdup(config_path) : NULL;
-	cl.listen_opt = listen_opt != NULL ? strdup(listen_opt) : NULL;
-	cl.workers_opt = workers_opt != NULL ? strdup(workers_opt) : NULL;
-	cl.sets = calloc((size_t)nsets + 1, sizeof(*cl.sets));
-	while (cl.sets != NULL && cl.nsets < nsets &&
-	       (cl.sets[cl.nsets] = strdup(sets[cl.nsets])) != NULL)
-		cl.nsets++;
+	cl->config_path = config_path != NULL ? strdup(config_path) : NULL;
+	cl->listen_opt = listen_opt != NULL ? strdup(listen_opt) : NULL;
+	cl->workers_opt = workers_opt != NULL ? strdup(workers_opt) : NULL;
+	cl->sets = calloc((size_t)nsets + 1, sizeof(*cl->sets));
+	while (cl->sets != NULL && cl->nsets < nsets &&
+	       (cl->sets[cl->nsets] = strdup(sets[cl->nsets])) != NULL)
+		cl->nsets++;
 	free(sets);
-	sets = NULL;
-	if ((config_path != NULL && cl.config_path == NULL) || cl.nsets != nsets ||
-	    (listen_opt != NULL && cl.listen_opt == NULL) ||
-	    (workers_opt != NULL && cl.workers_opt == NULL)) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fatal;
+	m->prefetch = prefetch != NULL ? strdup(prefetch) : NULL;
+	if ((config_path != NULL && cl->config_path == NULL) || cl->nsets != nsets ||
+	    (listen_opt != NULL && cl->listen_opt == NULL) ||
+	    (workers_opt != NULL && cl->workers_opt == NULL) ||
+	    (prefetch != NULL && m->prefetch == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
-	if (config_build(&cfg, &cl, err, sizeof(err)) < 0)
-		goto fatal;
-	if (prefetch != NULL && (prefetch = strdup(prefetch)) == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fatal;
+	return 0;
+done:
+	free(sets);
+	return 1;
+}
+
+/* As root: pyexec's user, the socket (its directory, /run/pyexec, may need
+ * root), the directories it owns and cgroup v1's, then privileges dropped.
+ * Then tokens_file and the dependency cache. 0, or -1 with err. */
+static int master_prepare(struct master *m, char *err, size_t errlen)
+{
+	const struct config *cfg = &m->cfg;
+
+	m->as_root = geteuid() == 0;
+	if (m->as_root && resolve_user(cfg, &m->uid, &m->gid, err, errlen) < 0)
+		return -1;
+	if (m->prefetch == NULL) {
+		m->listen_fd = listen_open(cfg->listen, m->uid, m->gid, m->unix_path,
+					   sizeof(m->unix_path), err, errlen);
+		if (m->listen_fd < 0)
+			return -1;
 	}
-	/* The arguments may carry secrets (a pip index URL with a password):
-	 * once read, they are wiped, so neither `ps` nor a sandboxed program
-	 * reading its init's /proc/1/cmdline (init is a copy of a worker) can
-	 * see them. */
-	util_title_init(argc, argv, "pyexec-fcgi");
-	util_title_set("master");
-	if (access(cfg.python, X_OK) < 0) {
-		snprintf(err, sizeof(err), "python %s is not executable: %s", cfg.python,
-			 strerror(errno));
-		goto fatal;
-	}
-	if (test_only) {
-		printf("configuration ok\n");
-		cmdline_free(&cl);
+	if (prepare_dir("work_root", cfg->work_root, m->as_root, m->uid, m->gid, err, errlen) < 0 ||
+	    prepare_dir("deps_cache", cfg->deps_cache, m->as_root, m->uid, m->gid, err,
+			errlen) < 0)
+		return -1;
+	/* cgroup v1 directories are made by root, for the run user. */
+	if (m->as_root && m->prefetch == NULL && strcmp(cfg->cgroup, "no") != 0 &&
+	    cgroup_setup_root(&m->cgcfg, cfg->cgroup, m->uid, m->gid, err, errlen) < 0)
+		log_msg(LOG_LEVEL_WARN, "%s", err);
+	if (m->as_root && drop_privileges(m->uid, m->gid, err, errlen) < 0)
+		return -1;
+	if (cfg->tokens_file[0] != '\0' && auth_load(&m->auth, cfg->tokens_file, err, errlen) < 0)
+		return -1;
+	return cache_init(&m->cache, cfg, err, errlen);
+}
+
+/* Before any child exists: the master moves itself into the cgroup's
+ * supervisor leaf, and its workers are born there. 0, or -1 with err when
+ * cgroup names one that cannot be used. */
+static int master_start_cgroup(struct master *m, char *err, size_t errlen)
+{
+	const struct cgroup_config *cg = &m->cgcfg;
+	int v1;
+
+	if (strcmp(m->cfg.cgroup, "no") == 0)
+		return 0;
+	if (cgroup_setup(&m->cgcfg, m->cfg.cgroup, err, errlen) < 0) {
+		if (strcmp(m->cfg.cgroup, "auto") != 0)
+			return -1;
+		log_msg(LOG_LEVEL_INFO, "%s; runs are held by their process group and "
+			"namespaces, and memory is limited per process (RLIMIT_AS)", err);
 		return 0;
 	}
+	v1 = cg->version == 1;
+	m->srv.cgroup = cg;
+	log_msg(LOG_LEVEL_INFO, "cgroup: runs in %s/%s<worker> (cgroup v%d); "
+		"memory: %s; processes: %s; CPU time: %s", cg->path,
+		CGROUP_RUN_PREFIX, cg->version,
+		!cg->memory ? "RLIMIT_AS (no memory controller offered)"
+		: v1 ? "memory.limit_in_bytes (the whole run)"
+		     : "memory.max (the whole run)",
+		cg->pids ? "pids.max and RLIMIT_NPROC"
+			 : "RLIMIT_NPROC (no pids controller offered)",
+		!cg->cpu ? "RLIMIT_CPU per process"
+		: v1 ? "cpuacct.usage (the whole run) and RLIMIT_CPU"
+		     : "cpu.stat (the whole run) and RLIMIT_CPU");
+	return 0;
+}
 
-	as_root = geteuid() == 0;
-	if (as_root && resolve_user(&cfg, &uid, &gid, err, sizeof(err)) < 0)
-		goto fatal;
-	/* The socket first: its directory (/run/pyexec) may need root. */
-	if (prefetch == NULL) {
-		listen_fd = listen_open(cfg.listen, uid, gid, unix_path, sizeof(unix_path), err,
-					sizeof(err));
-		if (listen_fd < 0)
-			goto fatal;
-	}
-	if (prepare_dir("work_root", cfg.work_root, as_root, uid, gid, err, sizeof(err)) < 0 ||
-	    prepare_dir("deps_cache", cfg.deps_cache, as_root, uid, gid, err, sizeof(err)) < 0)
-		goto fatal;
-	/* cgroup v1 directories are made by root, for the run user. */
-	if (as_root && prefetch == NULL && strcmp(cfg.cgroup, "no") != 0 &&
-	    cgroup_setup_root(&cgcfg, cfg.cgroup, uid, gid, err, sizeof(err)) < 0)
-		log_msg(LOG_LEVEL_WARN, "%s", err);
-	if (as_root && drop_privileges(uid, gid, err, sizeof(err)) < 0)
-		goto fatal;
-	if (cfg.tokens_file[0] != '\0' && auth_load(&auth, cfg.tokens_file, err, sizeof(err)) < 0)
-		goto fatal;
-	if (cache_init(&cache, &cfg, err, sizeof(err)) < 0)
-		goto fatal;
-	if (prefetch != NULL) {
-		rc = prefetch_main(&cache, prefetch);
-		free((char *)prefetch);
-		auth_free(&auth);
-		cmdline_free(&cl);
-		return rc;
-	}
-	if (workdir_sweep(cfg.work_root) > 0)
-		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
-
-	/* Once, here: a missing database stops start-up instead of every
-	 * worker failing over and over. The workers share it. */
-	mime = mime_open(NULL, err, sizeof(err));
-	if (mime == NULL)
-		goto fatal;
-	memset(&srv, 0, sizeof(srv));
-	/* Before any child exists: the master moves itself into the cgroup's
-	 * supervisor leaf, and its workers are born there. */
-	if (strcmp(cfg.cgroup, "no") != 0) {
-		if (cgroup_setup(&cgcfg, cfg.cgroup, err, sizeof(err)) == 0) {
-			int v1 = cgcfg.version == 1;
-
-			srv.cgroup = &cgcfg;
-			log_msg(LOG_LEVEL_INFO, "cgroup: runs in %s/%s<worker> (cgroup v%d); "
-				"memory: %s; processes: %s; CPU time: %s", cgcfg.path,
-				CGROUP_RUN_PREFIX, cgcfg.version,
-				!cgcfg.memory ? "RLIMIT_AS (no memory controller offered)"
-				: v1 ? "memory.limit_in_bytes (the whole run)"
-				     : "memory.max (the whole run)",
-				cgcfg.pids ? "pids.max and RLIMIT_NPROC"
-					   : "RLIMIT_NPROC (no pids controller offered)",
-				!cgcfg.cpu ? "RLIMIT_CPU per process"
-				: v1 ? "cpuacct.usage (the whole run) and RLIMIT_CPU"
-				     : "cpu.stat (the whole run) and RLIMIT_CPU");
-		} else if (strcmp(cfg.cgroup, "auto") != 0) {
-			goto fatal;
-		} else {
-			log_msg(LOG_LEVEL_INFO, "%s; runs are held by their process group and "
-				"namespaces, and memory is limited per process (RLIMIT_AS)", err);
-		}
-	}
-	nworkers = cfg.workers;
-	if (nworkers == 0) {
+/* How many workers: `workers`, or one more than CPUs; and under mod_fcgid
+ * one, served by the master itself (m->single). */
+static void master_count_workers(struct master *m)
+{
+	m->nworkers = m->cfg.workers;
+	if (m->nworkers == 0) {
 		/* One more worker than CPUs: a worker spends part of every
 		 * request away from its run (reading the upload, cleaning up,
 		 * waiting for the web server), and the kernel is slow to move a
 		 * just-started run to a core that fell idle; with one worker per
 		 * CPU a core idles about a sixth of the time under load. */
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		nworkers = n > 0 ? (unsigned)n + 1 : 1;
+		m->nworkers = n > 0 ? (unsigned)n + 1 : 1;
 	}
-	if (cfg.workers == 0 && listen_fd == 0 && parent_is_apache()) {
+	if (m->cfg.workers == 0 && m->listen_fd == 0 && parent_is_apache()) {
 		/* mod_fcgid: one request at a time per process, and more
 		 * concurrency is more processes (FcgidMaxProcessesPerClass),
 		 * which it starts, watches and replaces itself: no pre-fork,
 		 * this process serves. */
-		nworkers = 1;
-		single = 1;
+		m->nworkers = 1;
+		m->single = 1;
 		log_msg(LOG_LEVEL_INFO, "started by Apache httpd (mod_fcgid), which sends "
 			"one request at a time to each process: serving in this process, "
 			"without workers");
 	}
-	if (nworkers > WORKERS_MAX)
-		nworkers = WORKERS_MAX;
-	/* One complete throw-away sandbox, so that what works is known before
-	 * the first request, and a failure is said once, with its fix. */
-	if (cfg.sandbox != SANDBOX_RLIMITS) {
-		if (sandbox_lists(&sbcfg, &cfg, cl.config_path, err, sizeof(err)) < 0)
-			goto fatal;
-		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
-				  err, sizeof(err)) == 0) {
-			/* Every worker's run cgroup is made from cgcfg: with its
-			 * memory.max, memfds are counted and need not be refused. */
-			sbcfg.memory_cgroup = srv.cgroup != NULL && cgcfg.memory;
-			srv.sandbox_cfg = &sbcfg;
-			choose_run_ids(&cfg, &sbcfg, nworkers, single, &run_ids);
-		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
-			goto fatal;
-		} else {
-			log_msg(LOG_LEVEL_WARN, "sandbox: %s", err);
-			log_msg(LOG_LEVEL_WARN, "sandbox = auto: falling back to the rlimits layer");
-		}
-	}
+	if (m->nworkers > WORKERS_MAX)
+		m->nworkers = WORKERS_MAX;
+}
 
-	srv.cfg = &cfg;
-	srv.listen_fd = listen_fd;
-	srv.sandbox = srv.sandbox_cfg != NULL ? "namespaces" : "rlimits";
-	srv.workers = nworkers;
-	srv.cache = &cache;
-	srv.auth = auth.n > 0 ? &auth : NULL;
-	srv.mime = mime;
-	/* Under mod_fcgid every process serving is one Apache started, and
-	 * nothing else of pyexec's lives beside it. */
-	srv.spares = !single;
-	srv.metrics = metrics_create();
-	if (srv.metrics == NULL) {
-		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));
-		goto fatal;
+/* One complete throw-away sandbox, so that what works is known before the
+ * first request, and a failure is said once, with its fix. 0, or -1 with
+ * err when sandbox = namespaces and it does not work. */
+static int master_start_sandbox(struct master *m, char *err, size_t errlen)
+{
+	const struct config *cfg = &m->cfg;
+
+	if (cfg->sandbox == SANDBOX_RLIMITS)
+		return 0;
+	if (sandbox_lists(&m->sbcfg, cfg, m->cl.config_path, err, errlen) < 0)
+		return -1;
+	if (sandbox_probe(&m->sbcfg, cfg->python, cfg->max_disk, cfg->network, cfg->work_root,
+			  err, errlen) == 0) {
+		/* Every worker's run cgroup is made from cgcfg: with its
+		 * memory.max, memfds are counted and need not be refused. */
+		m->sbcfg.memory_cgroup = m->srv.cgroup != NULL && m->cgcfg.memory;
+		m->srv.sandbox_cfg = &m->sbcfg;
+		choose_run_ids(cfg, &m->sbcfg, m->nworkers, m->single, &m->run_ids);
+	} else if (cfg->sandbox == SANDBOX_NAMESPACES) {
+		return -1;
+	} else {
+		log_msg(LOG_LEVEL_WARN, "sandbox: %s", err);
+		log_msg(LOG_LEVEL_WARN, "sandbox = auto: falling back to the rlimits layer");
 	}
-	if (srv.sandbox_cfg != NULL)
+	return 0;
+}
+
+/* The layer in force, and where pyexec listens. */
+static void master_log_started(const struct master *m)
+{
+	const struct config *cfg = &m->cfg;
+
+	if (m->srv.sandbox_cfg != NULL)
 		log_msg(LOG_LEVEL_INFO,
 			"sandbox layer: namespaces (user, mount, pid, ipc, uts, cgroup%s; "
 			"seccomp%s; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
-			cfg.network ? "; the host's network" : ", net",
-			sbcfg.memory_cgroup ? "" : ", memfd_create refused (no memory cgroup)",
-			sbcfg.proc ? "" : "no ", (unsigned long long)cfg.max_disk);
+			cfg->network ? "; the host's network" : ", net",
+			m->sbcfg.memory_cgroup ? "" : ", memfd_create refused (no memory cgroup)",
+			m->sbcfg.proc ? "" : "no ", (unsigned long long)cfg->max_disk);
 	else
-	log_msg(LOG_LEVEL_WARN,
-		"sandbox layer: rlimits (process group, resource limits, fresh environment; "
-		"no namespaces: programs run as uid %u, the owner of work_root and deps_cache, "
-		"and can see the host's files and network)",
-		(unsigned)getuid());
+		log_msg(LOG_LEVEL_WARN,
+			"sandbox layer: rlimits (process group, resource limits, fresh "
+			"environment; no namespaces: programs run as uid %u, the owner of "
+			"work_root and deps_cache, and can see the host's files and network)",
+			(unsigned)getuid());
 	log_msg(LOG_LEVEL_INFO, "pyexec %s listening (%s), %u workers, work_root %s",
-		PACKAGE_VERSION, listen_describe(cfg.listen, unix_path, listen_fd),
-		nworkers, cfg.work_root);
+		PACKAGE_VERSION, listen_describe(cfg->listen, m->unix_path, m->listen_fd),
+		m->nworkers, cfg->work_root);
+}
 
-	if (single) {
-		/* The worker's loop, here (it becomes the runs' subreaper and
-		 * stops on SIGTERM after the request in hand); a reload is
-		 * mod_fcgid's: it starts new processes. */
-		signal(SIGPIPE, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		rc = server_worker_main(&srv);
-		if (srv.cgroup != NULL)
-			(void)cgroup_remove_worker(srv.cgroup, getpid());
-		goto stopped;
-	}
+/* Unprivileged now: sweeps work_root, loads libmagic, sets up the cgroup
+ * and the sandbox, and says what is in force. 0, or -1 with err. */
+static int master_start(struct master *m, char *err, size_t errlen)
+{
+	struct server *srv = &m->srv;
 
-	/* Orphans of a worker's runs come to the master when the worker dies. */
-	if (run_become_subreaper() < 0)
-		log_msg(LOG_LEVEL_WARN, "cannot become a child subreaper: %s", strerror(errno));
-	workers = calloc(nworkers, sizeof(*workers));
-	if (workers == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fatal;
+	if (workdir_sweep(m->cfg.work_root) > 0)
+		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s",
+			m->cfg.work_root);
+	/* Once, here: a missing database stops start-up instead of every
+	 * worker failing over and over. The workers share it. */
+	m->mime = mime_open(NULL, err, errlen);
+	if (m->mime == NULL)
+		return -1;
+	memset(srv, 0, sizeof(*srv));
+	if (master_start_cgroup(m, err, errlen) < 0)
+		return -1;
+	master_count_workers(m);
+	if (master_start_sandbox(m, err, errlen) < 0)
+		return -1;
+	srv->cfg = &m->cfg;
+	srv->listen_fd = m->listen_fd;
+	srv->sandbox = srv->sandbox_cfg != NULL ? "namespaces" : "rlimits";
+	srv->workers = m->nworkers;
+	srv->cache = &m->cache;
+	srv->auth = m->auth.n > 0 ? &m->auth : NULL;
+	srv->mime = m->mime;
+	/* Under mod_fcgid every process serving is one Apache started, and
+	 * nothing else of pyexec's lives beside it. */
+	srv->spares = !m->single;
+	srv->metrics = metrics_create();
+	if (srv->metrics == NULL) {
+		snprintf(err, errlen, "cannot map the shared metrics: %s", strerror(errno));
+		return -1;
 	}
+	master_log_started(m);
+	return 0;
+}
+
+/* Under mod_fcgid: the worker's loop, here (it becomes the runs' subreaper
+ * and stops on SIGTERM after the request in hand); a reload is
+ * mod_fcgid's: it starts new processes. Returns the exit status. */
+static int master_serve_alone(struct master *m)
+{
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	rc = server_worker_main(&m->srv);
+	if (m->srv.cgroup != NULL)
+		(void)cgroup_remove_worker(m->srv.cgroup, getpid());
+	return rc;
+}
+
+/* The master's signals, caught; blocked (the old mask in *old) but while
+ * it waits. */
+static void master_catch_signals(sigset_t *block, sigset_t *old)
+{
+	struct sigaction sa;
+
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -821,101 +858,192 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, &old);
+	sigemptyset(block);
+	sigaddset(block, SIGCHLD);
+	sigaddset(block, SIGTERM);
+	sigaddset(block, SIGINT);
+	sigaddset(block, SIGHUP);
+	sigprocmask(SIG_BLOCK, block, old);
+}
 
-	for (unsigned i = 0; i < nworkers; i++) {
-		workers[i].pid = spawn_worker(&srv, master, i, &run_ids);
-		workers[i].started_ns = util_now_ns();
-		if (workers[i].pid < 0)
+static void master_spawn(struct master *m, unsigned slot)
+{
+	struct worker *w = &m->workers[slot];
+
+	w->pid = spawn_worker(&m->srv, m->pid, slot, &m->run_ids);
+	w->started_ns = util_now_ns();
+}
+
+/* After workers died: what their runs left is now the master's (it is the
+ * subreaper): killed before their directories and cgroups go; then each is
+ * replaced, unless pyexec is stopping. */
+static void master_replace_dead(struct master *m)
+{
+	kill_strays(m->workers, m->nworkers);
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		struct worker *w = &m->workers[i];
+
+		if (w->pid != 0 || w->dead == 0)
+			continue;
+		sweep_worker(m->cfg.work_root, w->dead);
+		if (m->srv.cgroup != NULL && cgroup_remove_worker(m->srv.cgroup, w->dead) < 0)
+			log_msg(LOG_LEVEL_ERROR, "cannot remove the run cgroup of worker %d: %s",
+				(int)w->dead, strerror(errno));
+		w->dead = 0;
+		if (got_term)
+			continue;
+		/* A worker that cannot stay up is not respawned in a tight loop. */
+		if (!w->retiring && util_now_ns() - w->started_ns < RESPAWN_FAST_NS)
+			sleep(1);
+		w->retiring = 0;
+		master_spawn(m, i);
+	}
+}
+
+/* Sends sig to every live worker; returns how many there are. */
+static unsigned master_signal_workers(struct master *m, int sig)
+{
+	unsigned alive = 0;
+
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		if (m->workers[i].pid > 0) {
+			alive++;
+			if (sig != 0)
+				kill(m->workers[i].pid, sig);
+		}
+	}
+	return alive;
+}
+
+/* Pre-forks the workers and keeps them: replaces those that die, reloads
+ * on SIGHUP, and on SIGTERM or SIGINT lets them finish their requests in
+ * hand (killed after timeout_max and a grace). 0, or -1 with err. */
+static int master_loop(struct master *m, char *err, size_t errlen)
+{
+	int64_t stop_deadline = 0;
+	sigset_t block, old;
+
+	/* Orphans of a worker's runs come to the master when the worker dies. */
+	if (run_become_subreaper() < 0)
+		log_msg(LOG_LEVEL_WARN, "cannot become a child subreaper: %s", strerror(errno));
+	m->workers = calloc(m->nworkers, sizeof(*m->workers));
+	if (m->workers == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	master_catch_signals(&block, &old);
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		master_spawn(m, i);
+		if (m->workers[i].pid < 0)
 			log_msg(LOG_LEVEL_ERROR, "fork: %s", strerror(errno));
 	}
-
 	for (;;) {
-		unsigned alive = 0, died = 0;
-
-		died = reap(workers, nworkers, got_term);
-		if (died > 0) {
-			/* What the dead worker's run left is now ours (we are the
-			 * subreaper): kill it before its directory goes. */
-			kill_strays(workers, nworkers);
-			for (unsigned i = 0; i < nworkers; i++) {
-				if (workers[i].pid != 0 || workers[i].dead == 0)
-					continue;
-				sweep_worker(cfg.work_root, workers[i].dead);
-				if (srv.cgroup != NULL &&
-				    cgroup_remove_worker(srv.cgroup, workers[i].dead) < 0)
-					log_msg(LOG_LEVEL_ERROR, "cannot remove the run cgroup of "
-						"worker %d: %s", (int)workers[i].dead,
-						strerror(errno));
-				workers[i].dead = 0;
-				if (got_term)
-					continue;
-				/* A worker that cannot stay up is not respawned in a tight loop. */
-				if (!workers[i].retiring &&
-				    util_now_ns() - workers[i].started_ns < RESPAWN_FAST_NS)
-					sleep(1);
-				workers[i].retiring = 0;
-				workers[i].pid = spawn_worker(&srv, master, i, &run_ids);
-				workers[i].started_ns = util_now_ns();
-			}
-		}
+		if (reap(m->workers, m->nworkers, got_term) > 0)
+			master_replace_dead(m);
 		if (got_hup && !got_term) {
 			got_hup = 0;
-			if (reload(&cfg, &cl, &auth, &sbcfg, workers, nworkers) == 0)
-				srv.auth = auth.n > 0 ? &auth : NULL;
-	srv.mime = mime;
+			(void)reload(m);
 		}
 		if (got_term && stop_deadline == 0) {
 			log_msg(LOG_LEVEL_INFO, "stopping: the workers finish the requests in hand");
-			for (unsigned i = 0; i < nworkers; i++)
-				if (workers[i].pid > 0)
-					kill(workers[i].pid, SIGTERM);
+			(void)master_signal_workers(m, SIGTERM);
 			stop_deadline = util_now_ns() +
-				((int64_t)cfg.timeout_max_ms / 1000 + STOP_GRACE_EXTRA_S) * 1000000000LL;
+				((int64_t)m->cfg.timeout_max_ms / 1000 + STOP_GRACE_EXTRA_S) *
+				1000000000LL;
 		}
-		for (unsigned i = 0; i < nworkers; i++)
-			alive += workers[i].pid > 0;
-		if (got_term && alive == 0)
-			break;
+		if (got_term && master_signal_workers(m, 0) == 0)
+			return 0;
 		if (got_term && util_now_ns() > stop_deadline) {
 			log_msg(LOG_LEVEL_ERROR, "workers did not stop in time; killing them");
-			for (unsigned i = 0; i < nworkers; i++)
-				if (workers[i].pid > 0)
-					kill(workers[i].pid, SIGKILL);
+			(void)master_signal_workers(m, SIGKILL);
 		}
 		if (got_term) {
 			/* Wake up now and then to enforce the deadline. */
 			struct timespec ts = { 1, 0 };
 			sigset_t waitset = block;
+
 			sigtimedwait(&waitset, NULL, &ts);
 			got_chld = 1;
 		} else {
 			sigsuspend(&old);
 		}
 	}
-stopped:
-	cgroup_teardown(&cgcfg);
-	if (unix_path[0] != '\0')
-		unlink(unix_path);
-	workdir_sweep(cfg.work_root);
-	free(workers);
-	mime_close(mime);
-	auth_free(&auth);
-	cmdline_free(&cl);
+}
+
+/* After a stop: the cgroups, the socket and work_root's leftovers go. */
+static void master_stop(struct master *m)
+{
+	cgroup_teardown(&m->cgcfg);
+	if (m->unix_path[0] != '\0')
+		unlink(m->unix_path);
+	workdir_sweep(m->cfg.work_root);
 	log_msg(LOG_LEVEL_INFO, "stopped");
+}
+
+static void master_free(struct master *m)
+{
+	free(m->workers);
+	if (m->mime != NULL)
+		mime_close(m->mime);
+	auth_free(&m->auth);
+	free(m->prefetch);
+	cmdline_free(&m->cl);
+}
+
+int main(int argc, char **argv)
+{
+	static struct master m;
+	char err[2 * PATH_MAX];
+	int test_only = 0, status, rc;
+
+	m.pid = getpid();
+	m.uid = (uid_t)-1;
+	m.gid = (gid_t)-1;
+	m.listen_fd = -1;
+	rc = read_cmdline(argc, argv, &m, &test_only, &status, err, sizeof(err));
+	if (rc > 0) {
+		master_free(&m);
+		return status;
+	}
+	if (rc < 0 || config_build(&m.cfg, &m.cl, err, sizeof(err)) < 0)
+		goto fatal;
+	/* The arguments may carry secrets (a pip index URL with a password):
+	 * once read, they are wiped, so neither `ps` nor a sandboxed program
+	 * reading its init's /proc/1/cmdline (init is a copy of a worker) can
+	 * see them. */
+	util_title_init(argc, argv, "pyexec-fcgi");
+	util_title_set("master");
+	if (access(m.cfg.python, X_OK) < 0) {
+		snprintf(err, sizeof(err), "python %s is not executable: %s", m.cfg.python,
+			 strerror(errno));
+		goto fatal;
+	}
+	if (test_only) {
+		printf("configuration ok\n");
+		master_free(&m);
+		return 0;
+	}
+	if (master_prepare(&m, err, sizeof(err)) < 0)
+		goto fatal;
+	if (m.prefetch != NULL) {
+		rc = prefetch_main(&m.cache, m.prefetch);
+		master_free(&m);
+		return rc;
+	}
+	if (master_start(&m, err, sizeof(err)) < 0)
+		goto fatal;
+	if (m.single)
+		rc = master_serve_alone(&m);
+	else if (master_loop(&m, err, sizeof(err)) < 0)
+		goto fatal;
+	else
+		rc = 0;
+	master_stop(&m);
+	master_free(&m);
 	return rc;
 
 fatal:
-	free(sets);
-	if (mime != NULL)
-		mime_close(mime);
-	auth_free(&auth);
-	cmdline_free(&cl);
+	master_free(&m);
 	log_msg(LOG_LEVEL_ERROR, "%s", err);
 	return 1;
 }
