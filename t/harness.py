@@ -73,6 +73,8 @@ IS_ROOT = os.geteuid() == 0
 # purpose put it in their command line, so a leftover is easy to spot.
 MARKER = "pyexec-e2e-marker-%s" % os.urandom(6).hex()
 
+# max_processes where runs share their user with other suites' servers.
+SHARED_USER_PROCESSES = 4096
 START_TIMEOUT = 15.0     # seconds for pyexec + nginx to answer /healthz
 STOP_TIMEOUT = 10.0      # seconds for a graceful stop before SIGKILL
 CLEAN_TIMEOUT = 3.0      # seconds for a request's processes and dir to go
@@ -610,6 +612,13 @@ class Server:
         self.read_timeout = read_timeout
         self.extra_args = list(args)
         self.sandbox = sandbox if sandbox is not None else os.environ.get("PYEXEC_TEST_SANDBOX")
+        # On the rlimits layer a run's RLIMIT_NPROC (max_processes) counts
+        # every process of pyexec's user, as root nobody, whom the servers
+        # of other suites running at the same time share: a suite run on
+        # that layer ($PYEXEC_TEST_SANDBOX) gives its runs room for them,
+        # unless the test sets max_processes itself.
+        self.nproc_room = (sandbox is None and self.sandbox == "rlimits" and IS_ROOT and
+                           not any(o.startswith("max_processes=") for o in self.options))
         self.conf_text = conf_text
         self.use_site_conf = use_site_conf
         self.before_start = before_start
@@ -667,6 +676,8 @@ class Server:
             argv += ["-o", "timeout=" + str(self.timeout)]
         if self.sandbox:
             argv += ["-o", "sandbox=" + self.sandbox]
+        if self.nproc_room:
+            argv += ["-o", "max_processes=%d" % SHARED_USER_PROCESSES]
         for o in self.options:
             argv += ["-o", o]
         return argv + self.extra_args
