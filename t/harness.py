@@ -555,19 +555,48 @@ def terminate_trees(roots, grace=KILL_GRACE):
 
 
 def _guard():
-    """The guardian of a run: a process of its own that reads "PID START"
-    on stdin for each process spawn() starts; when stdin ends, because the
-    run ended however it died (SIGKILL too), it stops what is left of
-    them."""
-    roots = {}
+    """The guardian of a run: a process of its own that reads, on stdin,
+    "P PID START" for each process spawn() starts and "D PATH" for each
+    directory own_dir() is given; when stdin ends, because the run ended
+    however it died (SIGKILL too), it stops what is left of those
+    processes and removes those directories (but with $PYEXEC_E2E_KEEP)."""
+    roots, dirs = {}, []
     for line in sys.stdin:
-        pid, start = line.split()
-        roots[int(pid)] = int(start)
+        kind, rest = line.rstrip("\n").split(" ", 1)
+        if kind == "P":
+            pid, start = rest.split()
+            roots[int(pid)] = int(start)
+        else:
+            dirs.append(rest)
     terminate_trees(roots)
+    if not os.environ.get("PYEXEC_E2E_KEEP"):
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 _spawned = {}       # {Popen: start time} of every process spawn() started
 _guardian = None
+
+
+def _tell_guardian(line):
+    global _guardian
+    if _guardian is None:
+        _guardian = subprocess.Popen(
+            [sys.executable, "-B", "-c", "import sys; sys.path.insert(0, %r); "
+             "import harness; harness._guard()" % HERE],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd="/", start_new_session=True)
+    try:
+        _guardian.stdin.write(line.encode("utf-8", "surrogateescape") + b"\n")
+        _guardian.stdin.flush()
+    except OSError:
+        pass
+
+
+def own_dir(path):
+    """Registers a directory of a test's servers: removed when the run dies
+    (by the guardian) if the run did not remove it. Returns path."""
+    _tell_guardian("D " + path)
+    return path
 
 
 def spawn(argv, preexec=None, **kwargs):
@@ -575,26 +604,16 @@ def spawn(argv, preexec=None, **kwargs):
     a process group) of its own; stopped with everything below it when the
     run is killed (kill_all), or dies (its parent-death signal, and the
     guardian)."""
-    global _guardian
-    if _guardian is None:
-        _guardian = subprocess.Popen(
-            [sys.executable, "-B", "-c", "import sys; sys.path.insert(0, %r); "
-             "import harness; harness._guard()" % HERE],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd="/", start_new_session=True)
     p = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_harness(preexec),
                          **kwargs)
     _spawned[p] = proc_starttime(p.pid)
-    try:
-        _guardian.stdin.write(b"%d %d\n" % (p.pid, _spawned[p] or 0))
-        _guardian.stdin.flush()
-    except OSError:
-        pass
+    _tell_guardian("P %d %d" % (p.pid, _spawned[p] or 0))
     return p
 
 
 def kill_all(grace=KILL_GRACE):
     """Every server's processes, at once, for a run that is being killed:
-    no graceful stop (terminate_trees of what spawn() started), and the
+    no graceful stop (terminate_trees of what spawn() started); the
     servers' directories go."""
     terminate_trees({p.pid: t for p, t in _spawned.items() if p.poll() is None}, grace)
     for p in _spawned:
@@ -806,7 +825,7 @@ class Server:
     def start(self):
         if not os.access(pyexec_path(), os.X_OK):
             raise ServerError("pyexec-fcgi not found at %s (set PYEXEC_FCGI)" % pyexec_path())
-        self.tmp = tempfile.mkdtemp(prefix="pyexec-e2e-%s-" % self.name, dir="/tmp")
+        self.tmp = own_dir(tempfile.mkdtemp(prefix="pyexec-e2e-%s-" % self.name, dir="/tmp"))
         os.chmod(self.tmp, 0o755)
         if self.listen_mode == "fcgid":
             # mod_fcgid starts pyexec as Apache's User, who may not reach
@@ -815,7 +834,8 @@ class Server:
             # (mod_fcgid changes to the wrapper's directory), so not one
             # inside self.tmp, where a process counts as a leftover.
             if self.bin_dir is None:
-                self.bin_dir = tempfile.mkdtemp(prefix="pyexec-bin-%s-" % self.name, dir="/tmp")
+                self.bin_dir = own_dir(tempfile.mkdtemp(prefix="pyexec-bin-%s-" % self.name,
+                                                        dir="/tmp"))
                 os.chmod(self.bin_dir, 0o755)
                 shutil.copy(pyexec_path(), self.binary)
                 os.chmod(self.binary, 0o755)

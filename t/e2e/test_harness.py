@@ -3,7 +3,8 @@
 A harness run in a subprocess starts servers (nginx, lighttpd and Apache in
 front of pyexec-fcgi) and waits; it is then killed the way a CI time limit
 or Ctrl-C kills it (SIGTERM, SIGINT), or outright (SIGKILL), and no process
-it started may be left: no web server, no pyexec master, worker or run.
+it started may be left: no web server, no pyexec master, worker or run,
+nor the servers' directories.
 """
 
 import json
@@ -87,9 +88,9 @@ class KilledRun(harness.E2ETestCase):
                 return out
             harness.wait_for(lambda: not left(), GONE_TIMEOUT, 0.1)
             self.assertEqual(left(), [], "processes of the killed run are left")
-            if sig != signal.SIGKILL:
-                # it had time to clean up
-                self.assertEqual([x for x in dirs if os.path.exists(x)], [])
+            harness.wait_for(lambda: not any(os.path.exists(x) for x in dirs), GONE_TIMEOUT)
+            self.assertEqual([x for x in dirs if os.path.exists(x)], [],
+                             "directories of the killed run are left")
         finally:
             for pid, t in tree.items():
                 if harness.proc_starttime(pid) == t:

@@ -48,7 +48,7 @@ class Balancer:
     sockets, a free port and the system's fastcgi_params put in."""
 
     def __init__(self, sockets):
-        self.tmp = tempfile.mkdtemp(prefix="pyexec-e2e-balancer-")
+        self.tmp = harness.own_dir(tempfile.mkdtemp(prefix="pyexec-e2e-balancer-"))
         os.chmod(self.tmp, 0o755)
         os.mkdir(os.path.join(self.tmp, "nginx-tmp"))
         self.port = harness.free_port()
