@@ -60,10 +60,11 @@ static inline int check_skipped(const char *line, const char *skips, const char 
  * "# SKIP why". */
 static inline void check_copy_tap(FILE *tap, const char *skips)
 {
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
 
 	rewind(tap);
-	while (fgets(line, sizeof(line), tap) != NULL) {
+	while (getline(&line, &cap, tap) >= 0) {
 		const char *why;
 		size_t len = strcspn(line, "\n"), why_len;
 
@@ -74,6 +75,7 @@ static inline void check_copy_tap(FILE *tap, const char *skips)
 		else
 			printf("%s\n", line);
 	}
+	free(line);
 	fflush(stdout);
 }
 
