@@ -391,67 +391,75 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 	metrics_busy(srv->metrics, -1);
 }
 
-int server_worker_main(const struct server *srv)
+/* SIGTERM and SIGINT: finish the request in hand; the parent-death
+ * signal: stop now. No SA_RESTART: accept() must return. */
+static void worker_catch_signals(void)
 {
 	struct sigaction sa;
-	struct execute_ctx ectx;
-	FCGX_Request req;
-	struct mime *mime = srv->mime;
-	struct sockaddr_storage ss;
-	struct cgroup_slot slot;
-	struct sandbox_spare spare;
-	socklen_t ss_len;
-	int unix_listener;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;  /* no SA_RESTART: accept() must return */
+	sa.sa_handler = on_term;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_orphan;
 	sigaction(SERVER_ORPHAN_SIGNAL, &sa, NULL);
-	if (run_become_subreaper() < 0)
-		log_msg(LOG_LEVEL_WARN, "worker: cannot become a child subreaper: %s",
-			strerror(errno));
-	memset(&ectx, 0, sizeof(ectx));
-	ectx.cfg = srv->cfg;
-	ectx.mime = mime;
-	ectx.spawner = NULL;
-	ectx.cancel = &cancel_run;
-	ectx.cache = srv->cache;
-	ectx.sandbox = srv->sandbox_cfg;
-	sandbox_spare_init(&spare);
-	ectx.spare = srv->sandbox_cfg != NULL && srv->spares ? &spare : NULL;
-	ectx.metrics = srv->metrics;
+}
+
+/* What execute_handle needs of this worker: the configuration, libmagic,
+ * the cache, the sandbox and its spare, and the worker's run cgroup
+ * (opened in *slot). 0, or -1 when the cgroup cannot be made. */
+static int worker_context(const struct server *srv, struct execute_ctx *ectx,
+			  struct sandbox_spare *spare, struct cgroup_slot *slot)
+{
+	memset(ectx, 0, sizeof(*ectx));
+	ectx->cfg = srv->cfg;
+	ectx->mime = srv->mime;
+	ectx->spawner = NULL;
+	ectx->cancel = &cancel_run;
+	ectx->cache = srv->cache;
+	ectx->sandbox = srv->sandbox_cfg;
+	sandbox_spare_init(spare);
+	ectx->spare = srv->sandbox_cfg != NULL && srv->spares ? spare : NULL;
+	ectx->metrics = srv->metrics;
 	if (srv->cgroup != NULL) {
-		if (cgroup_slot_open(srv->cgroup, getpid(), &slot) < 0) {
+		if (cgroup_slot_open(srv->cgroup, getpid(), slot) < 0) {
 			log_msg(LOG_LEVEL_ERROR, "worker: cannot create its run cgroup in %s: %s",
 				srv->cgroup->path, strerror(errno));
-			return 1;
+			return -1;
 		}
-		ectx.cgroup = &slot;
+		ectx->cgroup = slot;
 	}
+	return 0;
+}
 
-	if (FCGX_Init() != 0 ||
-	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
-		log_msg(LOG_LEVEL_ERROR, "worker: cannot initialise libfcgi");
-		return 1;
-	}
+/* Whether fd listens on a Unix socket. */
+static int is_unix_listener(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t ss_len = sizeof(ss);
+
+	return getsockname(fd, (struct sockaddr *)&ss, &ss_len) == 0 && ss.ss_family == AF_UNIX;
+}
+
+/* Accepts and answers requests until server_stopping. */
+static void worker_loop(const struct server *srv, const struct execute_ctx *ectx,
+			struct sandbox_spare *spare, FCGX_Request *req)
+{
 	/* libfcgi closes a connection by shutting down its side and waiting
 	 * up to 2 s for the web server to close, so that a TCP peer is never
 	 * sent a reset over data it has not read. A Unix socket keeps what it
 	 * was sent after the sender closes: once the whole request was read,
 	 * the wait would only keep this worker from its next request. */
-	ss_len = sizeof(ss);
-	unix_listener = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
-			ss.ss_family == AF_UNIX;
+	int unix_listener = is_unix_listener(srv->listen_fd);
+
 	while (!server_stopping) {
 		/* The next run's sandbox is set up while this worker waits for
 		 * its request, off the request's path. */
-		if (ectx.spare != NULL)
-			(void)sandbox_spare_make(&spare, srv->sandbox_cfg, srv->cfg->work_root,
-						 ectx.cgroup);
-		if (FCGX_Accept_r(&req) < 0) {
+		if (ectx->spare != NULL)
+			(void)sandbox_spare_make(spare, srv->sandbox_cfg, srv->cfg->work_root,
+						 ectx->cgroup);
+		if (FCGX_Accept_r(req) < 0) {
 			if (server_stopping)
 				break;
 			if (errno == EINTR)
@@ -460,11 +468,32 @@ int server_worker_main(const struct server *srv)
 			usleep(100000);
 			continue;
 		}
-		handle(srv, &ectx, &req, util_now_ns());
-		if (unix_listener && FCGX_HasSeenEOF(req.in) == EOF)
-			FCGX_Detach(&req);
-		FCGX_Finish_r(&req);
+		handle(srv, ectx, req, util_now_ns());
+		if (unix_listener && FCGX_HasSeenEOF(req->in) == EOF)
+			FCGX_Detach(req);
+		FCGX_Finish_r(req);
 	}
+}
+
+int server_worker_main(const struct server *srv)
+{
+	struct execute_ctx ectx;
+	FCGX_Request req;
+	struct cgroup_slot slot;
+	struct sandbox_spare spare;
+
+	worker_catch_signals();
+	if (run_become_subreaper() < 0)
+		log_msg(LOG_LEVEL_WARN, "worker: cannot become a child subreaper: %s",
+			strerror(errno));
+	if (worker_context(srv, &ectx, &spare, &slot) < 0)
+		return 1;
+	if (FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_msg(LOG_LEVEL_ERROR, "worker: cannot initialise libfcgi");
+		return 1;
+	}
+	worker_loop(srv, &ectx, &spare, &req);
 	FCGX_Free(&req, 1);
 	sandbox_spare_discard(&spare);
 	if (ectx.cgroup != NULL)
