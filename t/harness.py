@@ -12,7 +12,10 @@ conf/lighttpd/pyexec-bin-path.conf. Server(web="apache") (or
 $PYEXEC_TEST_WEB=apache) puts a real Apache httpd with mod_fcgid in front,
 from conf/apache/pyexec.conf: Apache's mod_fcgid starts pyexec-fcgi itself,
 as many processes as it wants (up to `workers`), each with the socket on
-fd 0 and one request at a time. Requests go
+fd 0 and one request at a time. $PYEXEC_TEST_SANDBOX (auto, namespaces,
+rlimits) is the sandbox layer of every server whose test does not choose;
+on the rlimits layer their runs get room for every process of pyexec's
+user (see nproc_room). Requests go
 through curl (a real client) or http.client (for requests curl will not
 send); multipart replies are read with Python's email parser, as a client of
 the seed would.
