@@ -1,113 +1,27 @@
-/* pyexec-fcgi: the FastCGI responder. The master opens (or inherits) the
- * listening socket, drops privileges, sweeps work_root and pre-forks workers;
- * it restarts a worker that dies, sweeps what the dead worker left, and
- * passes SIGTERM on as a graceful stop. */
+/* pyexec-fcgi: the FastCGI responder. The command line, then the master
+ * (master.h): it opens the socket, drops privileges, pre-forks workers
+ * (server.h) and keeps them until SIGTERM. --prefetch fills the dependency
+ * cache and exits. */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#include <dirent.h>
-#include <fcntl.h>
 
-#include "conf.h"
-#include "listen.h"
-#include "run.h"
-#include "auth.h"
 #include "cache.h"
-#include "cgroup.h"
 #include "deps.h"
-#include "sandbox_probe.h"
-#include "subid.h"
+#include "listen.h"
 #include "log.h"
-#include "mime.h"
-#include "server.h"
+#include "master.h"
 #include "util.h"
-#include "workdir.h"
 
-#define WORKERS_MAX 1024
 #define DEFAULT_CONFIG SYSCONFDIR "/pyexec/pyexec.conf"
-#define RESPAWN_FAST_NS (1000000000LL)  /* a worker dying sooner is "crashing" */
-#define STOP_GRACE_EXTRA_S 30           /* beyond timeout_max, before SIGKILL */
-#define STRAY_KILL_MAX_NS (5000000000LL) /* to kill what a dead worker left */
-
-static volatile sig_atomic_t got_term, got_chld, got_hup;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGCHLD)
-		got_chld = 1;
-	else if (sig == SIGHUP)
-		got_hup = 1;
-	else
-		got_term = 1;
-}
-
-/* What the command line said, kept for a reload (argv is wiped). */
-struct cmdline {
-	char *config_path;      /* NULL = no file */
-	char **sets;            /* -o KEY=VALUE, nsets of them */
-	int nsets;
-	char *listen_opt, *workers_opt;
-};
-
-static void cmdline_free(struct cmdline *cl)
-{
-	for (int i = 0; i < cl->nsets; i++)
-		free(cl->sets[i]);
-	free(cl->sets);
-	free(cl->config_path);
-	free(cl->listen_opt);
-	free(cl->workers_opt);
-	memset(cl, 0, sizeof(*cl));
-}
-
-/* Keys a reload cannot change: the socket, the processes and their user,
- * the directories, and what the sandbox probe and the dependency cache's
- * key were built from. */
-static const char *const restart_keys[] = {
-	"listen", "workers", "user", "group", "python", "work_root", "deps_cache",
-	"pip_index_url", "pip_extra_index_url", "pip_find_links", "pip_only_binary",
-	"network", "sandbox", "cgroup", "subordinate_ids",
-};
-
-/* Defaults, then the file, then the options, then the checks. */
-static int config_build(struct config *cfg, const struct cmdline *cl, char *err, size_t errlen)
-{
-	config_defaults(cfg);
-	if (cl->config_path != NULL && config_load_file(cfg, cl->config_path, err, errlen) < 0)
-		return -1;
-	for (int i = 0; i < cl->nsets; i++) {
-		char key[128], *eq = strchr(cl->sets[i], '=');
-
-		if (eq == NULL || (size_t)(eq - cl->sets[i]) >= sizeof(key)) {
-			snprintf(err, errlen, "-o %s: expected KEY=VALUE", cl->sets[i]);
-			return -1;
-		}
-		memcpy(key, cl->sets[i], (size_t)(eq - cl->sets[i]));
-		key[eq - cl->sets[i]] = '\0';
-		if (config_set(cfg, key, eq + 1, err, errlen) < 0)
-			return -1;
-	}
-	if (cl->listen_opt != NULL && config_set(cfg, "listen", cl->listen_opt, err, errlen) < 0)
-		return -1;
-	if (cl->workers_opt != NULL &&
-	    config_set(cfg, "workers", cl->workers_opt, err, errlen) < 0)
-		return -1;
-	return config_check(cfg, err, errlen);
-}
 
 static void usage(FILE *f)
 {
@@ -124,393 +38,6 @@ static void usage(FILE *f)
 		"                       the cache and exit: 0 when it is there\n"
 		"  -h, --help           this text\n"
 		"  -V, --version        the version\n");
-}
-
-/* A decimal id ("65534"), or -1 when s is not one. */
-static long numeric_id(const char *s)
-{
-	long v = 0;
-
-	if (*s == '\0')
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9' || v > 0x7fffffffL / 10)
-			return -1;
-		v = v * 10 + (*s - '0');
-	}
-	return v;
-}
-
-/* The user and group to run as when started as root: names, or numbers
- * (which need no entry in /etc/passwd or /etc/group). */
-static int resolve_user(const struct config *cfg, uid_t *uid, gid_t *gid, char *err, size_t errlen)
-{
-	struct passwd *pw = getpwnam(cfg->user);
-	struct group *gr = getgrnam(cfg->group);
-	long nu = numeric_id(cfg->user), ng = numeric_id(cfg->group);
-
-	if (pw == NULL && nu < 0) {
-		snprintf(err, errlen, "user '%s' does not exist (set 'user' in pyexec.conf)", cfg->user);
-		return -1;
-	}
-	if (gr == NULL && ng < 0) {
-		snprintf(err, errlen, "group '%s' does not exist (set 'group' in pyexec.conf)",
-			 cfg->group);
-		return -1;
-	}
-	*uid = pw != NULL ? pw->pw_uid : (uid_t)nu;
-	*gid = gr != NULL ? gr->gr_gid : (gid_t)ng;
-	if (*uid == 0) {
-		snprintf(err, errlen, "user '%s' is root; pyexec runs programs as an unprivileged user",
-			 cfg->user);
-		return -1;
-	}
-	if (*gid == 0) {
-		snprintf(err, errlen, "group '%s' is root's group; pyexec runs programs as an "
-			 "unprivileged group", cfg->group);
-		return -1;
-	}
-	return 0;
-}
-
-/* mkdir -p for an absolute path, each new directory with mode. */
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* A directory pyexec's user owns (work_root, deps_cache), made if missing. */
-static int prepare_dir(const char *key, const char *path, int as_root, uid_t uid, gid_t gid,
-		       char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (mkdir_p(path, 0700) < 0 || stat(path, &st) < 0) {
-		snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s %s is not a directory", key, path);
-		return -1;
-	}
-	if (as_root && (chown(path, uid, gid) < 0 || chmod(path, 0700) < 0)) {
-		snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int drop_privileges(uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-		snprintf(err, errlen, "cannot drop privileges to uid %u: %s", (unsigned)uid,
-			 strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		snprintf(err, errlen, "privileges were not dropped (setuid(0) still works)");
-		return -1;
-	}
-	return 0;
-}
-
-/* Removes the request directories a dead worker left: "<pid>-<id>". */
-static void sweep_worker(const char *root, pid_t pid)
-{
-	char prefix[32];
-	size_t plen;
-	struct dirent *de;
-	DIR *d;
-	int dfd;
-
-	plen = (size_t)snprintf(prefix, sizeof(prefix), "%ld-", (long)pid);
-	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return;
-	d = fdopendir(dfd);
-	if (d == NULL) {
-		close(dfd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, prefix, plen) != 0)
-			continue;
-		if (workdir_rmtree_at(dfd, de->d_name) < 0)
-			log_msg(LOG_LEVEL_ERROR, "cannot remove %s/%s left by worker %ld: %s",
-				root, de->d_name, (long)pid, strerror(errno));
-		else
-			log_msg(LOG_LEVEL_WARN, "removed %s/%s left by worker %ld", root,
-				de->d_name, (long)pid);
-	}
-	closedir(d);
-}
-
-/* Whether the parent is Apache httpd: mod_fcgid's process manager (an
- * "apache2" or "httpd" process) starts its FastCGI programs itself, with
- * the listening socket on fd 0 and nothing else to tell them apart (their
- * environment is PATH and FcgidInitialEnv only). It sends each process one
- * request at a time and runs as many processes as it wants concurrency. */
-static int parent_is_apache(void)
-{
-	char path[64], comm[32];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)getppid());
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, comm, sizeof(comm) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	comm[n] = '\0';
-	comm[strcspn(comm, "\n")] = '\0';
-	return strcmp(comm, "apache2") == 0 || strcmp(comm, "httpd") == 0;
-}
-
-struct worker {
-	pid_t pid;              /* 0 when not running */
-	pid_t dead;             /* the pid it had, until its leftovers are gone */
-	int64_t started_ns;
-	int retiring;           /* told to stop by a reload: replace it at once */
-};
-
-/* Reaps every child that has ended; a worker among them is marked dead.
- * Returns how many workers died. */
-static unsigned reap(struct worker *w, unsigned n, int stopping)
-{
-	unsigned died = 0;
-	int status;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (unsigned i = 0; i < n; i++) {
-			if (w[i].pid != pid)
-				continue;
-			w[i].pid = 0;
-			w[i].dead = pid;
-			died++;
-			if ((stopping || w[i].retiring) && WIFEXITED(status) &&
-			    WEXITSTATUS(status) == 0)
-				break;
-			if (WIFSIGNALED(status))
-				log_msg(LOG_LEVEL_ERROR, "worker %ld killed by signal %d",
-					(long)pid, WTERMSIG(status));
-			else
-				log_msg(LOG_LEVEL_ERROR, "worker %ld exited with status %d",
-					(long)pid, WEXITSTATUS(status));
-		}
-	}
-	return died;
-}
-
-/* Kills every child that is not a live worker (processes of a dead
- * worker's run, re-parented to the master) until none is left; bounded. */
-static void kill_strays(struct worker *w, unsigned n)
-{
-	pid_t keep[WORKERS_MAX];
-	unsigned nkeep = 0;
-	int64_t until = util_now_ns() + STRAY_KILL_MAX_NS;
-	struct timespec nap = { 0, 10000000 };
-
-	do {
-		nkeep = 0;
-		for (unsigned i = 0; i < n; i++)
-			if (w[i].pid > 0)
-				keep[nkeep++] = w[i].pid;
-		if (run_kill_children(keep, nkeep) == 0)
-			return;
-		nanosleep(&nap, NULL);
-		(void)reap(w, n, 1);
-	} while (util_now_ns() < until);
-	log_msg(LOG_LEVEL_ERROR, "processes left by a dead worker survive SIGKILL");
-}
-
-/* Each worker's runs: ids of their own, or pyexec's (own = 0). */
-struct run_ids {
-	int own;
-	unsigned long first_uid, first_gid;     /* worker slot i gets first + i */
-};
-
-/* Sets ids->own and the first ids when pyexec's user has ranges in
- * /etc/subuid and /etc/subgid for every worker and a sandbox with them
- * works; otherwise runs share pyexec's ids, and the log says why. */
-static void choose_run_ids(const struct config *cfg, struct sandbox_config *sb,
-			   unsigned nworkers, int single, struct run_ids *ids)
-{
-	struct passwd *pw = getpwuid(getuid());
-	const char *name = pw != NULL ? pw->pw_name : NULL;
-	char err[1024], why[1200];
-	unsigned long u, g;
-
-	ids->own = 0;
-	if (!cfg->subordinate_ids) {
-		log_msg(LOG_LEVEL_INFO, "subordinate_ids = no: runs share pyexec's uid %u",
-			(unsigned)getuid());
-		return;
-	}
-	if (single) {
-		snprintf(why, sizeof(why), "under mod_fcgid, processes cannot share out "
-			 "subordinate ids among them");
-	} else if (getuid() == 0) {
-		snprintf(why, sizeof(why), "pyexec serves as root (set user)");
-	} else if (subid_find(SUBID_UID_FILE, name, getuid(), nworkers, &u) < 0 ||
-		   subid_find(SUBID_GID_FILE, name, getuid(), nworkers, &g) < 0) {
-		snprintf(why, sizeof(why), "%s has no range of %u ids in %s and %s (%s; "
-			 "usermod --add-subuids N-M --add-subgids N-M %s)",
-			 name != NULL ? name : "pyexec's user", nworkers, SUBID_UID_FILE,
-			 SUBID_GID_FILE, errno == ENOENT ? "none found" : strerror(errno),
-			 name != NULL ? name : "USER");
-	} else if (getgid() >= g && getgid() - g < nworkers) {
-		snprintf(why, sizeof(why), "the range in %s holds pyexec's own gid %u",
-			 SUBID_GID_FILE, (unsigned)getgid());
-	} else if (sandbox_probe_run_ids(sb, cfg->python, cfg->work_root, (uid_t)u, (gid_t)g,
-					 err, sizeof(err)) < 0) {
-		snprintf(why, sizeof(why), "a sandbox with them fails: %s", err);
-	} else {
-		ids->own = 1;
-		ids->first_uid = u;
-		ids->first_gid = g;
-		log_msg(LOG_LEVEL_INFO, "runs take subordinate ids: worker i runs as uid %lu+i, "
-			"gid %lu+i (%u workers)", u, g, nworkers);
-		return;
-	}
-	log_msg(LOG_LEVEL_WARN, "runs share pyexec's uid %u: %s", (unsigned)getuid(), why);
-}
-
-static pid_t spawn_worker(const struct server *srv, pid_t master, unsigned slot,
-			  const struct run_ids *ids)
-{
-	static struct sandbox_config mine;
-	static struct server self;
-	pid_t pid = fork();
-
-	if (pid != 0)
-		return pid;
-	if (srv->sandbox_cfg != NULL && ids->own) {
-		/* This worker's runs' ids: the slot's, so that a worker that
-		 * replaces another takes over its ids and no two share. */
-		mine = *srv->sandbox_cfg;
-		mine.run_uid = (uid_t)(ids->first_uid + slot);
-		mine.run_gid = (gid_t)(ids->first_gid + slot);
-		self = *srv;
-		self.sandbox_cfg = &mine;
-		srv = &self;
-	}
-	util_title_set("worker");
-	/* The worker: it dies with the master, after the request in hand. */
-	signal(SIGCHLD, SIG_DFL);
-	signal(SIGHUP, SIG_IGN);        /* a reload is the master's */
-	prctl(PR_SET_PDEATHSIG, SERVER_ORPHAN_SIGNAL);
-	if (getppid() != master)
-		_exit(0);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	_exit(server_worker_main(srv));
-}
-
-/* The sandbox's lists from the configuration: the entries of sandbox_etc,
- * and pyexec's own paths (its configuration file, tokens_file, deps_cache,
- * work_root, a pip_find_links directory), resolved, which runs must not
- * see where a bind of the system shows them. 0, or -1 with err. */
-static int sandbox_lists(struct sandbox_config *sb, const struct config *cfg,
-			 const char *config_path, char *err, size_t errlen)
-{
-	const char *const own[] = {
-		config_path, cfg->tokens_file, cfg->deps_cache, cfg->work_root,
-		cfg->pip_find_links[0] == '/' ? cfg->pip_find_links : NULL,
-	};
-	char item[CONFIG_PATH_MAX], real[PATH_MAX];
-	const char *p = cfg->sandbox_etc;
-
-	sb->etc_extra[0] = sb->hide[0] = '\0';
-	while (*p != '\0') {
-		size_t n = strcspn(p, ",");
-
-		memcpy(item, p, n);         /* conf.c keeps each entry shorter than the key */
-		item[n] = '\0';
-		if (sandbox_list_add(sb->etc_extra, item) < 0)
-			goto full;
-		p += n + (p[n] == ',');
-	}
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
-		/* nothing there, nothing to see */
-		if (own[i] == NULL || own[i][0] == '\0' || realpath(own[i], real) == NULL)
-			continue;
-		if (sandbox_list_add(sb->hide, real) < 0)
-			goto full;
-	}
-	return 0;
-full:
-	snprintf(err, errlen, "sandbox_etc and pyexec's own paths take more than %d bytes",
-		 SANDBOX_LIST_MAX);
-	return -1;
-}
-
-/* SIGHUP: rereads the configuration (and tokens_file). When it is good, the
- * keys a reload can change take effect in new workers, which replace the
- * running ones as each finishes the request in hand; the listening socket
- * stays open throughout, so no request is refused. When it is not, the log
- * says why and everything stays as it was. 0 when reloaded, -1 if not. */
-static int reload(struct config *cfg, const struct cmdline *cl, struct auth *auth,
-		  struct sandbox_config *sbcfg, struct worker *w, unsigned n)
-{
-	static struct config next;
-	static struct sandbox_config lists;
-	struct auth fresh = { 0, NULL };
-	char err[2 * PATH_MAX];
-
-	if (config_build(&next, cl, err, sizeof(err)) < 0 ||
-	    (next.tokens_file[0] != '\0' &&
-	     auth_load(&fresh, next.tokens_file, err, sizeof(err)) < 0) ||
-	    sandbox_lists(&lists, &next, cl->config_path, err, sizeof(err)) < 0) {
-		log_msg(LOG_LEVEL_ERROR, "reload refused, the running configuration stays: %s",
-			err);
-		return -1;
-	}
-	for (size_t i = 0; i < sizeof(restart_keys) / sizeof(restart_keys[0]); i++) {
-		if (config_key_equal(cfg, &next, restart_keys[i]) == 0) {
-			log_msg(LOG_LEVEL_WARN, "reload: %s changed; it takes effect when pyexec "
-				"is restarted", restart_keys[i]);
-			(void)config_key_copy(&next, cfg, restart_keys[i]);
-		}
-	}
-	*cfg = next;
-	auth_free(auth);
-	*auth = fresh;
-	sbcfg->disk_bytes = cfg->max_disk;
-	/* the new workers' sandboxes see the new sandbox_etc and hide the new paths */
-	memcpy(sbcfg->etc_extra, lists.etc_extra, sizeof(sbcfg->etc_extra));
-	memcpy(sbcfg->hide, lists.hide, sizeof(sbcfg->hide));
-	for (unsigned i = 0; i < n; i++) {
-		if (w[i].pid > 0) {
-			w[i].retiring = 1;
-			(void)kill(w[i].pid, SIGTERM);
-		}
-	}
-	log_msg(LOG_LEVEL_INFO, "reload: configuration reread from %s%s; the workers are "
-		"replaced as they finish their requests",
-		cl->config_path != NULL ? cl->config_path : "the command line",
-		auth->n > 0 ? " (tokens_file too)" : "");
-	return 0;
 }
 
 /* --prefetch: one dependency set into the cache, then exit. */
@@ -552,7 +79,11 @@ static int prefetch_main(struct cache *c, const char *value)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* Reads the options into m->cl (copies: argv is wiped later) and
+ * m->prefetch. 0 to go on; 1 to exit with *status (after --help,
+ * --version, a usage error); -1 with err. */
+static int read_cmdline(int argc, char **argv, struct master *m, int *test_only, int *status,
+			char *err, size_t errlen)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -565,30 +96,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct config cfg;
-	const char *config_path = NULL;
-	char **sets = NULL, err[2 * PATH_MAX], unix_path[PATH_MAX];
-	int nsets = 0, c, test_only = 0, as_root, listen_fd = -1, rc = 0;
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	struct server srv;
-	struct worker *workers = NULL;
-	struct sigaction sa;
-	sigset_t block, old;
-	pid_t master = getpid();
-	unsigned nworkers;
-	struct run_ids run_ids = { 0, 0, 0 };
-	int single = 0;
-	int64_t stop_deadline = 0;
-	const char *workers_opt = NULL, *listen_opt = NULL, *prefetch = NULL;
-	static struct cache cache;
-	static struct sandbox_config sbcfg;
-	static struct cgroup_config cgcfg;
-	static struct auth auth;
-	struct mime *mime = NULL;
-	struct cmdline cl = { NULL, NULL, 0, NULL, NULL };
+	const char *config_path = NULL, *workers_opt = NULL, *listen_opt = NULL;
+	const char *prefetch = NULL;
+	struct cmdline *cl = &m->cl;
+	char **sets;
+	int nsets = 0, c;
 	struct stat st;
 
+	*status = 1;
 	sets = calloc((size_t)argc, sizeof(*sets));
 	if (sets == NULL)
 		return 1;
@@ -598,324 +113,96 @@ int main(int argc, char **argv)
 		case 'l': listen_opt = optarg; break;
 		case 'w': workers_opt = optarg; break;
 		case 'o': sets[nsets++] = optarg; break;
-		case 't': test_only = 1; break;
+		case 't': *test_only = 1; break;
 		case 'P': prefetch = optarg; break;
-		case 'h': usage(stdout); free(sets); return 0;
-		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); free(sets); return 0;
-		default: usage(stderr); free(sets); return 2;
+		case 'h': usage(stdout); *status = 0; goto done;
+		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); *status = 0; goto done;
+		default: usage(stderr); *status = 2; goto done;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		free(sets);
-		return 2;
+		*status = 2;
+		goto done;
 	}
-
 	if (config_path == NULL && stat(DEFAULT_CONFIG, &st) == 0)
 		config_path = DEFAULT_CONFIG;
-	/* Copies, for a reload: argv is wiped below. */
-	cl.config_path = config_path != NULL ? strdup(config_path) : NULL;
-	cl.listen_opt = listen_opt != NULL ? strdup(listen_opt) : NULL;
-	cl.workers_opt = workers_opt != NULL ? strdup(workers_opt) : NULL;
-	cl.sets = calloc((size_t)nsets + 1, sizeof(*cl.sets));
-	while (cl.sets != NULL && cl.nsets < nsets &&
-	       (cl.sets[cl.nsets] = strdup(sets[cl.nsets])) != NULL)
-		cl.nsets++;
+	cl->config_path = config_path != NULL ? strdup(config_path) : NULL;
+	cl->listen_opt = listen_opt != NULL ? strdup(listen_opt) : NULL;
+	cl->workers_opt = workers_opt != NULL ? strdup(workers_opt) : NULL;
+	cl->sets = calloc((size_t)nsets + 1, sizeof(*cl->sets));
+	while (cl->sets != NULL && cl->nsets < nsets &&
+	       (cl->sets[cl->nsets] = strdup(sets[cl->nsets])) != NULL)
+		cl->nsets++;
 	free(sets);
-	sets = NULL;
-	if ((config_path != NULL && cl.config_path == NULL) || cl.nsets != nsets ||
-	    (listen_opt != NULL && cl.listen_opt == NULL) ||
-	    (workers_opt != NULL && cl.workers_opt == NULL)) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fatal;
+	m->prefetch = prefetch != NULL ? strdup(prefetch) : NULL;
+	if ((config_path != NULL && cl->config_path == NULL) || cl->nsets != nsets ||
+	    (listen_opt != NULL && cl->listen_opt == NULL) ||
+	    (workers_opt != NULL && cl->workers_opt == NULL) ||
+	    (prefetch != NULL && m->prefetch == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
-	if (config_build(&cfg, &cl, err, sizeof(err)) < 0)
-		goto fatal;
-	if (prefetch != NULL && (prefetch = strdup(prefetch)) == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fatal;
+	return 0;
+done:
+	free(sets);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct master m;
+	char err[2 * PATH_MAX];
+	int test_only = 0, status, rc;
+
+	m.pid = getpid();
+	m.uid = (uid_t)-1;
+	m.gid = (gid_t)-1;
+	m.listen_fd = -1;
+	rc = read_cmdline(argc, argv, &m, &test_only, &status, err, sizeof(err));
+	if (rc > 0) {
+		master_free(&m);
+		return status;
 	}
+	if (rc < 0 || master_configure(&m, err, sizeof(err)) < 0)
+		goto fatal;
 	/* The arguments may carry secrets (a pip index URL with a password):
 	 * once read, they are wiped, so neither `ps` nor a sandboxed program
 	 * reading its init's /proc/1/cmdline (init is a copy of a worker) can
 	 * see them. */
 	util_title_init(argc, argv, "pyexec-fcgi");
 	util_title_set("master");
-	if (access(cfg.python, X_OK) < 0) {
-		snprintf(err, sizeof(err), "python %s is not executable: %s", cfg.python,
+	if (access(m.cfg.python, X_OK) < 0) {
+		snprintf(err, sizeof(err), "python %s is not executable: %s", m.cfg.python,
 			 strerror(errno));
 		goto fatal;
 	}
 	if (test_only) {
 		printf("configuration ok\n");
-		cmdline_free(&cl);
+		master_free(&m);
 		return 0;
 	}
-
-	as_root = geteuid() == 0;
-	if (as_root && resolve_user(&cfg, &uid, &gid, err, sizeof(err)) < 0)
+	if (master_prepare(&m, err, sizeof(err)) < 0)
 		goto fatal;
-	/* The socket first: its directory (/run/pyexec) may need root. */
-	if (prefetch == NULL) {
-		listen_fd = listen_open(cfg.listen, uid, gid, unix_path, sizeof(unix_path), err,
-					sizeof(err));
-		if (listen_fd < 0)
-			goto fatal;
-	}
-	if (prepare_dir("work_root", cfg.work_root, as_root, uid, gid, err, sizeof(err)) < 0 ||
-	    prepare_dir("deps_cache", cfg.deps_cache, as_root, uid, gid, err, sizeof(err)) < 0)
-		goto fatal;
-	/* cgroup v1 directories are made by root, for the run user. */
-	if (as_root && prefetch == NULL && strcmp(cfg.cgroup, "no") != 0 &&
-	    cgroup_setup_root(&cgcfg, cfg.cgroup, uid, gid, err, sizeof(err)) < 0)
-		log_msg(LOG_LEVEL_WARN, "%s", err);
-	if (as_root && drop_privileges(uid, gid, err, sizeof(err)) < 0)
-		goto fatal;
-	if (cfg.tokens_file[0] != '\0' && auth_load(&auth, cfg.tokens_file, err, sizeof(err)) < 0)
-		goto fatal;
-	if (cache_init(&cache, &cfg, err, sizeof(err)) < 0)
-		goto fatal;
-	if (prefetch != NULL) {
-		rc = prefetch_main(&cache, prefetch);
-		free((char *)prefetch);
-		auth_free(&auth);
-		cmdline_free(&cl);
+	if (m.prefetch != NULL) {
+		rc = prefetch_main(&m.cache, m.prefetch);
+		master_free(&m);
 		return rc;
 	}
-	if (workdir_sweep(cfg.work_root) > 0)
-		log_msg(LOG_LEVEL_WARN, "removed leftovers of an earlier run from %s", cfg.work_root);
-
-	/* Once, here: a missing database stops start-up instead of every
-	 * worker failing over and over. The workers share it. */
-	mime = mime_open(NULL, err, sizeof(err));
-	if (mime == NULL)
+	if (master_start(&m, err, sizeof(err)) < 0)
 		goto fatal;
-	memset(&srv, 0, sizeof(srv));
-	/* Before any child exists: the master moves itself into the cgroup's
-	 * supervisor leaf, and its workers are born there. */
-	if (strcmp(cfg.cgroup, "no") != 0) {
-		if (cgroup_setup(&cgcfg, cfg.cgroup, err, sizeof(err)) == 0) {
-			int v1 = cgcfg.version == 1;
-
-			srv.cgroup = &cgcfg;
-			log_msg(LOG_LEVEL_INFO, "cgroup: runs in %s/%s<worker> (cgroup v%d); "
-				"memory: %s; processes: %s; CPU time: %s", cgcfg.path,
-				CGROUP_RUN_PREFIX, cgcfg.version,
-				!cgcfg.memory ? "RLIMIT_AS (no memory controller offered)"
-				: v1 ? "memory.limit_in_bytes (the whole run)"
-				     : "memory.max (the whole run)",
-				cgcfg.pids ? "pids.max and RLIMIT_NPROC"
-					   : "RLIMIT_NPROC (no pids controller offered)",
-				!cgcfg.cpu ? "RLIMIT_CPU per process"
-				: v1 ? "cpuacct.usage (the whole run) and RLIMIT_CPU"
-				     : "cpu.stat (the whole run) and RLIMIT_CPU");
-		} else if (strcmp(cfg.cgroup, "auto") != 0) {
-			goto fatal;
-		} else {
-			log_msg(LOG_LEVEL_INFO, "%s; runs are held by their process group and "
-				"namespaces, and memory is limited per process (RLIMIT_AS)", err);
-		}
-	}
-	nworkers = cfg.workers;
-	if (nworkers == 0) {
-		/* One more worker than CPUs: a worker spends part of every
-		 * request away from its run (reading the upload, cleaning up,
-		 * waiting for the web server), and the kernel is slow to move a
-		 * just-started run to a core that fell idle; with one worker per
-		 * CPU a core idles about a sixth of the time under load. */
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		nworkers = n > 0 ? (unsigned)n + 1 : 1;
-	}
-	if (cfg.workers == 0 && listen_fd == 0 && parent_is_apache()) {
-		/* mod_fcgid: one request at a time per process, and more
-		 * concurrency is more processes (FcgidMaxProcessesPerClass),
-		 * which it starts, watches and replaces itself: no pre-fork,
-		 * this process serves. */
-		nworkers = 1;
-		single = 1;
-		log_msg(LOG_LEVEL_INFO, "started by Apache httpd (mod_fcgid), which sends "
-			"one request at a time to each process: serving in this process, "
-			"without workers");
-	}
-	if (nworkers > WORKERS_MAX)
-		nworkers = WORKERS_MAX;
-	/* One complete throw-away sandbox, so that what works is known before
-	 * the first request, and a failure is said once, with its fix. */
-	if (cfg.sandbox != SANDBOX_RLIMITS) {
-		if (sandbox_lists(&sbcfg, &cfg, cl.config_path, err, sizeof(err)) < 0)
-			goto fatal;
-		if (sandbox_probe(&sbcfg, cfg.python, cfg.max_disk, cfg.network, cfg.work_root,
-				  err, sizeof(err)) == 0) {
-			/* Every worker's run cgroup is made from cgcfg: with its
-			 * memory.max, memfds are counted and need not be refused. */
-			sbcfg.memory_cgroup = srv.cgroup != NULL && cgcfg.memory;
-			srv.sandbox_cfg = &sbcfg;
-			choose_run_ids(&cfg, &sbcfg, nworkers, single, &run_ids);
-		} else if (cfg.sandbox == SANDBOX_NAMESPACES) {
-			goto fatal;
-		} else {
-			log_msg(LOG_LEVEL_WARN, "sandbox: %s", err);
-			log_msg(LOG_LEVEL_WARN, "sandbox = auto: falling back to the rlimits layer");
-		}
-	}
-
-	srv.cfg = &cfg;
-	srv.listen_fd = listen_fd;
-	srv.sandbox = srv.sandbox_cfg != NULL ? "namespaces" : "rlimits";
-	srv.workers = nworkers;
-	srv.cache = &cache;
-	srv.auth = auth.n > 0 ? &auth : NULL;
-	srv.mime = mime;
-	/* Under mod_fcgid every process serving is one Apache started, and
-	 * nothing else of pyexec's lives beside it. */
-	srv.spares = !single;
-	srv.metrics = metrics_create();
-	if (srv.metrics == NULL) {
-		snprintf(err, sizeof(err), "cannot map the shared metrics: %s", strerror(errno));
+	if (m.single)
+		rc = master_serve_alone(&m);
+	else if (master_loop(&m, err, sizeof(err)) < 0)
 		goto fatal;
-	}
-	if (srv.sandbox_cfg != NULL)
-		log_msg(LOG_LEVEL_INFO,
-			"sandbox layer: namespaces (user, mount, pid, ipc, uts, cgroup%s; "
-			"seccomp%s; %s/proc; /work, /tmp and /dev/shm share %llu bytes)",
-			cfg.network ? "; the host's network" : ", net",
-			sbcfg.memory_cgroup ? "" : ", memfd_create refused (no memory cgroup)",
-			sbcfg.proc ? "" : "no ", (unsigned long long)cfg.max_disk);
 	else
-	log_msg(LOG_LEVEL_WARN,
-		"sandbox layer: rlimits (process group, resource limits, fresh environment; "
-		"no namespaces: programs run as uid %u, the owner of work_root and deps_cache, "
-		"and can see the host's files and network)",
-		(unsigned)getuid());
-	log_msg(LOG_LEVEL_INFO, "pyexec %s listening (%s), %u workers, work_root %s",
-		PACKAGE_VERSION, listen_describe(cfg.listen, unix_path, listen_fd),
-		nworkers, cfg.work_root);
-
-	if (single) {
-		/* The worker's loop, here (it becomes the runs' subreaper and
-		 * stops on SIGTERM after the request in hand); a reload is
-		 * mod_fcgid's: it starts new processes. */
-		signal(SIGPIPE, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		rc = server_worker_main(&srv);
-		if (srv.cgroup != NULL)
-			(void)cgroup_remove_worker(srv.cgroup, getpid());
-		goto stopped;
-	}
-
-	/* Orphans of a worker's runs come to the master when the worker dies. */
-	if (run_become_subreaper() < 0)
-		log_msg(LOG_LEVEL_WARN, "cannot become a child subreaper: %s", strerror(errno));
-	workers = calloc(nworkers, sizeof(*workers));
-	if (workers == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fatal;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_NOCLDSTOP;
-	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_flags = 0;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, &old);
-
-	for (unsigned i = 0; i < nworkers; i++) {
-		workers[i].pid = spawn_worker(&srv, master, i, &run_ids);
-		workers[i].started_ns = util_now_ns();
-		if (workers[i].pid < 0)
-			log_msg(LOG_LEVEL_ERROR, "fork: %s", strerror(errno));
-	}
-
-	for (;;) {
-		unsigned alive = 0, died = 0;
-
-		died = reap(workers, nworkers, got_term);
-		if (died > 0) {
-			/* What the dead worker's run left is now ours (we are the
-			 * subreaper): kill it before its directory goes. */
-			kill_strays(workers, nworkers);
-			for (unsigned i = 0; i < nworkers; i++) {
-				if (workers[i].pid != 0 || workers[i].dead == 0)
-					continue;
-				sweep_worker(cfg.work_root, workers[i].dead);
-				if (srv.cgroup != NULL &&
-				    cgroup_remove_worker(srv.cgroup, workers[i].dead) < 0)
-					log_msg(LOG_LEVEL_ERROR, "cannot remove the run cgroup of "
-						"worker %d: %s", (int)workers[i].dead,
-						strerror(errno));
-				workers[i].dead = 0;
-				if (got_term)
-					continue;
-				/* A worker that cannot stay up is not respawned in a tight loop. */
-				if (!workers[i].retiring &&
-				    util_now_ns() - workers[i].started_ns < RESPAWN_FAST_NS)
-					sleep(1);
-				workers[i].retiring = 0;
-				workers[i].pid = spawn_worker(&srv, master, i, &run_ids);
-				workers[i].started_ns = util_now_ns();
-			}
-		}
-		if (got_hup && !got_term) {
-			got_hup = 0;
-			if (reload(&cfg, &cl, &auth, &sbcfg, workers, nworkers) == 0)
-				srv.auth = auth.n > 0 ? &auth : NULL;
-	srv.mime = mime;
-		}
-		if (got_term && stop_deadline == 0) {
-			log_msg(LOG_LEVEL_INFO, "stopping: the workers finish the requests in hand");
-			for (unsigned i = 0; i < nworkers; i++)
-				if (workers[i].pid > 0)
-					kill(workers[i].pid, SIGTERM);
-			stop_deadline = util_now_ns() +
-				((int64_t)cfg.timeout_max_ms / 1000 + STOP_GRACE_EXTRA_S) * 1000000000LL;
-		}
-		for (unsigned i = 0; i < nworkers; i++)
-			alive += workers[i].pid > 0;
-		if (got_term && alive == 0)
-			break;
-		if (got_term && util_now_ns() > stop_deadline) {
-			log_msg(LOG_LEVEL_ERROR, "workers did not stop in time; killing them");
-			for (unsigned i = 0; i < nworkers; i++)
-				if (workers[i].pid > 0)
-					kill(workers[i].pid, SIGKILL);
-		}
-		if (got_term) {
-			/* Wake up now and then to enforce the deadline. */
-			struct timespec ts = { 1, 0 };
-			sigset_t waitset = block;
-			sigtimedwait(&waitset, NULL, &ts);
-			got_chld = 1;
-		} else {
-			sigsuspend(&old);
-		}
-	}
-stopped:
-	cgroup_teardown(&cgcfg);
-	if (unix_path[0] != '\0')
-		unlink(unix_path);
-	workdir_sweep(cfg.work_root);
-	free(workers);
-	mime_close(mime);
-	auth_free(&auth);
-	cmdline_free(&cl);
-	log_msg(LOG_LEVEL_INFO, "stopped");
+		rc = 0;
+	master_stop(&m);
+	master_free(&m);
 	return rc;
 
 fatal:
-	free(sets);
-	if (mime != NULL)
-		mime_close(mime);
-	auth_free(&auth);
-	cmdline_free(&cl);
+	master_free(&m);
 	log_msg(LOG_LEVEL_ERROR, "%s", err);
 	return 1;
 }

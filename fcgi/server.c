@@ -169,199 +169,297 @@ static int healthz_body(const struct server *srv, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
+/* One request in hand: what every route's handler reads and answers. */
+struct exchange {
+	const struct server *srv;
+	const struct execute_ctx *ectx;
+	FCGX_Request *r;
+	const char *method;
+	const char *id;
+	struct reply_sink sink;
+	struct log_request log;
+	int counted;            /* the handler counted the request in the metrics */
+};
+
 /* Checks the bearer token of a request; when it is missing or unknown,
  * answers 401 (RFC 6750 §3) and returns 0. */
-static int authorized(const struct server *srv, FCGX_Request *r, struct reply_sink *sink,
-		      struct log_request *log, const char *id)
+static int authorized(struct exchange *x)
 {
-	enum auth_result a = auth_check(srv->auth, FCGX_GetParam("HTTP_AUTHORIZATION", r->envp));
+	enum auth_result a = auth_check(x->srv->auth,
+					FCGX_GetParam("HTTP_AUTHORIZATION", x->r->envp));
 
 	if (a == AUTH_OK)
 		return 1;
-	log->status = 401;
-	log->error = "unauthorized";
+	x->log.status = 401;
+	x->log.error = "unauthorized";
 	if (a == AUTH_MISSING)
-		reply_write_error(sink, 401, "unauthorized",
+		reply_write_error(&x->sink, 401, "unauthorized",
 				  "This service needs a token: send Authorization: Bearer <token>.",
-				  id, "WWW-Authenticate: Bearer realm=\"pyexec\"\r\n");
+				  x->id, "WWW-Authenticate: Bearer realm=\"pyexec\"\r\n");
 	else
-		reply_write_error(sink, 401, "unauthorized", "The token is not valid here.", id,
-				  "WWW-Authenticate: Bearer realm=\"pyexec\", "
+		reply_write_error(&x->sink, 401, "unauthorized", "The token is not valid here.",
+				  x->id, "WWW-Authenticate: Bearer realm=\"pyexec\", "
 				  "error=\"invalid_token\"\r\n");
 	return 0;
+}
+
+/* A page of n bytes rendered into body (n < 0: it did not fit): 200 with
+ * it (no body for HEAD), or 500 saying which page was too large. */
+static void reply_page(struct exchange *x, int n, const char *content_type, const char *body,
+		       const char *what)
+{
+	char detail[128];
+
+	x->log.status = n < 0 ? 500 : 200;
+	if (n < 0) {
+		snprintf(detail, sizeof(detail), "The %s is larger than its buffer.", what);
+		reply_write_error(&x->sink, 500, "internal", detail, x->id, NULL);
+	} else {
+		reply_write_simple(&x->sink, 200, content_type, body,
+				   strcmp(x->method, "HEAD") == 0 ? 0 : (size_t)n, x->id);
+	}
+}
+
+static void serve_execute(struct exchange *x)
+{
+	struct execute_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.request_id = x->id;
+	req.query = FCGX_GetParam("QUERY_STRING", x->r->envp);
+	req.content_type = FCGX_GetParam("CONTENT_TYPE", x->r->envp);
+	req.accept = FCGX_GetParam("HTTP_ACCEPT", x->r->envp);
+	req.content_length = content_length_of(x->r);
+	req.read = body_read;
+	req.read_ctx = x->r;
+	req.conn_fd = x->r->ipcFd;
+	execute_handle(x->ectx, &req, &x->sink, &x->log);
+}
+
+static void serve_healthz(struct exchange *x)
+{
+	char body[1024];
+
+	reply_page(x, healthz_body(x->srv, body, sizeof(body)), "application/json", body,
+		   "health report");
+}
+
+static void serve_metrics(struct exchange *x)
+{
+	static char page[METRICS_TEXT_MAX];
+	const struct server *srv = x->srv;
+	struct metrics_state st = { srv->workers, srv->sandbox, 0, 0, 0 };
+
+	/* This request is counted too, as Prometheus expects. */
+	metrics_count_request(srv->metrics, "metrics", 200);
+	x->counted = 1;
+	st.cache_known = srv->cache != NULL &&
+			 cache_usage(srv->cache, &st.cache_bytes, &st.cache_entries) == 0;
+	reply_page(x, metrics_render(srv->metrics, &st, page, sizeof(page)),
+		   "text/plain; version=0.0.4", page, "metrics page");
+}
+
+/* When a route asks for the bearer token (with a tokens_file). */
+enum route_auth { ROUTE_OPEN, ROUTE_TOKEN, ROUTE_TOKEN_IF_AUTH_METRICS };
+
+/* The routes, by the last segment of the path. methods is the Allow
+ * header's list, its first entry the one a 404 names; use says it in the
+ * 405's detail. */
+static const struct route {
+	const char *segment;
+	const char *methods;
+	const char *use;
+	enum route_auth auth;
+	void (*serve)(struct exchange *x);
+} routes[] = {
+	{ "execute", "POST", "Use POST to run a program.", ROUTE_TOKEN, serve_execute },
+	{ "healthz", "GET, HEAD", "Use GET for the health check.", ROUTE_OPEN, serve_healthz },
+	{ "metrics", "GET, HEAD", "Use GET for the metrics.", ROUTE_TOKEN_IF_AUTH_METRICS,
+	  serve_metrics },
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Whether method is one of the route's ("GET, HEAD"). */
+static int route_allows(const struct route *rt, const char *method)
+{
+	size_t len = strlen(method);
+
+	for (const char *p = rt->methods; *p != '\0'; p += strspn(p, ", ")) {
+		size_t n = strcspn(p, ", ");
+
+		if (n == len && len > 0 && strncmp(p, method, n) == 0)
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* 404, naming every route and the method to use with it. */
+static void reply_not_found(struct exchange *x)
+{
+	char body[1024];
+	size_t off;
+
+	off = (size_t)snprintf(body, sizeof(body), "There is no route '%s'; the routes are ",
+			       x->log.route);
+	for (size_t i = 0; i < NROUTES && off < sizeof(body); i++)
+		off += (size_t)snprintf(body + off, sizeof(body) - off, "%s%s (%.*s)",
+					i == 0 ? "" : i + 1 == NROUTES ? " and " : ", ",
+					routes[i].segment, (int)strcspn(routes[i].methods, ", "),
+					routes[i].methods);
+	if (off < sizeof(body))
+		snprintf(body + off, sizeof(body) - off, ".");
+	x->log.status = 404;
+	reply_write_error(&x->sink, 404, "not_found", body, x->id, NULL);
+}
+
+/* Finds the route, asks for the token where it needs one, checks the
+ * method, and lets the route's handler answer. */
+static void dispatch(struct exchange *x, const char *segment)
+{
+	const struct route *rt = NULL;
+	char allow[64];
+
+	for (size_t i = 0; i < NROUTES && rt == NULL; i++)
+		if (strcmp(segment, routes[i].segment) == 0)
+			rt = &routes[i];
+	if (rt == NULL) {
+		reply_not_found(x);
+		return;
+	}
+	if (x->srv->auth != NULL &&
+	    (rt->auth == ROUTE_TOKEN ||
+	     (rt->auth == ROUTE_TOKEN_IF_AUTH_METRICS && x->srv->cfg->auth_metrics)) &&
+	    !authorized(x))
+		return;
+	if (!route_allows(rt, x->method)) {
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n", rt->methods);
+		x->log.status = 405;
+		reply_write_error(&x->sink, 405, "method_not_allowed", rt->use, x->id, allow);
+		return;
+	}
+	rt->serve(x);
+}
+
+/* After the reply: the request's log line and its metrics. */
+static void account(struct exchange *x, const char *segment, int64_t arrived_ns)
+{
+	const struct server *srv = x->srv;
+	struct log_request *log = &x->log;
+
+	log->bytes_out = x->sink.body_bytes;
+	log->total_ns = util_now_ns() - arrived_ns;
+	log_request(log);
+	if (!x->counted)
+		metrics_count_request(srv->metrics, segment, log->status);
+	if (log->exec_status != NULL && log->run_ns >= 0)
+		metrics_count_run(srv->metrics, log->exec_status);
+	metrics_observe(srv->metrics, METRICS_PHASE_UPLOAD, (double)log->upload_ns / 1e9);
+	/* 0 when the request named no dependencies: not a phase it had */
+	if (log->deps_ns > 0)
+		metrics_observe(srv->metrics, METRICS_PHASE_DEPENDENCIES,
+				(double)log->deps_ns / 1e9);
+	metrics_observe(srv->metrics, METRICS_PHASE_RUN, (double)log->run_ns / 1e9);
+	metrics_observe(srv->metrics, METRICS_PHASE_REPLY, (double)log->reply_ns / 1e9);
 }
 
 static void handle(const struct server *srv, const struct execute_ctx *ectx, FCGX_Request *r,
 		   int64_t arrived_ns)
 {
-	const char *method = FCGX_GetParam("REQUEST_METHOD", r->envp);
-	struct reply_sink sink = { .write = sink_write, .end = sink_end, .ctx = r };
-	struct log_request log;
-	struct execute_request req;
-	char route[ROUTE_MAX], id[33], body[1024], shown[ROUTE_MAX * 4];
-	int n, counted = 0;
+	struct exchange x = {
+		.srv = srv, .ectx = ectx, .r = r,
+		.sink = { .write = sink_write, .end = sink_end, .ctx = r },
+	};
+	char segment[ROUTE_MAX], id[33], shown[ROUTE_MAX * 4];
 
-	if (method == NULL)
-		method = "";
+	x.method = FCGX_GetParam("REQUEST_METHOD", r->envp);
+	if (x.method == NULL)
+		x.method = "";
 	if (util_random_hex(id, 16) < 0)
 		snprintf(id, sizeof(id), "%016" PRIx64, (uint64_t)util_now_ns());
-	route_of(r, route, sizeof(route));
-	util_sanitize(route, strlen(route), shown, sizeof(shown));
-	memset(&log, 0, sizeof(log));
-	log.id = id;
-	log.method = method;
-	log.route = shown;
-	log.upload_ns = log.deps_ns = log.run_ns = log.reply_ns = -1;
+	x.id = id;
+	route_of(r, segment, sizeof(segment));
+	util_sanitize(segment, strlen(segment), shown, sizeof(shown));
+	x.log.id = id;
+	x.log.method = x.method;
+	x.log.route = shown;
+	x.log.upload_ns = x.log.deps_ns = x.log.run_ns = x.log.reply_ns = -1;
 	cancel_run = orphaned;
 	metrics_busy(srv->metrics, +1);
-
-	if (srv->auth != NULL &&
-	    (strcmp(route, "execute") == 0 ||
-	     (strcmp(route, "metrics") == 0 && srv->cfg->auth_metrics)) &&
-	    !authorized(srv, r, &sink, &log, id)) {
-		/* answered 401 */
-	} else if (strcmp(route, "execute") == 0) {
-		if (strcmp(method, "POST") != 0) {
-			log.status = 405;
-			reply_write_error(&sink, 405, "method_not_allowed",
-					  "Use POST to run a program.", id, "Allow: POST\r\n");
-		} else {
-			memset(&req, 0, sizeof(req));
-			req.request_id = id;
-			req.query = FCGX_GetParam("QUERY_STRING", r->envp);
-			req.content_type = FCGX_GetParam("CONTENT_TYPE", r->envp);
-			req.accept = FCGX_GetParam("HTTP_ACCEPT", r->envp);
-			req.content_length = content_length_of(r);
-			req.read = body_read;
-			req.read_ctx = r;
-			req.conn_fd = r->ipcFd;
-			execute_handle(ectx, &req, &sink, &log);
-		}
-	} else if (strcmp(route, "healthz") == 0) {
-		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-			log.status = 405;
-			reply_write_error(&sink, 405, "method_not_allowed",
-					  "Use GET for the health check.", id, "Allow: GET, HEAD\r\n");
-		} else {
-			n = healthz_body(srv, body, sizeof(body));
-			log.status = n < 0 ? 500 : 200;
-			if (n < 0)
-				reply_write_error(&sink, 500, "internal",
-						  "The health report is larger than its buffer.", id, NULL);
-			else
-				reply_write_simple(&sink, 200, "application/json", body,
-						   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
-		}
-	} else if (strcmp(route, "metrics") == 0) {
-		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-			log.status = 405;
-			reply_write_error(&sink, 405, "method_not_allowed",
-					  "Use GET for the metrics.", id, "Allow: GET, HEAD\r\n");
-		} else {
-			static char page[METRICS_TEXT_MAX];
-
-			/* This request is counted too, as Prometheus expects. */
-			metrics_count_request(srv->metrics, "metrics", 200);
-			struct metrics_state st = { srv->workers, srv->sandbox, 0, 0, 0 };
-
-			st.cache_known = srv->cache != NULL &&
-					 cache_usage(srv->cache, &st.cache_bytes,
-						     &st.cache_entries) == 0;
-			n = metrics_render(srv->metrics, &st, page, sizeof(page));
-			log.status = n < 0 ? 500 : 200;
-			if (n < 0)
-				reply_write_error(&sink, 500, "internal",
-						  "The metrics page is larger than its buffer.", id, NULL);
-			else
-				reply_write_simple(&sink, 200, "text/plain; version=0.0.4", page,
-						   strcmp(method, "HEAD") == 0 ? 0 : (size_t)n, id);
-			counted = 1;
-		}
-	} else {
-		log.status = 404;
-		snprintf(body, sizeof(body),
-			 "There is no route '%s'; the routes are execute (POST), healthz (GET) "
-			 "and metrics (GET).", shown);
-		reply_write_error(&sink, 404, "not_found", body, id, NULL);
-	}
-	log.bytes_out = sink.body_bytes;
-	log.total_ns = util_now_ns() - arrived_ns;
-	log_request(&log);
-	if (!counted)
-		metrics_count_request(srv->metrics, route, log.status);
-	if (log.exec_status != NULL && log.run_ns >= 0)
-		metrics_count_run(srv->metrics, log.exec_status);
-	metrics_observe(srv->metrics, METRICS_PHASE_UPLOAD, (double)log.upload_ns / 1e9);
-	/* 0 when the request named no dependencies: not a phase it had */
-	if (log.deps_ns > 0)
-		metrics_observe(srv->metrics, METRICS_PHASE_DEPENDENCIES,
-				(double)log.deps_ns / 1e9);
-	metrics_observe(srv->metrics, METRICS_PHASE_RUN, (double)log.run_ns / 1e9);
-	metrics_observe(srv->metrics, METRICS_PHASE_REPLY, (double)log.reply_ns / 1e9);
+	dispatch(&x, segment);
+	account(&x, segment, arrived_ns);
 	metrics_busy(srv->metrics, -1);
 }
 
-int server_worker_main(const struct server *srv)
+/* SIGTERM and SIGINT: finish the request in hand; the parent-death
+ * signal: stop now. No SA_RESTART: accept() must return. */
+static void worker_catch_signals(void)
 {
 	struct sigaction sa;
-	struct execute_ctx ectx;
-	FCGX_Request req;
-	struct mime *mime = srv->mime;
-	struct sockaddr_storage ss;
-	struct cgroup_slot slot;
-	struct sandbox_spare spare;
-	socklen_t ss_len;
-	int unix_listener;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;  /* no SA_RESTART: accept() must return */
+	sa.sa_handler = on_term;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_orphan;
 	sigaction(SERVER_ORPHAN_SIGNAL, &sa, NULL);
-	if (run_become_subreaper() < 0)
-		log_msg(LOG_LEVEL_WARN, "worker: cannot become a child subreaper: %s",
-			strerror(errno));
-	memset(&ectx, 0, sizeof(ectx));
-	ectx.cfg = srv->cfg;
-	ectx.mime = mime;
-	ectx.spawner = NULL;
-	ectx.cancel = &cancel_run;
-	ectx.cache = srv->cache;
-	ectx.sandbox = srv->sandbox_cfg;
-	sandbox_spare_init(&spare);
-	ectx.spare = srv->sandbox_cfg != NULL && srv->spares ? &spare : NULL;
-	ectx.metrics = srv->metrics;
+}
+
+/* What execute_handle needs of this worker: the configuration, libmagic,
+ * the cache, the sandbox and its spare, and the worker's run cgroup
+ * (opened in *slot). 0, or -1 when the cgroup cannot be made. */
+static int worker_context(const struct server *srv, struct execute_ctx *ectx,
+			  struct sandbox_spare *spare, struct cgroup_slot *slot)
+{
+	memset(ectx, 0, sizeof(*ectx));
+	ectx->cfg = srv->cfg;
+	ectx->mime = srv->mime;
+	ectx->spawner = NULL;
+	ectx->cancel = &cancel_run;
+	ectx->cache = srv->cache;
+	ectx->sandbox = srv->sandbox_cfg;
+	sandbox_spare_init(spare);
+	ectx->spare = srv->sandbox_cfg != NULL && srv->spares ? spare : NULL;
+	ectx->metrics = srv->metrics;
 	if (srv->cgroup != NULL) {
-		if (cgroup_slot_open(srv->cgroup, getpid(), &slot) < 0) {
+		if (cgroup_slot_open(srv->cgroup, getpid(), slot) < 0) {
 			log_msg(LOG_LEVEL_ERROR, "worker: cannot create its run cgroup in %s: %s",
 				srv->cgroup->path, strerror(errno));
-			return 1;
+			return -1;
 		}
-		ectx.cgroup = &slot;
+		ectx->cgroup = slot;
 	}
+	return 0;
+}
 
-	if (FCGX_Init() != 0 ||
-	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
-		log_msg(LOG_LEVEL_ERROR, "worker: cannot initialise libfcgi");
-		return 1;
-	}
+/* Whether fd listens on a Unix socket. */
+static int is_unix_listener(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t ss_len = sizeof(ss);
+
+	return getsockname(fd, (struct sockaddr *)&ss, &ss_len) == 0 && ss.ss_family == AF_UNIX;
+}
+
+/* Accepts and answers requests until server_stopping. */
+static void worker_loop(const struct server *srv, const struct execute_ctx *ectx,
+			struct sandbox_spare *spare, FCGX_Request *req)
+{
 	/* libfcgi closes a connection by shutting down its side and waiting
 	 * up to 2 s for the web server to close, so that a TCP peer is never
 	 * sent a reset over data it has not read. A Unix socket keeps what it
 	 * was sent after the sender closes: once the whole request was read,
 	 * the wait would only keep this worker from its next request. */
-	ss_len = sizeof(ss);
-	unix_listener = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &ss_len) == 0 &&
-			ss.ss_family == AF_UNIX;
+	int unix_listener = is_unix_listener(srv->listen_fd);
+
 	while (!server_stopping) {
 		/* The next run's sandbox is set up while this worker waits for
 		 * its request, off the request's path. */
-		if (ectx.spare != NULL)
-			(void)sandbox_spare_make(&spare, srv->sandbox_cfg, srv->cfg->work_root,
-						 ectx.cgroup);
-		if (FCGX_Accept_r(&req) < 0) {
+		if (ectx->spare != NULL)
+			(void)sandbox_spare_make(spare, srv->sandbox_cfg, srv->cfg->work_root,
+						 ectx->cgroup);
+		if (FCGX_Accept_r(req) < 0) {
 			if (server_stopping)
 				break;
 			if (errno == EINTR)
@@ -370,11 +468,32 @@ int server_worker_main(const struct server *srv)
 			usleep(100000);
 			continue;
 		}
-		handle(srv, &ectx, &req, util_now_ns());
-		if (unix_listener && FCGX_HasSeenEOF(req.in) == EOF)
-			FCGX_Detach(&req);
-		FCGX_Finish_r(&req);
+		handle(srv, ectx, req, util_now_ns());
+		if (unix_listener && FCGX_HasSeenEOF(req->in) == EOF)
+			FCGX_Detach(req);
+		FCGX_Finish_r(req);
 	}
+}
+
+int server_worker_main(const struct server *srv)
+{
+	struct execute_ctx ectx;
+	FCGX_Request req;
+	struct cgroup_slot slot;
+	struct sandbox_spare spare;
+
+	worker_catch_signals();
+	if (run_become_subreaper() < 0)
+		log_msg(LOG_LEVEL_WARN, "worker: cannot become a child subreaper: %s",
+			strerror(errno));
+	if (worker_context(srv, &ectx, &spare, &slot) < 0)
+		return 1;
+	if (FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_msg(LOG_LEVEL_ERROR, "worker: cannot initialise libfcgi");
+		return 1;
+	}
+	worker_loop(srv, &ectx, &spare, &req);
 	FCGX_Free(&req, 1);
 	sandbox_spare_discard(&spare);
 	if (ectx.cgroup != NULL)

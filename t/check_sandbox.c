@@ -1188,8 +1188,8 @@ static int as_nobody(int why)
 START_TEST(works_as_nobody)
 {
 	if (getuid() != 0) {
-		/* not root: every other test is the unprivileged case already */
-		fprintf(stderr, "# works_as_nobody: not root, nothing more to test\n");
+		/* every other test is the unprivileged case already */
+		CHECK_SKIP("needs root, to run the sandbox as nobody");
 		return;
 	}
 	/* a request directory nobody owns, like work_root's */
@@ -1253,9 +1253,8 @@ START_TEST(works_with_run_ids_of_its_own)
 	    subid_find(SUBID_UID_FILE, pw->pw_name, NOBODY, 2, &sub_uid) < 0 ||
 	    subid_find(SUBID_GID_FILE, pw->pw_name, NOBODY, 2, &sub_gid) < 0 ||
 	    access(SUBID_NEWUIDMAP, X_OK) < 0) {
-		fprintf(stderr, "# works_with_run_ids_of_its_own: skipped: needs root, "
-			"newuidmap, and a range of 2 ids for nobody in /etc/subuid and "
-			"/etc/subgid (./quickstart adds one)\n");
+		CHECK_SKIP("needs root, newuidmap, and a range of 2 ids for nobody in "
+			   "/etc/subuid and /etc/subgid (./quickstart adds one)");
 		return;
 	}
 	ck_assert_int_eq(chmod(tmpdir, 0755), 0);

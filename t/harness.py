@@ -12,7 +12,10 @@ conf/lighttpd/pyexec-bin-path.conf. Server(web="apache") (or
 $PYEXEC_TEST_WEB=apache) puts a real Apache httpd with mod_fcgid in front,
 from conf/apache/pyexec.conf: Apache's mod_fcgid starts pyexec-fcgi itself,
 as many processes as it wants (up to `workers`), each with the socket on
-fd 0 and one request at a time. Requests go
+fd 0 and one request at a time. $PYEXEC_TEST_SANDBOX (auto, namespaces,
+rlimits) is the sandbox layer of every server whose test does not choose;
+on the rlimits layer their runs get room for every process of pyexec's
+user (see nproc_room). Requests go
 through curl (a real client) or http.client (for requests curl will not
 send); multipart replies are read with Python's email parser, as a client of
 the seed would.
@@ -21,6 +24,13 @@ After every test, E2ETestCase checks that no process the test started is
 left (descendants of the pyexec master other than its workers, any process
 whose command line carries the run's MARKER, any process whose working
 directory is inside the server's directory) and that work_root is empty.
+
+Servers die with their run: each process the harness starts (spawn()) is
+its own process group and has SIGTERM as its parent-death signal; a run
+killed by SIGTERM, SIGINT or SIGHUP stops them all (kill_all) before it
+exits, and a guardian process stops whatever is left of them once the run
+is gone, even after a SIGKILL (pyexec and lighttpd, which change their
+user, lose the parent-death signal).
 
 Run a suite with harness.main(): TAP on stdout, exit status 1 on failure.
 """
@@ -73,6 +83,8 @@ IS_ROOT = os.geteuid() == 0
 # purpose put it in their command line, so a leftover is easy to spot.
 MARKER = "pyexec-e2e-marker-%s" % os.urandom(6).hex()
 
+# max_processes where runs share their user with other suites' servers.
+SHARED_USER_PROCESSES = 4096
 START_TIMEOUT = 15.0     # seconds for pyexec + nginx to answer /healthz
 STOP_TIMEOUT = 10.0      # seconds for a graceful stop before SIGKILL
 CLEAN_TIMEOUT = 3.0      # seconds for a request's processes and dir to go
@@ -480,6 +492,139 @@ def wait_pid_gone(pid, timeout):
 
 # ---------------------------------------------------------------- servers
 
+PR_SET_PDEATHSIG = 1
+KILL_GRACE = 3.0        # seconds for SIGTERM to stop the servers of a killed run
+_libc = None
+
+
+def _die_with_harness(then=None):
+    """A preexec_fn: the child gets SIGTERM when the harness dies, even by
+    SIGKILL (prctl PR_SET_PDEATHSIG, kept across exec), then runs then().
+    The signal comes when the thread that forked ends, so only a child of
+    the main thread gets it; and the kernel forgets it when the process
+    changes its user (pyexec and lighttpd, started as root, do): the
+    guardian (_guard) covers those."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+    main_thread = threading.current_thread() is threading.main_thread()
+
+    def preexec():
+        if main_thread:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            if os.getppid() != parent:      # the harness died before the prctl
+                os.kill(os.getpid(), signal.SIGTERM)
+        if then is not None:
+            then()
+    return preexec
+
+
+def proc_starttime(pid):
+    """When pid started (field 22 of /proc/PID/stat), to tell it from a
+    later process with its number; None when it is gone or a zombie."""
+    stat = _read("/proc/%d/stat" % pid)
+    if stat is None:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+
+
+def terminate_trees(roots, grace=KILL_GRACE):
+    """Stops the processes of roots ({pid: start time}, each the leader of
+    its process group) that still run, and everything below them: SIGTERM
+    to each group, then after grace seconds SIGKILL to what is left."""
+    roots = {pid: t for pid, t in roots.items() if t is not None and proc_starttime(pid) == t}
+    table = proc_table()
+    tree = dict(roots)
+    for r in roots:
+        tree.update((pid, proc_starttime(pid)) for pid in descendants(table, r))
+
+    def left():
+        return [pid for pid, t in tree.items() if t is not None and proc_starttime(pid) == t]
+    for r in roots:
+        try:
+            os.killpg(r, signal.SIGTERM)
+        except OSError:
+            pass
+    if not wait_for(lambda: not left(), grace, 0.05):
+        for pid in left():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        wait_for(lambda: not left(), grace, 0.05)
+
+
+def _guard():
+    """The guardian of a run: a process of its own that reads, on stdin,
+    "P PID START" for each process spawn() starts and "D PATH" for each
+    directory own_dir() is given; when stdin ends, because the run ended
+    however it died (SIGKILL too), it stops what is left of those
+    processes and removes those directories (but with $PYEXEC_E2E_KEEP)."""
+    roots, dirs = {}, []
+    for line in sys.stdin:
+        kind, rest = line.rstrip("\n").split(" ", 1)
+        if kind == "P":
+            pid, start = rest.split()
+            roots[int(pid)] = int(start)
+        else:
+            dirs.append(rest)
+    terminate_trees(roots)
+    if not os.environ.get("PYEXEC_E2E_KEEP"):
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+_spawned = {}       # {Popen: start time} of every process spawn() started
+_guardian = None
+
+
+def _tell_guardian(line):
+    global _guardian
+    if _guardian is None:
+        _guardian = subprocess.Popen(
+            [sys.executable, "-B", "-c", "import sys; sys.path.insert(0, %r); "
+             "import harness; harness._guard()" % HERE],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd="/", start_new_session=True)
+    try:
+        _guardian.stdin.write(line.encode("utf-8", "surrogateescape") + b"\n")
+        _guardian.stdin.flush()
+    except OSError:
+        pass
+
+
+def own_dir(path):
+    """Registers a directory of a test's servers: removed when the run dies
+    (by the guardian) if the run did not remove it. Returns path."""
+    _tell_guardian("D " + path)
+    return path
+
+
+def spawn(argv, preexec=None, **kwargs):
+    """subprocess.Popen(argv) for a server of a test: in a session (and so
+    a process group) of its own; stopped with everything below it when the
+    run is killed (kill_all), or dies (its parent-death signal, and the
+    guardian)."""
+    p = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_harness(preexec),
+                         **kwargs)
+    _spawned[p] = proc_starttime(p.pid)
+    _tell_guardian("P %d %d" % (p.pid, _spawned[p] or 0))
+    return p
+
+
+def kill_all(grace=KILL_GRACE):
+    """Every server's processes, at once, for a run that is being killed:
+    no graceful stop (terminate_trees of what spawn() started); the
+    servers' directories go."""
+    terminate_trees({p.pid: t for p, t in _spawned.items() if p.poll() is None}, grace)
+    for p in _spawned:
+        p.poll()
+    for s in _all_servers:
+        s.cleanup_dir()
+
+
 _all_servers = []
 _current = threading.local()
 
@@ -610,6 +755,13 @@ class Server:
         self.read_timeout = read_timeout
         self.extra_args = list(args)
         self.sandbox = sandbox if sandbox is not None else os.environ.get("PYEXEC_TEST_SANDBOX")
+        # On the rlimits layer a run's RLIMIT_NPROC (max_processes) counts
+        # every process of pyexec's user, as root nobody, whom the servers
+        # of other suites running at the same time share: a suite run on
+        # that layer ($PYEXEC_TEST_SANDBOX) gives its runs room for them,
+        # unless the test sets max_processes itself.
+        self.nproc_room = (sandbox is None and self.sandbox == "rlimits" and IS_ROOT and
+                           not any(o.startswith("max_processes=") for o in self.options))
         self.conf_text = conf_text
         self.use_site_conf = use_site_conf
         self.before_start = before_start
@@ -667,6 +819,8 @@ class Server:
             argv += ["-o", "timeout=" + str(self.timeout)]
         if self.sandbox:
             argv += ["-o", "sandbox=" + self.sandbox]
+        if self.nproc_room:
+            argv += ["-o", "max_processes=%d" % SHARED_USER_PROCESSES]
         for o in self.options:
             argv += ["-o", o]
         return argv + self.extra_args
@@ -674,7 +828,7 @@ class Server:
     def start(self):
         if not os.access(pyexec_path(), os.X_OK):
             raise ServerError("pyexec-fcgi not found at %s (set PYEXEC_FCGI)" % pyexec_path())
-        self.tmp = tempfile.mkdtemp(prefix="pyexec-e2e-%s-" % self.name, dir="/tmp")
+        self.tmp = own_dir(tempfile.mkdtemp(prefix="pyexec-e2e-%s-" % self.name, dir="/tmp"))
         os.chmod(self.tmp, 0o755)
         if self.listen_mode == "fcgid":
             # mod_fcgid starts pyexec as Apache's User, who may not reach
@@ -683,7 +837,8 @@ class Server:
             # (mod_fcgid changes to the wrapper's directory), so not one
             # inside self.tmp, where a process counts as a leftover.
             if self.bin_dir is None:
-                self.bin_dir = tempfile.mkdtemp(prefix="pyexec-bin-%s-" % self.name, dir="/tmp")
+                self.bin_dir = own_dir(tempfile.mkdtemp(prefix="pyexec-bin-%s-" % self.name,
+                                                        dir="/tmp"))
                 os.chmod(self.bin_dir, 0o755)
                 shutil.copy(pyexec_path(), self.binary)
                 os.chmod(self.binary, 0o755)
@@ -757,10 +912,10 @@ class Server:
             self._start_apache()
             self._wait_ready()
             return self
-        self.proc = subprocess.Popen(
-            argv, stdin=fd_sock.fileno() if fd_sock else subprocess.DEVNULL,
-            stdout=self._logf, stderr=self._logf, env=env, cwd="/",
-            start_new_session=True, preexec_fn=self.preexec)
+        self.proc = spawn(
+            argv, preexec=self.preexec,
+            stdin=fd_sock.fileno() if fd_sock else subprocess.DEVNULL,
+            stdout=self._logf, stderr=self._logf, env=env, cwd="/")
         if fd_sock:
             fd_sock.close()
         if self.web == "lighttpd":
@@ -863,10 +1018,9 @@ class Server:
         with open(conf, "w") as f:
             f.write(self._nginx_conf())
         self._nginx_out = open(os.path.join(self.tmp, "nginx-stderr.log"), "ab")
-        self.nginx = subprocess.Popen(
+        self.nginx = spawn(
             [NGINX, "-p", self.tmp, "-c", conf, "-e", self.nginx_log],
-            stdin=subprocess.DEVNULL, stdout=self._nginx_out, stderr=self._nginx_out,
-            cwd="/", start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=self._nginx_out, stderr=self._nginx_out, cwd="/")
 
     # lighttpd
     def _lighttpd_site_from_repo(self):
@@ -968,9 +1122,9 @@ class Server:
             out = self._logf
         else:
             out = self._nginx_out = open(os.path.join(t, "lighttpd-stderr.log"), "ab")
-        self.nginx = subprocess.Popen(
+        self.nginx = spawn(
             [LIGHTTPD, "-D", "-f", conf], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            env=env, cwd="/", start_new_session=True)
+            env=env, cwd="/")
 
     # apache
     def _fcgid_env(self):
@@ -1078,10 +1232,9 @@ class Server:
             f.write(self._apache_conf())
         self._nginx_out = open(os.path.join(t, "apache-stderr.log"), "ab")
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
-        self.nginx = subprocess.Popen(
+        self.nginx = spawn(
             [APACHE, "-DFOREGROUND", "-f", conf], stdin=subprocess.DEVNULL,
-            stdout=self._nginx_out, stderr=self._nginx_out, env=env, cwd="/",
-            start_new_session=True)
+            stdout=self._nginx_out, stderr=self._nginx_out, env=env, cwd="/")
 
     def _fcgid_masters(self, table=None):
         """Under Apache: the pyexec-fcgi masters mod_fcgid started (pyexec
@@ -1487,6 +1640,24 @@ def stop_all():
     _shared.clear()
 
 
+def _on_kill_signal(sig, frame):
+    """SIGTERM, SIGINT, SIGHUP: the run is being killed (a CI time limit,
+    Ctrl-C); its servers go with it."""
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    sys.stdout.write("Bail out! killed by signal %d; the servers are stopped\n" % sig)
+    sys.stdout.flush()
+    kill_all()
+    os._exit(128 + sig)
+
+
+def die_with_signals():
+    """A killed run (SIGTERM, SIGINT, SIGHUP) stops its servers before it
+    ends: main() calls this."""
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, _on_kill_signal)
+
+
 # ---------------------------------------------------------------- tests
 
 class E2ETestCase(unittest.TestCase):
@@ -1547,8 +1718,8 @@ class E2ETestCase(unittest.TestCase):
             argv = [pyexec_path(), "-c", c, "-l", "unix:" + os.path.join(d, "s.sock"),
                     "-o", "work_root=" + os.path.join(d, "work"),
                     "-o", "deps_cache=" + os.path.join(d, "deps")] + list(args)
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
+            p = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.STDOUT, cwd="/")
             try:
                 out, _ = p.communicate(timeout=5)
             except subprocess.TimeoutExpired:
@@ -1682,6 +1853,7 @@ def main(module="__main__"):
     if len(sys.argv) > 1:
         tests = [t for t in tests if any(a in t.id() for a in sys.argv[1:])]
     t0 = time.monotonic()
+    die_with_signals()
     print("1..%d" % len(tests), flush=True)
     result = TapResult(sys.stdout)
     try:

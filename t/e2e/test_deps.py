@@ -771,9 +771,9 @@ class Prefetch(DepsCase):
                 continue
             argv.append(a)
         argv += ["--prefetch", value]
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, cwd="/", start_new_session=True,
-                             env=dict(os.environ, **trap_env(self.ix)))
+        p = harness.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd="/",
+                          env=dict(os.environ, **trap_env(self.ix)))
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -48,7 +48,7 @@ class Balancer:
     sockets, a free port and the system's fastcgi_params put in."""
 
     def __init__(self, sockets):
-        self.tmp = tempfile.mkdtemp(prefix="pyexec-e2e-balancer-")
+        self.tmp = harness.own_dir(tempfile.mkdtemp(prefix="pyexec-e2e-balancer-"))
         os.chmod(self.tmp, 0o755)
         os.mkdir(os.path.join(self.tmp, "nginx-tmp"))
         self.port = harness.free_port()
@@ -73,10 +73,10 @@ class Balancer:
                     " uwsgi_temp_path %s/nginx-tmp/u;\n scgi_temp_path %s/nginx-tmp/s;\n%s}\n"
                     % ("user nobody nogroup;\n" if harness.IS_ROOT else "", t, t, t, t, t, t,
                        t, t, text))
-        self.proc = subprocess.Popen([harness.NGINX, "-p", t, "-c", conf, "-e",
-                                      os.path.join(t, "nginx-error.log")],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = harness.spawn([harness.NGINX, "-p", t, "-c", conf, "-e",
+                                   os.path.join(t, "nginx-error.log")],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         ok = harness.wait_for(lambda: self.get_healthz() == 200, 10)
         assert ok, "the balancing nginx did not start"
 

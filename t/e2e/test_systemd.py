@@ -140,9 +140,9 @@ class Systemd(harness.E2ETestCase):
                     "-o", "deps_cache=" + os.path.join(d, "deps")] + list(args)
             argv = harness.socket_activation_argv(argv, listen_fds=listen_fds,
                                                   redirects=redirects)
-            p = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/",
-                                 start_new_session=True, pass_fds=pass_fds)
+            p = harness.spawn(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/",
+                              pass_fds=pass_fds)
             try:
                 out, _ = p.communicate(timeout=5)
             except subprocess.TimeoutExpired:
