@@ -649,43 +649,51 @@ static enum run_end cgroup_check(const struct run_spec *spec)
 	return END_EXITED;
 }
 
-int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
-		struct run_result *res)
-{
+/* One run in flight: what the phases of run_program share. */
+struct run_state {
+	const struct run_spec *spec;
+	const struct run_spawner *spawner;
 	unsigned char buf[RUN_READ_CHUNK];
 	unsigned char tail[RUN_TAIL_SIZE];
-	struct run_stream st[2];
-	struct run_feed feed = { -1, 0, -1 };
-	struct rusage before, after, ru;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
-	int pidfd = -1, status = 0, reaped = 0, fail_errno = 0, watch_fd;
-	int64_t spawn_ns, end_ns, deadline, next_check = 0, cg_cpu = -1;
-	int oom = 0;
-	enum run_end end = END_FAILED;
+	struct run_stream st[2];        /* stdout, stderr */
+	struct run_feed feed;           /* stdin */
+	struct rusage before, after;    /* RUSAGE_CHILDREN around the run */
+	struct rusage ru;               /* the main process's, once reaped */
 	pid_t pid;
+	int pidfd;                      /* -1 without pidfds (Linux < 5.3) */
+	int status, reaped;             /* its wait status, once reaped */
+	int fail_errno;                 /* why the run could not be kept; 0 if none */
+	int64_t spawn_ns, end_ns;
+	int64_t cg_cpu;                 /* the cgroup's count of the run's CPU; -1 none */
+	enum run_end end;
+};
 
-	memset(res, 0, sizeof(*res));
-	res->exit_code = -1;
+/* What must hold before anything starts. 0, or -1 with errno (logged). */
+static int run_check(const struct run_spec *spec)
+{
 	if (spec == NULL || spec->path == NULL || spec->argv == NULL ||
 	    spec->envp == NULL || spec->stdout_fd < 0 || spec->stderr_fd < 0) {
 		errno = EINVAL;
 		log_msg(LOG_LEVEL_ERROR, "run: incomplete run specification");
 		return -1;
 	}
-	if (spawner == NULL)
-		spawner = &run_spawner_rlimits;
 	if (!sigchld_is_usable()) {
 		errno = EINVAL;
 		log_msg(LOG_LEVEL_ERROR, "run: SIGCHLD is ignored; exit statuses would be lost");
 		return -1;
 	}
-	if (run_become_subreaper() < 0)
-		return -1;
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		log_msg(LOG_LEVEL_ERROR, "run: pipe: %s", strerror(errno));
-		goto fail;
-	}
-	if (spec->stdin_fd >= 0 && pipe2(inp, O_CLOEXEC) < 0) {
+	return run_become_subreaper();
+}
+
+/* The pipes, the program, and the streams that read it. 0, or -1 with
+ * errno (logged) and nothing left open. */
+static int run_start(struct run_state *rs)
+{
+	const struct run_spec *spec = rs->spec;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, saved;
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (spec->stdin_fd >= 0 && pipe2(inp, O_CLOEXEC) < 0)) {
 		log_msg(LOG_LEVEL_ERROR, "run: pipe: %s", strerror(errno));
 		goto fail;
 	}
@@ -694,178 +702,201 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		log_msg(LOG_LEVEL_ERROR, "run: fcntl: %s", strerror(errno));
 		goto fail;
 	}
-	(void)getrusage(RUSAGE_CHILDREN, &before);
-
-	pid = spawner->spawn(spawner->arg, spec, inp[0], outp[1], errp[1]);
-	if (pid < 0) {
+	(void)getrusage(RUSAGE_CHILDREN, &rs->before);
+	rs->pid = rs->spawner->spawn(rs->spawner->arg, spec, inp[0], outp[1], errp[1]);
+	if (rs->pid < 0) {
 		log_msg(LOG_LEVEL_ERROR, "run: cannot start %s (%s spawner): %s",
-			spec->path, spawner->name, strerror(errno));
+			spec->path, rs->spawner->name, strerror(errno));
 		goto fail;
 	}
-	spawn_ns = util_now_ns();
+	rs->spawn_ns = util_now_ns();
 	(void)close(outp[1]);
 	(void)close(errp[1]);
-	outp[1] = errp[1] = -1;
 	if (inp[0] >= 0) {
 		(void)close(inp[0]);
-		feed.src = spec->stdin_fd;
-		feed.fd = inp[1];
-		inp[0] = inp[1] = -1;  /* the write end is the feed's now */
+		rs->feed.src = spec->stdin_fd;
+		rs->feed.fd = inp[1];   /* the write end is the feed's now */
 	}
-
 	/* A pidfd turns readable when the process ends: no SIGCHLD handler,
 	 * no polling. Without one (Linux < 5.3) poll sleeps in slices. */
-	pidfd = pidfd_open(pid, 0);
-
-	memset(st, 0, sizeof(st));
-	st[0].fd = outp[0];
-	st[0].out = spec->stdout_fd;
-	st[1].fd = errp[0];
-	st[1].out = spec->stderr_fd;
+	rs->pidfd = pidfd_open(rs->pid, 0);
+	rs->st[0].fd = outp[0];
+	rs->st[0].out = spec->stdout_fd;
+	rs->st[1].fd = errp[0];
+	rs->st[1].out = spec->stderr_fd;
 	for (int i = 0; i < 2; i++) {
-		st[i].max = spec->lim.max_output;
-		st[i].last = -1;
+		rs->st[i].max = spec->lim.max_output;
+		rs->st[i].last = -1;
 	}
-	st[1].tail = tail;
-	outp[0] = errp[0] = -1;  /* owned by st now */
+	rs->st[1].tail = rs->tail;
+	return 0;
+
+fail:
+	saved = errno;
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			(void)close(outp[i]);
+		if (errp[i] >= 0)
+			(void)close(errp[i]);
+		if (inp[i] >= 0)
+			(void)close(inp[i]);
+	}
+	errno = saved;
+	return -1;
+}
+
+/* How long poll may sleep at now: until the deadline, but in slices when
+ * something must be looked at now and then (no pidfd, a cancel flag, the
+ * cgroup's counts). -1 = no bound. */
+static int run_poll_timeout(const struct run_state *rs, int64_t deadline, int64_t now)
+{
+	int64_t left = deadline == INT64_MAX ? -1 : (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
+	int timeout = left < 0 || left > INT_MAX ? -1 : (int)left;
+
+	if ((rs->pidfd < 0 || rs->spec->cancel != NULL) &&
+	    (timeout < 0 || timeout > RUN_SLICE_MS))
+		timeout = RUN_SLICE_MS;
+	if (rs->spec->cgroup != NULL && (timeout < 0 || timeout > RUN_CGROUP_POLL_MS))
+		timeout = RUN_CGROUP_POLL_MS;
+	return timeout;
+}
+
+/* 1 when the web server's connection (watch_fd) is gone: the client left. */
+static int client_left(int watch_fd, short revents)
+{
+	char c;
+
+	return (revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0 ||
+	       recv(watch_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Reads the program's output and feeds its input until it ends, the wall
+ * deadline passes, the cgroup says the run is over, or the request is
+ * cancelled: why it stopped. */
+static enum run_end run_wait(struct run_state *rs)
+{
+	const struct run_spec *spec = rs->spec;
+	int watch_fd = spec->watch_fd;
+	int64_t deadline, next_check = 0;
 
 	if (spec->lim.wall_ms == 0 ||
-	    spec->lim.wall_ms > (uint64_t)((INT64_MAX - spawn_ns) / NS_PER_MS))
+	    spec->lim.wall_ms > (uint64_t)((INT64_MAX - rs->spawn_ns) / NS_PER_MS))
 		deadline = INT64_MAX;
 	else
-		deadline = spawn_ns + (int64_t)spec->lim.wall_ms * NS_PER_MS;
-
-	watch_fd = spec->watch_fd;
+		deadline = rs->spawn_ns + (int64_t)spec->lim.wall_ms * NS_PER_MS;
 	for (int check_exit = 1;;) {
-		struct pollfd pfd[5];
-		int64_t now, left;
-		int timeout, r;
+		struct pollfd pfd[5] = {
+			{ rs->st[0].fd, POLLIN, 0 },        /* poll skips negative fds */
+			{ rs->st[1].fd, POLLIN, 0 },
+			{ rs->pidfd, POLLIN, 0 },
+			{ watch_fd, POLLIN | POLLRDHUP, 0 },
+			{ rs->feed.fd, POLLOUT, 0 },
+		};
+		int64_t now;
+		enum run_end end;
 
-		if (spec->cancel != NULL && *spec->cancel) {
-			end = END_CANCEL;
-			break;
-		}
-		if (check_exit && child_has_ended(pid)) {
-			end = END_EXITED;
-			break;
-		}
+		if (spec->cancel != NULL && *spec->cancel)
+			return END_CANCEL;
+		if (check_exit && child_has_ended(rs->pid))
+			return END_EXITED;
 		now = util_now_ns();
-		if (now >= deadline) {
-			end = END_WALL;
-			break;
-		}
+		if (now >= deadline)
+			return END_WALL;
 		if (spec->cgroup != NULL && now >= next_check) {
 			next_check = now + RUN_CGROUP_POLL_MS * NS_PER_MS;
 			end = cgroup_check(spec);
 			if (end != END_EXITED)
-				break;
+				return end;
 		}
-		left = deadline == INT64_MAX ? -1 : (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
-		timeout = left < 0 || left > INT_MAX ? -1 : (int)left;
-		if ((pidfd < 0 || spec->cancel != NULL) &&
-		    (timeout < 0 || timeout > RUN_SLICE_MS))
-			timeout = RUN_SLICE_MS;
-		if (spec->cgroup != NULL && (timeout < 0 || timeout > RUN_CGROUP_POLL_MS))
-			timeout = RUN_CGROUP_POLL_MS;
-		for (int i = 0; i < 2; i++) {
-			pfd[i].fd = st[i].fd;  /* poll skips negative fds */
-			pfd[i].events = POLLIN;
-			pfd[i].revents = 0;
-		}
-		pfd[2].fd = pidfd;
-		pfd[2].events = POLLIN;
-		pfd[2].revents = 0;
-		pfd[3].fd = watch_fd;
-		pfd[3].events = POLLIN | POLLRDHUP;
-		pfd[3].revents = 0;
-		pfd[4].fd = feed.fd;
-		pfd[4].events = POLLOUT;
-		pfd[4].revents = 0;
-		r = poll(pfd, 5, timeout);
-		if (r < 0) {
+		if (poll(pfd, 5, run_poll_timeout(rs, deadline, now)) < 0) {
 			if (errno == EINTR)
 				continue;
-			fail_errno = errno;
+			rs->fail_errno = errno;
 			log_msg(LOG_LEVEL_ERROR, "run: poll: %s", strerror(errno));
-			end = END_FAILED;
-			break;
+			return END_FAILED;
 		}
 		for (int i = 0; i < 2; i++)
-			if (st[i].fd >= 0 && pfd[i].revents != 0)
-				(void)stream_read(&st[i], buf, sizeof(buf));
-		if (feed.fd >= 0 && pfd[4].revents != 0)
-			feed_step(&feed);
-		check_exit = pidfd < 0 || pfd[2].revents != 0;
+			if (rs->st[i].fd >= 0 && pfd[i].revents != 0)
+				(void)stream_read(&rs->st[i], rs->buf, sizeof(rs->buf));
+		if (rs->feed.fd >= 0 && pfd[4].revents != 0)
+			feed_step(&rs->feed);
+		check_exit = rs->pidfd < 0 || pfd[2].revents != 0;
 		if (watch_fd >= 0 && pfd[3].revents != 0) {
-			char c;
-
-			if ((pfd[3].revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0 ||
-			    recv(watch_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
-				end = END_CANCEL;
-				break;
-			}
+			if (client_left(watch_fd, pfd[3].revents))
+				return END_CANCEL;
 			watch_fd = -1;
 		}
 	}
-	end_ns = util_now_ns();
-	feed_close(&feed);
+}
 
+/* Everything of the run killed and reaped, its output read to the end. */
+static void run_stop(struct run_state *rs)
+{
+	rs->end_ns = util_now_ns();
+	feed_close(&rs->feed);
 	/* Kill the group while the main process is unreaped, so its number
 	 * still names our group and nobody else's. */
-	if (end != END_EXITED)
-		(void)kill(pid, SIGKILL);
-	(void)kill(-pid, SIGKILL);
-	if (child_reap(pid, pidfd, &status, &ru) == 0) {
-		reaped = 1;
-		if (spawner->wait_status != NULL)
-			status = spawner->wait_status(spawner->arg, status);
+	if (rs->end != END_EXITED)
+		(void)kill(rs->pid, SIGKILL);
+	(void)kill(-rs->pid, SIGKILL);
+	if (child_reap(rs->pid, rs->pidfd, &rs->status, &rs->ru) == 0) {
+		rs->reaped = 1;
+		if (rs->spawner->wait_status != NULL)
+			rs->status = rs->spawner->wait_status(rs->spawner->arg, rs->status);
+	} else if (rs->fail_errno == 0) {
+		rs->fail_errno = errno;
 	}
-	else if (fail_errno == 0)
-		fail_errno = errno;
-	if (kill_leftovers() < 0 && fail_errno == 0)
-		fail_errno = errno;
-	streams_drain(st, 2, buf, sizeof(buf));
-	streams_close(st, 2);
-	if (pidfd >= 0)
-		(void)close(pidfd);
-	(void)getrusage(RUSAGE_CHILDREN, &after);
+	if (kill_leftovers() < 0 && rs->fail_errno == 0)
+		rs->fail_errno = errno;
+	streams_drain(rs->st, 2, rs->buf, sizeof(rs->buf));
+	streams_close(rs->st, 2);
+	if (rs->pidfd >= 0)
+		(void)close(rs->pidfd);
+	rs->pidfd = -1;
+	(void)getrusage(RUSAGE_CHILDREN, &rs->after);
+}
 
-	res->wall_ns = end_ns - spawn_ns;
-	res->cpu_ns = rusage_cpu_ns(&after) - rusage_cpu_ns(&before);
+/* The figures of the run: times, output sizes, exit code or signal. */
+static void run_measure(struct run_state *rs, struct run_result *res)
+{
+	res->wall_ns = rs->end_ns - rs->spawn_ns;
+	res->cpu_ns = rusage_cpu_ns(&rs->after) - rusage_cpu_ns(&rs->before);
 	/* The cgroup counts every process of the run, and only the run. */
-	if (spec->cgroup != NULL && (cg_cpu = cgroup_slot_cpu_ns(spec->cgroup)) >= 0)
-		res->cpu_ns = cg_cpu;
-	res->stdout_bytes = st[0].total;
-	res->stderr_bytes = st[1].total;
-	res->stdout_truncated = st[0].total > st[0].max || st[0].write_errno != 0;
-	res->stderr_truncated = st[1].total > st[1].max || st[1].write_errno != 0;
-	if (reaped) {
-		res->max_rss_kib = ru.ru_maxrss;
-		if (WIFEXITED(status)) {
-			res->exit_code = WEXITSTATUS(status);
-		} else if (WIFSIGNALED(status)) {
-			res->signal = WTERMSIG(status);
-		}
-	} else if (end != END_EXITED) {
+	if (rs->spec->cgroup != NULL && (rs->cg_cpu = cgroup_slot_cpu_ns(rs->spec->cgroup)) >= 0)
+		res->cpu_ns = rs->cg_cpu;
+	res->stdout_bytes = rs->st[0].total;
+	res->stderr_bytes = rs->st[1].total;
+	res->stdout_truncated = rs->st[0].total > rs->st[0].max || rs->st[0].write_errno != 0;
+	res->stderr_truncated = rs->st[1].total > rs->st[1].max || rs->st[1].write_errno != 0;
+	if (rs->reaped) {
+		res->max_rss_kib = rs->ru.ru_maxrss;
+		if (WIFEXITED(rs->status))
+			res->exit_code = WEXITSTATUS(rs->status);
+		else if (WIFSIGNALED(rs->status))
+			res->signal = WTERMSIG(rs->status);
+	} else if (rs->end != END_EXITED) {
 		res->signal = SIGKILL;
 	}
+}
 
-	if (end == END_CANCEL) {
+/* res->status and, when pyexec ended the run, the note that says why. */
+static void run_verdict(const struct run_state *rs, struct run_result *res)
+{
+	const struct run_spec *spec = rs->spec;
+	char secs[32];
+	int oom = 0;
+
+	if (rs->end == END_CANCEL) {
 		res->status = RUN_KILLED;
 		res->cancelled = 1;
 		snprintf(res->note, sizeof(res->note), "pyexec: the request was cancelled");
-	} else if (end == END_WALL) {
-		char secs[32];
-
+	} else if (rs->end == END_WALL) {
 		format_seconds(secs, sizeof(secs), spec->lim.wall_ms);
 		res->status = RUN_TIMEOUT;
 		snprintf(res->note, sizeof(res->note),
-			 "pyexec: wall time limit of %s s reached; the program was killed",
-			 secs);
-	} else if (end == END_CPU || (res->signal != 0 && spec->lim.cpu_ms != 0 && cg_cpu >
-							   (int64_t)spec->lim.cpu_ms * NS_PER_MS)) {
-		char secs[32];
-
+			 "pyexec: wall time limit of %s s reached; the program was killed", secs);
+	} else if (rs->end == END_CPU || (res->signal != 0 && spec->lim.cpu_ms != 0 &&
+					   rs->cg_cpu > (int64_t)spec->lim.cpu_ms * NS_PER_MS)) {
 		/* The run as a whole: killed by the supervisor, or by
 		 * RLIMIT_CPU of one of its processes after it was over. */
 		format_seconds(secs, sizeof(secs), spec->lim.cpu_ms);
@@ -886,8 +917,8 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		 * program ignored SIGXCPU. */
 		if (spec->lim.cpu_ms != 0 &&
 		    (res->signal == SIGXCPU ||
-		     (res->signal == SIGKILL && reaped &&
-		      rusage_cpu_ns(&ru) >= (int64_t)cpu_s * NS_PER_S))) {
+		     (res->signal == SIGKILL && rs->reaped &&
+		      rusage_cpu_ns(&rs->ru) >= (int64_t)cpu_s * NS_PER_S))) {
 			res->status = RUN_TIMEOUT;
 			snprintf(res->note, sizeof(res->note),
 				 "pyexec: CPU time limit of %llu s reached; the program was killed",
@@ -897,37 +928,54 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		}
 	} else if (res->exit_code == 0) {
 		res->status = RUN_OK;
-	} else if (stream_tail_is_memory_error(&st[1])) {
+	} else if (stream_tail_is_memory_error(&rs->st[1])) {
 		res->status = RUN_MEMORY;
 	} else {
 		res->status = RUN_ERROR;
 	}
+}
 
-	if (res->note[0] != '\0' && st[1].write_errno == 0 &&
-	    append_note(&st[1], res->note) < 0)
-		st[1].write_errno = errno;
-	for (int i = 0; i < 2 && fail_errno == 0; i++)
-		if (st[i].write_errno != 0) {
-			fail_errno = st[i].write_errno;
+/* The note on stderr, and whether the output could be kept. 0, or -1 with
+ * errno (logged). */
+static int run_report(struct run_state *rs, const struct run_result *res)
+{
+	if (res->note[0] != '\0' && rs->st[1].write_errno == 0 &&
+	    append_note(&rs->st[1], res->note) < 0)
+		rs->st[1].write_errno = errno;
+	for (int i = 0; i < 2 && rs->fail_errno == 0; i++)
+		if (rs->st[i].write_errno != 0) {
+			rs->fail_errno = rs->st[i].write_errno;
 			log_msg(LOG_LEVEL_ERROR, "run: cannot keep the program's %s: %s",
-				i == 0 ? "stdout" : "stderr", strerror(fail_errno));
+				i == 0 ? "stdout" : "stderr", strerror(rs->fail_errno));
 		}
-	if (fail_errno != 0) {
-		errno = fail_errno;
+	if (rs->fail_errno != 0) {
+		errno = rs->fail_errno;
 		return -1;
 	}
 	return 0;
+}
 
-fail:
-	fail_errno = errno;
-	for (int i = 0; i < 2; i++) {
-		if (outp[i] >= 0)
-			(void)close(outp[i]);
-		if (errp[i] >= 0)
-			(void)close(errp[i]);
-		if (inp[i] >= 0)
-			(void)close(inp[i]);
-	}
-	errno = fail_errno;
-	return -1;
+int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
+		struct run_result *res)
+{
+	static struct run_state zero;
+	struct run_state rs = zero;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (run_check(spec) < 0)
+		return -1;
+	rs.spec = spec;
+	rs.spawner = spawner != NULL ? spawner : &run_spawner_rlimits;
+	rs.feed.src = rs.feed.fd = -1;
+	rs.st[0].fd = rs.st[1].fd = -1;
+	rs.pidfd = -1;
+	rs.cg_cpu = -1;
+	if (run_start(&rs) < 0)
+		return -1;
+	rs.end = run_wait(&rs);
+	run_stop(&rs);
+	run_measure(&rs, res);
+	run_verdict(&rs, res);
+	return run_report(&rs, res);
 }
