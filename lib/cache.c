@@ -125,7 +125,7 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home" };
 	char out[1024], errout[1024], stage[PATH_MAX];
 	char *argv[] = { (char *)cfg->python, "-s", "-c", (char *)probe_source, NULL };
-	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
 	struct run_spec spec;
 	struct run_result res;
 	int ofd = -1, efd = -1, n;
@@ -332,7 +332,7 @@ static void remove_path(const char *path)
 static int compile_file(const struct config *cfg, const char *cwd, const char *path)
 {
 	char *argv[] = { (char *)cfg->python, "-s", "-m", "py_compile", (char *)path, NULL };
-	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
 	struct run_spec spec;
 	struct run_result res;
 	int fd = memfd_create("pyexec-compile", MFD_CLOEXEC);
@@ -379,7 +379,7 @@ static enum cache_result install(struct cache *c, const struct deps_set *set, co
 	}
 	snprintf(home, sizeof(home), "HOME=%s/.home", cfg->deps_cache);
 	snprintf(tmp, sizeof(tmp), "TMPDIR=%s/.home", cfg->deps_cache);
-	envp[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	envp[0] = "PATH=" UTIL_PATH;
 	envp[1] = "LANG=C.UTF-8";
 	envp[2] = home;
 	envp[3] = tmp;
@@ -617,7 +617,9 @@ static int read_entries(const struct config *cfg, struct cache_entry **out, size
 			v = nv;
 		}
 		snprintf(v[n].key, sizeof(v[n].key), "%s", de->d_name);
-		v[n].size = strtoull(text, NULL, 10);
+		if (util_parse_uint(text, strcspn(text, "\n"), 0, UINT64_MAX, &v[n].size) !=
+		    UTIL_NUM_OK)
+			v[n].size = 0;
 		v[n].used = st.st_mtim;
 		total += v[n].size;
 		n++;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "multipart.h"
+#include "util.h"
 
 #define MULTIPART_HEADERS_DEFAULT 16
 
@@ -133,11 +134,6 @@ static int emit_data(struct multipart_parser *p, const char *at, size_t len,
 	return 0;
 }
 
-static int is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /* A complete header line is in p->line; lf_off is the offset of its LF. */
 static int header_line(struct multipart_parser *p, uint64_t lf_off)
 {
@@ -149,9 +145,9 @@ static int header_line(struct multipart_parser *p, uint64_t lf_off)
 		return fail(p, MULTIPART_E_HEADER_NO_COLON, lf_off);
 	v = colon + 1;
 	end = line + p->line_len;
-	while (v < end && is_blank(*v))
+	while (v < end && util_is_blank(*v))
 		v++;
-	while (end > v && is_blank(end[-1]))
+	while (end > v && util_is_blank(end[-1]))
 		end--;
 	if (p->cb->on_header != NULL &&
 	    p->cb->on_header(p->data, line, (size_t)(colon - line), v,
@@ -197,7 +193,7 @@ static int header_byte(struct multipart_parser *p, char c, uint64_t off)
 	if (c == '\n')
 		return fail(p, MULTIPART_E_LINE_END, off);
 	if (p->line_len == 0) {
-		if (is_blank(c))
+		if (util_is_blank(c))
 			return fail(p, MULTIPART_E_HEADER_FOLDED, off);
 		if (p->headers >= p->lim.headers_max)
 			return fail(p, MULTIPART_E_TOO_MANY_HEADERS, off);
@@ -264,7 +260,7 @@ size_t multipart_execute(struct multipart_parser *p, const char *buf, size_t len
 			i++;
 			if (c == '-')
 				p->state = S_TAIL_DASH;
-			else if (is_blank(c))
+			else if (util_is_blank(c))
 				p->state = S_TAIL_PAD;
 			else if (c == '\r')
 				p->state = S_TAIL_CR;
@@ -287,7 +283,7 @@ size_t multipart_execute(struct multipart_parser *p, const char *buf, size_t len
 			i++;
 			if (c == '\r')
 				p->state = S_TAIL_CR;
-			else if (!is_blank(c)) {
+			else if (!util_is_blank(c)) {
 				fail(p, c == '\n' ? MULTIPART_E_LINE_END
 						  : MULTIPART_E_BOUNDARY, off);
 				goto stop;
@@ -446,7 +442,7 @@ static int scan_value(const char *s, size_t len, size_t *i, size_t *a,
 	}
 	*quoted = 0;
 	*a = k;
-	while (k < len && !is_blank(s[k]) && s[k] != ';' && s[k] != '"')
+	while (k < len && !util_is_blank(s[k]) && s[k] != ';' && s[k] != '"')
 		k++;
 	if (k == *a)
 		return -1;
@@ -489,7 +485,7 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		return -1;
 	}
 	len = strlen(s);
-	while (i < len && is_blank(s[i]))
+	while (i < len && util_is_blank(s[i]))
 		i++;
 	t = i;
 	while (i < len && (is_tchar((unsigned char)s[i]) || s[i] == '/'))
@@ -500,14 +496,14 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		return -1;
 	}
 	for (;;) {
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len)
 			break;
 		if (s[i] != ';')
 			goto malformed;
 		i++;
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len || s[i] == ';')
 			continue;
@@ -517,12 +513,12 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		if (i == t)
 			goto malformed;
 		k = i;
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len || s[i] != '=')
 			goto malformed;
 		i++;
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len || s[i] == ';') {
 			a = b = i;   /* "boundary=": empty, said below */
@@ -632,7 +628,7 @@ int multipart_parse_disposition(const char *value, size_t len,
 	int quoted, seen_name = 0, seen_fn = 0, seen_fnx = 0;
 
 	memset(d, 0, sizeof(*d));
-	while (i < len && is_blank(s[i]))
+	while (i < len && util_is_blank(s[i]))
 		i++;
 	t = i;
 	while (i < len && is_tchar((unsigned char)s[i]))
@@ -643,14 +639,14 @@ int multipart_parse_disposition(const char *value, size_t len,
 	}
 	d->form_data = ascii_caseeq(s + t, i - t, "form-data");
 	for (;;) {
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len)
 			break;
 		if (s[i] != ';')
 			goto malformed;
 		i++;
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len || s[i] == ';')
 			continue;
@@ -660,12 +656,12 @@ int multipart_parse_disposition(const char *value, size_t len,
 		if (i == t)
 			goto malformed;
 		k = i;
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (i == len || s[i] != '=')
 			goto malformed;
 		i++;
-		while (i < len && is_blank(s[i]))
+		while (i < len && util_is_blank(s[i]))
 			i++;
 		if (scan_value(s, len, &i, &a, &b, &quoted, 0) != 0)
 			goto malformed;
