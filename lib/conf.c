@@ -195,8 +195,8 @@ static int config_set_number(const struct config_key *k, void *field, const char
 			return -1;
 		}
 		if (ne == UTIL_NUM_DECIMALS) {
-			util_errorf(err, errlen, "%s: '%s' has more than 3 decimals (milliseconds)",
-				   k->name, shown);
+			util_errorf(err, errlen, "%s: '%s' has more than %d decimals (milliseconds)",
+				   k->name, shown, UTIL_SECONDS_DECIMALS);
 			return -1;
 		}
 		parsed = ne == UTIL_NUM_OK;
@@ -286,8 +286,8 @@ static int config_check_listen(const char *value, char *err, size_t errlen)
 
 		if (util_parse_hostport(value + 4, &ss, &sslen) < 0) {
 			util_errorf(err, errlen,
-				   "listen: '%s' must be tcp:IPV4:PORT or tcp:[IPV6]:PORT, port 1 to 65535",
-				   shown);
+				   "listen: '%s' must be tcp:IPV4:PORT or tcp:[IPV6]:PORT, port 1 to %d",
+				   shown, UTIL_PORT_MAX);
 			return -1;
 		}
 		return 0;

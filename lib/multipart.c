@@ -535,7 +535,8 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		if (copy_value(s + a, b - a, quoted, 1, out, MULTIPART_BOUNDARY_MAX,
 			       &n) != 0) {
 			out[0] = '\0';
-			set_why(why, "the multipart boundary is longer than 70 bytes");
+			set_why(why, "the multipart boundary is longer than "
+				     UTIL_STR(MULTIPART_BOUNDARY_MAX) " bytes");
 			return -1;
 		}
 	}
@@ -574,7 +575,7 @@ static int hex_value(char c)
 }
 
 #define WHY_MALFORMED "the Content-Disposition value is malformed"
-#define WHY_FILENAME_LONG "the file name is longer than 4096 bytes"
+#define WHY_FILENAME_LONG "the file name is longer than " UTIL_STR(MULTIPART_FILENAME_MAX) " bytes"
 
 /* RFC 5987 ext-value: charset "'" [language] "'" pct-encoded chars; only
  * UTF-8. Decoded into d->filename. 0, or -1 with *why. */
@@ -670,7 +671,8 @@ int multipart_parse_disposition(const char *value, size_t len,
 				goto twice;
 			if (copy_value(s + a, b - a, quoted, 0, d->name,
 				       MULTIPART_NAME_MAX, &d->name_len) != 0) {
-				set_why(why, "the name= value is longer than 1024 bytes");
+				set_why(why, "the name= value is longer than "
+					     UTIL_STR(MULTIPART_NAME_MAX) " bytes");
 				return -1;
 			}
 		} else if (ascii_caseeq(s + t, k - t, "filename")) {

@@ -5,6 +5,7 @@
 
 #include "names.h"
 #include "utf8.h"
+#include "util.h"
 
 /* Why the UTF-8 at s (n bytes left) is not well-formed, or NULL when a
  * scalar of *len bytes starts there. */
@@ -46,7 +47,7 @@ static int names_check_component(const unsigned char *s, size_t n, const char **
 		return -1;
 	}
 	if (n > NAMES_COMPONENT_MAX) {
-		*why = "has a component longer than 255 bytes";
+		*why = "has a component longer than " UTIL_STR(NAMES_COMPONENT_MAX) " bytes";
 		return -1;
 	}
 	for (size_t i = 0; i < n;) {
@@ -88,7 +89,7 @@ int names_check(const char *name, size_t len, const char **why)
 		return -1;
 	}
 	if (len > NAMES_PATH_MAX) {
-		*why = "is longer than 4096 bytes";
+		*why = "is longer than " UTIL_STR(NAMES_PATH_MAX) " bytes";
 		return -1;
 	}
 	if (s[0] == '/') {
@@ -99,7 +100,7 @@ int names_check(const char *name, size_t len, const char **why)
 		if (i < len && s[i] != '/')
 			continue;
 		if (++depth > NAMES_DEPTH_MAX) {
-			*why = "is nested deeper than 16 levels";
+			*why = "is nested deeper than " UTIL_STR(NAMES_DEPTH_MAX) " levels";
 			return -1;
 		}
 		if (names_check_component(s + start, i - start, why) < 0)

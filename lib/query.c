@@ -71,7 +71,8 @@ static int query_timeout(const char *v, size_t len, const struct query_limits *l
 	case UTIL_NUM_OK:
 		break;
 	case UTIL_NUM_DECIMALS:
-		util_errorf(err, errlen, "timeout: '%s' has more than 3 decimals", shown);
+		util_errorf(err, errlen, "timeout: '%s' has more than %d decimals", shown,
+			    UTIL_SECONDS_DECIMALS);
 		return -1;
 	case UTIL_NUM_TOO_LARGE:
 	case UTIL_NUM_TOO_SMALL:

@@ -176,7 +176,7 @@ enum util_num util_parse_seconds(const char *s, size_t len, uint64_t max_ms,
 		decimals = util_span_digits(s + whole + 1, len - whole - 1);
 	if (whole == 0 || whole + (decimals > 0 ? decimals + 1 : 0) != len)
 		return UTIL_NUM_INVALID;
-	if (decimals > 3)
+	if (decimals > UTIL_SECONDS_DECIMALS)
 		return UTIL_NUM_DECIMALS;
 	if (util_digits(s, whole, max_ms / 1000, &secs) < 0)
 		return UTIL_NUM_TOO_LARGE;
@@ -226,7 +226,7 @@ int util_parse_hostport(const char *s, struct sockaddr_storage *ss, unsigned *ss
 		return -1;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
-	if (util_parse_uint(colon + 1, strlen(colon + 1), 1, 65535, &port) != UTIL_NUM_OK)
+	if (util_parse_uint(colon + 1, strlen(colon + 1), 1, UTIL_PORT_MAX, &port) != UTIL_NUM_OK)
 		return -1;
 	memset(ss, 0, sizeof(*ss));
 	if (v6) {

@@ -46,8 +46,8 @@ enum util_num util_parse_uint(const char *s, size_t len, uint64_t min, uint64_t 
 int util_parse_size(const char *s, uint64_t max, uint64_t *out);
 
 /* Parses s[0..len), a decimal number of seconds ("10", "0.5", "2.250"),
- * into milliseconds in [0, max_ms]: digits, then optionally '.' and 1 to 3
- * digits. Leading zeros are allowed; too many digits is TOO_LARGE, not a
+ * into milliseconds in [0, max_ms]: digits, then optionally '.' and 1 to
+ * UTIL_SECONDS_DECIMALS digits. Leading zeros are allowed; too many digits is TOO_LARGE, not a
  * wrap. Sets *out_ms on OK only. */
 enum util_num util_parse_seconds(const char *s, size_t len, uint64_t max_ms,
 				 uint64_t *out_ms);
@@ -77,6 +77,14 @@ static inline int util_is_line_blank(char c)
 {
 	return util_is_blank(c) || c == '\r';
 }
+
+/* A limit's value as a string literal, for a fixed message that names it:
+ * "longer than " UTIL_STR(NAMES_PATH_MAX) " bytes". */
+#define UTIL_STR(x) UTIL_STR_(x)
+#define UTIL_STR_(x) #x
+
+#define UTIL_SECONDS_DECIMALS 3   /* decimals of seconds read: milliseconds */
+#define UTIL_PORT_MAX 65535       /* the largest TCP port */
 
 /* The PATH of every program pyexec starts (pip, python, the payload). */
 #define UTIL_PATH "/usr/local/bin:/usr/bin:/bin"
