@@ -451,6 +451,54 @@ static int scan_value(const char *s, size_t len, size_t *i, size_t *a,
 	return 0;
 }
 
+/* One parameter of a header value: the key s[kt..ke), the value as
+ * scan_value gives it. */
+struct param {
+	size_t kt, ke, a, b;
+	int quoted;
+};
+
+/* The next "; key = value" of a header value from *i, blanks allowed around
+ * each part and empty parameters (";;") skipped: 1 with *p, 0 at the end,
+ * -1 when malformed. With empty_ok, a "key=" followed by ';' or the end
+ * has an empty value. */
+static int next_param(const char *s, size_t len, size_t *i, struct param *p, int any_pair,
+		      int empty_ok)
+{
+	for (;;) {
+		while (*i < len && util_is_blank(s[*i]))
+			(*i)++;
+		if (*i == len)
+			return 0;
+		if (s[*i] != ';')
+			return -1;
+		(*i)++;
+		while (*i < len && util_is_blank(s[*i]))
+			(*i)++;
+		if (*i < len && s[*i] != ';')
+			break;
+	}
+	p->kt = *i;
+	while (*i < len && is_tchar((unsigned char)s[*i]))
+		(*i)++;
+	if (*i == p->kt)
+		return -1;
+	p->ke = *i;
+	while (*i < len && util_is_blank(s[*i]))
+		(*i)++;
+	if (*i == len || s[*i] != '=')
+		return -1;
+	(*i)++;
+	while (*i < len && util_is_blank(s[*i]))
+		(*i)++;
+	if (empty_ok && (*i == len || s[*i] == ';')) {
+		p->a = p->b = *i;   /* "boundary=": empty, said by the caller */
+		p->quoted = 0;
+		return 1;
+	}
+	return scan_value(s, len, i, &p->a, &p->b, &p->quoted, any_pair) == 0 ? 1 : -1;
+}
+
 /* Copies a scanned value into out (cap bytes + NUL), undoing backslash
  * escapes when quoted. 0, or -1 when longer than cap. */
 static int copy_value(const char *s, size_t n, int quoted, int any_pair,
@@ -474,8 +522,9 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 					 const char **why, int *is_415)
 {
 	const char *s = content_type;
-	size_t len, i = 0, t, n = 0, a, b, k;
-	int quoted, found = 0;
+	struct param p;
+	size_t len, i = 0, t, n = 0, k;
+	int r, found = 0;
 
 	*is_415 = 0;
 	out[0] = '\0';
@@ -495,44 +544,15 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		set_why(why, "the body is not multipart/form-data");
 		return -1;
 	}
-	for (;;) {
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len)
-			break;
-		if (s[i] != ';')
-			goto malformed;
-		i++;
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len || s[i] == ';')
-			continue;
-		t = i;
-		while (i < len && is_tchar((unsigned char)s[i]))
-			i++;
-		if (i == t)
-			goto malformed;
-		k = i;
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len || s[i] != '=')
-			goto malformed;
-		i++;
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len || s[i] == ';') {
-			a = b = i;   /* "boundary=": empty, said below */
-			quoted = 0;
-		} else if (scan_value(s, len, &i, &a, &b, &quoted, 1) != 0)
-			goto malformed;
-		if (!ascii_caseeq(s + t, k - t, "boundary"))
+	while ((r = next_param(s, len, &i, &p, 1, 1)) > 0) {
+		if (!ascii_caseeq(s + p.kt, p.ke - p.kt, "boundary"))
 			continue;
 		if (found) {
 			set_why(why, "the Content-Type gives the boundary twice");
 			return -1;
 		}
 		found = 1;
-		if (copy_value(s + a, b - a, quoted, 1, out, MULTIPART_BOUNDARY_MAX,
+		if (copy_value(s + p.a, p.b - p.a, p.quoted, 1, out, MULTIPART_BOUNDARY_MAX,
 			       &n) != 0) {
 			out[0] = '\0';
 			set_why(why, "the multipart boundary is longer than "
@@ -540,6 +560,8 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 			return -1;
 		}
 	}
+	if (r < 0)
+		goto malformed;
 	if (!found) {
 		set_why(why, "the Content-Type has no boundary");
 		return -1;
@@ -625,8 +647,9 @@ int multipart_parse_disposition(const char *value, size_t len,
 				struct multipart_disposition *d, const char **why)
 {
 	const char *s = value;
-	size_t i = 0, t, k, a, b;
-	int quoted, seen_name = 0, seen_fn = 0, seen_fnx = 0;
+	struct param p;
+	size_t i = 0, t;
+	int r, seen_name = 0, seen_fn = 0, seen_fnx = 0;
 
 	memset(d, 0, sizeof(*d));
 	while (i < len && util_is_blank(s[i]))
@@ -639,60 +662,36 @@ int multipart_parse_disposition(const char *value, size_t len,
 		return -1;
 	}
 	d->form_data = ascii_caseeq(s + t, i - t, "form-data");
-	for (;;) {
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len)
-			break;
-		if (s[i] != ';')
-			goto malformed;
-		i++;
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len || s[i] == ';')
-			continue;
-		t = i;
-		while (i < len && is_tchar((unsigned char)s[i]))
-			i++;
-		if (i == t)
-			goto malformed;
-		k = i;
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (i == len || s[i] != '=')
-			goto malformed;
-		i++;
-		while (i < len && util_is_blank(s[i]))
-			i++;
-		if (scan_value(s, len, &i, &a, &b, &quoted, 0) != 0)
-			goto malformed;
-		if (ascii_caseeq(s + t, k - t, "name")) {
+	while ((r = next_param(s, len, &i, &p, 0, 0)) > 0) {
+		if (ascii_caseeq(s + p.kt, p.ke - p.kt, "name")) {
 			if (seen_name++)
 				goto twice;
-			if (copy_value(s + a, b - a, quoted, 0, d->name,
+			if (copy_value(s + p.a, p.b - p.a, p.quoted, 0, d->name,
 				       MULTIPART_NAME_MAX, &d->name_len) != 0) {
 				set_why(why, "the name= value is longer than "
 					     UTIL_STR(MULTIPART_NAME_MAX) " bytes");
 				return -1;
 			}
-		} else if (ascii_caseeq(s + t, k - t, "filename")) {
+		} else if (ascii_caseeq(s + p.kt, p.ke - p.kt, "filename")) {
 			if (seen_fn++)
 				goto twice;
 			if (seen_fnx)
 				continue;   /* filename* wins */
-			if (copy_value(s + a, b - a, quoted, 0, d->filename,
+			if (copy_value(s + p.a, p.b - p.a, p.quoted, 0, d->filename,
 				       MULTIPART_FILENAME_MAX,
 				       &d->filename_len) != 0) {
 				set_why(why, WHY_FILENAME_LONG);
 				return -1;
 			}
-		} else if (ascii_caseeq(s + t, k - t, "filename*")) {
+		} else if (ascii_caseeq(s + p.kt, p.ke - p.kt, "filename*")) {
 			if (seen_fnx++)
 				goto twice;
-			if (decode_ext_value(s + a, b - a, d, why) != 0)
+			if (decode_ext_value(s + p.a, p.b - p.a, d, why) != 0)
 				return -1;
 		}
 	}
+	if (r < 0)
+		goto malformed;
 	d->has_name = seen_name;
 	d->has_filename = seen_fn || seen_fnx;
 	return 0;
