@@ -310,20 +310,12 @@ static int write_file(const char *path, const char *text)
 /* Removes a directory anywhere under the cache. */
 static void remove_path(const char *path)
 {
-	char parent[PATH_MAX], *slash;
-	int dfd;
+	char parent[PATH_MAX], *name;
+	int dfd = util_open_parent(path, parent, sizeof(parent), &name);
 
-	if (strlen(path) >= sizeof(parent))
-		return;
-	strcpy(parent, path);
-	slash = strrchr(parent, '/');
-	if (slash == NULL)
-		return;
-	*slash = '\0';
-	dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return;
-	if (workdir_rmtree_at(dfd, slash + 1) < 0)
+	if (workdir_rmtree_at(dfd, name) < 0)
 		log_msg(LOG_LEVEL_ERROR, "cannot remove %s: %s", path, strerror(errno));
 	close(dfd);
 }

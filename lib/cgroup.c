@@ -698,12 +698,7 @@ void cgroup_teardown(const struct cgroup_config *cfg)
 
 		if (cfg->v1[h][0] == '\0')
 			continue;
-		snprintf(base, sizeof(base), "%s", cfg->v1[h]);
-		name = strrchr(base, '/');
-		if (name == NULL)
-			continue;
-		*name++ = '\0';
-		bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		bfd = util_open_parent(cfg->v1[h], base, sizeof(base), &name);
 		if (bfd < 0)
 			continue;
 		/* A process serving alone rests in its instance: it leaves first. */

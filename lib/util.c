@@ -258,6 +258,25 @@ void util_close_keep_errno(int fd)
 	errno = saved;
 }
 
+int util_open_parent(const char *path, char *buf, size_t buflen, char **name)
+{
+	char *slash;
+
+	if (strlen(path) >= buflen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, path);
+	slash = strrchr(buf, '/');
+	if (slash == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	*slash = '\0';
+	*name = slash + 1;
+	return open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 int util_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];

@@ -93,6 +93,13 @@ static inline int util_is_line_blank(char c)
  * report the errno of what failed before. Async-signal-safe. */
 void util_close_keep_errno(int fd);
 
+/* Opens the directory that holds path's last component (O_RDONLY,
+ * O_DIRECTORY, O_CLOEXEC; path's other components are followed). Copies
+ * path into buf (buflen bytes) and points *name at the last component in
+ * it. The fd, or -1 with errno (ENAMETOOLONG, or EINVAL when path has no
+ * '/'). */
+int util_open_parent(const char *path, char *buf, size_t buflen, char **name);
+
 /* mkdir -p: makes path (absolute or relative) and every missing parent;
  * parents get 0755, the last component mode. An existing directory is
  * fine. 0, or -1 with errno (ENAMETOOLONG past PATH_MAX). */

@@ -272,6 +272,31 @@ START_TEST(mkdir_p_makes_every_missing_parent)
 }
 END_TEST
 
+START_TEST(open_parent_opens_the_directory_of_the_last_component)
+{
+	char path[PATH_MAX], buf[PATH_MAX], small[8], *name = NULL;
+	struct stat st, there;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/sub/leaf", tmp);
+	ck_assert_int_eq(util_mkdir_p(path, 0700), 0);
+	dfd = util_open_parent(path, buf, sizeof(buf), &name);
+	ck_assert_int_ge(dfd, 0);
+	ck_assert_str_eq(name, "leaf");
+	ck_assert_int_eq(fstatat(dfd, name, &st, 0), 0);
+	ck_assert_int_eq(stat(path, &there), 0);
+	ck_assert_uint_eq(st.st_ino, there.st_ino);
+	ck_assert_int_eq(close(dfd), 0);
+	ck_assert_int_lt(util_open_parent("leaf", buf, sizeof(buf), &name), 0);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_lt(util_open_parent(path, small, sizeof(small), &name), 0);
+	ck_assert_int_eq(errno, ENAMETOOLONG);
+	snprintf(path, sizeof(path), "%s/missing/leaf", tmp);
+	ck_assert_int_lt(util_open_parent(path, buf, sizeof(buf), &name), 0);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 static void write_bytes(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -429,6 +454,7 @@ static Suite *util_suite(void)
 	tcase_add_checked_fixture(fs, make_tmp, remove_tmp);
 	tcase_add_test(fs, close_keeps_errno);
 	tcase_add_test(fs, mkdir_p_makes_every_missing_parent);
+	tcase_add_test(fs, open_parent_opens_the_directory_of_the_last_component);
 	tcase_add_test(fs, read_file_reads_whole_files_up_to_max);
 	tcase_add_test(fs, read_file_says_which_step_failed);
 	suite_add_tcase(s, fs);
