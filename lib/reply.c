@@ -683,6 +683,7 @@ static int put_content(struct out *o, const struct reply_execution *e, struct pi
 
 /* ---- the execution reply ---- */
 
+/* A run's time in ns as seconds, to the nearest millisecond. */
 static void format_seconds(char *buf, size_t len, int64_t ns)
 {
 	int64_t ms;
@@ -690,7 +691,7 @@ static void format_seconds(char *buf, size_t len, int64_t ns)
 	if (ns < 0)
 		ns = 0;
 	ms = ns / 1000000 + (ns % 1000000 >= 500000);
-	snprintf(buf, len, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+	util_format_seconds_fixed(buf, len, (uint64_t)ms);
 }
 
 /* "SIGKILL"; run_signal_name() lives in run.c, which this module does not

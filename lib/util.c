@@ -249,6 +249,11 @@ int util_parse_hostport(const char *s, struct sockaddr_storage *ss, unsigned *ss
 	return 0;
 }
 
+void util_format_seconds_fixed(char *buf, size_t buflen, uint64_t ms)
+{
+	snprintf(buf, buflen, "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+}
+
 void util_close_keep_errno(int fd)
 {
 	int saved = errno;

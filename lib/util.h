@@ -57,6 +57,10 @@ enum util_num util_parse_seconds(const char *s, size_t len, uint64_t max_ms,
 #define UTIL_SECONDS_LEN 32   /* room for any uint64_t of ms */
 void util_format_seconds(char *buf, size_t buflen, uint64_t ms);
 
+/* Writes ms as seconds with always 3 decimals ("0.500", "12.000"): the
+ * form of the times in a reply (X-Execution-Time, "time"). */
+void util_format_seconds_fixed(char *buf, size_t buflen, uint64_t ms);
+
 struct sockaddr_storage;
 
 /* Parses "HOST:PORT", HOST an IPv4 address or a bracketed IPv6 one

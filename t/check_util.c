@@ -144,6 +144,14 @@ START_TEST(seconds_are_written_in_the_fewest_decimals_and_read_back)
 		util_format_seconds(buf, sizeof(buf), cases[i].ms);
 		ck_assert_str_eq(buf, cases[i].s);
 	}
+	util_format_seconds_fixed(buf, sizeof(buf), 0);
+	ck_assert_str_eq(buf, "0.000");
+	util_format_seconds_fixed(buf, sizeof(buf), 1500);
+	ck_assert_str_eq(buf, "1.500");
+	util_format_seconds_fixed(buf, sizeof(buf), 12001);
+	ck_assert_str_eq(buf, "12.001");
+	util_format_seconds_fixed(buf, sizeof(buf), UINT64_MAX);
+	ck_assert_str_eq(buf, "18446744073709551.615");
 	for (uint64_t ms = 0; ms < 20000; ms += 7) {
 		util_format_seconds(buf, sizeof(buf), ms);
 		ck_assert_int_eq(seconds(buf, UINT64_MAX, &back), UTIL_NUM_OK);
