@@ -70,14 +70,6 @@ static int mkdir_in(const char *root, const char *name)
 	return 0;
 }
 
-/* Reads at most len-1 bytes of fd from offset 0 into buf, NUL-ended. */
-static void read_fd(int fd, char *buf, size_t len)
-{
-	ssize_t n = pread(fd, buf, len - 1, 0);
-
-	buf[n > 0 ? n : 0] = '\0';
-}
-
 static void first_line(char *s)
 {
 	s[strcspn(s, "\n")] = '\0';
@@ -180,9 +172,9 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 			 strerror(errno));
 		goto fail;
 	}
-	read_fd(ofd, out, sizeof(out));
+	util_read_text(ofd, out, sizeof(out));
 	if (res.status != RUN_OK) {
-		read_fd(efd, errout, sizeof(errout));
+		util_read_text(efd, errout, sizeof(errout));
 		/* The last line of a traceback says what is missing. */
 		char *last = errout + strlen(errout);
 		while (last > errout && last[-1] == '\n')
@@ -599,7 +591,7 @@ static int read_entries(const struct config *cfg, struct cache_entry **out, size
 			close(fd);
 			continue;
 		}
-		read_fd(fd, text, sizeof(text));
+		util_read_text(fd, text, sizeof(text));
 		close(fd);
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;

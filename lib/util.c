@@ -309,6 +309,13 @@ int util_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+void util_read_text(int fd, char *buf, size_t buflen)
+{
+	ssize_t n = pread(fd, buf, buflen - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+}
+
 enum util_read util_read_file(const char *path, size_t max, int regular_only,
 			      char **out, size_t *len)
 {

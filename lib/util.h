@@ -109,6 +109,11 @@ int util_open_parent(const char *path, char *buf, size_t buflen, char **name);
  * fine. 0, or -1 with errno (ENAMETOOLONG past PATH_MAX). */
 int util_mkdir_p(const char *path, mode_t mode);
 
+/* Reads at most buflen-1 bytes of fd from offset 0 (pread: the offset of
+ * fd is left as it was) into buf, NUL-ended: "" when nothing could be read.
+ * For the short outputs of the programs pyexec runs for itself. */
+void util_read_text(int fd, char *buf, size_t buflen);
+
 /* Which step of util_read_file failed; errno says why. */
 enum util_read {
 	UTIL_READ_OK,

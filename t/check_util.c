@@ -336,6 +336,25 @@ START_TEST(read_file_reads_whole_files_up_to_max)
 }
 END_TEST
 
+START_TEST(read_text_reads_from_the_start_and_cuts)
+{
+	char path[PATH_MAX], buf[4];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/t", tmp);
+	write_bytes(path, "hello", 5);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(lseek(fd, 2, SEEK_SET), 2);
+	util_read_text(fd, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "hel");
+	ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 2);
+	ck_assert_int_eq(close(fd), 0);
+	util_read_text(fd, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "");
+}
+END_TEST
+
 START_TEST(read_file_says_which_step_failed)
 {
 	char path[PATH_MAX], *buf = (char *)1;
@@ -465,6 +484,7 @@ static Suite *util_suite(void)
 	tcase_add_test(fs, open_parent_opens_the_directory_of_the_last_component);
 	tcase_add_test(fs, read_file_reads_whole_files_up_to_max);
 	tcase_add_test(fs, read_file_says_which_step_failed);
+	tcase_add_test(fs, read_text_reads_from_the_start_and_cuts);
 	suite_add_tcase(s, fs);
 	tcase_add_test(utf8, utf8_says_what_is_wrong_and_how_much);
 	tcase_add_test(utf8, utf8_agrees_with_the_reference);
