@@ -586,16 +586,6 @@ malformed:
 	return -1;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)ascii_lower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 #define WHY_MALFORMED "the Content-Disposition value is malformed"
 #define WHY_FILENAME_LONG "the file name is longer than " UTIL_STR(MULTIPART_FILENAME_MAX) " bytes"
 
@@ -624,8 +614,8 @@ static int decode_ext_value(const char *s, size_t n,
 			return -1;
 		}
 		if (c == '%') {
-			if (k + 2 >= n || (hi = hex_value(s[k + 1])) < 0 ||
-			    (lo = hex_value(s[k + 2])) < 0) {
+			if (k + 2 >= n || (hi = util_hex_value(s[k + 1])) < 0 ||
+			    (lo = util_hex_value(s[k + 2])) < 0) {
 				set_why(why, WHY_MALFORMED);
 				return -1;
 			}

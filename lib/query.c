@@ -16,17 +16,6 @@ static const char *const query_key_names[QK_COUNT] = {
 	"dependencies", "timeout", "memory", "format"
 };
 
-static int query_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 long query_decode(const char *src, size_t len, char *dst)
 {
 	size_t i, n = 0;
@@ -41,8 +30,8 @@ long query_decode(const char *src, size_t len, char *dst)
 
 			if (len - i < 3)
 				return -1;
-			hi = query_hex(src[i + 1]);
-			lo = query_hex(src[i + 2]);
+			hi = util_hex_value(src[i + 1]);
+			lo = util_hex_value(src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi << 4 | lo);

@@ -69,6 +69,18 @@ struct sockaddr_storage;
  * when s is not that. */
 int util_parse_hostport(const char *s, struct sockaddr_storage *ss, unsigned *sslen);
 
+/* The value of the hex digit c (either case), or -1. */
+static inline int util_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* A blank inside an HTTP header or a query value: space or tab. */
 static inline int util_is_blank(char c)
 {

@@ -204,6 +204,15 @@ START_TEST(blanks)
 	ck_assert(!util_is_line_blank('\n') && !util_is_line_blank('x') &&
 		  !util_is_line_blank('\0'));
 	ck_assert_ptr_nonnull(strstr(UTIL_PATH, "/usr/bin"));
+	ck_assert_int_eq(util_hex_value('0'), 0);
+	ck_assert_int_eq(util_hex_value('9'), 9);
+	ck_assert_int_eq(util_hex_value('a'), 10);
+	ck_assert_int_eq(util_hex_value('F'), 15);
+	ck_assert_int_eq(util_hex_value('g'), -1);
+	ck_assert_int_eq(util_hex_value('G'), -1);
+	ck_assert_int_eq(util_hex_value('/'), -1);
+	ck_assert_int_eq(util_hex_value(':'), -1);
+	ck_assert_int_eq(util_hex_value('\0'), -1);
 }
 END_TEST
 
