@@ -694,19 +694,6 @@ static void format_seconds(char *buf, size_t len, int64_t ns)
 	util_format_seconds_fixed(buf, len, (uint64_t)ms);
 }
 
-/* "SIGKILL"; run_signal_name() lives in run.c, which this module does not
- * link, so the name comes from libc here. */
-static const char *signal_name(int sig, char *buf, size_t len)
-{
-	const char *abbrev = sigabbrev_np(sig);
-
-	if (abbrev != NULL)
-		snprintf(buf, len, "SIG%s", abbrev);
-	else
-		snprintf(buf, len, "SIG%d", sig);
-	return buf;
-}
-
 /* Writes "stdout,stderr,files,reply" (sep ",") or "\"stdout\",..." (JSON). */
 static int truncated_list(const struct reply_execution *e, const struct plan *pl,
 			  char *buf, size_t len, int json)
@@ -784,7 +771,7 @@ static int write_headers(struct out *o, const struct reply_execution *e,
 	out_header(o, "X-Execution-Status", e->exec_status);
 	if (e->run != NULL) {
 		if (e->run->signal != 0)
-			out_header(o, "X-Signal", signal_name(e->run->signal, buf, sizeof(buf)));
+			out_header(o, "X-Signal", util_signal_name(e->run->signal, buf, sizeof(buf)));
 		else
 			out_printf(o, "X-Exit-Code: %d\r\n", e->run->exit_code);
 		format_seconds(buf, sizeof(buf), e->run->wall_ns);
@@ -875,7 +862,7 @@ static int write_json(struct out *o, const struct reply_execution *e, struct pla
 		out_str(o, ",\"exit_code\":null,\"signal\":null");
 	else if (r->signal != 0)
 		out_printf(o, ",\"exit_code\":null,\"signal\":\"%s\"",
-			   signal_name(r->signal, buf, sizeof(buf)));
+			   util_signal_name(r->signal, buf, sizeof(buf)));
 	else
 		out_printf(o, ",\"exit_code\":%d,\"signal\":null", r->exit_code);
 	for (size_t i = 0; i < 2; i++) {

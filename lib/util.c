@@ -377,6 +377,19 @@ fail:
 	return r;
 }
 
+const char *util_signal_name(int sig, char *buf, size_t len)
+{
+	const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+
+	if (buf == NULL || len == 0)
+		return "SIG?";
+	if (abbrev != NULL)
+		snprintf(buf, len, "SIG%s", abbrev);
+	else
+		snprintf(buf, len, "SIG%d", sig);
+	return buf;
+}
+
 int util_set_cloexec(int fd)
 {
 	int fl = fcntl(fd, F_GETFD);

@@ -146,6 +146,10 @@ enum util_read {
 enum util_read util_read_file(const char *path, size_t max, int regular_only,
 			      char **out, size_t *len);
 
+/* "SIGKILL", or "SIG<n>" for a number libc has no name for, written into
+ * buf (len bytes) and returned; "SIG?" when buf is NULL. */
+const char *util_signal_name(int sig, char *buf, size_t len);
+
 /* Sets FD_CLOEXEC / O_NONBLOCK on fd; 0 or -1. */
 int util_set_cloexec(int fd);
 int util_set_nonblock(int fd);

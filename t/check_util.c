@@ -216,6 +216,18 @@ START_TEST(blanks)
 }
 END_TEST
 
+START_TEST(signal_names)
+{
+	char buf[16];
+
+	ck_assert_str_eq(util_signal_name(9, buf, sizeof(buf)), "SIGKILL");
+	ck_assert_str_eq(util_signal_name(15, buf, sizeof(buf)), "SIGTERM");
+	ck_assert_str_eq(util_signal_name(0, buf, sizeof(buf)), "SIG0");
+	ck_assert_str_eq(util_signal_name(1000, buf, sizeof(buf)), "SIG1000");
+	ck_assert_str_eq(util_signal_name(9, NULL, 0), "SIG?");
+}
+END_TEST
+
 START_TEST(close_keeps_errno)
 {
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -486,6 +498,7 @@ static Suite *util_suite(void)
 	tcase_add_test(num, hostport_reads_ipv4_and_bracketed_ipv6);
 	tcase_add_test(num, hostport_refuses_the_rest);
 	tcase_add_test(num, blanks);
+	tcase_add_test(num, signal_names);
 	suite_add_tcase(s, num);
 	tcase_add_checked_fixture(fs, make_tmp, remove_tmp);
 	tcase_add_test(fs, close_keeps_errno);
