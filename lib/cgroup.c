@@ -734,7 +734,7 @@ static void slot_clear(struct cgroup_slot *slot)
 int cgroup_slot_open(const struct cgroup_config *cfg, pid_t worker, struct cgroup_slot *slot)
 {
 	char name[32];
-	int dfd, saved;
+	int dfd, rc, saved;
 
 	slot_clear(slot);
 	slot->version = cfg->version;
@@ -764,10 +764,9 @@ int cgroup_slot_open(const struct cgroup_config *cfg, pid_t worker, struct cgrou
 	dfd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;
-	saved = open_run_dir(dfd, name, &slot->fd) < 0 ? errno : 0;
-	(void)close(dfd);
-	errno = saved;
-	return saved != 0 ? -1 : 0;
+	rc = open_run_dir(dfd, name, &slot->fd);
+	util_close_keep_errno(dfd);
+	return rc;
 fail:
 	saved = errno;
 	cgroup_slot_close(slot);
