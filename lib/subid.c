@@ -22,7 +22,9 @@ static int parse_id(const char *s, const char *end, unsigned long *out)
 {
 	uint64_t v;
 
-	if (util_parse_uint(s, (size_t)(end - s), 0, 0xffffffffUL, &v) != UTIL_NUM_OK)
+	/* at most the 10 digits of 2^32 - 1, leading zeros included */
+	if (end - s > 10 ||
+	    util_parse_uint(s, (size_t)(end - s), 0, 0xffffffffUL, &v) != UTIL_NUM_OK)
 		return -1;
 	*out = (unsigned long)v;
 	return 0;
