@@ -78,33 +78,6 @@ int64_t util_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int util_parse_size(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0, mult = 1;
-	const char *p = s;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	switch (*p) {
-	case '\0': break;
-	case 'k': case 'K': mult = 1024ULL; p++; break;
-	case 'm': case 'M': mult = 1024ULL * 1024; p++; break;
-	case 'g': case 'G': mult = 1024ULL * 1024 * 1024; p++; break;
-	default: return -1;
-	}
-	if (*p != '\0')
-		return -1;
-	if (v > UINT64_MAX / mult || v * mult > max)
-		return -1;
-	*out = v * mult;
-	return 0;
-}
-
 const char *util_num_error(enum util_num e)
 {
 	switch (e) {
@@ -162,6 +135,28 @@ enum util_num util_parse_uint(const char *s, size_t len, uint64_t min, uint64_t 
 		return UTIL_NUM_TOO_SMALL;
 	*out = v;
 	return UTIL_NUM_OK;
+}
+
+int util_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	size_t n = s == NULL ? 0 : util_span_digits(s, strlen(s));
+	uint64_t v, mult = 1;
+
+	if (n == 0)
+		return -1;
+	switch (s[n]) {
+	case '\0': break;
+	case 'k': case 'K': mult = 1024ULL; break;
+	case 'm': case 'M': mult = 1024ULL * 1024; break;
+	case 'g': case 'G': mult = 1024ULL * 1024 * 1024; break;
+	default: return -1;
+	}
+	if (mult != 1 && s[n + 1] != '\0')
+		return -1;
+	if (util_digits(s, n, max / mult, &v) < 0)
+		return -1;
+	*out = v * mult;
+	return 0;
 }
 
 enum util_num util_parse_seconds(const char *s, size_t len, uint64_t max_ms,

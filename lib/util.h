@@ -22,7 +22,7 @@ int64_t util_now_ns(void);
 /* What a number parser found wrong, strtonum's three answers and one more:
  * UTIL_NUM_INVALID (not the syntax: empty, a sign, a blank, a stray
  * character), UTIL_NUM_TOO_SMALL (< min), UTIL_NUM_TOO_LARGE (> max, or past
- * what 64 bits hold), UTIL_NUM_DECIMALS (seconds with more than 3 decimals). */
+ * what 64 bits hold), UTIL_NUM_DECIMALS (seconds with more than UTIL_SECONDS_DECIMALS). */
 enum util_num {
 	UTIL_NUM_OK,
 	UTIL_NUM_INVALID,
@@ -40,15 +40,16 @@ const char *util_num_error(enum util_num e);
 enum util_num util_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max,
 			      uint64_t *out);
 
-/* Parses a decimal unsigned integer with an optional K/M/G suffix (powers of
- * 1024) into *out; the whole string must be consumed and the result must be
- * <= max. 0, or -1 (malformed or over max). */
+/* Parses a size: a decimal unsigned integer with an optional K/M/G suffix
+ * (powers of 1024) into *out; the whole string must be consumed and the
+ * result must be <= max. 0, or -1 (malformed or over max). A plain integer
+ * is util_parse_uint's. */
 int util_parse_size(const char *s, uint64_t max, uint64_t *out);
 
 /* Parses s[0..len), a decimal number of seconds ("10", "0.5", "2.250"),
  * into milliseconds in [0, max_ms]: digits, then optionally '.' and 1 to
- * UTIL_SECONDS_DECIMALS digits. Leading zeros are allowed; too many digits is TOO_LARGE, not a
- * wrap. Sets *out_ms on OK only. */
+ * UTIL_SECONDS_DECIMALS digits. Leading zeros are allowed; too many digits
+ * is TOO_LARGE, not a wrap. Sets *out_ms on OK only. */
 enum util_num util_parse_seconds(const char *s, size_t len, uint64_t max_ms,
 				 uint64_t *out_ms);
 

@@ -85,6 +85,37 @@ START_TEST(uint_says_too_small_or_too_large)
 }
 END_TEST
 
+START_TEST(sizes_take_a_k_m_or_g_suffix)
+{
+	static const char *const bad[] = {
+		"", "K", "-1", "+1", " 1", "1 ", "1KB", "1.5K", "1k1", "1T", "0x10",
+	};
+	uint64_t v = 7;
+
+	ck_assert_int_eq(util_parse_size("0", 0, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(util_parse_size("10K", UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, 10240);
+	ck_assert_int_eq(util_parse_size("1m", UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, 1048576);
+	ck_assert_int_eq(util_parse_size("2G", UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, 2147483648ULL);
+	ck_assert_int_eq(util_parse_size("1K", 1024, &v), 0);
+	ck_assert_int_eq(util_parse_size("18446744073709551615", UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, UINT64_MAX);
+	ck_assert_int_eq(util_parse_size("17179869183G", UINT64_MAX, &v), 0);
+	ck_assert_uint_eq(v, 17179869183ULL << 30);
+	v = 7;
+	ck_assert_int_lt(util_parse_size("1K", 1023, &v), 0);
+	ck_assert_int_lt(util_parse_size("18446744073709551616", UINT64_MAX, &v), 0);
+	ck_assert_int_lt(util_parse_size("17179869184G", UINT64_MAX, &v), 0);
+	ck_assert_int_lt(util_parse_size(NULL, UINT64_MAX, &v), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(util_parse_size(bad[i], UINT64_MAX, &v) < 0, "'%s'", bad[i]);
+	ck_assert_uint_eq(v, 7);
+}
+END_TEST
+
 static enum util_num seconds(const char *s, uint64_t max, uint64_t *ms)
 {
 	return util_parse_seconds(s, strlen(s), max, ms);
@@ -493,6 +524,7 @@ static Suite *util_suite(void)
 	tcase_add_test(num, uint_reads_the_whole_string_within_bounds);
 	tcase_add_test(num, uint_refuses_what_is_not_digits);
 	tcase_add_test(num, uint_says_too_small_or_too_large);
+	tcase_add_test(num, sizes_take_a_k_m_or_g_suffix);
 	tcase_add_test(num, seconds_read_up_to_three_decimals);
 	tcase_add_test(num, seconds_say_what_is_wrong);
 	tcase_add_test(num, seconds_are_written_in_the_fewest_decimals_and_read_back);
