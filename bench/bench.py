@@ -20,13 +20,13 @@ free loopback ports with t/harness.py, then measures in one run:
      growth of the workers' peak RSS (VmHWM of /proc/<pid>/status, read
      before and after: it is cumulative; a warm-up with 256 KiB of the same
      kind of data comes first, so only growth with the size shows);
-  d) dependencies (SPEC issue 3), from a private index on loopback
+  d) dependencies (README, "Dependencies"), from a private index on loopback
      (t/pyindex.py, wheels built here): the hello-world request with a cached
      dependency set against the same request without one (p50, p90,
      --requests each, interleaved so both see the same machine), and the
      cold install of --cold new sets (wall time of the request, and pyexec's
      own deps_ms from its log line);
-  e) the sandbox layers (SPEC issue 4): bare `python3 -s main.py`, a server
+  e) the sandbox layers (README, "Security"): bare `python3 -s main.py`, a server
      with sandbox=rlimits and one with sandbox=namespaces, sample by sample
      in turn, for hello world and for `import numpy` (--layer-requests each):
      request latency and the run alone (X-Execution-Time, which starts once
@@ -37,7 +37,7 @@ free loopback ports with t/harness.py, then measures in one run:
      the figure is what a request pays on a server that is not saturated.
      At saturation the set-up's CPU is paid all the same, and shows in b).
 
-and prints a table and the ratios the project targets (SPEC issue 2):
+and prints a table and the ratios the project targets (README, "Performance"):
 
   p50 / bare p50                     <= 1.3
   throughput@8 / (cores / bare p50)  >= 0.8

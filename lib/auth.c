@@ -38,56 +38,30 @@ static int b64token_ok(const char *s, size_t len)
 	return i == len;
 }
 
-static int is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r';
-}
-
 /* The whole file, NUL-ended, into a malloc'd buffer. */
 static char *read_file(const char *path, size_t *lenp, char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char *buf;
 
-	if (fd < 0) {
+	switch (util_read_file(path, AUTH_FILE_MAX, 1, &buf, lenp)) {
+	case UTIL_READ_OK:
+		return buf;
+	case UTIL_READ_OPEN:
+	case UTIL_READ_READ:
 		util_errorf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		break;
+	case UTIL_READ_STAT:
+	case UTIL_READ_DIR:
+	case UTIL_READ_NOT_REGULAR:
 		util_errorf(err, errlen, "%s: not a regular file", path);
-		goto fail;
-	}
-	if (st.st_size > AUTH_FILE_MAX) {
+		break;
+	case UTIL_READ_TOO_LARGE:
 		util_errorf(err, errlen, "%s: larger than %d bytes", path, AUTH_FILE_MAX);
-		goto fail;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
+		break;
+	case UTIL_READ_NOMEM:
 		util_errorf(err, errlen, "%s: out of memory", path);
-		goto fail;
+		break;
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			util_errorf(err, errlen, "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*lenp = got;
-	(void)close(fd);
-	return buf;
-fail:
-	free(buf);
-	(void)close(fd);
 	return NULL;
 }
 
@@ -114,10 +88,10 @@ int auth_load(struct auth *a, const char *path, char *err, size_t errlen)
 		next = strchr(line, '\n');
 		if (next != NULL)
 			*next++ = '\0';
-		while (is_blank(*line))
+		while (util_is_line_blank(*line))
 			line++;
 		end = line + strlen(line);
-		while (end > line && is_blank(end[-1]))
+		while (end > line && util_is_line_blank(end[-1]))
 			*--end = '\0';
 		len = (size_t)(end - line);
 		if (len == 0 || line[0] == '#')
@@ -167,15 +141,15 @@ enum auth_result auth_check(const struct auth *a, const char *header)
 
 	if (header == NULL)
 		return AUTH_MISSING;
-	while (is_blank(*header))
+	while (util_is_line_blank(*header))
 		header++;
 	if (strncasecmp(header, "Bearer", 6) != 0 || (header[6] != ' ' && header[6] != '\t'))
 		return AUTH_MISSING;
 	header += 6;
-	while (is_blank(*header))
+	while (util_is_line_blank(*header))
 		header++;
 	len = strlen(header);
-	while (len > 0 && is_blank(header[len - 1]))
+	while (len > 0 && util_is_line_blank(header[len - 1]))
 		len--;
 	if (len == 0 || len > AUTH_TOKEN_MAX)
 		return AUTH_INVALID;

@@ -70,14 +70,6 @@ static int mkdir_in(const char *root, const char *name)
 	return 0;
 }
 
-/* Reads at most len-1 bytes of fd from offset 0 into buf, NUL-ended. */
-static void read_fd(int fd, char *buf, size_t len)
-{
-	ssize_t n = pread(fd, buf, len - 1, 0);
-
-	buf[n > 0 ? n : 0] = '\0';
-}
-
 static void first_line(char *s)
 {
 	s[strcspn(s, "\n")] = '\0';
@@ -125,7 +117,7 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home" };
 	char out[1024], errout[1024], stage[PATH_MAX];
 	char *argv[] = { (char *)cfg->python, "-s", "-c", (char *)probe_source, NULL };
-	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
 	struct run_spec spec;
 	struct run_result res;
 	int ofd = -1, efd = -1, n;
@@ -180,9 +172,9 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 			 strerror(errno));
 		goto fail;
 	}
-	read_fd(ofd, out, sizeof(out));
+	util_read_text(ofd, out, sizeof(out));
 	if (res.status != RUN_OK) {
-		read_fd(efd, errout, sizeof(errout));
+		util_read_text(efd, errout, sizeof(errout));
 		/* The last line of a traceback says what is missing. */
 		char *last = errout + strlen(errout);
 		while (last > errout && last[-1] == '\n')
@@ -310,20 +302,12 @@ static int write_file(const char *path, const char *text)
 /* Removes a directory anywhere under the cache. */
 static void remove_path(const char *path)
 {
-	char parent[PATH_MAX], *slash;
-	int dfd;
+	char parent[PATH_MAX], *name;
+	int dfd = util_open_parent(path, parent, sizeof(parent), &name);
 
-	if (strlen(path) >= sizeof(parent))
-		return;
-	strcpy(parent, path);
-	slash = strrchr(parent, '/');
-	if (slash == NULL)
-		return;
-	*slash = '\0';
-	dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return;
-	if (workdir_rmtree_at(dfd, slash + 1) < 0)
+	if (workdir_rmtree_at(dfd, name) < 0)
 		log_msg(LOG_LEVEL_ERROR, "cannot remove %s: %s", path, strerror(errno));
 	close(dfd);
 }
@@ -332,7 +316,7 @@ static void remove_path(const char *path)
 static int compile_file(const struct config *cfg, const char *cwd, const char *path)
 {
 	char *argv[] = { (char *)cfg->python, "-s", "-m", "py_compile", (char *)path, NULL };
-	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
 	struct run_spec spec;
 	struct run_result res;
 	int fd = memfd_create("pyexec-compile", MFD_CLOEXEC);
@@ -379,7 +363,7 @@ static enum cache_result install(struct cache *c, const struct deps_set *set, co
 	}
 	snprintf(home, sizeof(home), "HOME=%s/.home", cfg->deps_cache);
 	snprintf(tmp, sizeof(tmp), "TMPDIR=%s/.home", cfg->deps_cache);
-	envp[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	envp[0] = "PATH=" UTIL_PATH;
 	envp[1] = "LANG=C.UTF-8";
 	envp[2] = home;
 	envp[3] = tmp;
@@ -607,7 +591,7 @@ static int read_entries(const struct config *cfg, struct cache_entry **out, size
 			close(fd);
 			continue;
 		}
-		read_fd(fd, text, sizeof(text));
+		util_read_text(fd, text, sizeof(text));
 		close(fd);
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -617,7 +601,9 @@ static int read_entries(const struct config *cfg, struct cache_entry **out, size
 			v = nv;
 		}
 		snprintf(v[n].key, sizeof(v[n].key), "%s", de->d_name);
-		v[n].size = strtoull(text, NULL, 10);
+		if (util_parse_uint(text, strcspn(text, "\n"), 0, UINT64_MAX, &v[n].size) !=
+		    UTIL_NUM_OK)
+			v[n].size = 0;
 		v[n].used = st.st_mtim;
 		total += v[n].size;
 		n++;

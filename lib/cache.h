@@ -1,4 +1,4 @@
-/* cache: the dependency cache of SPEC §5. One directory per requirement set,
+/* cache: the dependency cache (README, "Dependencies"). One directory per requirement set,
  * named by its key (deps_key), installed once by pip and shared read-only:
  *
  *   <deps_cache>/<key>/            an entry: sitecustomize.py and site/

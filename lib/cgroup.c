@@ -63,17 +63,25 @@ static int write_small(int dirfd, const char *name, const char *text)
 {
 	size_t len = strlen(text);
 	ssize_t n;
-	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC), saved;
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
 	do
 		n = write(fd, text, len);
 	while (n < 0 && errno == EINTR);
-	saved = errno;
-	(void)close(fd);
-	errno = saved;
+	util_close_keep_errno(fd);
 	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* The decimal number that runs to the end of the line at p, or -1. */
+static int64_t number_line(const char *p)
+{
+	uint64_t v;
+
+	if (util_parse_uint(p, strcspn(p, "\n"), 0, INT64_MAX, &v) != UTIL_NUM_OK)
+		return -1;
+	return (int64_t)v;
 }
 
 /* The value of "key N" in a flat-keyed file (memory.events, cgroup.events);
@@ -85,7 +93,7 @@ static int64_t keyed_value(const char *text, const char *key)
 
 	while (*p != '\0') {
 		if (strncmp(p, key, klen) == 0 && p[klen] == ' ')
-			return strtoll(p + klen + 1, NULL, 10);
+			return number_line(p + klen + 1);
 		p = strchr(p, '\n');
 		if (p == NULL)
 			break;
@@ -275,10 +283,10 @@ static int kill_listed(int dirfd)
 	if (n < 0)
 		return -1;
 	for (char *p = buf, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
-		char *end;
-		long pid = strtol(p, &end, 10);
+		uint64_t pid;
 
-		if (end != nl || pid <= 0 || (pid_t)pid == me)
+		if (util_parse_uint(p, (size_t)(nl - p), 1, INT_MAX, &pid) != UTIL_NUM_OK ||
+		    (pid_t)pid == me)
 			continue;
 		others++;
 		(void)kill((pid_t)pid, SIGKILL);
@@ -351,11 +359,10 @@ static int remove_at(int parent, const char *name)
 /* Whether name is a pid that no process has. */
 static int pid_is_gone(const char *name)
 {
-	char *end;
-	long pid = strtol(name, &end, 10);
+	uint64_t pid;
 
-	return *end == '\0' && pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 &&
-	       errno == ESRCH;
+	return util_parse_uint(name, strlen(name), 1, INT_MAX, &pid) == UTIL_NUM_OK &&
+	       kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 /* Removes the cgroups below dfd whose names start with prefix ("" = all;
@@ -691,12 +698,7 @@ void cgroup_teardown(const struct cgroup_config *cfg)
 
 		if (cfg->v1[h][0] == '\0')
 			continue;
-		snprintf(base, sizeof(base), "%s", cfg->v1[h]);
-		name = strrchr(base, '/');
-		if (name == NULL)
-			continue;
-		*name++ = '\0';
-		bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		bfd = util_open_parent(cfg->v1[h], base, sizeof(base), &name);
 		if (bfd < 0)
 			continue;
 		/* A process serving alone rests in its instance: it leaves
@@ -740,7 +742,7 @@ static void slot_clear(struct cgroup_slot *slot)
 int cgroup_slot_open(const struct cgroup_config *cfg, pid_t worker, struct cgroup_slot *slot)
 {
 	char name[32];
-	int dfd, saved;
+	int dfd, rc, saved;
 
 	slot_clear(slot);
 	slot->version = cfg->version;
@@ -770,10 +772,9 @@ int cgroup_slot_open(const struct cgroup_config *cfg, pid_t worker, struct cgrou
 	dfd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;
-	saved = open_run_dir(dfd, name, &slot->fd) < 0 ? errno : 0;
-	(void)close(dfd);
-	errno = saved;
-	return saved != 0 ? -1 : 0;
+	rc = open_run_dir(dfd, name, &slot->fd);
+	util_close_keep_errno(dfd);
+	return rc;
 fail:
 	saved = errno;
 	cgroup_slot_close(slot);
@@ -792,7 +793,7 @@ static int64_t cpu_used_ns(const struct cgroup_slot *slot)
 	if (slot->version == 1) {
 		if (read_small(slot->run[CGROUP_V1_CPUACCT], "cpuacct.usage", buf, sizeof(buf)) < 0)
 			return -1;
-		return strtoll(buf, NULL, 10);
+		return number_line(buf);
 	}
 	if (read_small(slot->fd, "cpu.stat", buf, sizeof(buf)) < 0)
 		return -1;
@@ -821,7 +822,7 @@ static int64_t oom_count(const struct cgroup_slot *slot, int *exact)
 	*exact = 0;
 	if (read_small(slot->fd, "memory.failcnt", buf, sizeof(buf)) < 0)
 		return -1;
-	return strtoll(buf, NULL, 10);
+	return number_line(buf);
 }
 
 /* memory.limit_in_bytes, and memory.memsw.limit_in_bytes (memory and swap
@@ -951,7 +952,7 @@ int cgroup_remove_worker(const struct cgroup_config *cfg, pid_t worker)
 	run_name(worker, name, sizeof(name));
 	for (int h = 0; h < CGROUP_V1_N; h++) {
 		const char *dir = cfg->version == 1 ? cfg->v1[h] : h == 0 ? cfg->path : "";
-		int dfd, saved;
+		int dfd;
 
 		if (dir[0] == '\0')
 			continue;
@@ -960,9 +961,7 @@ int cgroup_remove_worker(const struct cgroup_config *cfg, pid_t worker)
 			return -1;
 		if (remove_at(dfd, name) < 0)
 			rc = -1;
-		saved = errno;
-		(void)close(dfd);
-		errno = saved;
+		util_close_keep_errno(dfd);
 	}
 	return rc;
 }

@@ -130,52 +130,11 @@ static void config_fmt_size(uint64_t v, char *buf, size_t buflen)
 		snprintf(buf, buflen, "%llu", (unsigned long long)v);
 }
 
-static void config_fmt_ms(uint64_t ms, char *buf, size_t buflen)
-{
-	if (ms % 1000 == 0)
-		snprintf(buf, buflen, "%llu", (unsigned long long)(ms / 1000));
-	else if (ms % 100 == 0)
-		snprintf(buf, buflen, "%llu.%01llu", (unsigned long long)(ms / 1000),
-			 (unsigned long long)(ms % 1000 / 100));
-	else if (ms % 10 == 0)
-		snprintf(buf, buflen, "%llu.%02llu", (unsigned long long)(ms / 1000),
-			 (unsigned long long)(ms % 1000 / 10));
-	else
-		snprintf(buf, buflen, "%llu.%03llu", (unsigned long long)(ms / 1000),
-			 (unsigned long long)(ms % 1000));
-}
-
-static int config_all_digits(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s != '\0'; s++)
-		if (*s < '0' || *s > '9')
-			return 0;
-	return 1;
-}
-
 static int config_has_control(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return 1;
-	return 0;
-}
-
-/* A plain unsigned decimal <= max, or -1. */
-static int config_parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!config_all_digits(s))
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (v > (max - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
 	return 0;
 }
 
@@ -198,14 +157,15 @@ static int config_set_number(const struct config_key *k, void *field, const char
 	char shown[UTIL_SHOWN_MAX + 8], lo[32], hi[32];
 	const char *unit = "";
 	uint64_t v = 0;
+	enum util_num ne;
 	int syntax_ok, parsed;
 
 	util_shown(value, strlen(value), shown, sizeof(shown));
 	switch (k->type) {
 	case CT_UNSIGNED:
-		syntax_ok = config_all_digits(value);
-		parsed = syntax_ok && config_parse_uint(value, UINT64_MAX, &v) == 0;
-		if (!syntax_ok) {
+		ne = util_parse_uint(value, strlen(value), 0, UINT64_MAX, &v);
+		parsed = ne == UTIL_NUM_OK;
+		if (ne == UTIL_NUM_INVALID) {
 			util_errorf(err, errlen, "%s: '%s' is not a whole number", k->name, shown);
 			return -1;
 		}
@@ -228,34 +188,22 @@ static int config_set_number(const struct config_key *k, void *field, const char
 		config_fmt_size(k->max, hi, sizeof(hi));
 		break;
 	}
-	case CT_MS: {
-		size_t n = strspn(value, "0123456789"), d = 0, zeros;
-
-		syntax_ok = n > 0;
-		if (syntax_ok && value[n] == '.') {
-			d = strspn(value + n + 1, "0123456789");
-			syntax_ok = d > 0 && value[n + 1 + d] == '\0';
-		} else if (syntax_ok) {
-			syntax_ok = value[n] == '\0';
-		}
-		if (!syntax_ok) {
+	case CT_MS:
+		ne = util_parse_seconds(value, strlen(value), UINT64_MAX, &v);
+		if (ne == UTIL_NUM_INVALID) {
 			util_errorf(err, errlen, "%s: '%s' is not a number of seconds", k->name, shown);
 			return -1;
 		}
-		if (d > 3) {
-			util_errorf(err, errlen, "%s: '%s' has more than 3 decimals (milliseconds)",
-				   k->name, shown);
+		if (ne == UTIL_NUM_DECIMALS) {
+			util_errorf(err, errlen, "%s: '%s' has more than %d decimals (milliseconds)",
+				   k->name, shown, UTIL_SECONDS_DECIMALS);
 			return -1;
 		}
-		/* Ten significant digits of seconds is far past any bound
-		 * here, and keeps the millisecond arithmetic from wrapping. */
-		zeros = strspn(value, "0");
-		parsed = n - zeros <= 10 && util_parse_seconds_ms(value, UINT64_MAX, &v) == 0;
-		config_fmt_ms(k->min, lo, sizeof(lo));
-		config_fmt_ms(k->max, hi, sizeof(hi));
+		parsed = ne == UTIL_NUM_OK;
+		util_format_seconds(lo, sizeof(lo), k->min);
+		util_format_seconds(hi, sizeof(hi), k->max);
 		unit = " seconds";
 		break;
-	}
 	default:
 		return -1;
 	}
@@ -310,42 +258,6 @@ static int config_set_sandbox(const struct config_key *k, enum sandbox_level *fi
 	return -1;
 }
 
-/* "tcp:" HOST ":" PORT, HOST an IPv4 address or a bracketed IPv6 one. */
-static int config_listen_tcp_ok(const char *s)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *colon, *h = s;
-	size_t hlen;
-	uint64_t port;
-	int family = AF_INET;
-
-	if (*s == '[') {
-		const char *close = strchr(s, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -1;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-		family = AF_INET6;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		return -1;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	if (inet_pton(family, host, addr) != 1)
-		return -1;
-	if (config_parse_uint(colon + 1, 65535, &port) < 0 || port == 0)
-		return -1;
-	return 0;
-}
-
 static int config_check_listen(const char *value, char *err, size_t errlen)
 {
 	char shown[UTIL_SHOWN_MAX + 8];
@@ -369,16 +281,20 @@ static int config_check_listen(const char *value, char *err, size_t errlen)
 		return 0;
 	}
 	if (strncmp(value, "tcp:", 4) == 0) {
-		if (config_listen_tcp_ok(value + 4) < 0) {
+		struct sockaddr_storage ss;
+		unsigned sslen;
+
+		if (util_parse_hostport(value + 4, &ss, &sslen) < 0) {
 			util_errorf(err, errlen,
-				   "listen: '%s' must be tcp:IPV4:PORT or tcp:[IPV6]:PORT, port 1 to 65535",
-				   shown);
+				   "listen: '%s' must be tcp:IPV4:PORT or tcp:[IPV6]:PORT, port 1 to %d",
+				   shown, UTIL_PORT_MAX);
 			return -1;
 		}
 		return 0;
 	}
 	if (strncmp(value, "fd:", 3) == 0) {
-		if (config_parse_uint(value + 3, FD_NUMBER_MAX, &fd) < 0) {
+		if (util_parse_uint(value + 3, strlen(value + 3), 0, FD_NUMBER_MAX, &fd) !=
+		    UTIL_NUM_OK) {
 			util_errorf(err, errlen, "listen: '%s' must be fd:N with N from 0 to %d",
 				   shown, FD_NUMBER_MAX);
 			return -1;
@@ -644,11 +560,6 @@ int config_set(struct config *cfg, const char *key, const char *value,
 	}
 }
 
-static int config_is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r';
-}
-
 /* One line, NUL-ended, without its newline: "key = value", a comment or
  * nothing. 0, or -1 with "reason" (no location) in err. */
 static int config_apply_line(struct config *cfg, char *line, char *err, size_t errlen)
@@ -659,15 +570,15 @@ static int config_apply_line(struct config *cfg, char *line, char *err, size_t e
 	/* '#' starts a comment at the start of a line or after a blank, so a
 	 * URL's "#fragment" survives. */
 	for (p = line; *p != '\0'; p++) {
-		if (*p == '#' && (p == line || config_is_blank(p[-1]))) {
+		if (*p == '#' && (p == line || util_is_line_blank(p[-1]))) {
 			*p = '\0';
 			break;
 		}
 	}
-	for (end = line + strlen(line); end > line && config_is_blank(end[-1]); end--)
+	for (end = line + strlen(line); end > line && util_is_line_blank(end[-1]); end--)
 		;
 	*end = '\0';
-	for (key = line; config_is_blank(*key); key++)
+	for (key = line; util_is_line_blank(*key); key++)
 		;
 	if (*key == '\0')
 		return 0;
@@ -677,14 +588,14 @@ static int config_apply_line(struct config *cfg, char *line, char *err, size_t e
 			   util_shown(key, strlen(key), shown, sizeof(shown)));
 		return -1;
 	}
-	for (end = eq; end > key && config_is_blank(end[-1]); end--)
+	for (end = eq; end > key && util_is_line_blank(end[-1]); end--)
 		;
 	if (end == key) {
 		util_errorf(err, errlen, "expected a key before '='");
 		return -1;
 	}
 	*end = '\0';
-	for (value = eq + 1; config_is_blank(*value); value++)
+	for (value = eq + 1; util_is_line_blank(*value); value++)
 		;
 	return config_set(cfg, key, value, err, errlen);
 }
@@ -692,55 +603,29 @@ static int config_apply_line(struct config *cfg, char *line, char *err, size_t e
 static int config_read_all(const char *path, char **out, size_t *outlen,
 			   char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
+	switch (util_read_file(path, CONFIG_FILE_MAX, 0, out, outlen)) {
+	case UTIL_READ_OK:
+		return 0;
+	case UTIL_READ_OPEN:
 		util_errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0) {
+		break;
+	case UTIL_READ_STAT:
 		util_errorf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (S_ISDIR(st.st_mode)) {
+		break;
+	case UTIL_READ_DIR:
+	case UTIL_READ_NOT_REGULAR:
 		util_errorf(err, errlen, "%s: is a directory, not a config file", path);
-		goto fail;
-	}
-	/* One byte more than allowed tells "too large" from "exactly the max". */
-	buf = malloc(CONFIG_FILE_MAX + 2);
-	if (buf == NULL) {
+		break;
+	case UTIL_READ_NOMEM:
 		util_errorf(err, errlen, "%s: out of memory", path);
-		goto fail;
-	}
-	while (len < CONFIG_FILE_MAX + 1) {
-		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			util_errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > CONFIG_FILE_MAX) {
+		break;
+	case UTIL_READ_READ:
+		util_errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		break;
+	case UTIL_READ_TOO_LARGE:
 		util_errorf(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
-		goto fail;
+		break;
 	}
-	buf[len] = '\0';
-	close(fd);
-	*out = buf;
-	*outlen = len;
-	return 0;
-fail:
-	free(buf);
-	close(fd);
 	return -1;
 }
 
@@ -810,8 +695,8 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	char a[32], b[32];
 
 	if (cfg->timeout_ms > cfg->timeout_max_ms) {
-		config_fmt_ms(cfg->timeout_ms, a, sizeof(a));
-		config_fmt_ms(cfg->timeout_max_ms, b, sizeof(b));
+		util_format_seconds(a, sizeof(a), cfg->timeout_ms);
+		util_format_seconds(b, sizeof(b), cfg->timeout_max_ms);
 		util_errorf(err, errlen,
 			   "timeout (%s seconds) is over timeout_max (%s seconds); "
 			   "lower timeout or raise timeout_max", a, b);

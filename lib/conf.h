@@ -1,5 +1,6 @@
-/* conf: pyexec.conf (SPEC §4): "key = value" lines, '#' comments, every key
- * optional, sizes with K/M/G suffixes, seconds with up to 3 decimals. */
+/* conf: pyexec.conf, as pyexec.conf(5) describes it: "key = value" lines,
+ * '#' comments, every key optional, sizes with K/M/G suffixes, seconds with
+ * up to 3 decimals. */
 #ifndef PYEXEC_CONF_H
 #define PYEXEC_CONF_H
 
@@ -57,7 +58,7 @@ struct config {
 	int auth_metrics;               /* bool: /metrics needs a token too */
 };
 
-/* Fills cfg with the defaults of SPEC §4. */
+/* Fills cfg with the defaults of pyexec.conf(5). */
 void config_defaults(struct config *cfg);
 
 /* Sets one key from its text value. 0, or -1 with a sentence naming the key

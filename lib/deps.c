@@ -55,11 +55,6 @@ static int deps_refuse(char *err, size_t errlen, const char *item, size_t len,
 	return -1;
 }
 
-static int deps_is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 static int deps_is_alnum(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -97,7 +92,7 @@ static size_t deps_operator(const char *s, size_t len)
 
 static size_t deps_skip_blanks(const char *s, size_t len, size_t i)
 {
-	while (i < len && deps_is_blank(s[i]))
+	while (i < len && util_is_blank(s[i]))
 		i++;
 	return i;
 }
@@ -469,9 +464,9 @@ int deps_parse(const char *value, unsigned max, struct deps_set *set, char *err,
 			p++;
 		}
 		end = p;
-		while (start < end && deps_is_blank(*start))
+		while (start < end && util_is_blank(*start))
 			start++;
-		while (end > start && deps_is_blank(end[-1]))
+		while (end > start && util_is_blank(end[-1]))
 			end--;
 		if (end > start &&
 		    deps_parse_item(start, (size_t)(end - start), r, set, max, err, errlen) < 0)

@@ -1,4 +1,4 @@
-/* deps: the `dependencies` query parameter (SPEC §5). Splits it as the seed
+/* deps: the `dependencies` query parameter (README, "Dependencies"). Splits it as the seed
  * does (commas; blanks around items trimmed; empty items ignored), validates
  * every requirement against a strict subset of PEP 508, normalises the set
  * and names it by a SHA-256 key. Nothing that could be a pip option, a URL,

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "multipart.h"
+#include "util.h"
 
 #define MULTIPART_HEADERS_DEFAULT 16
 
@@ -133,11 +134,6 @@ static int emit_data(struct multipart_parser *p, const char *at, size_t len,
 	return 0;
 }
 
-static int is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /* A complete header line is in p->line; lf_off is the offset of its LF. */
 static int header_line(struct multipart_parser *p, uint64_t lf_off)
 {
@@ -149,9 +145,9 @@ static int header_line(struct multipart_parser *p, uint64_t lf_off)
 		return fail(p, MULTIPART_E_HEADER_NO_COLON, lf_off);
 	v = colon + 1;
 	end = line + p->line_len;
-	while (v < end && is_blank(*v))
+	while (v < end && util_is_blank(*v))
 		v++;
-	while (end > v && is_blank(end[-1]))
+	while (end > v && util_is_blank(end[-1]))
 		end--;
 	if (p->cb->on_header != NULL &&
 	    p->cb->on_header(p->data, line, (size_t)(colon - line), v,
@@ -197,7 +193,7 @@ static int header_byte(struct multipart_parser *p, char c, uint64_t off)
 	if (c == '\n')
 		return fail(p, MULTIPART_E_LINE_END, off);
 	if (p->line_len == 0) {
-		if (is_blank(c))
+		if (util_is_blank(c))
 			return fail(p, MULTIPART_E_HEADER_FOLDED, off);
 		if (p->headers >= p->lim.headers_max)
 			return fail(p, MULTIPART_E_TOO_MANY_HEADERS, off);
@@ -264,7 +260,7 @@ size_t multipart_execute(struct multipart_parser *p, const char *buf, size_t len
 			i++;
 			if (c == '-')
 				p->state = S_TAIL_DASH;
-			else if (is_blank(c))
+			else if (util_is_blank(c))
 				p->state = S_TAIL_PAD;
 			else if (c == '\r')
 				p->state = S_TAIL_CR;
@@ -287,7 +283,7 @@ size_t multipart_execute(struct multipart_parser *p, const char *buf, size_t len
 			i++;
 			if (c == '\r')
 				p->state = S_TAIL_CR;
-			else if (!is_blank(c)) {
+			else if (!util_is_blank(c)) {
 				fail(p, c == '\n' ? MULTIPART_E_LINE_END
 						  : MULTIPART_E_BOUNDARY, off);
 				goto stop;
@@ -446,13 +442,61 @@ static int scan_value(const char *s, size_t len, size_t *i, size_t *a,
 	}
 	*quoted = 0;
 	*a = k;
-	while (k < len && !is_blank(s[k]) && s[k] != ';' && s[k] != '"')
+	while (k < len && !util_is_blank(s[k]) && s[k] != ';' && s[k] != '"')
 		k++;
 	if (k == *a)
 		return -1;
 	*b = k;
 	*i = k;
 	return 0;
+}
+
+/* One parameter of a header value: the key s[kt..ke), the value as
+ * scan_value gives it. */
+struct param {
+	size_t kt, ke, a, b;
+	int quoted;
+};
+
+/* The next "; key = value" of a header value from *i, blanks allowed around
+ * each part and empty parameters (";;") skipped: 1 with *p, 0 at the end,
+ * -1 when malformed. With empty_ok, a "key=" followed by ';' or the end
+ * has an empty value. */
+static int next_param(const char *s, size_t len, size_t *i, struct param *p, int any_pair,
+		      int empty_ok)
+{
+	for (;;) {
+		while (*i < len && util_is_blank(s[*i]))
+			(*i)++;
+		if (*i == len)
+			return 0;
+		if (s[*i] != ';')
+			return -1;
+		(*i)++;
+		while (*i < len && util_is_blank(s[*i]))
+			(*i)++;
+		if (*i < len && s[*i] != ';')
+			break;
+	}
+	p->kt = *i;
+	while (*i < len && is_tchar((unsigned char)s[*i]))
+		(*i)++;
+	if (*i == p->kt)
+		return -1;
+	p->ke = *i;
+	while (*i < len && util_is_blank(s[*i]))
+		(*i)++;
+	if (*i == len || s[*i] != '=')
+		return -1;
+	(*i)++;
+	while (*i < len && util_is_blank(s[*i]))
+		(*i)++;
+	if (empty_ok && (*i == len || s[*i] == ';')) {
+		p->a = p->b = *i;   /* "boundary=": empty, said by the caller */
+		p->quoted = 0;
+		return 1;
+	}
+	return scan_value(s, len, i, &p->a, &p->b, &p->quoted, any_pair) == 0 ? 1 : -1;
 }
 
 /* Copies a scanned value into out (cap bytes + NUL), undoing backslash
@@ -478,8 +522,9 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 					 const char **why, int *is_415)
 {
 	const char *s = content_type;
-	size_t len, i = 0, t, n = 0, a, b, k;
-	int quoted, found = 0;
+	struct param p;
+	size_t len, i = 0, t, n = 0, k;
+	int r, found = 0;
 
 	*is_415 = 0;
 	out[0] = '\0';
@@ -489,7 +534,7 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		return -1;
 	}
 	len = strlen(s);
-	while (i < len && is_blank(s[i]))
+	while (i < len && util_is_blank(s[i]))
 		i++;
 	t = i;
 	while (i < len && (is_tchar((unsigned char)s[i]) || s[i] == '/'))
@@ -499,50 +544,24 @@ int multipart_boundary_from_content_type(const char *content_type, char *out,
 		set_why(why, "the body is not multipart/form-data");
 		return -1;
 	}
-	for (;;) {
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len)
-			break;
-		if (s[i] != ';')
-			goto malformed;
-		i++;
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len || s[i] == ';')
-			continue;
-		t = i;
-		while (i < len && is_tchar((unsigned char)s[i]))
-			i++;
-		if (i == t)
-			goto malformed;
-		k = i;
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len || s[i] != '=')
-			goto malformed;
-		i++;
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len || s[i] == ';') {
-			a = b = i;   /* "boundary=": empty, said below */
-			quoted = 0;
-		} else if (scan_value(s, len, &i, &a, &b, &quoted, 1) != 0)
-			goto malformed;
-		if (!ascii_caseeq(s + t, k - t, "boundary"))
+	while ((r = next_param(s, len, &i, &p, 1, 1)) > 0) {
+		if (!ascii_caseeq(s + p.kt, p.ke - p.kt, "boundary"))
 			continue;
 		if (found) {
 			set_why(why, "the Content-Type gives the boundary twice");
 			return -1;
 		}
 		found = 1;
-		if (copy_value(s + a, b - a, quoted, 1, out, MULTIPART_BOUNDARY_MAX,
+		if (copy_value(s + p.a, p.b - p.a, p.quoted, 1, out, MULTIPART_BOUNDARY_MAX,
 			       &n) != 0) {
 			out[0] = '\0';
-			set_why(why, "the multipart boundary is longer than 70 bytes");
+			set_why(why, "the multipart boundary is longer than "
+				     UTIL_STR(MULTIPART_BOUNDARY_MAX) " bytes");
 			return -1;
 		}
 	}
+	if (r < 0)
+		goto malformed;
 	if (!found) {
 		set_why(why, "the Content-Type has no boundary");
 		return -1;
@@ -567,18 +586,8 @@ malformed:
 	return -1;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)ascii_lower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 #define WHY_MALFORMED "the Content-Disposition value is malformed"
-#define WHY_FILENAME_LONG "the file name is longer than 4096 bytes"
+#define WHY_FILENAME_LONG "the file name is longer than " UTIL_STR(MULTIPART_FILENAME_MAX) " bytes"
 
 /* RFC 5987 ext-value: charset "'" [language] "'" pct-encoded chars; only
  * UTF-8. Decoded into d->filename. 0, or -1 with *why. */
@@ -605,8 +614,8 @@ static int decode_ext_value(const char *s, size_t n,
 			return -1;
 		}
 		if (c == '%') {
-			if (k + 2 >= n || (hi = hex_value(s[k + 1])) < 0 ||
-			    (lo = hex_value(s[k + 2])) < 0) {
+			if (k + 2 >= n || (hi = util_hex_value(s[k + 1])) < 0 ||
+			    (lo = util_hex_value(s[k + 2])) < 0) {
 				set_why(why, WHY_MALFORMED);
 				return -1;
 			}
@@ -628,11 +637,12 @@ int multipart_parse_disposition(const char *value, size_t len,
 				struct multipart_disposition *d, const char **why)
 {
 	const char *s = value;
-	size_t i = 0, t, k, a, b;
-	int quoted, seen_name = 0, seen_fn = 0, seen_fnx = 0;
+	struct param p;
+	size_t i = 0, t;
+	int r, seen_name = 0, seen_fn = 0, seen_fnx = 0;
 
 	memset(d, 0, sizeof(*d));
-	while (i < len && is_blank(s[i]))
+	while (i < len && util_is_blank(s[i]))
 		i++;
 	t = i;
 	while (i < len && is_tchar((unsigned char)s[i]))
@@ -642,59 +652,36 @@ int multipart_parse_disposition(const char *value, size_t len,
 		return -1;
 	}
 	d->form_data = ascii_caseeq(s + t, i - t, "form-data");
-	for (;;) {
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len)
-			break;
-		if (s[i] != ';')
-			goto malformed;
-		i++;
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len || s[i] == ';')
-			continue;
-		t = i;
-		while (i < len && is_tchar((unsigned char)s[i]))
-			i++;
-		if (i == t)
-			goto malformed;
-		k = i;
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (i == len || s[i] != '=')
-			goto malformed;
-		i++;
-		while (i < len && is_blank(s[i]))
-			i++;
-		if (scan_value(s, len, &i, &a, &b, &quoted, 0) != 0)
-			goto malformed;
-		if (ascii_caseeq(s + t, k - t, "name")) {
+	while ((r = next_param(s, len, &i, &p, 0, 0)) > 0) {
+		if (ascii_caseeq(s + p.kt, p.ke - p.kt, "name")) {
 			if (seen_name++)
 				goto twice;
-			if (copy_value(s + a, b - a, quoted, 0, d->name,
+			if (copy_value(s + p.a, p.b - p.a, p.quoted, 0, d->name,
 				       MULTIPART_NAME_MAX, &d->name_len) != 0) {
-				set_why(why, "the name= value is longer than 1024 bytes");
+				set_why(why, "the name= value is longer than "
+					     UTIL_STR(MULTIPART_NAME_MAX) " bytes");
 				return -1;
 			}
-		} else if (ascii_caseeq(s + t, k - t, "filename")) {
+		} else if (ascii_caseeq(s + p.kt, p.ke - p.kt, "filename")) {
 			if (seen_fn++)
 				goto twice;
 			if (seen_fnx)
 				continue;   /* filename* wins */
-			if (copy_value(s + a, b - a, quoted, 0, d->filename,
+			if (copy_value(s + p.a, p.b - p.a, p.quoted, 0, d->filename,
 				       MULTIPART_FILENAME_MAX,
 				       &d->filename_len) != 0) {
 				set_why(why, WHY_FILENAME_LONG);
 				return -1;
 			}
-		} else if (ascii_caseeq(s + t, k - t, "filename*")) {
+		} else if (ascii_caseeq(s + p.kt, p.ke - p.kt, "filename*")) {
 			if (seen_fnx++)
 				goto twice;
-			if (decode_ext_value(s + a, b - a, d, why) != 0)
+			if (decode_ext_value(s + p.a, p.b - p.a, d, why) != 0)
 				return -1;
 		}
 	}
+	if (r < 0)
+		goto malformed;
 	d->has_name = seen_name;
 	d->has_filename = seen_fn || seen_fnx;
 	return 0;

@@ -4,63 +4,31 @@
 #include <string.h>
 
 #include "names.h"
+#include "utf8.h"
+#include "util.h"
 
-/* Length of the UTF-8 sequence starting at s[0] (at most n bytes are
- * available), or 0 with *why set. Ranges are those of Unicode 15, table
- * 3-7 "Well-Formed UTF-8 Byte Sequences": they exclude overlong forms,
- * the UTF-16 surrogates D800..DFFF and everything above U+10FFFF. */
-static size_t names_utf8_len(const unsigned char *s, size_t n, const char **why)
+/* Why the UTF-8 at s (n bytes left) is not well-formed, or NULL when a
+ * scalar of *len bytes starts there. */
+static const char *names_utf8_why(const unsigned char *s, size_t n, size_t *len)
 {
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc0) {
-		*why = "is not valid UTF-8 (a continuation byte without a lead byte)";
-		return 0;
+	switch (utf8_next(s, n, len)) {
+	case UTF8_OK:
+		return NULL;
+	case UTF8_SHORT:
+	case UTF8_TRUNCATED:
+		return "is not valid UTF-8 (a truncated sequence)";
+	case UTF8_CONTINUATION:
+		return "is not valid UTF-8 (a continuation byte without a lead byte)";
+	case UTF8_OVERLONG:
+		return "is not valid UTF-8 (an overlong encoding)";
+	case UTF8_SURROGATE:
+		return "is not valid UTF-8 (a UTF-16 surrogate)";
+	case UTF8_ABOVE_MAX:
+		return "is not valid UTF-8 (a code point above U+10FFFF)";
+	case UTF8_NEVER:
+		break;
 	}
-	if (c < 0xc2) {
-		*why = "is not valid UTF-8 (an overlong encoding)";
-		return 0;
-	}
-	if (c < 0xe0) {
-		len = 2;
-	} else if (c < 0xf0) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c < 0xf5) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else if (c < 0xf8) {
-		*why = "is not valid UTF-8 (a code point above U+10FFFF)";
-		return 0;
-	} else {
-		*why = "is not valid UTF-8 (a byte that never occurs in UTF-8)";
-		return 0;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if (i >= n || s[i] < 0x80 || s[i] > 0xbf) {
-			*why = "is not valid UTF-8 (a truncated sequence)";
-			return 0;
-		}
-	}
-	if (s[1] < lo) {
-		*why = "is not valid UTF-8 (an overlong encoding)";
-		return 0;
-	}
-	if (s[1] > hi) {
-		*why = c == 0xed ? "is not valid UTF-8 (a UTF-16 surrogate)"
-				 : "is not valid UTF-8 (a code point above U+10FFFF)";
-		return 0;
-	}
-	return len;
+	return "is not valid UTF-8 (a byte that never occurs in UTF-8)";
 }
 
 /* Checks one component s[0..n) (no '/' inside). */
@@ -79,10 +47,11 @@ static int names_check_component(const unsigned char *s, size_t n, const char **
 		return -1;
 	}
 	if (n > NAMES_COMPONENT_MAX) {
-		*why = "has a component longer than 255 bytes";
+		*why = "has a component longer than " UTIL_STR(NAMES_COMPONENT_MAX) " bytes";
 		return -1;
 	}
 	for (size_t i = 0; i < n;) {
+		const char *bad;
 		size_t len;
 
 		if (s[i] == '\0') {
@@ -97,9 +66,11 @@ static int names_check_component(const unsigned char *s, size_t n, const char **
 			*why = "contains a backslash";
 			return -1;
 		}
-		len = names_utf8_len(s + i, n - i, why);
-		if (len == 0)
+		bad = names_utf8_why(s + i, n - i, &len);
+		if (bad != NULL) {
+			*why = bad;
 			return -1;
+		}
 		i += len;
 	}
 	return 0;
@@ -118,7 +89,7 @@ int names_check(const char *name, size_t len, const char **why)
 		return -1;
 	}
 	if (len > NAMES_PATH_MAX) {
-		*why = "is longer than 4096 bytes";
+		*why = "is longer than " UTIL_STR(NAMES_PATH_MAX) " bytes";
 		return -1;
 	}
 	if (s[0] == '/') {
@@ -129,7 +100,7 @@ int names_check(const char *name, size_t len, const char **why)
 		if (i < len && s[i] != '/')
 			continue;
 		if (++depth > NAMES_DEPTH_MAX) {
-			*why = "is nested deeper than 16 levels";
+			*why = "is nested deeper than " UTIL_STR(NAMES_DEPTH_MAX) " levels";
 			return -1;
 		}
 		if (names_check_component(s + start, i - start, why) < 0)

@@ -8,7 +8,6 @@
 #include "util.h"
 
 #define QUERY_MEMORY_MIN_MIB 16   /* below this the interpreter does not start */
-#define QUERY_SECONDS_CAP 10000000000ULL /* seconds: more than any limit */
 #define MIB (1024ULL * 1024)
 
 enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_COUNT };
@@ -16,17 +15,6 @@ enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_COUNT };
 static const char *const query_key_names[QK_COUNT] = {
 	"dependencies", "timeout", "memory", "format"
 };
-
-static int query_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 long query_decode(const char *src, size_t len, char *dst)
 {
@@ -42,8 +30,8 @@ long query_decode(const char *src, size_t len, char *dst)
 
 			if (len - i < 3)
 				return -1;
-			hi = query_hex(src[i + 1]);
-			lo = query_hex(src[i + 2]);
+			hi = util_hex_value(src[i + 1]);
+			lo = util_hex_value(src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi << 4 | lo);
@@ -57,23 +45,10 @@ long query_decode(const char *src, size_t len, char *dst)
 	return (long)n;
 }
 
-static void query_fmt_seconds(uint64_t ms, char *buf, size_t buflen)
-{
-	int prec = ms % 10 ? 3 : ms % 100 ? 2 : ms % 1000 ? 1 : 0;
-	unsigned frac = (unsigned)(ms % 1000);
-
-	if (prec == 0)
-		snprintf(buf, buflen, "%llu", (unsigned long long)(ms / 1000));
-	else
-		snprintf(buf, buflen, "%llu.%0*u", (unsigned long long)(ms / 1000), prec,
-			 prec == 1 ? frac / 100 : prec == 2 ? frac / 10 : frac);
-}
-
 static int query_timeout(const char *v, size_t len, const struct query_limits *lim,
 			 struct query_params *out, char *err, size_t errlen)
 {
-	char shown[UTIL_SHOWN_MAX + 8], max[32];
-	size_t whole = strspn(v, "0123456789"), decimals = 0;
+	char shown[UTIL_SHOWN_MAX + 8], max[UTIL_SECONDS_LEN];
 	uint64_t ms = 0;
 
 	util_shown(v, len, shown, sizeof(shown));
@@ -81,27 +56,20 @@ static int query_timeout(const char *v, size_t len, const struct query_limits *l
 		util_errorf(err, errlen, "timeout: empty; give a number of seconds");
 		return -1;
 	}
-	if (whole > 0 && v[whole] == '.')
-		decimals = strspn(v + whole + 1, "0123456789");
-	if (whole == 0 || whole + (decimals > 0 ? decimals + 1 : 0) != len) {
-		util_errorf(err, errlen, "timeout: '%s' is not a number of seconds", shown);
+	switch (util_parse_seconds(v, len, lim->timeout_max_ms, &ms)) {
+	case UTIL_NUM_OK:
+		break;
+	case UTIL_NUM_DECIMALS:
+		util_errorf(err, errlen, "timeout: '%s' has more than %d decimals", shown,
+			    UTIL_SECONDS_DECIMALS);
 		return -1;
-	}
-	if (decimals > 3) {
-		util_errorf(err, errlen, "timeout: '%s' has more than 3 decimals", shown);
-		return -1;
-	}
-	query_fmt_seconds(lim->timeout_max_ms, max, sizeof(max));
-	/* Saturate rather than wrap: past QUERY_SECONDS_CAP it is over any limit. */
-	for (size_t i = 0; i < whole; i++)
-		if (ms < QUERY_SECONDS_CAP)
-			ms = ms * 10 + (uint64_t)(v[i] - '0');
-	ms *= 1000;
-	for (size_t i = 0; i < 3; i++)
-		ms += (i < decimals ? (uint64_t)(v[whole + 1 + i] - '0') : 0) *
-		      (i == 0 ? 100 : i == 1 ? 10 : 1);
-	if (ms > lim->timeout_max_ms) {
+	case UTIL_NUM_TOO_LARGE:
+	case UTIL_NUM_TOO_SMALL:
+		util_format_seconds(max, sizeof(max), lim->timeout_max_ms);
 		util_errorf(err, errlen, "timeout: %s is over the maximum of %s seconds", shown, max);
+		return -1;
+	case UTIL_NUM_INVALID:
+		util_errorf(err, errlen, "timeout: '%s' is not a number of seconds", shown);
 		return -1;
 	}
 	if (ms == 0) {
@@ -117,7 +85,6 @@ static int query_memory(const char *v, size_t len, const struct query_limits *li
 			struct query_params *out, char *err, size_t errlen)
 {
 	char shown[UTIL_SHOWN_MAX + 8];
-	size_t digits = strspn(v, "0123456789");
 	uint64_t mib = 0, max_mib = lim->memory_max / MIB;
 
 	util_shown(v, len, shown, sizeof(shown));
@@ -125,20 +92,19 @@ static int query_memory(const char *v, size_t len, const struct query_limits *li
 		util_errorf(err, errlen, "memory: empty; give a whole number of MiB");
 		return -1;
 	}
-	if (digits != len) {
-		util_errorf(err, errlen, "memory: '%s' is not a whole number of MiB", shown);
-		return -1;
-	}
-	for (size_t i = 0; i < len && mib <= max_mib; i++)
-		mib = mib * 10 + (uint64_t)(v[i] - '0');
-	if (mib > max_mib) {
+	switch (util_parse_uint(v, len, QUERY_MEMORY_MIN_MIB, max_mib, &mib)) {
+	case UTIL_NUM_OK:
+		break;
+	case UTIL_NUM_TOO_LARGE:
 		util_errorf(err, errlen, "memory: %s MiB is over the maximum of %llu MiB",
 			  shown, (unsigned long long)max_mib);
 		return -1;
-	}
-	if (mib < QUERY_MEMORY_MIN_MIB) {
+	case UTIL_NUM_TOO_SMALL:
 		util_errorf(err, errlen, "memory: %s MiB is under the minimum of %d MiB",
 			  shown, QUERY_MEMORY_MIN_MIB);
+		return -1;
+	default:
+		util_errorf(err, errlen, "memory: '%s' is not a whole number of MiB", shown);
 		return -1;
 	}
 	out->has_memory = 1;

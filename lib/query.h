@@ -1,4 +1,4 @@
-/* query: the query string of POST execute (SPEC §2): dependencies, timeout,
+/* query: the query string of POST execute (README, "POST execute"): dependencies, timeout,
  * memory, format. Keys and values are percent-decoded ('+' is a space). An
  * unknown key, a key given twice, or a malformed or over-limit value is an
  * error with a sentence that names it. */

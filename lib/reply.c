@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "reply.h"
+#include "utf8.h"
 #include "util.h"
 
 #define REPLY_OUT_BUF 8192           /* small writes are gathered up to this */
@@ -301,55 +302,6 @@ const char *reply_status_text(int status)
 
 /* ---- UTF-8 and JSON strings ---- */
 
-enum utf8_step { UTF8_OK, UTF8_BAD, UTF8_SHORT };
-
-/* Looks at the sequence at p (len >= 1). UTF8_OK: a well-formed scalar of
- * *used bytes. UTF8_BAD: *used bytes are one maximal ill-formed subpart
- * (Unicode ch. 3, "U+FFFD substitution of maximal subparts"). UTF8_SHORT:
- * the *used bytes left are a valid start cut off by the end of p. */
-static enum utf8_step utf8_next(const unsigned char *p, size_t len, size_t *used)
-{
-	unsigned char b = p[0], lo = 0x80, hi = 0xbf;
-	size_t need;
-
-	if (b < 0x80) {
-		*used = 1;
-		return UTF8_OK;
-	}
-	if (b >= 0xc2 && b <= 0xdf) {
-		need = 1;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		need = 2;
-		if (b == 0xe0)
-			lo = 0xa0;       /* overlong */
-		else if (b == 0xed)
-			hi = 0x9f;       /* surrogates */
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		need = 3;
-		if (b == 0xf0)
-			lo = 0x90;       /* overlong */
-		else if (b == 0xf4)
-			hi = 0x8f;       /* over U+10FFFF */
-	} else {
-		*used = 1;
-		return UTF8_BAD;
-	}
-	for (size_t i = 1; i <= need; i++) {
-		if (i >= len) {
-			*used = i;
-			return UTF8_SHORT;
-		}
-		if (p[i] < lo || p[i] > hi) {
-			*used = i;
-			return UTF8_BAD;
-		}
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	*used = need + 1;
-	return UTF8_OK;
-}
-
 /* Checks len bytes for well-formed UTF-8, and when printable also for
  * control characters: C0 but tab, LF and CR, DEL, and C1 (U+0080..U+009F),
  * which JSON would write six bytes each. 1 or 0; when !final, a valid
@@ -381,7 +333,7 @@ static int utf8_check(const unsigned char *p, size_t len, int final, int printab
 				return 1;
 			}
 			return 0;
-		case UTF8_BAD:
+		default:
 			return 0;
 		}
 	}
@@ -446,7 +398,7 @@ static int json_escape(struct out *o, const unsigned char *p, size_t len, int fi
 			}
 			/* cut off at the very end: ill-formed */
 			__attribute__((fallthrough));
-		case UTF8_BAD:
+		default:
 			out_put(o, p + start, i - start);
 			out_put(o, "\xef\xbf\xbd", 3);
 			i += used;
@@ -731,6 +683,7 @@ static int put_content(struct out *o, const struct reply_execution *e, struct pi
 
 /* ---- the execution reply ---- */
 
+/* A run's time in ns as seconds, to the nearest millisecond. */
 static void format_seconds(char *buf, size_t len, int64_t ns)
 {
 	int64_t ms;
@@ -738,20 +691,7 @@ static void format_seconds(char *buf, size_t len, int64_t ns)
 	if (ns < 0)
 		ns = 0;
 	ms = ns / 1000000 + (ns % 1000000 >= 500000);
-	snprintf(buf, len, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
-}
-
-/* "SIGKILL"; run_signal_name() lives in run.c, which this module does not
- * link, so the name comes from libc here. */
-static const char *signal_name(int sig, char *buf, size_t len)
-{
-	const char *abbrev = sigabbrev_np(sig);
-
-	if (abbrev != NULL)
-		snprintf(buf, len, "SIG%s", abbrev);
-	else
-		snprintf(buf, len, "SIG%d", sig);
-	return buf;
+	util_format_seconds_fixed(buf, len, (uint64_t)ms);
 }
 
 /* Writes "stdout,stderr,files,reply" (sep ",") or "\"stdout\",..." (JSON). */
@@ -831,7 +771,7 @@ static int write_headers(struct out *o, const struct reply_execution *e,
 	out_header(o, "X-Execution-Status", e->exec_status);
 	if (e->run != NULL) {
 		if (e->run->signal != 0)
-			out_header(o, "X-Signal", signal_name(e->run->signal, buf, sizeof(buf)));
+			out_header(o, "X-Signal", util_signal_name(e->run->signal, buf, sizeof(buf)));
 		else
 			out_printf(o, "X-Exit-Code: %d\r\n", e->run->exit_code);
 		format_seconds(buf, sizeof(buf), e->run->wall_ns);
@@ -922,7 +862,7 @@ static int write_json(struct out *o, const struct reply_execution *e, struct pla
 		out_str(o, ",\"exit_code\":null,\"signal\":null");
 	else if (r->signal != 0)
 		out_printf(o, ",\"exit_code\":null,\"signal\":\"%s\"",
-			   signal_name(r->signal, buf, sizeof(buf)));
+			   util_signal_name(r->signal, buf, sizeof(buf)));
 	else
 		out_printf(o, ",\"exit_code\":%d,\"signal\":null", r->exit_code);
 	for (size_t i = 0; i < 2; i++) {

@@ -20,18 +20,13 @@
 /* A decimal id of at most 32 bits, the whole of [s, end). */
 static int parse_id(const char *s, const char *end, unsigned long *out)
 {
-	unsigned long v = 0;
+	uint64_t v;
 
-	if (s == end || end - s > 10)
+	/* at most the 10 digits of 2^32 - 1, leading zeros included */
+	if (end - s > 10 ||
+	    util_parse_uint(s, (size_t)(end - s), 0, 0xffffffffUL, &v) != UTIL_NUM_OK)
 		return -1;
-	for (; s < end; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (unsigned long)(*s - '0');
-	}
-	if (v > 0xffffffffUL)
-		return -1;
-	*out = v;
+	*out = (unsigned long)v;
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 """A private Python package index on loopback, for the dependency tests and
-the benchmark (SPEC §8: dependency tests never reach the internet).
+the benchmark (the tests never reach the internet: PyPI is not needed).
 
 Stdlib only. build_wheel() writes a pure-Python wheel (a zip holding the
 package files and <name>-<version>.dist-info/{METADATA,WHEEL,RECORD}, tag

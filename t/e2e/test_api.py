@@ -1,5 +1,5 @@
 """End-to-end: POST /execute and friends through a real nginx, as a client
-of the seed (genezio-python-executor) sees them. SPEC §2, §3."""
+of the seed (genezio-python-executor) sees them (README, "Using it")."""
 
 import base64
 import hashlib

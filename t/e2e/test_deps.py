@@ -1,4 +1,4 @@
-"""End-to-end: `?dependencies=` (SPEC §5, issue 3) through a real nginx.
+"""End-to-end: `?dependencies=` (README, "Dependencies") through a real nginx.
 
 Packages come from a private index on loopback (t/pyindex.py): wheels built
 here (probe-a 1.0 and 2.0, probe-b which requires probe-a, probe-pth which

@@ -1,4 +1,4 @@
-"""End-to-end: every error reply of SPEC §2 through a real nginx, and hostile
+"""End-to-end: every error reply (README, "Errors") through a real nginx, and hostile
 file names that must never be written anywhere."""
 
 import os

@@ -1,4 +1,4 @@
-"""End-to-end: the process model of SPEC §7 — start-up, listening modes,
+"""End-to-end: the process model (pyexec-fcgi(8), Processes) — start-up, listening modes,
 privileges, graceful stop, a crashed worker, a long run of requests."""
 
 import os

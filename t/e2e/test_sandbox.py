@@ -1,5 +1,5 @@
-"""End-to-end: the namespace sandbox of SPEC §6 (issue 4) against hostile
-programs, through a real nginx.
+"""End-to-end: the namespace sandbox (README, "Layer 1: namespaces") against
+hostile programs, through a real nginx.
 
 One script per case. Each asserts what a user (or the operator) must see,
 and after it the harness checks that no process of the run is alive and
