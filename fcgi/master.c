@@ -101,19 +101,12 @@ int master_configure(struct master *m, char *err, size_t errlen)
 	return config_build(&m->cfg, &m->cl, err, errlen);
 }
 
-/* A decimal id ("65534"), or -1 when s is not one. */
+/* A decimal id ("65534") up to 2^31 - 1, or -1 when s is not one. */
 static long numeric_id(const char *s)
 {
-	long v = 0;
+	uint64_t v;
 
-	if (*s == '\0')
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9' || v > 0x7fffffffL / 10)
-			return -1;
-		v = v * 10 + (*s - '0');
-	}
-	return v;
+	return util_parse_uint(s, strlen(s), 0, 0x7fffffff, &v) == UTIL_NUM_OK ? (long)v : -1;
 }
 
 /* The user and group to run as when started as root: names, or numbers
@@ -148,35 +141,13 @@ static int resolve_user(const struct config *cfg, uid_t *uid, gid_t *gid, char *
 	return 0;
 }
 
-/* mkdir -p for an absolute path, each new directory with mode. */
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 /* A directory pyexec's user owns (work_root, deps_cache), made if missing. */
 static int prepare_dir(const char *key, const char *path, int as_root, uid_t uid, gid_t gid,
 		       char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (mkdir_p(path, 0700) < 0 || stat(path, &st) < 0) {
+	if (util_mkdir_p(path, 0700) < 0 || stat(path, &st) < 0) {
 		snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
 		return -1;
 	}

@@ -266,7 +266,7 @@ static void build_env(struct request *r)
 	const size_t len = sizeof(r->env[0]);
 	int n = 0;
 
-	snprintf(r->env[n++], len, "PATH=/usr/local/bin:/usr/bin:/bin");
+	snprintf(r->env[n++], len, "PATH=" UTIL_PATH);
 	snprintf(r->env[n++], len, "HOME=%s", tmp);
 	snprintf(r->env[n++], len, "TMPDIR=%s", tmp);
 	snprintf(r->env[n++], len, "LANG=C.UTF-8");

@@ -222,19 +222,6 @@ const char *run_status_name(enum run_status s)
 	return "unknown";
 }
 
-const char *run_signal_name(int sig, char *buf, size_t len)
-{
-	const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
-
-	if (buf == NULL || len == 0)
-		return "SIG?";
-	if (abbrev != NULL)
-		snprintf(buf, len, "SIG%s", abbrev);
-	else
-		snprintf(buf, len, "SIG%d", sig);
-	return buf;
-}
-
 int run_become_subreaper(void)
 {
 	int on = 0;
@@ -579,23 +566,6 @@ static int kill_leftovers(void)
 	}
 }
 
-/* "2.5" for 2500 ms, "10" for 10000 ms. */
-static void format_seconds(char *buf, size_t len, uint64_t ms)
-{
-	unsigned frac = (unsigned)(ms % 1000);
-	int digits = 3;
-
-	if (frac == 0) {
-		snprintf(buf, len, "%llu", (unsigned long long)(ms / 1000));
-		return;
-	}
-	while (frac % 10 == 0) {
-		frac /= 10;
-		digits--;
-	}
-	snprintf(buf, len, "%llu.%0*u", (unsigned long long)(ms / 1000), digits, frac);
-}
-
 /* The note goes on a line of its own at the end of the stderr file, even
  * past the cap: the user must see why the run ended. */
 static int append_note(struct run_stream *err, const char *note)
@@ -883,7 +853,7 @@ static void run_measure(struct run_state *rs, struct run_result *res)
 static void run_verdict(const struct run_state *rs, struct run_result *res)
 {
 	const struct run_spec *spec = rs->spec;
-	char secs[32];
+	char secs[UTIL_SECONDS_LEN];
 	int oom = 0;
 
 	if (rs->end == END_CANCEL) {
@@ -891,7 +861,7 @@ static void run_verdict(const struct run_state *rs, struct run_result *res)
 		res->cancelled = 1;
 		snprintf(res->note, sizeof(res->note), "pyexec: the request was cancelled");
 	} else if (rs->end == END_WALL) {
-		format_seconds(secs, sizeof(secs), spec->lim.wall_ms);
+		util_format_seconds(secs, sizeof(secs), spec->lim.wall_ms);
 		res->status = RUN_TIMEOUT;
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: wall time limit of %s s reached; the program was killed", secs);
@@ -899,7 +869,7 @@ static void run_verdict(const struct run_state *rs, struct run_result *res)
 					   rs->cg_cpu > (int64_t)spec->lim.cpu_ms * NS_PER_MS)) {
 		/* The run as a whole: killed by the supervisor, or by
 		 * RLIMIT_CPU of one of its processes after it was over. */
-		format_seconds(secs, sizeof(secs), spec->lim.cpu_ms);
+		util_format_seconds(secs, sizeof(secs), spec->lim.cpu_ms);
 		res->status = RUN_TIMEOUT;
 		snprintf(res->note, sizeof(res->note),
 			 "pyexec: CPU time limit of %s s reached; the program was killed", secs);

@@ -117,9 +117,6 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 /* "ok", "error", "timeout", "memory", "killed": X-Execution-Status. */
 const char *run_status_name(enum run_status s);
 
-/* "SIGKILL" for SIGKILL, "SIG<n>" for unknown numbers; static or in buf. */
-const char *run_signal_name(int sig, char *buf, size_t len);
-
 /* Sends SIGKILL to every child of the calling process (found in /proc)
  * except the nkeep pids in keep; with a subreaper, orphaned descendants are
  * children too. Reaping is the caller's. The number killed, or -1. */

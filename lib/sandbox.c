@@ -101,12 +101,8 @@ static void run_error_clear(struct sandbox_run *run)
 /* Closes *fd when open, and marks it closed; errno is kept. */
 static void fd_close(int *fd)
 {
-	int saved = errno;
-
-	if (*fd >= 0)
-		(void)close(*fd);
+	util_close_keep_errno(*fd);
 	*fd = -1;
-	errno = saved;
 }
 
 /* When init must have answered: SANDBOX_SETUP_TIMEOUT_MS from now. */

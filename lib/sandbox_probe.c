@@ -87,7 +87,7 @@ static int probe_once(struct sandbox_config *cfg, const char *python, const char
 		      int up_fd, struct sandbox_run *run, char *err, size_t errlen)
 {
 	char *argv[] = { (char *)python, "-c", "import sys; print('ok')", NULL };
-	char *envp[] = { "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp", NULL };
+	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", "HOME=/tmp", NULL };
 	struct run_spawner sp = sandbox_spawner;
 	struct run_spec spec;
 	struct run_result res;

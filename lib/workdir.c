@@ -617,16 +617,6 @@ int workdir_sweep(const char *root)
 	return failed ? -1 : removed;
 }
 
-/* Closes fd (when open), errno kept. */
-static void close_keep_errno(int fd)
-{
-	int saved = errno;
-
-	if (fd >= 0)
-		(void)close(fd);
-	errno = saved;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Walking a tree. */
 
@@ -641,7 +631,7 @@ static int walk_push(struct walk_dir *stack, size_t *depth, int fd, size_t plen)
 	DIR *d = fdopendir(fd);
 
 	if (d == NULL) {
-		close_keep_errno(fd);
+		util_close_keep_errno(fd);
 		return -1;
 	}
 	rewinddir(d);
@@ -688,7 +678,7 @@ int workdir_walk(int fd, struct workdir_walk *w)
 
 	w->list_failed = 0;
 	if (stack == NULL || path == NULL) {
-		close_keep_errno(fd);
+		util_close_keep_errno(fd);
 		goto out;
 	}
 	path[0] = '\0';
@@ -727,7 +717,7 @@ int workdir_walk(int fd, struct workdir_walk *w)
 		if (v != WORKDIR_WALK_ENTER)
 			continue;
 		if (depth > w->max_depth || e.path == NULL) {
-			close_keep_errno(sub);
+			util_close_keep_errno(sub);
 			errno = depth > w->max_depth ? ELOOP : ENAMETOOLONG;
 			goto out;
 		}
@@ -810,8 +800,8 @@ static int copy_file(int src, int dst, const char *name, struct workdir_copy *c)
 	(void)close(in);
 	return close(out);
 fail:
-	close_keep_errno(in);
-	close_keep_errno(out);
+	util_close_keep_errno(in);
+	util_close_keep_errno(out);
 	return -1;
 }
 
@@ -845,7 +835,7 @@ static int copy_enter(struct copy_walk *cw, const struct workdir_entry *e,
 		return -1;
 	out = openat(dst, e->name, DIR_OPEN_FLAGS);
 	if (out < 0) {
-		close_keep_errno(*sub);
+		util_close_keep_errno(*sub);
 		return -1;
 	}
 	cw->dst[e->depth + 1] = out;
@@ -883,7 +873,7 @@ static int copy_leave(void *arg, const char *path, unsigned depth)
 
 	memcpy(cw->c->failed, path, strlen(path) + 1);
 	rc = fchmod(out, (cw->mode[depth + 1] & 0777) | cw->c->dir_bits);
-	close_keep_errno(out);
+	util_close_keep_errno(out);
 	cw->dst[depth + 1] = -1;
 	return rc;
 }
@@ -911,7 +901,7 @@ int workdir_copy_tree(int src, int dst, struct workdir_copy *c)
 	if (rc < 0 && (fd < 0 || w.list_failed))
 		c->failed[0] = '\0';
 	for (unsigned i = 1; i <= c->max_depth; i++)
-		close_keep_errno(cw.dst[i]);
+		util_close_keep_errno(cw.dst[i]);
 out:
 	{
 		int saved = errno;

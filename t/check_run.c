@@ -19,6 +19,7 @@
 
 #include "check_main.h"
 #include "run.h"
+#include "util.h"
 
 #define SH "/bin/sh"
 #define PY "/usr/bin/python3"
@@ -579,7 +580,7 @@ START_TEST(signal_is_killed)
 	ck_assert_int_eq(res.status, RUN_KILLED);
 	ck_assert_int_eq(res.signal, SIGSEGV);
 	ck_assert_int_eq(res.exit_code, -1);
-	ck_assert_str_eq(run_signal_name(res.signal, buf, sizeof(buf)), "SIGSEGV");
+	ck_assert_str_eq(util_signal_name(res.signal, buf, sizeof(buf)), "SIGSEGV");
 	ck_assert_str_eq(res.note, "");
 }
 END_TEST
@@ -984,10 +985,10 @@ START_TEST(signal_names)
 {
 	char buf[16], small[5];
 
-	ck_assert_str_eq(run_signal_name(SIGKILL, buf, sizeof(buf)), "SIGKILL");
-	ck_assert_str_eq(run_signal_name(SIGXCPU, buf, sizeof(buf)), "SIGXCPU");
-	ck_assert_str_eq(run_signal_name(200, buf, sizeof(buf)), "SIG200");
-	ck_assert_str_eq(run_signal_name(SIGSEGV, small, sizeof(small)), "SIGS");
+	ck_assert_str_eq(util_signal_name(SIGKILL, buf, sizeof(buf)), "SIGKILL");
+	ck_assert_str_eq(util_signal_name(SIGXCPU, buf, sizeof(buf)), "SIGXCPU");
+	ck_assert_str_eq(util_signal_name(200, buf, sizeof(buf)), "SIG200");
+	ck_assert_str_eq(util_signal_name(SIGSEGV, small, sizeof(small)), "SIGS");
 }
 END_TEST
 
