@@ -330,112 +330,116 @@ static int compile_file(const struct config *cfg, const char *cwd, const char *p
 	return rc;
 }
 
-/* Runs pip into a staging directory and renames it into place. */
-static enum cache_result install(struct cache *c, const struct deps_set *set, const char *key,
-				 int out_fd, int *truncated, int watch_fd,
-				 volatile sig_atomic_t *cancel)
+/* pip's command line and environment for one install into site. */
+struct pip_cmd {
+	char home[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 32];
+	char index[CONFIG_PATH_MAX + 16], extra[CONFIG_PATH_MAX + 24];
+	char links[CONFIG_PATH_MAX + 16];
+	char *envp[5];
+	char **argv;            /* malloc'd */
+};
+
+/* Fills cmd for set into site. 0, or -1 out of memory. */
+static int pip_cmd_make(struct pip_cmd *cmd, const struct config *cfg, const struct deps_set *set,
+			char *site)
 {
-	const struct config *cfg = c->cfg;
-	char stage[PATH_MAX], site[PATH_MAX], entry[PATH_MAX], file[PATH_MAX], rnd[9];
-	char home[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 32], index[CONFIG_PATH_MAX + 16];
-	char extra[CONFIG_PATH_MAX + 24], links[CONFIG_PATH_MAX + 16], size[32];
-	char *envp[6], **argv;
-	struct run_spec spec;
-	struct run_result res;
-	enum cache_result rc = CACHE_ERROR;
 	int n = 0;
 
-	argv = calloc(PIP_ARGS_FIXED + set->n + 1, sizeof(*argv));
-	if (argv == NULL)
-		return CACHE_ERROR;
-	if (util_random_hex(rnd, 4) < 0 ||
-	    snprintf(stage, sizeof(stage), "%s/.staging/%s.%s", cfg->deps_cache, key, rnd) >=
-		    (int)sizeof(stage) ||
-	    path_in(site, sizeof(site), stage, "site", NULL) < 0 ||
-	    path_in(entry, sizeof(entry), cfg->deps_cache, key, NULL) < 0) {
-		free(argv);
-		return CACHE_ERROR;
-	}
-	if (mkdir(stage, 0700) < 0) {
-		log_msg(LOG_LEVEL_ERROR, "dependencies: mkdir %s: %s", stage, strerror(errno));
-		free(argv);
-		return CACHE_ERROR;
-	}
-	snprintf(home, sizeof(home), "HOME=%s/.home", cfg->deps_cache);
-	snprintf(tmp, sizeof(tmp), "TMPDIR=%s/.home", cfg->deps_cache);
-	envp[0] = "PATH=" UTIL_PATH;
-	envp[1] = "LANG=C.UTF-8";
-	envp[2] = home;
-	envp[3] = tmp;
-	envp[4] = NULL;
-
+	cmd->argv = calloc(PIP_ARGS_FIXED + set->n + 1, sizeof(*cmd->argv));
+	if (cmd->argv == NULL)
+		return -1;
+	snprintf(cmd->home, sizeof(cmd->home), "HOME=%s/.home", cfg->deps_cache);
+	snprintf(cmd->tmp, sizeof(cmd->tmp), "TMPDIR=%s/.home", cfg->deps_cache);
+	cmd->envp[0] = "PATH=" UTIL_PATH;
+	cmd->envp[1] = "LANG=C.UTF-8";
+	cmd->envp[2] = cmd->home;
+	cmd->envp[3] = cmd->tmp;
+	cmd->envp[4] = NULL;
 	/* No shell, no option from the client: every requirement was
 	 * validated by deps_parse and comes after "--". */
-	argv[n++] = (char *)cfg->python;
-	argv[n++] = "-s";
-	argv[n++] = "-m";
-	argv[n++] = "pip";
-	argv[n++] = "install";
-	argv[n++] = "--isolated";
-	argv[n++] = "--no-input";
-	argv[n++] = "--disable-pip-version-check";
-	argv[n++] = "--no-cache-dir";
-	argv[n++] = "--no-color";
-	argv[n++] = "--progress-bar=off";
-	argv[n++] = "--target";
-	argv[n++] = site;
+	cmd->argv[n++] = (char *)cfg->python;
+	cmd->argv[n++] = "-s";
+	cmd->argv[n++] = "-m";
+	cmd->argv[n++] = "pip";
+	cmd->argv[n++] = "install";
+	cmd->argv[n++] = "--isolated";
+	cmd->argv[n++] = "--no-input";
+	cmd->argv[n++] = "--disable-pip-version-check";
+	cmd->argv[n++] = "--no-cache-dir";
+	cmd->argv[n++] = "--no-color";
+	cmd->argv[n++] = "--progress-bar=off";
+	cmd->argv[n++] = "--target";
+	cmd->argv[n++] = site;
 	if (cfg->pip_only_binary)
-		argv[n++] = "--only-binary=:all:";
+		cmd->argv[n++] = "--only-binary=:all:";
 	if (cfg->pip_index_url[0]) {
-		snprintf(index, sizeof(index), "--index-url=%s", cfg->pip_index_url);
-		argv[n++] = index;
+		snprintf(cmd->index, sizeof(cmd->index), "--index-url=%s", cfg->pip_index_url);
+		cmd->argv[n++] = cmd->index;
 	}
 	if (cfg->pip_extra_index_url[0]) {
-		snprintf(extra, sizeof(extra), "--extra-index-url=%s", cfg->pip_extra_index_url);
-		argv[n++] = extra;
+		snprintf(cmd->extra, sizeof(cmd->extra), "--extra-index-url=%s",
+			 cfg->pip_extra_index_url);
+		cmd->argv[n++] = cmd->extra;
 	}
 	if (cfg->pip_find_links[0]) {
-		snprintf(links, sizeof(links), "--find-links=%s", cfg->pip_find_links);
-		argv[n++] = links;
+		snprintf(cmd->links, sizeof(cmd->links), "--find-links=%s", cfg->pip_find_links);
+		cmd->argv[n++] = cmd->links;
 	}
-	argv[n++] = "--";
+	cmd->argv[n++] = "--";
 	for (unsigned i = 0; i < set->n; i++)
-		argv[n++] = (char *)set->req[i];
-	argv[n] = NULL;
+		cmd->argv[n++] = (char *)set->req[i];
+	cmd->argv[n] = NULL;
+	return 0;
+}
 
-	python_spec(&spec, cfg, argv, envp, stage, out_fd, out_fd, cfg->pip_timeout_ms,
-		    cfg->max_output);
+/* Runs pip; on failure, says why on out_fd after pip's own output. */
+static enum cache_result pip_run(const struct config *cfg, const struct pip_cmd *cmd,
+				 const char *stage, const char *key, int out_fd, int *truncated,
+				 int watch_fd, volatile sig_atomic_t *cancel)
+{
+	struct run_spec spec;
+	struct run_result res;
+	char line[256];
+
+	python_spec(&spec, cfg, cmd->argv, (char **)cmd->envp, stage, out_fd, out_fd,
+		    cfg->pip_timeout_ms, cfg->max_output);
 	spec.watch_fd = watch_fd;
 	spec.cancel = cancel;
 	spec.lim.memory = cfg->memory_max;
 	spec.lim.nproc = cfg->max_processes;
 	spec.lim.nofile = PIP_NOFILE;
-	log_msg(LOG_LEVEL_INFO, "dependencies: installing %s with pip (%u requirements)", key,
-		set->n);
 	if (run_program(&spec, NULL, &res) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "dependencies: cannot run pip: %s", strerror(errno));
-		goto out;
+		return CACHE_ERROR;
 	}
 	*truncated = res.stdout_truncated || res.stderr_truncated;
-	if (res.status != RUN_OK) {
-		char line[256];
+	if (res.status == RUN_OK)
+		return CACHE_INSTALLED;
+	if (res.status == RUN_TIMEOUT)
+		snprintf(line, sizeof(line),
+			 "pyexec: pip did not finish within pip_timeout; the install was stopped\n");
+	else
+		snprintf(line, sizeof(line), "pyexec: pip failed (%s %d); nothing was installed\n",
+			 res.signal ? "signal" : "exit status",
+			 res.signal ? res.signal : res.exit_code);
+	(void)util_write_all(out_fd, line, strlen(line));
+	log_msg(LOG_LEVEL_WARN, "dependencies: install of %s failed: %s", key, line);
+	return res.cancelled ? CACHE_CANCELLED : CACHE_PIP_FAILED;
+}
 
-		if (res.status == RUN_TIMEOUT)
-			snprintf(line, sizeof(line),
-				 "pyexec: pip did not finish within pip_timeout; the install was stopped\n");
-		else
-			snprintf(line, sizeof(line), "pyexec: pip failed (%s %d); nothing was installed\n",
-				 res.signal ? "signal" : "exit status",
-				 res.signal ? res.signal : res.exit_code);
-		(void)util_write_all(out_fd, line, strlen(line));
-		log_msg(LOG_LEVEL_WARN, "dependencies: install of %s failed: %s", key, line);
-		rc = res.cancelled ? CACHE_CANCELLED : CACHE_PIP_FAILED;
-		goto out;
-	}
+/* What pip installed in stage becomes the entry: the sitecustomize,
+ * compiled, everything read-only, renamed into place, its size noted.
+ * CACHE_INSTALLED (also when another install of the set won the race), or
+ * CACHE_ERROR (logged) with stage left for the caller to remove. */
+static enum cache_result stage_publish(const struct config *cfg, const char *stage,
+				       const char *entry, const char *key)
+{
+	char file[PATH_MAX], size[32];
+
 	if (path_in(file, sizeof(file), stage, "sitecustomize.py", NULL) < 0 ||
 	    write_file(file, sitecustomize_source) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "dependencies: writing %s: %s", file, strerror(errno));
-		goto out;
+		return CACHE_ERROR;
 	}
 	/* Compiled now, while the entry is writable: every run imports it, and
 	 * a read-only entry would otherwise have it compiled at every start. */
@@ -445,16 +449,13 @@ static enum cache_result install(struct cache *c, const struct deps_set *set, co
 	if (nftw(stage, walk_size, 16, FTW_PHYS) != 0 ||
 	    nftw(stage, walk_readonly, 16, FTW_PHYS) != 0) {
 		log_msg(LOG_LEVEL_ERROR, "dependencies: preparing %s: %s", stage, strerror(errno));
-		goto out;
+		return CACHE_ERROR;
 	}
 	if (rename(stage, entry) < 0) {
-		if (errno == EEXIST || errno == ENOTEMPTY) {
-			/* Someone else's install finished first: theirs is as good. */
-			rc = CACHE_INSTALLED;
-		} else {
-			log_msg(LOG_LEVEL_ERROR, "dependencies: rename %s: %s", stage, strerror(errno));
-		}
-		goto out;
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			return CACHE_INSTALLED;   /* another install finished first: as good */
+		log_msg(LOG_LEVEL_ERROR, "dependencies: rename %s: %s", stage, strerror(errno));
+		return CACHE_ERROR;
 	}
 	if (chmod(entry, 0555) < 0)
 		log_msg(LOG_LEVEL_ERROR, "dependencies: chmod %s: %s", entry, strerror(errno));
@@ -462,11 +463,44 @@ static enum cache_result install(struct cache *c, const struct deps_set *set, co
 	if (path_in(file, sizeof(file), cfg->deps_cache, ".sizes", key) < 0 ||
 	    write_file(file, size) < 0)
 		log_msg(LOG_LEVEL_ERROR, "dependencies: writing %s: %s", file, strerror(errno));
-	free(argv);
 	return CACHE_INSTALLED;
-out:
-	remove_path(stage);
-	free(argv);
+}
+
+/* Runs pip into a staging directory and renames it into place. */
+static enum cache_result install(struct cache *c, const struct deps_set *set, const char *key,
+				 int out_fd, int *truncated, int watch_fd,
+				 volatile sig_atomic_t *cancel)
+{
+	const struct config *cfg = c->cfg;
+	char stage[PATH_MAX], site[PATH_MAX], entry[PATH_MAX], rnd[9];
+	static struct pip_cmd zero;
+	struct pip_cmd cmd = zero;
+	enum cache_result rc;
+
+	if (util_random_hex(rnd, 4) < 0 ||
+	    snprintf(stage, sizeof(stage), "%s/.staging/%s.%s", cfg->deps_cache, key, rnd) >=
+		    (int)sizeof(stage) ||
+	    path_in(site, sizeof(site), stage, "site", NULL) < 0 ||
+	    path_in(entry, sizeof(entry), cfg->deps_cache, key, NULL) < 0 ||
+	    pip_cmd_make(&cmd, cfg, set, site) < 0) {
+		free(cmd.argv);
+		return CACHE_ERROR;
+	}
+	if (mkdir(stage, 0700) < 0) {
+		log_msg(LOG_LEVEL_ERROR, "dependencies: mkdir %s: %s", stage, strerror(errno));
+		free(cmd.argv);
+		return CACHE_ERROR;
+	}
+	log_msg(LOG_LEVEL_INFO, "dependencies: installing %s with pip (%u requirements)", key,
+		set->n);
+	rc = pip_run(cfg, &cmd, stage, key, out_fd, truncated, watch_fd, cancel);
+	if (rc == CACHE_INSTALLED)
+		rc = stage_publish(cfg, stage, entry, key);
+	/* What is left of the stage: all of it when pip or the publishing
+	 * failed or another install won; nothing once it was renamed. */
+	if (access(stage, F_OK) == 0)
+		remove_path(stage);
+	free(cmd.argv);
 	return rc;
 }
 
