@@ -575,12 +575,110 @@ static const char *v1_memory_rel(const char *want)
 	return want + plen;
 }
 
+/* D for want ("auto": pyexec's own cgroup, own, or the one above it when
+ * own is an earlier master's supervisor leaf; else want, which must hold
+ * own) into cfg->path. 0, or -1 with a sentence in err. */
+static int v2_choose(struct cgroup_config *cfg, const char *want, char *own, char *err,
+		     size_t errlen)
+{
+	if (strcmp(want, "auto") == 0) {
+		char point[PATH_MAX], root[PATH_MAX];
+		size_t olen = strlen(own), slen = strlen("/" CGROUP_SUPERVISOR);
+
+		if (olen > slen && strcmp(own + olen - slen, "/" CGROUP_SUPERVISOR) == 0)
+			own[olen - slen] = '\0';
+		if (cgroup2_mount(point, sizeof(point), root, sizeof(root)) == 0 &&
+		    strcmp(own, point) == 0) {
+			util_errorf(err, errlen, "cgroup: pyexec runs in the root cgroup (%s), "
+				    "which is not delegated to it", own);
+			return -1;
+		}
+		want = own;
+	} else {
+		size_t dlen = strlen(want);
+
+		if (strncmp(own, want, dlen) != 0 || (own[dlen] != '/' && own[dlen] != '\0')) {
+			util_errorf(err, errlen, "cgroup: pyexec runs in %s, which is not inside "
+				    "%s; start it in that cgroup (systemd: Delegate=yes)", own, want);
+			return -1;
+		}
+	}
+	if (strlen(want) >= sizeof(cfg->path)) {
+		util_errorf(err, errlen, "cgroup: the path of pyexec's cgroup is too long");
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(cfg->path, want);
+	return 0;
+}
+
+/* Whether D (dfd) is delegated to this user, and which controllers it
+ * offers (cfg->memory, cfg->pids). 0, or -1 with a sentence in err. */
+static int v2_check(struct cgroup_config *cfg, int dfd, char *err, size_t errlen)
+{
+	static const char *const need[] = { ".", "cgroup.procs", "cgroup.subtree_control" };
+	char buf[CGROUP_FILE_MAX];
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (faccessat(dfd, need[i], W_OK, AT_EACCESS) == 0)
+			continue;
+		util_errorf(err, errlen, "cgroup: %s is not delegated to uid %u (cannot write "
+			    "%s: %s); with systemd use Delegate=yes, or chown the directory and "
+			    "its cgroup.procs and cgroup.subtree_control to pyexec's user",
+			    cfg->path, (unsigned)geteuid(), need[i], strerror(errno));
+		return -1;
+	}
+	if (read_small(dfd, "cgroup.controllers", buf, sizeof(buf)) < 0) {
+		util_errorf(err, errlen, "cgroup: cannot read %s/cgroup.controllers: %s",
+			    cfg->path, strerror(errno));
+		return -1;
+	}
+	cfg->memory = has_word(buf, "memory");
+	cfg->pids = has_word(buf, "pids");
+	return 0;
+}
+
+/* Moves the caller into D/supervisor and enables the controllers D offers
+ * for its children. 0, or -1 with a sentence in err. */
+static int v2_take(struct cgroup_config *cfg, int dfd, char *err, size_t errlen)
+{
+	char enable[32] = "";
+	int sfd;
+
+	if (mkdirat(dfd, CGROUP_SUPERVISOR, 0755) < 0 && errno != EEXIST) {
+		util_errorf(err, errlen, "cgroup: cannot create %s/%s: %s", cfg->path,
+			    CGROUP_SUPERVISOR, strerror(errno));
+		return -1;
+	}
+	sfd = openat(dfd, CGROUP_SUPERVISOR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0 || write_small(sfd, "cgroup.procs", "0") < 0) {
+		util_errorf(err, errlen, "cgroup: cannot move pyexec into %s/%s: %s", cfg->path,
+			    CGROUP_SUPERVISOR, strerror(errno));
+		util_close_keep_errno(sfd);
+		return -1;
+	}
+	if (cfg->memory)
+		strcat(enable, "+memory ");
+	if (cfg->pids)
+		strcat(enable, "+pids");
+	if (enable[0] != '\0' && write_small(dfd, "cgroup.subtree_control", enable) < 0) {
+		util_errorf(err, errlen, "cgroup: cannot enable %s for the children of %s: %s%s",
+			    enable, cfg->path, strerror(errno),
+			    errno == EBUSY ? " (other processes are in it)" : "");
+		util_close_keep_errno(sfd);
+		return -1;
+	}
+	/* cpu.stat's usage_usec is there without the cpu controller (Linux 4.15). */
+	cfg->cpu = faccessat(sfd, "cpu.stat", R_OK, 0) == 0;
+	(void)close(sfd);
+	return 0;
+}
+
 int cgroup_setup(struct cgroup_config *cfg, const char *want, char *err, size_t errlen)
 {
-	char own[PATH_MAX], buf[CGROUP_FILE_MAX], enable[32] = "";
-	const char *miss = NULL, *rel;
-	size_t dlen;
-	int dfd = -1, sfd = -1;
+	char own[PATH_MAX];
+	const char *rel;
+	int dfd;
 
 	if (cfg->made)
 		return 0;
@@ -592,98 +690,22 @@ int cgroup_setup(struct cgroup_config *cfg, const char *want, char *err, size_t 
 			    "pyexec (no cgroup2 mount or no 0:: line in /proc/self/cgroup)");
 		return -1;
 	}
-	if (strcmp(want, "auto") == 0) {
-		char point[PATH_MAX], root[PATH_MAX];
-		size_t olen = strlen(own), slen = strlen("/" CGROUP_SUPERVISOR);
-
-		/* A master started again where an earlier one moved itself
-		 * finds D one level up. */
-		if (olen > slen && strcmp(own + olen - slen, "/" CGROUP_SUPERVISOR) == 0)
-			own[olen - slen] = '\0';
-		if (cgroup2_mount(point, sizeof(point), root, sizeof(root)) == 0 &&
-		    strcmp(own, point) == 0) {
-			util_errorf(err, errlen, "cgroup: pyexec runs in the root cgroup (%s), "
-				    "which is not delegated to it", own);
-			return -1;
-		}
-		if (strlen(own) >= sizeof(cfg->path))
-			goto toolong;
-		strcpy(cfg->path, own);
-	} else {
-		dlen = strlen(want);
-		if (strncmp(own, want, dlen) != 0 || (own[dlen] != '/' && own[dlen] != '\0')) {
-			util_errorf(err, errlen, "cgroup: pyexec runs in %s, which is not inside "
-				    "%s; start it in that cgroup (systemd: Delegate=yes)", own, want);
-			return -1;
-		}
-		if (dlen >= sizeof(cfg->path))
-			goto toolong;
-		strcpy(cfg->path, want);
-	}
-
+	if (v2_choose(cfg, want, own, err, errlen) < 0)
+		goto fail;
 	dfd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		util_errorf(err, errlen, "cgroup: cannot open %s: %s", cfg->path, strerror(errno));
 		goto fail;
 	}
-	if (faccessat(dfd, ".", W_OK, AT_EACCESS) < 0)
-		miss = ".";
-	else if (faccessat(dfd, "cgroup.procs", W_OK, AT_EACCESS) < 0)
-		miss = "cgroup.procs";
-	else if (faccessat(dfd, "cgroup.subtree_control", W_OK, AT_EACCESS) < 0)
-		miss = "cgroup.subtree_control";
-	if (miss != NULL) {
-		util_errorf(err, errlen, "cgroup: %s is not delegated to uid %u (cannot write "
-			    "%s: %s); with systemd use Delegate=yes, or chown the directory and "
-			    "its cgroup.procs and cgroup.subtree_control to pyexec's user",
-			    cfg->path, (unsigned)geteuid(), miss, strerror(errno));
+	if (v2_check(cfg, dfd, err, errlen) < 0 || v2_take(cfg, dfd, err, errlen) < 0) {
+		util_close_keep_errno(dfd);
 		goto fail;
 	}
-	if (read_small(dfd, "cgroup.controllers", buf, sizeof(buf)) < 0) {
-		util_errorf(err, errlen, "cgroup: cannot read %s/cgroup.controllers: %s",
-			    cfg->path, strerror(errno));
-		goto fail;
-	}
-	cfg->memory = has_word(buf, "memory");
-	cfg->pids = has_word(buf, "pids");
-
-	if (mkdirat(dfd, CGROUP_SUPERVISOR, 0755) < 0 && errno != EEXIST) {
-		util_errorf(err, errlen, "cgroup: cannot create %s/%s: %s", cfg->path,
-			    CGROUP_SUPERVISOR, strerror(errno));
-		goto fail;
-	}
-	sfd = openat(dfd, CGROUP_SUPERVISOR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sfd < 0 || write_small(sfd, "cgroup.procs", "0") < 0) {
-		util_errorf(err, errlen, "cgroup: cannot move pyexec into %s/%s: %s", cfg->path,
-			    CGROUP_SUPERVISOR, strerror(errno));
-		goto fail;
-	}
-	if (cfg->memory)
-		strcat(enable, "+memory ");
-	if (cfg->pids)
-		strcat(enable, "+pids");
-	if (enable[0] != '\0' && write_small(dfd, "cgroup.subtree_control", enable) < 0) {
-		util_errorf(err, errlen, "cgroup: cannot enable %s for the children of %s: %s%s",
-			    enable, cfg->path, strerror(errno),
-			    errno == EBUSY ? " (other processes are in it)" : "");
-		goto fail;
-	}
-	/* cpu.stat's usage_usec is there without the cpu controller (Linux 4.15). */
-	cfg->cpu = faccessat(sfd, "cpu.stat", R_OK, 0) == 0;
 	cfg->version = 2;
 	sweep_runs(dfd);
-	(void)close(sfd);
 	(void)close(dfd);
 	return 0;
-
-toolong:
-	util_errorf(err, errlen, "cgroup: the path of pyexec's cgroup is too long");
-	errno = ENAMETOOLONG;
 fail:
-	if (sfd >= 0)
-		(void)close(sfd);
-	if (dfd >= 0)
-		(void)close(dfd);
 	memset(cfg, 0, sizeof(*cfg));
 	return -1;
 }
