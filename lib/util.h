@@ -1,4 +1,6 @@
-/* util: small helpers shared by the modules of lib/. */
+/* util: small helpers shared by the modules of lib/: random bytes, whole
+ * writes, the clock, fds, error sentences, the process title. The parsers
+ * (parse.h) and the file helpers (files.h) come with it. */
 #ifndef PYEXEC_UTIL_H
 #define PYEXEC_UTIL_H
 
@@ -18,57 +20,6 @@ int util_write_all(int fd, const void *buf, size_t len);
 
 /* Monotonic clock in nanoseconds. */
 int64_t util_now_ns(void);
-
-/* What a number parser found wrong, strtonum's three answers and one more:
- * UTIL_NUM_INVALID (not the syntax: empty, a sign, a blank, a stray
- * character), UTIL_NUM_TOO_SMALL (< min), UTIL_NUM_TOO_LARGE (> max, or past
- * what 64 bits hold), UTIL_NUM_DECIMALS (seconds with more than UTIL_SECONDS_DECIMALS). */
-enum util_num {
-	UTIL_NUM_OK,
-	UTIL_NUM_INVALID,
-	UTIL_NUM_TOO_SMALL,
-	UTIL_NUM_TOO_LARGE,
-	UTIL_NUM_DECIMALS,
-};
-
-/* "invalid", "too small", "too large", "too many decimals" (or "" for OK). */
-const char *util_num_error(enum util_num e);
-
-/* The strtonum of pyexec: the whole of s[0..len) must be decimal digits (no
- * sign, no blanks, no suffix), its value in [min, max]. Sets *out on OK
- * only. Over max is checked before under min. */
-enum util_num util_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max,
-			      uint64_t *out);
-
-/* Parses a size: a decimal unsigned integer with an optional K/M/G suffix
- * (powers of 1024) into *out; the whole string must be consumed and the
- * result must be <= max. 0, or -1 (malformed or over max). A plain integer
- * is util_parse_uint's. */
-int util_parse_size(const char *s, uint64_t max, uint64_t *out);
-
-/* Parses s[0..len), a decimal number of seconds ("10", "0.5", "2.250"),
- * into milliseconds in [0, max_ms]: digits, then optionally '.' and 1 to
- * UTIL_SECONDS_DECIMALS digits. Leading zeros are allowed; too many digits
- * is TOO_LARGE, not a wrap. Sets *out_ms on OK only. */
-enum util_num util_parse_seconds(const char *s, size_t len, uint64_t max_ms,
-				 uint64_t *out_ms);
-
-/* Writes ms as seconds in the fewest decimals that say it exactly ("10",
- * "0.5", "2.25", "0.001"), the form util_parse_seconds reads back. */
-#define UTIL_SECONDS_LEN 32   /* room for any uint64_t of ms */
-void util_format_seconds(char *buf, size_t buflen, uint64_t ms);
-
-/* Writes ms as seconds with always 3 decimals ("0.500", "12.000"): the
- * form of the times in a reply (X-Execution-Time, "time"). */
-void util_format_seconds_fixed(char *buf, size_t buflen, uint64_t ms);
-
-struct sockaddr_storage;
-
-/* Parses "HOST:PORT", HOST an IPv4 address or a bracketed IPv6 one
- * ("127.0.0.1:9000", "[::1]:9000"), PORT 1 to 65535 in digits only, into
- * *ss (family, address and port set, the rest zeroed) and *sslen. 0, or -1
- * when s is not that. */
-int util_parse_hostport(const char *s, struct sockaddr_storage *ss, unsigned *sslen);
 
 /* The value of the hex digit c (either case), or -1. */
 static inline int util_hex_value(char c)
@@ -100,7 +51,6 @@ static inline int util_is_line_blank(char c)
 #define UTIL_STR(x) UTIL_STR_(x)
 #define UTIL_STR_(x) #x
 
-#define UTIL_SECONDS_DECIMALS 3   /* decimals of seconds read: milliseconds */
 #define UTIL_PORT_MAX 65535       /* the largest TCP port */
 
 /* The PATH of every program pyexec starts (pip, python, the payload). */
@@ -109,43 +59,6 @@ static inline int util_is_line_blank(char c)
 /* close(fd) when fd >= 0, keeping errno as it was: for the error paths that
  * report the errno of what failed before. Async-signal-safe. */
 void util_close_keep_errno(int fd);
-
-/* Opens the directory that holds path's last component (O_RDONLY,
- * O_DIRECTORY, O_CLOEXEC; path's other components are followed). Copies
- * path into buf (buflen bytes) and points *name at the last component in
- * it. The fd, or -1 with errno (ENAMETOOLONG, or EINVAL when path has no
- * '/'). */
-int util_open_parent(const char *path, char *buf, size_t buflen, char **name);
-
-/* mkdir -p: makes path (absolute or relative) and every missing parent;
- * parents get 0755, the last component mode. An existing directory is
- * fine. 0, or -1 with errno (ENAMETOOLONG past PATH_MAX). */
-int util_mkdir_p(const char *path, mode_t mode);
-
-/* Reads at most buflen-1 bytes of fd from offset 0 (pread: the offset of
- * fd is left as it was) into buf, NUL-ended: "" when nothing could be read.
- * For the short outputs of the programs pyexec runs for itself. */
-void util_read_text(int fd, char *buf, size_t buflen);
-
-/* Which step of util_read_file failed; errno says why. */
-enum util_read {
-	UTIL_READ_OK,
-	UTIL_READ_OPEN,
-	UTIL_READ_STAT,
-	UTIL_READ_DIR,          /* a directory */
-	UTIL_READ_NOT_REGULAR,  /* not a regular file (only when asked) */
-	UTIL_READ_NOMEM,
-	UTIL_READ_READ,
-	UTIL_READ_TOO_LARGE,    /* more than max bytes */
-};
-
-/* Reads the whole file at path, at most max bytes, into a malloc'd buffer
- * (*out, owned by the caller, NUL-ended; *len bytes before the NUL). With
- * regular_only anything but a regular file is UTIL_READ_NOT_REGULAR (a
- * directory included); without it, only a directory is refused, so a pipe
- * or /dev/stdin can be read. On error *out is NULL and errno is kept. */
-enum util_read util_read_file(const char *path, size_t max, int regular_only,
-			      char **out, size_t *len);
 
 /* "SIGKILL", or "SIG<n>" for a number libc has no name for, written into
  * buf (len bytes) and returned; "SIG?" when buf is NULL. */
@@ -180,5 +93,8 @@ void util_sanitize(const void *in, size_t len, char *out, size_t outlen);
  * writes memory (async-signal-safe), and does nothing before title_init. */
 void util_title_init(int argc, char **argv, const char *program);
 void util_title_set(const char *what);
+
+#include "parse.h"
+#include "files.h"
 
 #endif
