@@ -112,20 +112,11 @@ static int key_try_lock(const struct config *cfg, const char *key)
 	return fd;
 }
 
-int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errlen)
+/* The cache's own directories, made when missing. 0, or -1 with err. */
+static int cache_dirs(const struct config *cfg, char *err, size_t errlen)
 {
 	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home" };
-	char out[1024], errout[1024], stage[PATH_MAX];
-	char *argv[] = { (char *)cfg->python, "-s", "-c", (char *)probe_source, NULL };
-	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
-	struct run_spec spec;
-	struct run_result res;
-	int ofd = -1, efd = -1, n;
-	DIR *d;
-	struct dirent *de;
 
-	memset(c, 0, sizeof(*c));
-	c->cfg = cfg;
 	if (mkdir(cfg->deps_cache, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "deps_cache %s: %s", cfg->deps_cache, strerror(errno));
 		return -1;
@@ -137,59 +128,98 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 			return -1;
 		}
 	}
-	/* Installs that were under way when pyexec last stopped ("<key>.<rnd>").
-	 * Another pyexec may share this cache (mod_fcgid runs several): an
-	 * install it has under way holds its key's lock, and stays. */
-	if (path_in(stage, sizeof(stage), cfg->deps_cache, ".staging", NULL) == 0 &&
-	    (d = opendir(stage)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char key[DEPS_KEY_HEX + 1];
-			int lfd;
+	return 0;
+}
 
-			if (de->d_name[0] == '.' || strlen(de->d_name) <= DEPS_KEY_HEX ||
-			    de->d_name[DEPS_KEY_HEX] != '.')
-				continue;
-			memcpy(key, de->d_name, DEPS_KEY_HEX);
-			key[DEPS_KEY_HEX] = '\0';
-			lfd = key_try_lock(cfg, key);
-			if (lfd < 0)
-				continue;
-			(void)workdir_rmtree_at(dirfd(d), de->d_name);
-			close(lfd);
-		}
-		closedir(d);
+/* Removes the installs that were under way when pyexec last stopped
+ * ("<key>.<rnd>" in .staging). Another pyexec may share this cache
+ * (mod_fcgid runs several): an install it has under way holds its key's
+ * lock, and stays. */
+static void sweep_staging(const struct config *cfg)
+{
+	char stage[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (path_in(stage, sizeof(stage), cfg->deps_cache, ".staging", NULL) < 0 ||
+	    (d = opendir(stage)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char key[DEPS_KEY_HEX + 1];
+		int lfd;
+
+		if (de->d_name[0] == '.' || strlen(de->d_name) <= DEPS_KEY_HEX ||
+		    de->d_name[DEPS_KEY_HEX] != '.')
+			continue;
+		memcpy(key, de->d_name, DEPS_KEY_HEX);
+		key[DEPS_KEY_HEX] = '\0';
+		lfd = key_try_lock(cfg, key);
+		if (lfd < 0)
+			continue;
+		(void)workdir_rmtree_at(dirfd(d), de->d_name);
+		close(lfd);
 	}
+	closedir(d);
+}
 
-	ofd = memfd_create("pyexec-probe-out", MFD_CLOEXEC);
-	efd = memfd_create("pyexec-probe-err", MFD_CLOEXEC);
+/* Runs the interpreter's probe: its identity into out, and whether it has
+ * pip (c->usable; c->why and a warning when not). 0, or -1 with err. */
+static int probe_python(struct cache *c, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const struct config *cfg = c->cfg;
+	char *argv[] = { (char *)cfg->python, "-s", "-c", (char *)probe_source, NULL };
+	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
+	char errout[1024], *last;
+	struct run_spec spec;
+	struct run_result res;
+	int ofd = memfd_create("pyexec-probe-out", MFD_CLOEXEC);
+	int efd = memfd_create("pyexec-probe-err", MFD_CLOEXEC);
+	int rc = -1;
+
 	if (ofd < 0 || efd < 0) {
 		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		goto fail;
+		goto out;
 	}
-	python_spec(&spec, cfg, argv, envp, "/", ofd, efd, PROBE_TIMEOUT_MS, sizeof(out) - 1);
+	python_spec(&spec, cfg, argv, envp, "/", ofd, efd, PROBE_TIMEOUT_MS, outlen - 1);
 	if (run_program(&spec, NULL, &res) < 0) {
 		snprintf(err, errlen, "cannot run %s to learn its version: %s", cfg->python,
 			 strerror(errno));
-		goto fail;
+		goto out;
 	}
-	util_read_text(ofd, out, sizeof(out));
-	if (res.status != RUN_OK) {
-		util_read_text(efd, errout, sizeof(errout));
-		/* The last line of a traceback says what is missing. */
-		char *last = errout + strlen(errout);
-		while (last > errout && last[-1] == '\n')
-			*--last = '\0';
-		while (last > errout && last[-1] != '\n')
-			last--;
-		snprintf(c->why, sizeof(c->why),
-			 "pip is not available for %s (%s); install it (apt-get install python3-pip) "
-			 "to serve requests with dependencies", cfg->python,
-			 *last ? last : "no output");
-		c->usable = 0;
-		log_msg(LOG_LEVEL_WARN, "dependencies: %s", c->why);
-	} else {
-		c->usable = 1;
-	}
+	util_read_text(ofd, out, outlen);
+	rc = 0;
+	c->usable = res.status == RUN_OK;
+	if (c->usable)
+		goto out;
+	util_read_text(efd, errout, sizeof(errout));
+	/* The last line of a traceback says what is missing. */
+	last = errout + strlen(errout);
+	while (last > errout && last[-1] == '\n')
+		*--last = '\0';
+	while (last > errout && last[-1] != '\n')
+		last--;
+	snprintf(c->why, sizeof(c->why),
+		 "pip is not available for %s (%s); install it (apt-get install python3-pip) "
+		 "to serve requests with dependencies", cfg->python, *last ? last : "no output");
+	log_msg(LOG_LEVEL_WARN, "dependencies: %s", c->why);
+out:
+	util_close_keep_errno(ofd);
+	util_close_keep_errno(efd);
+	return rc;
+}
+
+int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errlen)
+{
+	char out[1024];
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	c->cfg = cfg;
+	if (cache_dirs(cfg, err, errlen) < 0)
+		return -1;
+	sweep_staging(cfg);
+	if (probe_python(c, out, sizeof(out), err, errlen) < 0)
+		return -1;
 	n = snprintf(c->salt, sizeof(c->salt),
 		     "pyexec-deps-1\npython=%s\n%sonly_binary=%d\nindex=%s\nextra_index=%s\n"
 		     "find_links=%s\n",
@@ -197,21 +227,13 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 		     cfg->pip_extra_index_url, cfg->pip_find_links);
 	if (n < 0 || (size_t)n >= sizeof(c->salt)) {
 		snprintf(err, errlen, "the interpreter's identity is too long");
-		goto fail;
+		return -1;
 	}
 	if (c->usable) {
 		first_line(out);
 		log_msg(LOG_LEVEL_INFO, "dependencies: cache %s, python %s", cfg->deps_cache, out);
 	}
-	close(ofd);
-	close(efd);
 	return 0;
-fail:
-	if (ofd >= 0)
-		close(ofd);
-	if (efd >= 0)
-		close(efd);
-	return -1;
 }
 
 /* flock with a deadline, giving up when the client goes away. */
