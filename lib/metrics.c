@@ -136,17 +136,10 @@ static void put(struct out *o, const char *fmt, ...)
 		o->used += (size_t)n;
 }
 
-int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,
-		   size_t len)
+static void render_requests(struct out *o, const struct metrics *m)
 {
-	struct out o = { buf, len, 0, 0 };
-	int64_t busy;
-
-	if (len == 0)
-		return -1;
-	buf[0] = '\0';
-	put(&o, "# HELP pyexec_requests_total Requests answered, by route and HTTP status.\n"
-		"# TYPE pyexec_requests_total counter\n");
+	put(o, "# HELP pyexec_requests_total Requests answered, by route and HTTP status.\n"
+	       "# TYPE pyexec_requests_total counter\n");
 	for (size_t r = 0; r < NROUTES; r++)
 		for (size_t c = 0; c <= NCODES; c++) {
 			uint64_t v = get(&m->requests[r][c]);
@@ -154,77 +147,104 @@ int metrics_render(const struct metrics *m, const struct metrics_state *st, char
 			if (v == 0)
 				continue;
 			if (c < NCODES)
-				put(&o, "pyexec_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+				put(o, "pyexec_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
 				    routes[r], codes[c], (unsigned long long)v);
 			else
-				put(&o, "pyexec_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+				put(o, "pyexec_requests_total{route=\"%s\",code=\"other\"} %llu\n",
 				    routes[r], (unsigned long long)v);
 		}
-	put(&o, "# HELP pyexec_executions_total Programs run, by X-Execution-Status.\n"
-		"# TYPE pyexec_executions_total counter\n");
+	put(o, "# HELP pyexec_executions_total Programs run, by X-Execution-Status.\n"
+	       "# TYPE pyexec_executions_total counter\n");
 	for (size_t i = 0; i < NSTATUSES; i++)
-		put(&o, "pyexec_executions_total{status=\"%s\"} %llu\n", statuses[i],
+		put(o, "pyexec_executions_total{status=\"%s\"} %llu\n", statuses[i],
 		    (unsigned long long)get(&m->runs[i]));
-	put(&o, "# HELP pyexec_phase_seconds Time of each phase of a request: reading the "
-		"upload, getting the dependencies, the run, writing the reply.\n"
-		"# TYPE pyexec_phase_seconds histogram\n");
+}
+
+static void render_phases(struct out *o, const struct metrics *m)
+{
+	put(o, "# HELP pyexec_phase_seconds Time of each phase of a request: reading the "
+	       "upload, getting the dependencies, the run, writing the reply.\n"
+	       "# TYPE pyexec_phase_seconds histogram\n");
 	for (size_t p = 0; p < METRICS_PHASE_N; p++) {
 		uint64_t cum = 0;
 
 		for (size_t b = 0; b <= NBUCKETS; b++) {
 			cum += get(&m->bucket[p][b]);
 			if (b < NBUCKETS)
-				put(&o, "pyexec_phase_seconds_bucket{phase=\"%s\",le=\"%g\"} %llu\n",
+				put(o, "pyexec_phase_seconds_bucket{phase=\"%s\",le=\"%g\"} %llu\n",
 				    phases[p], buckets[b], (unsigned long long)cum);
 			else
-				put(&o, "pyexec_phase_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %llu\n",
+				put(o, "pyexec_phase_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %llu\n",
 				    phases[p], (unsigned long long)cum);
 		}
-		put(&o, "pyexec_phase_seconds_sum{phase=\"%s\"} %.6f\n"
-			"pyexec_phase_seconds_count{phase=\"%s\"} %llu\n", phases[p],
+		put(o, "pyexec_phase_seconds_sum{phase=\"%s\"} %.6f\n"
+		       "pyexec_phase_seconds_count{phase=\"%s\"} %llu\n", phases[p],
 		    (double)get(&m->micros[p]) / 1e6, phases[p], (unsigned long long)cum);
 	}
-	put(&o, "# HELP pyexec_dependency_cache_total Dependency cache events: hits, misses, "
-		"installs, failed installs, evictions.\n"
-		"# TYPE pyexec_dependency_cache_total counter\n");
-	for (int i = 0; i < METRICS_DEPS_N; i++) {
-		static const char *const names[METRICS_DEPS_N] = { "hit", "miss", "install",
-								   "failure", "eviction" };
-		put(&o, "pyexec_dependency_cache_total{event=\"%s\"} %llu\n", names[i],
+}
+
+static void render_cache(struct out *o, const struct metrics *m, const struct metrics_state *st)
+{
+	static const char *const names[METRICS_DEPS_N] = { "hit", "miss", "install", "failure",
+							   "eviction" };
+
+	put(o, "# HELP pyexec_dependency_cache_total Dependency cache events: hits, misses, "
+	       "installs, failed installs, evictions.\n"
+	       "# TYPE pyexec_dependency_cache_total counter\n");
+	for (int i = 0; i < METRICS_DEPS_N; i++)
+		put(o, "pyexec_dependency_cache_total{event=\"%s\"} %llu\n", names[i],
 		    (unsigned long long)get(&m->deps[i]));
-	}
 	if (st->cache_known)
-		put(&o, "# HELP pyexec_dependency_cache_bytes Size of the cached dependency sets.\n"
-			"# TYPE pyexec_dependency_cache_bytes gauge\n"
-			"pyexec_dependency_cache_bytes %llu\n"
-			"# HELP pyexec_dependency_cache_entries Cached dependency sets.\n"
-			"# TYPE pyexec_dependency_cache_entries gauge\n"
-			"pyexec_dependency_cache_entries %u\n",
+		put(o, "# HELP pyexec_dependency_cache_bytes Size of the cached dependency sets.\n"
+		       "# TYPE pyexec_dependency_cache_bytes gauge\n"
+		       "pyexec_dependency_cache_bytes %llu\n"
+		       "# HELP pyexec_dependency_cache_entries Cached dependency sets.\n"
+		       "# TYPE pyexec_dependency_cache_entries gauge\n"
+		       "pyexec_dependency_cache_entries %u\n",
 		    (unsigned long long)st->cache_bytes, st->cache_entries);
-	busy = __atomic_load_n(&m->busy, __ATOMIC_RELAXED);
+}
+
+static void render_workers(struct out *o, const struct metrics *m, const struct metrics_state *st)
+{
+	int64_t busy = __atomic_load_n(&m->busy, __ATOMIC_RELAXED);
+
 	if (busy < 0)
 		busy = 0;
 	if (busy > (int64_t)st->workers)
 		busy = st->workers;
-	put(&o, "# HELP pyexec_workers Workers running (each handles one request at a time).\n"
-		"# TYPE pyexec_workers gauge\n"
-		"pyexec_workers %u\n"
-		"# HELP pyexec_workers_busy Workers handling a request now.\n"
-		"# TYPE pyexec_workers_busy gauge\n"
-		"pyexec_workers_busy %lld\n"
-		"# HELP pyexec_workers_idle Workers waiting for a request.\n"
-		"# TYPE pyexec_workers_idle gauge\n"
-		"pyexec_workers_idle %lld\n", st->workers, (long long)busy,
+	put(o, "# HELP pyexec_workers Workers running (each handles one request at a time).\n"
+	       "# TYPE pyexec_workers gauge\n"
+	       "pyexec_workers %u\n"
+	       "# HELP pyexec_workers_busy Workers handling a request now.\n"
+	       "# TYPE pyexec_workers_busy gauge\n"
+	       "pyexec_workers_busy %lld\n"
+	       "# HELP pyexec_workers_idle Workers waiting for a request.\n"
+	       "# TYPE pyexec_workers_idle gauge\n"
+	       "pyexec_workers_idle %lld\n", st->workers, (long long)busy,
 	    (long long)st->workers - (long long)busy);
-	put(&o, "# HELP pyexec_sandbox_info The isolation layer in force.\n"
-		"# TYPE pyexec_sandbox_info gauge\n"
-		"pyexec_sandbox_info{layer=\"%s\"} 1\n", st->sandbox);
-	put(&o, "# HELP pyexec_sandbox_setups_total Namespace sandboxes runs entered, by where "
-		"they were set up: ahead of the request, or on its path.\n"
-		"# TYPE pyexec_sandbox_setups_total counter\n"
-		"pyexec_sandbox_setups_total{when=\"ahead\"} %llu\n"
-		"pyexec_sandbox_setups_total{when=\"request\"} %llu\n",
+	put(o, "# HELP pyexec_sandbox_info The isolation layer in force.\n"
+	       "# TYPE pyexec_sandbox_info gauge\n"
+	       "pyexec_sandbox_info{layer=\"%s\"} 1\n", st->sandbox);
+	put(o, "# HELP pyexec_sandbox_setups_total Namespace sandboxes runs entered, by where "
+	       "they were set up: ahead of the request, or on its path.\n"
+	       "# TYPE pyexec_sandbox_setups_total counter\n"
+	       "pyexec_sandbox_setups_total{when=\"ahead\"} %llu\n"
+	       "pyexec_sandbox_setups_total{when=\"request\"} %llu\n",
 	    (unsigned long long)get(&m->setups[METRICS_SETUP_AHEAD]),
 	    (unsigned long long)get(&m->setups[METRICS_SETUP_REQUEST]));
+}
+
+int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,
+		   size_t len)
+{
+	struct out o = { buf, len, 0, 0 };
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	render_requests(&o, m);
+	render_phases(&o, m);
+	render_cache(&o, m, st);
+	render_workers(&o, m, st);
 	return o.full ? -1 : (int)o.used;
 }
