@@ -51,7 +51,52 @@
  * run init gives what the program made in /work to pyexec, for collect) or,
  * without them, pyexec's own (mapped to themselves),
  * its cwd is /work, and the paths it sees are /work, /tmp, the system's, and
- * the dependency entry's. */
+ * the dependency entry's.
+ *
+ * Not yet done: uploads written once. Today the upload streams into the
+ * request's host work directory (recorded in one snapshot), and
+ * copy_uploads copies it into /work (recorded in a second one). To write
+ * each upload once, straight into /work, the design is:
+ *
+ *  1. /work's fd before the request. init sends it when its setup is done
+ *     (a new MSG_WORK after pivot_root, before it waits for MSG_REQUEST);
+ *     MSG_READY then carries nothing and still says "the request's part of
+ *     the setup is done". Writes through that fd stay possible after the
+ *     root is made read-only: that remount is of the root's bind only, and
+ *     /work is a bind of the disk tmpfs. A new sandbox_spare_work(sp,
+ *     deadline) waits (SANDBOX_SETUP_TIMEOUT_MS, as today's MSG_READY) for
+ *     it and keeps it in the spare.
+ *  2. The sandbox taken before the body. execute's read_upload takes the
+ *     worker's spare when it matches (config and cgroup slot); with none
+ *     (a single-process server, no pidfds, the spare dead or mismatched)
+ *     it starts one in the request's tmp/ as spawn_fresh does. If neither
+ *     gives a /work, the upload goes to the host work directory as today
+ *     and the run fails with today's 503, so that errors keep their order
+ *     (a malformed body is still a 400 on a broken sandbox). The upload
+ *     callbacks write relative to a directory fd (the sandbox's /work or
+ *     the rlimits layer's host work/, which is unchanged), with the copy's
+ *     modes when run_uid differs (0777 directories, 0666 files, fchmod'd
+ *     past the umask before the part's data, so the snapshot taken at the
+ *     part's end sees the final ctime). ENOSPC or EDQUOT there is the
+ *     README's 413 too_large "do not fit in the run's disk ... (max_disk)",
+ *     not the host's 507. The field "stdin" stays a private file on the
+ *     host: it never was in /work, and max_disk does not count it.
+ *     sandbox_run then takes a sandbox already holding its uploads (no
+ *     upload_fd, no second snapshot; collect uses the upload's one), and
+ *     a request that ends before its run (refused body, client gone, pip
+ *     failed) ends that sandbox with the request's clean-up: it is never
+ *     reused with a stranger's files in it.
+ *  3. What blocks it: run_program's clean-up kills and reaps every child
+ *     of the worker (run.h), and a dependency install (cache.c, through
+ *     run_program) happens after the upload and before the run, so it
+ *     would kill the sandbox that holds the uploads. run_program needs a
+ *     list of children to keep (run_kill_children has one; kill_leftovers
+ *     would reap by pid, and end when only the kept remain, instead of
+ *     waiting for ECHILD), and the probe and every caller a reason to pass
+ *     it. That, the protocol change in init (async-signal-safe), the
+ *     reordered phases and their tests (check_sandbox drives
+ *     sandbox_run with upload_fd today) are one change, to be made with
+ *     the e2e suites of every layer run on it. */
 #ifndef PYEXEC_SANDBOX_H
 #define PYEXEC_SANDBOX_H
 
