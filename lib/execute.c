@@ -135,7 +135,33 @@ static int make_workdir(struct request *r)
 	return answer_disk(r, err, "The server could not create a work directory.");
 }
 
-/* Phase 2: the body streams from the web server into the request's work
+/* In the namespace layer the uploads are written once, straight into the
+ * run's /work: its sandbox (the worker's spare, or a new one) is taken
+ * before the body is read, and kept alive through a dependency install.
+ * When none can be set up, they go to the host work directory and the run
+ * tries again with a copy, or says why it cannot start (503). */
+static void hold_sandbox(struct request *r)
+{
+	const struct sandbox_config *sbc = r->ctx->sandbox;
+	mode_t dir_bits, file_bits;
+	int wfd;
+
+	sandbox_run_init(&r->sb, sbc, r->wd.path, r->wd.work_fd, NULL, NULL);
+	r->sb.spare = r->ctx->spare;
+	r->have_sb = 1;
+	wfd = sandbox_run_take(&r->sb, r->ctx->cgroup);
+	if (wfd < 0) {
+		log_msg(LOG_LEVEL_DEBUG, "request %s: no sandbox before the upload: %s",
+			r->in->request_id, r->sb.error);
+		return;
+	}
+	r->sb.upload_fd = -1;
+	run_keep_child(r->sb.held.pid);
+	sandbox_upload_modes(sbc, &dir_bits, &file_bits);
+	upload_into(&r->up, wfd, dir_bits, file_bits, r->ctx->cfg->max_disk);
+}
+
+/* Phase 2: the body streams from the web server into the run's work
  * directory, which must then hold a main.py. */
 static int read_upload(struct request *r)
 {
@@ -147,6 +173,8 @@ static int read_upload(struct request *r)
 
 	if (rc != PHASE_NEXT)
 		return rc;
+	if (r->ctx->sandbox != NULL)
+		hold_sandbox(r);
 	memset(&mlim, 0, sizeof(mlim));
 	mlim.part_max = cfg->max_file_size;
 	mlim.parts_max = (uint64_t)cfg->max_files + 2;
@@ -166,7 +194,8 @@ static int read_upload(struct request *r)
 	r->log->upload_ns = util_now_ns() - t0;
 	if (r->up.status != 0)
 		return refuse(r, r->up.status, r->up.error, r->up.detail);
-	if (fstatat(r->wd.work_fd, "main.py", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (fstatat(r->up.dir_fd >= 0 ? r->up.dir_fd : r->wd.work_fd, "main.py", &st,
+		    AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !S_ISREG(st.st_mode))
 		return answer(r, 400, "missing_main", MISSING_MAIN_DETAIL);
 	return PHASE_NEXT;
@@ -350,20 +379,23 @@ static int prepare_run(struct request *r)
 	return PHASE_NEXT;
 }
 
-/* The namespace sandbox as the run's spawner. The sandbox copies the
- * uploads into its own /work and records them; results are collected from
- * there. 0, or -1 when out of memory. */
-static int take_sandbox(struct request *r)
+/* The namespace sandbox as the run's spawner: the one that holds the
+ * uploads, or (none could be set up before the body) one that copies them
+ * into its own /work and records them. Results are collected from there.
+ * 0, or -1 when out of memory. */
+static int use_sandbox(struct request *r)
 {
-	r->sb_snap = collect_snapshot_new();
-	if (r->sb_snap == NULL)
-		return -1;
-	sandbox_run_init(&r->sb, r->ctx->sandbox, r->wd.path, r->wd.work_fd,
-			 r->use.lock_fd >= 0 ? r->use.path : NULL, r->sb_snap);
-	r->sb.spare = r->ctx->spare;
-	r->have_sb = 1;
+	if (r->sb.upload_fd >= 0) {
+		r->sb_snap = collect_snapshot_new();
+		if (r->sb_snap == NULL)
+			return -1;
+		r->sb.snap = r->sb_snap;
+	}
+	r->sb.deps_path = r->use.lock_fd >= 0 ? r->use.path : NULL;
 	r->sb_spawner = sandbox_spawner;
 	r->sb_spawner.arg = &r->sb;
+	/* the run reaps it from here on */
+	run_keep_child(0);
 	return 0;
 }
 
@@ -371,9 +403,8 @@ static int take_sandbox(struct request *r)
 static int answer_run_failed(struct request *r)
 {
 	if (r->have_sb && r->sb.uploads_too_big) {
-		snprintf(r->detail, sizeof(r->detail),
-			 "The uploaded files do not fit in the run's disk of %llu bytes "
-			 "(max_disk).", (unsigned long long)r->ctx->cfg->max_disk);
+		snprintf(r->detail, sizeof(r->detail), UPLOAD_DISK_DETAIL,
+			 (unsigned long long)r->ctx->cfg->max_disk);
 		return answer(r, 413, "too_large", r->detail);
 	}
 	if (r->have_sb) {
@@ -396,8 +427,8 @@ static int run(struct request *r)
 	if (r->set.n == 0)
 		r->log->deps_ns = 0;
 	t0 = util_now_ns();
-	if (ctx->sandbox != NULL) {
-		if (take_sandbox(r) < 0)
+	if (r->have_sb) {
+		if (use_sandbox(r) < 0)
 			return answer(r, 500, "internal", "The server is out of memory.");
 		spawner = &r->sb_spawner;
 	}
@@ -428,7 +459,7 @@ static int collect(struct request *r)
 	const struct config *cfg = r->ctx->cfg;
 
 	r->results_fd = r->have_sb ? r->sb.work_fd : r->wd.work_fd;
-	if (collect_files(r->results_fd, r->have_sb ? r->sb_snap : r->snap,
+	if (collect_files(r->results_fd, r->sb_snap != NULL ? r->sb_snap : r->snap,
 			  cfg->max_generated_files, cfg->max_generated_bytes, &r->files) < 0)
 		return answer(r, 500, "internal",
 			      "The server could not collect the generated files.");

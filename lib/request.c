@@ -47,8 +47,10 @@ void request_cleanup(struct request *r)
 	close_fd(&r->stdout_fd);
 	close_fd(&r->stderr_fd);
 	collect_result_free(&r->files);
-	if (r->have_sb)
+	if (r->have_sb) {
+		run_keep_child(0);
 		sandbox_run_close(&r->sb);
+	}
 	collect_snapshot_free(r->sb_snap);
 	cache_release(&r->use);
 	if (r->have_wd)

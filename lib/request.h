@@ -56,10 +56,13 @@ struct request {
 	char *envp[REQUEST_ENV_MAX + 1];
 	char *argv[6];
 	struct run_spec spec;
-	struct sandbox_run sb;
-	int have_sb;                    /* sb holds a sandbox's fds */
+	struct sandbox_run sb;          /* namespace layer: taken before the body,
+	                                 * which is written into its /work */
+	int have_sb;                    /* sb is set up (sandbox_run_init) */
 	struct run_spawner sb_spawner;
-	struct collect_snapshot *sb_snap; /* the uploads, as the sandbox copied them */
+	struct collect_snapshot *sb_snap; /* the uploads, as the sandbox copied them
+	                                   * (only when none was taken before the
+	                                   * body; NULL otherwise) */
 	struct run_result res;
 
 	/* what it generated */

@@ -534,24 +534,47 @@ int run_kill_children(const pid_t *keep, size_t nkeep)
 	return killed;
 }
 
-/* Kills and reaps every remaining child until none is left (ECHILD), which
- * also means no descendant is left: an orphan becomes our child before its
- * parent can be reaped. 0, or -1 when some survive RUN_REAP_MAX_NS. */
+static pid_t keep_pid;           /* run_keep_child's */
+
+void run_keep_child(pid_t pid)
+{
+	keep_pid = pid;
+}
+
+/* Reaps every child that has ended (the kept one too: it is then no longer
+ * kept). 0, or -1 with errno: ECHILD when no child is left. */
+static int reap_ended(void)
+{
+	for (;;) {
+		siginfo_t si;
+
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+			return errno == EINTR ? 0 : -1;
+		if (si.si_pid == 0)
+			return 0;
+		if (si.si_pid == keep_pid)
+			keep_pid = 0;
+		(void)waitpid(si.si_pid, NULL, WNOHANG);
+	}
+}
+
+/* Kills and reaps every remaining child but the kept one until none is
+ * left (ECHILD, or only the kept one alive), which also means no
+ * descendant is left: an orphan becomes our child before its parent can
+ * be reaped. 0, or -1 when some survive RUN_REAP_MAX_NS. */
 static int kill_leftovers(void)
 {
 	int64_t until = util_now_ns() + RUN_REAP_MAX_NS;
 	int64_t nap = NS_PER_MS;
 
 	for (;;) {
-		pid_t r;
-		int st;
+		int killed;
 
-		while ((r = waitpid(-1, &st, WNOHANG)) > 0)
-			;
-		if (r < 0 && errno == ECHILD)
-			return 0;
-		if (r < 0 && errno != EINTR) {
-			log_msg(LOG_LEVEL_ERROR, "run: waitpid: %s", strerror(errno));
+		if (reap_ended() < 0) {
+			if (errno == ECHILD)
+				return 0;
+			log_msg(LOG_LEVEL_ERROR, "run: waitid: %s", strerror(errno));
 			return -1;
 		}
 		if (util_now_ns() >= until) {
@@ -559,7 +582,9 @@ static int kill_leftovers(void)
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		(void)run_kill_children(NULL, 0);
+		killed = run_kill_children(&keep_pid, keep_pid > 0 ? 1 : 0);
+		if (killed == 0 && keep_pid > 0)
+			return 0;
 		nanosleep_ns(nap);
 		if (nap < 20 * NS_PER_MS)
 			nap *= 2;

@@ -108,11 +108,17 @@ struct run_result {
  * 0 when the program was started and has ended (whatever it did); -1 with
  * errno (logged) when it could not be started or supervised, or the output
  * files could not be written (ENOSPC: res is filled all the same).
- * Kills and reaps every child of the calling process, so the caller must have
- * no children of its own meanwhile, and must not ignore or reap SIGCHLD
- * (EINVAL if SIGCHLD is SIG_IGN). */
+ * Kills and reaps every child of the calling process but run_keep_child's,
+ * so the caller must have no other children of its own meanwhile, and must
+ * not ignore or reap SIGCHLD (EINVAL if SIGCHLD is SIG_IGN). */
 int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		struct run_result *res);
+
+/* The one child of the caller that run_program's clean-up leaves alive
+ * (0: none), such as the sandbox that holds a request's uploads while its
+ * dependencies are installed. Reaped all the same once it has ended (it is
+ * then no longer kept): reach it through a pidfd. */
+void run_keep_child(pid_t pid);
 
 /* "ok", "error", "timeout", "memory", "killed": X-Execution-Status. */
 const char *run_status_name(enum run_status s);

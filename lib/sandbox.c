@@ -150,16 +150,13 @@ static int snapshot_add(void *snap, const char *name, const struct stat *st)
  * with run->error (and run->uploads_too_big when the disk is full). */
 static int copy_uploads(struct sandbox_run *run)
 {
-	/* A run with ids of its own must be able to change its uploads, which
-	 * are pyexec's: open to all, on a disk that no one else sees. */
-	const int own_ids = run->cfg->run_uid != run->cfg->uid;
 	struct workdir_copy c = {
-		.dir_bits = own_ids ? 0777 : 0,
-		.file_bits = own_ids ? 0666 : 0,
 		.max_depth = COLLECT_DEPTH_MAX,
 		.on_file = run->snap != NULL ? snapshot_add : NULL,
 		.arg = run->snap,
 	};
+
+	sandbox_upload_modes(run->cfg, &c.dir_bits, &c.file_bits);
 	if (workdir_copy_tree(run->upload_fd, run->work_fd, &c) == 0)
 		return 0;
 	if (c.failed[0] == '\0') {
@@ -232,7 +229,7 @@ static int path_ok(const char *p)
 static void spare_clear(struct sandbox_spare *sp)
 {
 	memset(sp, 0, sizeof(*sp));
-	sp->pidfd = sp->sock = sp->status_r = -1;
+	sp->pidfd = sp->sock = sp->status_r = sp->work_fd = -1;
 }
 
 /* Ends init (if any) and closes what sp holds; sp is then empty. init is
@@ -271,6 +268,8 @@ static void spare_end(struct sandbox_spare *sp)
 		(void)close(sp->sock);
 	if (sp->status_r >= 0)
 		(void)close(sp->status_r);
+	if (sp->work_fd >= 0)
+		(void)close(sp->work_fd);
 	/* init's mount namespace is gone with it: the directory is plain again */
 	if (sp->own_root && rmdir(sp->root) < 0 && errno != ENOENT)
 		log_msg(LOG_LEVEL_WARN, "sandbox: cannot remove %s: %s", sp->root, strerror(errno));
@@ -504,9 +503,10 @@ static int init_reported(struct sandbox_run *run, const struct sandbox_msg *m)
 	return 1;
 }
 
-/* What init says after the request: 0 when it is MSG_READY with /work's fd
- * (into run->work_fd); -1 with run->error otherwise. */
-static int await_ready(struct sandbox_run *run, int sock)
+/* Waits for init's next message, which should be type: 0 when it is (and
+ * carries an fd when type is MSG_WORK: into *fd); -1 with run->error
+ * otherwise. */
+static int await_msg(struct sandbox_run *run, int sock, int type, int *fd)
 {
 	struct sandbox_msg m;
 	int wfd = -1;
@@ -520,8 +520,9 @@ static int await_ready(struct sandbox_run *run, int sock)
 				  strerror(errno));
 		return -1;
 	}
-	if (m.type == MSG_READY && wfd >= 0) {
-		run->work_fd = wfd;
+	if (m.type == type && (wfd >= 0) == (type == MSG_WORK)) {
+		if (fd != NULL)
+			*fd = wfd;
 		return 0;
 	}
 	fd_close(&wfd);
@@ -532,8 +533,24 @@ static int await_ready(struct sandbox_run *run, int sock)
 	return -1;
 }
 
-/* Hands a started sandbox its run: the request, then (init ready) the
- * uploads into /work, then "go". On success the run owns init (its pid is
+/* sp's /work, once init has set up the new root (sp->work_fd). 0, or -1
+ * with run->error. */
+static int await_work(struct sandbox_run *run, struct sandbox_spare *sp)
+{
+	if (sp->work_fd >= 0)
+		return 0;
+	if (await_msg(run, sp->sock, MSG_WORK, &sp->work_fd) < 0)
+		return -1;
+	/* The new root is in place: its mount point on the host is a plain
+	 * directory again. */
+	if (sp->own_root && rmdir(sp->root) == 0)
+		sp->own_root = 0;
+	return 0;
+}
+
+/* Hands a started sandbox its run: (once /work is set up) the request,
+ * then (init ready) the uploads copied into /work unless they are there
+ * already (no upload_fd), then "go". On success the run owns init (its pid is
  * returned, sp is left empty); on failure (-1 with run->error) sp still
  * holds it. */
 static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
@@ -541,6 +558,8 @@ static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
 {
 	pid_t pid = sp->pid;
 
+	if (await_work(run, sp) < 0)
+		return -1;
 	if (send_request(run, sp->sock, spec, stdin_fd, out_w, err_w) < 0) {
 		/* init may have ended, and said why */
 		struct sandbox_msg m;
@@ -551,13 +570,11 @@ static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
 		fd_close(&wfd);
 		return -1;
 	}
-	if (await_ready(run, sp->sock) < 0)
+	if (await_msg(run, sp->sock, MSG_READY, NULL) < 0)
 		return -1;
-	/* The new root is in place: its mount point on the host is a plain
-	 * directory again. */
-	if (sp->own_root && rmdir(sp->root) == 0)
-		sp->own_root = 0;
-	if (copy_uploads(run) < 0)
+	run->work_fd = sp->work_fd;
+	sp->work_fd = -1;
+	if (run->upload_fd >= 0 && copy_uploads(run) < 0)
 		goto fail;
 	if (sandbox_msg_send(sp->sock, MSG_GO) < 0) {
 		run_error(run, STEP_HANDSHAKE, "cannot start init: %s", strerror(errno));
@@ -583,7 +600,8 @@ static int spawn_check(struct sandbox_run *run)
 {
 	run_error_clear(run);
 	run->uploads_too_big = 0;
-	run->spare_used = 0;
+	if (run->held.pid <= 0)
+		run->spare_used = 0;
 	if (run->work_fd >= 0 || run->status_fd >= 0) {
 		errno = EBUSY;
 		run_error(run, STEP_PREPARE, "this run was started already");
@@ -629,17 +647,16 @@ static pid_t spawn_in_spare(struct sandbox_run *run, const struct run_spec *spec
 	return 0;
 }
 
-/* The run in a sandbox of its own, whose new root's mount point is the
+/* A sandbox of the run's own into sp, whose new root's mount point is the
  * request's tmp/: the namespace layer's /tmp lives in the disk tmpfs, so
  * that directory is free, and one directory fewer is made and removed on
- * the host per run. The pid, or -1 with run->error. */
-static pid_t spawn_fresh(struct sandbox_run *run, const struct run_spec *spec,
-			 int stdin_fd, int out_w, int err_w)
+ * the host per run. 0, or -1 with run->error (sp empty). */
+static int start_fresh(struct sandbox_run *run, const struct cgroup_slot *cg,
+		       struct sandbox_spare *sp)
 {
-	struct sandbox_spare fresh;
 	char root[PATH_MAX];
-	pid_t pid;
 
+	spare_clear(sp);
 	if ((size_t)snprintf(root, sizeof(root), "%s/tmp", run->req_dir) >= sizeof(root)) {
 		errno = ENAMETOOLONG;
 		run_error(run, STEP_PREPARE, "the request directory's path is too long");
@@ -649,11 +666,39 @@ static pid_t spawn_fresh(struct sandbox_run *run, const struct run_spec *spec,
 		run_error(run, STEP_PREPARE, "cannot create %s: %s", root, strerror(errno));
 		return -1;
 	}
-	if (sandbox_start(run, run->cfg, root, spec->cgroup, &fresh) < 0)
+	return sandbox_start(run, run->cfg, root, cg, sp);
+}
+
+/* The run in a sandbox of its own. The pid, or -1 with run->error. */
+static pid_t spawn_fresh(struct sandbox_run *run, const struct run_spec *spec,
+			 int stdin_fd, int out_w, int err_w)
+{
+	struct sandbox_spare fresh;
+	pid_t pid;
+
+	if (start_fresh(run, spec->cgroup, &fresh) < 0)
 		return -1;
 	pid = sandbox_enter(run, &fresh, spec, stdin_fd, out_w, err_w);
 	if (pid < 0)
 		spare_end(&fresh);
+	return pid;
+}
+
+/* The run in the sandbox that holds its uploads (sandbox_run_take): no
+ * other will do, since only it has them. The pid, or -1 with run->error. */
+static pid_t spawn_held(struct sandbox_run *run, const struct run_spec *spec,
+			int stdin_fd, int out_w, int err_w)
+{
+	pid_t pid = -1;
+
+	if (run->held.cgroup != spec->cgroup) {
+		errno = EINVAL;
+		run_error(run, STEP_PREPARE, "the sandbox was taken for another cgroup");
+	} else {
+		pid = sandbox_enter(run, &run->held, spec, stdin_fd, out_w, err_w);
+	}
+	if (pid < 0)
+		spare_end(&run->held);
 	return pid;
 }
 
@@ -664,15 +709,19 @@ static pid_t sandbox_spawn(void *arg, const struct run_spec *spec, int stdin_fd,
 	pid_t pid;
 	int saved;
 
-	if (run == NULL || run->cfg == NULL || run->req_dir == NULL || run->upload_fd < 0 ||
-	    spec == NULL) {
+	if (run == NULL || run->cfg == NULL || run->req_dir == NULL ||
+	    (run->upload_fd < 0 && run->held.pid <= 0) || spec == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
 	if (spawn_check(run) == 0) {
-		pid = spawn_in_spare(run, spec, stdin_fd, out_w, err_w);
-		if (pid == 0)
-			pid = spawn_fresh(run, spec, stdin_fd, out_w, err_w);
+		if (run->held.pid > 0) {
+			pid = spawn_held(run, spec, stdin_fd, out_w, err_w);
+		} else {
+			pid = spawn_in_spare(run, spec, stdin_fd, out_w, err_w);
+			if (pid == 0)
+				pid = spawn_fresh(run, spec, stdin_fd, out_w, err_w);
+		}
 		if (pid > 0)
 			return pid;
 	}
@@ -722,6 +771,7 @@ void sandbox_run_init(struct sandbox_run *run, const struct sandbox_config *cfg,
 	run->work_fd = -1;
 	run->status_fd = -1;
 	run->spare = NULL;
+	spare_clear(&run->held);
 }
 
 void sandbox_run_close(struct sandbox_run *run)
@@ -733,6 +783,48 @@ void sandbox_run_close(struct sandbox_run *run)
 	if (run->status_fd >= 0)
 		(void)close(run->status_fd);
 	run->work_fd = run->status_fd = -1;
+	spare_end(&run->held);
+}
+
+int sandbox_run_take(struct sandbox_run *run, const struct cgroup_slot *cg)
+{
+	struct sandbox_spare *sp = run->spare;
+
+	run->spare = NULL;
+	run_error_clear(run);
+	if (run->held.pid > 0 || run->work_fd >= 0 || run->req_dir == NULL) {
+		errno = EBUSY;
+		run_error(run, STEP_PREPARE, "this run has its sandbox already");
+		return -1;
+	}
+	if (sp != NULL && sp->pid > 0 && sp->cfg == run->cfg && sp->cgroup == cg) {
+		run->held = *sp;             /* the spare is the run's now */
+		spare_clear(sp);
+		if (await_work(run, &run->held) == 0) {
+			run->spare_used = 1;
+			return run->held.work_fd;
+		}
+		spare_end(&run->held);
+		log_msg(LOG_LEVEL_DEBUG, "sandbox: the spare sandbox failed (%s); "
+			"setting up a new one", run->error);
+		run_error_clear(run);
+	} else if (sp != NULL) {
+		spare_end(sp);
+	}
+	run->spare_used = 0;
+	if (start_fresh(run, cg, &run->held) == 0 && await_work(run, &run->held) == 0)
+		return run->held.work_fd;
+	spare_end(&run->held);
+	return -1;
+}
+
+void sandbox_upload_modes(const struct sandbox_config *cfg, mode_t *dir_bits,
+			  mode_t *file_bits)
+{
+	const int own_ids = cfg->run_uid != cfg->uid;
+
+	*dir_bits = own_ids ? 0777 : 0;
+	*file_bits = own_ids ? 0666 : 0;
 }
 
 /* Whether sp's init is still alive (1), has ended (0), or cannot be

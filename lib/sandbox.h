@@ -25,13 +25,17 @@
  *                                      see SANDBOX_PROC_*); hostname;
  *                                      pivot_root, the host's root kept
  *                                      where only init reaches it
+ *   ◀─────────── the /work dirfd ────  sends /work's fd (SCM_RIGHTS)
  *   ─ ─ ─ ─ a spare sandbox made ahead of its request waits here ─ ─ ─ ─
+ *   the request takes it
+ *   (sandbox_run_take) and writes
+ *   its uploads into /work as the
+ *   body arrives, recording their
+ *   stat for collect
  *   the run: limits, argv, envp, the   the dependency entry bound read-only
  *   dependency entry, stdin/out/err ▶  at its own path; the host's root
  *                                      detached; the root made read-only
- *   ◀─────────── the /work dirfd ────  sends /work's fd (SCM_RIGHTS)
- *   copies the uploads into /work,
- *   records their stat for collect
+ *   ◀─────────────────────── ready ──
  *   "go" ───────────────────────────▶  forks the payload, then reaps until
  *                                      the payload ends, kills and reaps
  *                                      what is left in the ns (so that its
@@ -44,14 +48,20 @@
  *
  * Everything above the dashed line depends on the configuration only, so
  * a worker makes it while it waits for a request (sandbox_spare_make) and
- * the request pays only for what is below.
+ * the request pays only for what is below. A request takes its sandbox
+ * before it reads its body and keeps it alive through a dependency install
+ * (run_keep_child); one that ends before its run ends its sandbox: a
+ * sandbox never serves two requests. A run without a sandbox taken ahead
+ * (sandbox_run_take failed) gets one at spawn, which copies the uploads
+ * from upload_fd into /work and records them.
  *
  * Inside, the program's uid and gid are its worker's subordinate ids
  * (run_uid, run_gid; init and the uploads keep pyexec's own, and after the
  * run init gives what the program made in /work to pyexec, for collect) or,
  * without them, pyexec's own (mapped to themselves),
  * its cwd is /work, and the paths it sees are /work, /tmp, the system's, and
- * the dependency entry's. */
+ * the dependency entry's.
+ */
 #ifndef PYEXEC_SANDBOX_H
 #define PYEXEC_SANDBOX_H
 
@@ -111,6 +121,7 @@ const char *sandbox_list_next(const char *list, const char *cur);
 struct sandbox_spare {
 	pid_t pid;                      /* init; 0 = none */
 	int pidfd, sock, status_r;      /* -1 when none */
+	int work_fd;                    /* its /work, once init sent it (MSG_WORK); -1 before */
 	int own_root;                   /* 1: root is ours to remove */
 	char root[PATH_MAX];            /* the new root's mount point on the host */
 	const struct sandbox_config *cfg;      /* what it was made for */
@@ -122,12 +133,16 @@ struct sandbox_run {
 	const struct sandbox_config *cfg;
 	const char *req_dir;            /* the request's private host directory: the
 	                                 * new root's mount point is made inside it */
-	int upload_fd;                  /* host directory with the uploads */
+	int upload_fd;                  /* host directory with the uploads, copied
+	                                 * into /work; -1 when they are written
+	                                 * there already (sandbox_run_take) */
 	const char *deps_path;          /* dependency entry, bound read-only; NULL = none */
 	struct collect_snapshot *snap;  /* filled with the stat of each copy in /work */
 	struct sandbox_spare *spare;    /* a sandbox to use when it matches cfg and
 	                                 * the spec's cgroup (NULL = none): taken
 	                                 * (left empty) whether it served or not */
+	struct sandbox_spare held;      /* the sandbox taken before the body, which
+	                                 * holds the uploads (pid 0: none) */
 	int work_fd;                    /* out: /work inside (a tmpfs), open until
 	                                 * sandbox_run_close; -1 before the run */
 	int status_fd;                  /* internal: the payload's wait status */
@@ -153,8 +168,25 @@ extern int sandbox_test_old_kernel;
 void sandbox_run_init(struct sandbox_run *run, const struct sandbox_config *cfg,
 		      const char *req_dir, int upload_fd, const char *deps_path,
 		      struct collect_snapshot *snap);
-/* Closes what a run kept open (work_fd, status_fd). Safe to call twice. */
+/* Closes what a run kept open (work_fd, status_fd), and ends the sandbox
+ * it holds and did not start. Safe to call twice. */
 void sandbox_run_close(struct sandbox_run *run);
+
+/* Takes the sandbox the run will use before its uploads are written: the
+ * spare when it matches the configuration and cg, else a new one whose
+ * root's mount point is the request's tmp/. Waits until its /work is set
+ * up and returns that directory's fd (the run's, valid until the run
+ * starts or sandbox_run_close), through which the uploads are written
+ * (with the modes of sandbox_upload_modes); the run is then spawned in
+ * that sandbox alone. -1 with run->error and errno when no sandbox could
+ * be set up (the run holds none then). */
+int sandbox_run_take(struct sandbox_run *run, const struct cgroup_slot *cg);
+
+/* The bits an upload's directories and files get on top of 0755 and 0644:
+ * a program with ids of its own (run_uid) must be able to change the
+ * uploads, which are pyexec's: open to all, on a disk no one else sees. */
+void sandbox_upload_modes(const struct sandbox_config *cfg, mode_t *dir_bits,
+			  mode_t *file_bits);
 
 /* An empty spare. */
 void sandbox_spare_init(struct sandbox_spare *sp);

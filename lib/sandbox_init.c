@@ -395,8 +395,8 @@ static void init_disk(const struct sandbox_init_args *a)
 	init_mkdir(a, ".disk/shm", 0755);
 	if (chmod(".disk/tmp", 01777) < 0 || chmod(".disk/shm", 01777) < 0)
 		init_fail(a, STEP_SETUP, "set the mode of", "/tmp", errno);
-	/* A run with ids of its own writes where the worker copies the uploads
-	 * (no one else sees this disk). */
+	/* A run with ids of its own writes where the worker writes the
+	 * uploads (no one else sees this disk). */
 	if (a->cfg->run_uid != a->cfg->uid && chmod(".disk/work", 0777) < 0)
 		init_fail(a, STEP_SETUP, "set the mode of", SANDBOX_WORK, errno);
 	init_mkdir(a, "work", 0755);
@@ -677,8 +677,8 @@ static void init_recv_request(const struct sandbox_init_args *a, struct init_req
 
 /* The request's part of the setup: its dependency entry bound read-only at
  * its own path, the host's root detached, the new root made read-only.
- * Then /work's fd tells the supervisor the sandbox is ready. */
-static void init_enter(const struct sandbox_init_args *a, const struct init_req *r, int wfd)
+ * Then MSG_READY tells the supervisor the sandbox is ready. */
+static void init_enter(const struct sandbox_init_args *a, const struct init_req *r)
 {
 	if (r->deps_path != NULL) {
 		char src[PATH_MAX];
@@ -697,17 +697,23 @@ static void init_enter(const struct sandbox_init_args *a, const struct init_req 
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
 		  NULL) < 0)
 		init_fail(a, STEP_MOUNT, "make the new root read-only", NULL, errno);
+	/* Setup done. (/work is a bind of the disk tmpfs, not the root's
+	 * mount: its fd, with the supervisor since MSG_WORK, stays writable.) */
+	if (sandbox_msg_send(a->sock, MSG_READY) < 0)
+		_exit(1);
+}
 
-	/* Setup done: /work's fd says so. */
-	{
-		struct sandbox_msg m;
-		struct iovec iov = { &m, sizeof(m) };
+/* The new root set up: /work's fd goes to the supervisor, which writes the
+ * uploads through it, while init waits for its request. */
+static void init_send_work(const struct sandbox_init_args *a, int wfd)
+{
+	struct sandbox_msg m;
+	struct iovec iov = { &m, sizeof(m) };
 
-		memset(&m, 0, sizeof(m));
-		m.type = MSG_READY;
-		if (sandbox_msg_send_fds(a->sock, &iov, 1, &wfd, 1) < 0)
-			_exit(1);
-	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_WORK;
+	if (sandbox_msg_send_fds(a->sock, &iov, 1, &wfd, 1) < 0)
+		_exit(1);
 	(void)close(wfd);
 }
 
@@ -878,16 +884,16 @@ void sandbox_init_main(const struct sandbox_init_args *a)
 {
 	struct init_req r;
 	mode_t umask_was;
-	int status, wfd;
+	int status;
 
 	init_await_maps(a);
 	umask_was = umask(022);
-	wfd = init_setup(a);
+	init_send_work(a, init_setup(a));
 	/* Made ahead of its request, a sandbox waits here. */
 	memset(&r, 0, sizeof(r));
 	init_recv_request(a, &r);
 	util_title_set("sandbox");
-	init_enter(a, &r, wfd);
+	init_enter(a, &r);
 	if (sandbox_msg_recv_type(a->sock) != MSG_GO)
 		_exit(1);
 	(void)close(a->sock);

@@ -9,12 +9,16 @@
  *                                                               may be written
  *   MSG_MAPS     sup -> init       nothing                      the maps are written: init
  *                                                               sets up the new root
- *   MSG_REQUEST  sup -> init       struct sandbox_req, its      the run (at once for a
- *                                  strings; SCM_RIGHTS: stdin   fresh sandbox; a spare
- *                                  (when has_stdin), stdout's   waits for it)
+ *   MSG_WORK     init -> sup       SCM_RIGHTS: /work's fd       the new root is set up: the
+ *                                                               supervisor writes the
+ *                                                               uploads in (a spare waits
+ *                                                               for its request here)
+ *   MSG_REQUEST  sup -> init       struct sandbox_req, its      the run
+ *                                  strings; SCM_RIGHTS: stdin
+ *                                  (when has_stdin), stdout's
  *                                  and stderr's pipes
- *   MSG_READY    init -> sup       SCM_RIGHTS: /work's fd       setup done; the supervisor
- *                                                               copies the uploads in
+ *   MSG_READY    init -> sup       nothing                      the request's part of the
+ *                                                               setup is done
  *   MSG_GO       sup -> init       nothing                      init forks the payload
  *   MSG_ERROR    init -> sup       err, step, text              a setup step failed (any
  *                                                               time after MSG_MAPS);
@@ -52,7 +56,7 @@ enum sandbox_step {
 	STEP_UPLOADS,        /* copying the uploads into /work */
 };
 
-enum { MSG_HELLO = 1, MSG_MAPS, MSG_READY, MSG_ERROR, MSG_GO, MSG_REQUEST };
+enum { MSG_HELLO = 1, MSG_MAPS, MSG_READY, MSG_ERROR, MSG_GO, MSG_REQUEST, MSG_WORK };
 
 #define SANDBOX_MSG_TEXT  200          /* bytes of MSG_ERROR's text */
 #define SANDBOX_MSG_FDS   3            /* most fds one message carries */

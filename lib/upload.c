@@ -21,6 +21,16 @@ void upload_init(struct upload *u, const struct config *cfg, struct workdir *wd,
 	u->snap = snap;
 	u->fd = -1;
 	u->stdin_fd = -1;
+	u->dir_fd = -1;
+}
+
+void upload_into(struct upload *u, int dir_fd, mode_t dir_bits, mode_t file_bits,
+		 uint64_t disk_bytes)
+{
+	u->dir_fd = dir_fd;
+	u->dir_bits = dir_bits;
+	u->file_bits = file_bits;
+	u->disk_bytes = disk_bytes;
 }
 
 void upload_close(struct upload *u)
@@ -46,10 +56,14 @@ void upload_fail(struct upload *u, int status, const char *error, const char *fm
 	va_end(ap);
 }
 
-/* A failed write to the work directory: the disk, or pyexec itself. */
+/* A failed write to the work directory: the run's own disk (too small for
+ * the uploads), the server's disk, or pyexec itself. */
 static void upload_fail_errno(struct upload *u, int err, const char *what)
 {
-	if (err == ENOSPC || err == EDQUOT)
+	if ((err == ENOSPC || err == EDQUOT) && u->disk_bytes != 0 && !u->is_stdin)
+		upload_fail(u, 413, "too_large", UPLOAD_DISK_DETAIL,
+			    (unsigned long long)u->disk_bytes);
+	else if (err == ENOSPC || err == EDQUOT)
 		upload_fail(u, 507, "disk_full",
 			    "The server has no space left to store the upload; try again later.");
 	else {
@@ -106,12 +120,12 @@ static int open_stdin(struct upload *u)
 		upload_fail(u, 400, "unexpected_field", "The field 'stdin' is given twice.");
 		return -1;
 	}
+	u->is_stdin = 1;
 	u->fd = workdir_private_file(u->wd, "stdin");
 	if (u->fd < 0) {
 		upload_fail_errno(u, errno, "stdin file");
 		return -1;
 	}
-	u->is_stdin = 1;
 	u->have_stdin = 1;
 	return 0;
 }
@@ -136,7 +150,8 @@ static int open_file(struct upload *u)
 	}
 	memcpy(u->name, u->disp.filename, u->disp.filename_len);
 	u->name[u->disp.filename_len] = '\0';
-	u->fd = workdir_create_file(u->wd, u->name);
+	u->fd = workdir_create_file_at(u->dir_fd >= 0 ? u->dir_fd : u->wd->work_fd, u->name,
+				       u->dir_bits, u->file_bits);
 	if (u->fd >= 0)
 		return 0;
 	if (errno == EEXIST)

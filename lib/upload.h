@@ -18,11 +18,18 @@
 #include "workdir.h"
 
 #define UPLOAD_DETAIL_MAX 512
+/* The README's 413 for uploads over the sandbox's disk; its number is max_disk. */
+#define UPLOAD_DISK_DETAIL \
+	"The uploaded files do not fit in the run's disk of %llu bytes (max_disk)."
 
 struct upload {
 	const struct config *cfg;
 	struct workdir *wd;
 	struct collect_snapshot *snap;  /* borrowed: the uploads are added to it */
+	int dir_fd;                /* borrowed: where the files go (-1: wd's work/) */
+	mode_t dir_bits, file_bits;/* added to their modes */
+	uint64_t disk_bytes;       /* the size of dir_fd's disk, which it fills
+	                            * alone (a 413 when full); 0: a shared disk */
 	struct multipart_disposition disp;
 	int have_disp;
 	int fd;                    /* file being written, -1 between parts */
@@ -41,6 +48,12 @@ struct upload {
  * (both borrowed, and must outlive u). Owns nothing yet. */
 void upload_init(struct upload *u, const struct config *cfg, struct workdir *wd,
 		 struct collect_snapshot *snap);
+
+/* Sends the files to dir_fd instead (borrowed), a sandbox's /work of
+ * disk_bytes, with dir_bits and file_bits added to their modes. The field
+ * "stdin" stays in wd. */
+void upload_into(struct upload *u, int dir_fd, mode_t dir_bits, mode_t file_bits,
+		 uint64_t disk_bytes);
 
 /* Streams the body from read (count, 0 at its end, -1 on error) through the
  * parser mp, made with upload_callbacks and u, reading chunk bytes at a time

@@ -137,12 +137,21 @@ fail:
 
 int workdir_create_file(struct workdir *wd, const char *name)
 {
+	if (wd == NULL || wd->work_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	return workdir_create_file_at(wd->work_fd, name, 0, 0);
+}
+
+int workdir_create_file_at(int base, const char *name, mode_t dir_bits, mode_t file_bits)
+{
 	char comp[NAMES_COMPONENT_MAX + 1];
 	const char *p, *slash, *why;
 	struct stat st;
 	int dfd, fd = -1, saved;
 
-	if (wd == NULL || wd->work_fd < 0) {
+	if (base < 0) {
 		errno = EBADF;
 		return -1;
 	}
@@ -152,14 +161,15 @@ int workdir_create_file(struct workdir *wd, const char *name)
 		errno = EINVAL;
 		return -1;
 	}
-	dfd = wd->work_fd;
+	dfd = base;
 	for (p = name; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
 		size_t n = (size_t)(slash - p);
-		int nfd;
+		int nfd, made;
 
 		memcpy(comp, p, n);
 		comp[n] = '\0';
-		if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST)
+		made = mkdirat(dfd, comp, 0755) == 0;
+		if (!made && errno != EEXIST)
 			goto done;
 		/* O_NOFOLLOW: a symlink planted here (EEXIST above) is not
 		 * followed; Linux says ENOTDIR for it, ELOOP says more. */
@@ -170,17 +180,23 @@ int workdir_create_file(struct workdir *wd, const char *name)
 				errno = ELOOP;
 			goto done;
 		}
-		if (dfd != wd->work_fd)
+		if (dfd != base)
 			close(dfd);
 		dfd = nfd;
+		if (made && dir_bits != 0 && fchmod(dfd, 0755 | dir_bits) < 0)
+			goto done;
 	}
 	fd = openat(dfd, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 && errno == EEXIST &&
 	    fstatat(dfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
 		errno = EISDIR;
+	if (fd >= 0 && file_bits != 0 && fchmod(fd, 0644 | file_bits) < 0) {
+		util_close_keep_errno(fd);
+		fd = -1;
+	}
 done:
 	saved = errno;
-	if (dfd != wd->work_fd)
+	if (dfd != base)
 		close(dfd);
 	errno = saved;
 	return fd;

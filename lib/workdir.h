@@ -47,6 +47,9 @@ int workdir_create(struct workdir *wd, const char *root, const char *id);
  * (mode 0644), or -1 with errno: EEXIST for a duplicate name, ENOTDIR or
  * EISDIR when a name clashes with a directory of another. */
 int workdir_create_file(struct workdir *wd, const char *name);
+/* The same under the directory base, with dir_bits added to the mode of
+ * each directory it makes and file_bits to the file's (0: as above). */
+int workdir_create_file_at(int base, const char *name, mode_t dir_bits, mode_t file_bits);
 
 /* Creates a private file of the request (not visible to the program's
  * work/, e.g. "stdin", "stdout"), O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC 0600.

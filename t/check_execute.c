@@ -78,7 +78,35 @@ struct source {
 	char body[BODY_MAX];
 	size_t len, pos, chunk;
 	size_t fail_at;                 /* SIZE_MAX: never */
+	int count_host;                 /* at the body's end, count into host_files */
+	int host_files;                 /* what the request directories' work/ hold */
 };
+
+/* The entries of work/ in every request directory under work_root. */
+static int host_work_entries(const char *work_root)
+{
+	DIR *d = opendir(work_root), *w;
+	struct dirent *e, *f;
+	char path[512];
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/work", work_root, e->d_name);
+		if ((w = opendir(path)) == NULL)
+			continue;
+		while ((f = readdir(w)) != NULL)
+			n += f->d_name[0] != '.';
+		closedir(w);
+	}
+	closedir(d);
+	return n;
+}
+
+static char root[64];
 
 static ssize_t source_read(void *ctx, void *buf, size_t len)
 {
@@ -93,6 +121,8 @@ static ssize_t source_read(void *ctx, void *buf, size_t len)
 		n = s->chunk;
 	if (s->fail_at != SIZE_MAX && n > s->fail_at - s->pos)
 		n = s->fail_at - s->pos;
+	if (n == 0 && s->count_host)
+		s->host_files = host_work_entries(root);
 	memcpy(buf, s->body + s->pos, n);
 	s->pos += n;
 	return (ssize_t)n;
@@ -124,7 +154,6 @@ static int sink_end(void *ctx)
 	return 0;
 }
 
-static char root[64];
 static struct config cfg;
 static struct mime *mime;
 static struct cache cache;
@@ -610,6 +639,59 @@ START_TEST(uploads_over_the_sandbox_disk_are_413)
 }
 END_TEST
 
+/* Each upload is written once, into the sandbox's /work: the host's work
+ * directory holds none of it once the body is read, and the one snapshot
+ * still tells a changed upload (a result) from an untouched one. */
+static void uploads_written_once(struct sandbox_spare *spare)
+{
+	add_part("files", "main.py",
+		 "print(sorted(n for n in __import__('os').listdir('.')))\n"
+		 "open('data/changed.txt', 'a').write('more')\n");
+	add_part("files", "data/changed.txt", "one");
+	add_part("files", "data/kept.txt", "two");
+	end_body();
+	src->count_host = 1;
+	ctx.spare = spare;
+	ck_assert_int_eq(execute(NULL), 0);
+	assert_status(200, NULL);
+	ck_assert_int_eq(src->host_files, 0);
+	assert_in("['data', 'main.py']");
+	assert_in("filename=\"data/changed.txt\"");
+	ck_assert_msg(strstr(out->data, "kept.txt\"") == NULL, "reply: %.800s", out->data);
+}
+
+START_TEST(uploads_are_written_once)
+{
+	struct sandbox_config scfg;
+
+	if (namespace_layer(&scfg, "uploads_are_written_once") < 0)
+		return;
+	uploads_written_once(NULL);
+	assert_nothing_left();
+}
+END_TEST
+
+/* The same in the worker's spare, which the request takes before its body. */
+START_TEST(uploads_are_written_once_into_the_spare)
+{
+	struct sandbox_config scfg;
+	struct sandbox_spare spare;
+
+	if (namespace_layer(&scfg, "uploads_are_written_once_into_the_spare") < 0)
+		return;
+	sandbox_spare_init(&spare);
+	if (sandbox_spare_make(&spare, &scfg, root, NULL) < 0) {
+		fprintf(stderr, "# uploads_are_written_once_into_the_spare: skipped: "
+			"no spare sandbox here: %s\n", strerror(errno));
+		return;
+	}
+	uploads_written_once(&spare);
+	ck_assert_int_eq(spare.pid, 0);
+	ck_assert_int_eq(lg.status, 200);
+	assert_nothing_left();
+}
+END_TEST
+
 static Suite *execute_suite(void)
 {
 	Suite *s = suite_create("execute");
@@ -626,6 +708,8 @@ static Suite *execute_suite(void)
 	tcase_add_test(tc, sink_failure);
 	tcase_add_test(tc, runs_in_the_namespace_sandbox);
 	tcase_add_test(tc, uploads_over_the_sandbox_disk_are_413);
+	tcase_add_test(tc, uploads_are_written_once);
+	tcase_add_test(tc, uploads_are_written_once_into_the_spare);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -178,6 +178,47 @@ START_TEST(exit_zero_is_ok)
 }
 END_TEST
 
+/* A child of the caller: killed and reaped by the run's clean-up, unless
+ * it is the one kept (a sandbox holding a request's uploads). */
+static void other_child_after_a_run(int keep)
+{
+	pid_t other = fork();
+	int st;
+
+	ck_assert_int_ge(other, 0);
+	if (other == 0) {
+		pause();
+		_exit(0);
+	}
+	if (keep)
+		run_keep_child(other);
+	use_sh("exit 0");
+	run();
+	run_keep_child(0);
+	ck_assert_int_eq(res.status, RUN_OK);
+	if (keep) {
+		ck_assert_int_eq(waitpid(other, &st, WNOHANG), 0);
+		ck_assert_int_eq(kill(other, SIGKILL), 0);
+		ck_assert_int_eq(waitpid(other, &st, 0), other);
+	} else {
+		errno = 0;
+		ck_assert_int_eq(waitpid(other, &st, WNOHANG), -1);
+		ck_assert_int_eq(errno, ECHILD);
+	}
+}
+
+START_TEST(other_children_are_killed)
+{
+	other_child_after_a_run(0);
+}
+END_TEST
+
+START_TEST(kept_child_survives_the_run)
+{
+	other_child_after_a_run(1);
+}
+END_TEST
+
 START_TEST(zero_wall_limit_means_none)
 {
 	use_sh("/bin/sleep 0.2");
@@ -1022,6 +1063,8 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, memory_error_inside_long_line_is_error);
 	tcase_add_test(tc, signal_is_killed);
 	tcase_add_test(tc, double_forked_daemon_is_killed);
+	tcase_add_test(tc, other_children_are_killed);
+	tcase_add_test(tc, kept_child_survives_the_run);
 	tcase_add_test(tc, background_child_holding_stdout_is_killed);
 	tcase_add_test(tc, stopped_tree_is_killed_at_timeout);
 	tcase_add_test(tc, main_leaving_its_group_is_killed_at_timeout);

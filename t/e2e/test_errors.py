@@ -329,14 +329,18 @@ class Limits(harness.E2ETestCase):
 
 
 class DiskFull(harness.E2ETestCase):
-    """work_root on a 512 KiB tmpfs: an upload that does not fit is a 507
-    that says so, nothing is left behind, and the next request that fits
-    runs."""
+    """work_root on a 512 KiB tmpfs: with the rlimits layer, whose uploads
+    are stored there, an upload that does not fit is a 507 that says so,
+    nothing is left behind, and the next request that fits runs. The
+    namespace layer writes uploads into the run's own disk (max_disk)
+    instead: work_root's size does not bound them."""
 
     def setUp(self):
         super().setUp()
         if not harness.IS_ROOT:
             self.skipTest("mounting a small tmpfs as work_root needs root")
+
+    def small_server(self, sandbox):
         self.mounts = []
 
         def mount_small(server):
@@ -354,11 +358,13 @@ class DiskFull(harness.E2ETestCase):
                 harness.shutil.rmtree(os.path.dirname(os.path.dirname(m)), ignore_errors=True)
         self.addCleanup(unmount)
         try:
-            self.s = self.private_server(name="diskfull", before_start=mount_small)
+            self.s = self.private_server(name="diskfull-" + sandbox, sandbox=sandbox,
+                                         before_start=mount_small)
         except harness.ServerError as e:
             self.skipTest("cannot mount a tmpfs here: %s" % e)
 
     def test_507_when_the_upload_does_not_fit(self):
+        self.small_server("rlimits")
         r = self.s.post_execute({"main.py": HELLO, "big.bin": os.urandom(1 << 20)})
         doc = self.assertError(r, 507)
         self.assertEqual(doc["error"], "disk_full")
@@ -367,6 +373,15 @@ class DiskFull(harness.E2ETestCase):
         r = self.s.post_execute({"main.py": HELLO, "small.bin": os.urandom(100 << 10)})
         self.assertRan(r)
         self.assertEqual(r.stdout, b"hello\n")
+
+    def test_namespace_uploads_do_not_fill_work_root(self):
+        self.small_server("namespaces")
+        if self.s.request("GET", "/healthz").json()["sandbox"] != "namespaces":
+            self.skipTest("no namespace sandbox here")
+        r = self.s.post_execute({"main.py": script("import os\nprint(os.path.getsize('big.bin'))\n"),
+                                 "big.bin": os.urandom(1 << 20)})
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"%d\n" % (1 << 20))
 
 
 if __name__ == "__main__":

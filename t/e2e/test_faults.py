@@ -232,11 +232,14 @@ class ClientLeavesDuringUpload(FaultCase):
 
 @needs_root
 class WorkRootFull(FaultCase):
-    """work_root on a 1 MiB tmpfs that something else fills: a request is
-    a 507 that says so, leaves nothing, and once the space is back the
-    next request runs."""
+    """work_root on a 1 MiB tmpfs that something else fills: with the
+    rlimits layer, whose uploads are stored there, a request is a 507 that
+    says so, leaves nothing, and once the space is back the next request
+    runs. The namespace layer writes uploads into the run's own disk
+    (max_disk): a full work_root does not stop its requests."""
 
-    def test_full_disk_507_then_space_returns(self):
+    def full_server(self, sandbox):
+        """A server whose work_root is full, and the filler's path."""
         mounts = []
 
         def mount_small(server):
@@ -252,7 +255,8 @@ class WorkRootFull(FaultCase):
                 subprocess.run(["umount", "-l", m])
         self.addCleanup(unmount)
         try:
-            s = self.private_server(name="full", workers=1, before_start=mount_small)
+            s = self.private_server(name="full-" + sandbox, workers=1, sandbox=sandbox,
+                                    before_start=mount_small)
         except harness.ServerError as e:
             self.skipTest("cannot mount a tmpfs here: %s" % e)
         self.hello(s)
@@ -267,6 +271,10 @@ class WorkRootFull(FaultCase):
         self.addCleanup(lambda: os.path.exists(filler) and os.unlink(filler))
         st = os.statvfs(s.outer)
         self.assertLess(st.f_bavail * st.f_frsize, 64 << 10, "the tmpfs is not full")
+        return s, filler
+
+    def test_full_disk_507_then_space_returns(self):
+        s, filler = self.full_server("rlimits")
         r = s.post_execute({"main.py": HELLO, "data.txt": b"x" * (32 << 10)}, timeout=30)
         doc = self.assertError(r, 507)
         self.assertEqual(doc["error"], "disk_full", r.describe())
@@ -276,6 +284,15 @@ class WorkRootFull(FaultCase):
         r = s.post_execute({"main.py": HELLO, "data.txt": b"x" * (32 << 10)}, timeout=30)
         self.assertRan(r)
         self.assertEqual(r.stdout, b"hello\n")
+
+    def test_namespace_uploads_do_not_need_work_root(self):
+        s, _ = self.full_server("namespaces")
+        if s.request("GET", "/healthz").json()["sandbox"] != "namespaces":
+            self.skipTest("no namespace sandbox here")
+        r = s.post_execute({"main.py": HELLO, "data.txt": b"x" * (32 << 10)}, timeout=30)
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"hello\n")
+        self.assertEqual(s.check_clean(), [])
 
 
 # ================================================================ (f) the environment is broken

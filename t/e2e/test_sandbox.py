@@ -1399,6 +1399,37 @@ class Results(SandboxCase):
         self.assertEqual(r.files["top.txt"].data, b"top")
         self.assertNothingLeftNow()
 
+    def test_uploads_are_written_once_into_work(self):
+        """The uploads go straight into the run's /work: while the run runs,
+        the request's directory in work_root holds none of them."""
+        res = {}
+
+        def post():
+            res["r"] = self.run_script('''
+                import time
+                time.sleep(2)
+                print(open("data.txt").read(), end="")
+                ''', prelude=False, files={"data.txt": b"upload\n"}, timeout=30)
+
+        t = threading.Thread(target=post)
+        t.start()
+        seen = []   # (request directory, what its work/ holds)
+        try:
+            started = harness.wait_for(lambda: any(
+                "main.py" in harness.proc_table().get(p, {}).get("cmdline", "")
+                for p in run_pids(self.s)), 5)
+            self.assertTrue(started, "the run never started")
+            for name in os.listdir(self.s.work_root):
+                work = os.path.join(self.s.work_root, name, "work")
+                if os.path.isdir(work):
+                    seen.append((name, sorted(os.listdir(work))))
+        finally:
+            t.join(30)
+        self.assertRan(res["r"])
+        self.assertEqual(res["r"].stdout, b"upload\n")
+        self.assertTrue(seen, "no request directory in work_root during the run")
+        self.assertEqual([e for e in seen if e[1]], [], seen)
+
     def test_concurrent_runs_do_not_see_each_other(self):
         token = "tok-" + os.urandom(8).hex()
         res = {}
