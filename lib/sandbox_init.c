@@ -76,17 +76,11 @@ static void init_fail(const struct sandbox_init_args *a, int step, const char *w
 	m.err = err;
 	m.step = step;
 	(void)asyncsafe_errmsg(m.text, sizeof(m.text), what, path, err);
+	/* Messages the supervisor sent meanwhile stay unread: its receive
+	 * reads past the reset that leaves (sandbox_msg_recv). */
 	do
 		w = send(a->sock, &m, sizeof(m), MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
-	/* A socket closed with messages unread makes the other end's next
-	 * receive fail (ECONNRESET) before it reads what is queued for it:
-	 * the report would be lost when the run's request came meanwhile.
-	 * So no more are taken (the supervisor's sends fail, EPIPE), and
-	 * those already here are dropped, with any fds they carry. */
-	(void)shutdown(a->sock, SHUT_RD);
-	while ((w = recv(a->sock, &m, sizeof(m), MSG_DONTWAIT)) > 0 || (w < 0 && errno == EINTR))
-		;
 	_exit(1);
 }
 
