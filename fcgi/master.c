@@ -311,16 +311,13 @@ static void choose_run_ids(const struct config *cfg, struct sandbox_config *sb,
 			 "subordinate ids among them");
 	} else if (getuid() == 0) {
 		snprintf(why, sizeof(why), "pyexec serves as root (set user)");
-	} else if (subid_find(SUBID_UID_FILE, name, getuid(), nworkers, &u) < 0 ||
-		   subid_find(SUBID_GID_FILE, name, getuid(), nworkers, &g) < 0) {
+	} else if (subid_find(SUBID_UID_FILE, name, getuid(), getuid(), nworkers, &u) < 0 ||
+		   subid_find(SUBID_GID_FILE, name, getuid(), getgid(), nworkers, &g) < 0) {
 		snprintf(why, sizeof(why), "%s has no range of %u ids in %s and %s (%s; "
 			 "usermod --add-subuids N-M --add-subgids N-M %s)",
 			 name != NULL ? name : "pyexec's user", nworkers, SUBID_UID_FILE,
 			 SUBID_GID_FILE, errno == ENOENT ? "none found" : strerror(errno),
 			 name != NULL ? name : "USER");
-	} else if (getgid() >= g && getgid() - g < nworkers) {
-		snprintf(why, sizeof(why), "the range in %s holds pyexec's own gid %u",
-			 SUBID_GID_FILE, (unsigned)getgid());
 	} else if (sandbox_probe_run_ids(sb, cfg->python, cfg->work_root, (uid_t)u, (gid_t)g,
 					 err, sizeof(err)) < 0) {
 		snprintf(why, sizeof(why), "a sandbox with them fails: %s", err);

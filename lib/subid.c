@@ -47,8 +47,8 @@ static int parse_line(const char *line, const char *name, unsigned long id,
 	return parse_id(c1 + 1, c2, first) == 0 && parse_id(c2 + 1, end, count) == 0;
 }
 
-int subid_find(const char *path, const char *name, unsigned long id, unsigned need,
-	       unsigned long *first)
+int subid_find(const char *path, const char *name, unsigned long owner, unsigned long own,
+	       unsigned need, unsigned long *first)
 {
 	char line[SUBID_LINE_MAX + 2];
 	FILE *f = fopen(path, "re");
@@ -72,10 +72,10 @@ int subid_find(const char *path, const char *name, unsigned long id, unsigned ne
 				continue;
 			}
 		}
-		if (!parse_line(line, name, id, &s, &count) || count < need || need == 0)
+		if (!parse_line(line, name, owner, &s, &count) || count < need || need == 0)
 			continue;
 		/* Never 0 (root), never pyexec's own id, never past 2^32 - 1. */
-		if (s == 0 || s + need - 1 > 0xfffffffeUL || (id >= s && id < s + need))
+		if (s == 0 || s + need - 1 > 0xfffffffeUL || (own >= s && own < s + need))
 			continue;
 		*first = s;
 		fclose(f);

@@ -21,11 +21,12 @@
 #define SUBID_LINES_MAX 100000  /* lines read of one file */
 
 /* The first id of the first range in path that belongs to name or to the
- * numeric id, holds at least need ids, and contains neither 0 nor id
- * itself (pyexec's own). 0 with *first set; -1 with errno: ENOENT (no such
- * range), or what opening or reading path failed with. */
-int subid_find(const char *path, const char *name, unsigned long id, unsigned need,
-	       unsigned long *first);
+ * numeric uid owner, holds at least need ids, and contains neither 0 nor
+ * own (pyexec's own uid, or gid for /etc/subgid). 0 with *first set; -1
+ * with errno: ENOENT (no such range), or what opening or reading path
+ * failed with. */
+int subid_find(const char *path, const char *name, unsigned long owner, unsigned long own,
+	       unsigned need, unsigned long *first);
 
 /* Maps, in the user namespace of pid, own (the caller's uid or gid) and run
  * to themselves, through newuidmap (gid = 0) or newgidmap (gid = 1), which

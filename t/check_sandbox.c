@@ -1250,8 +1250,8 @@ START_TEST(works_with_run_ids_of_its_own)
 	struct passwd *pw = getpwuid(NOBODY);
 
 	if (getuid() != 0 || pw == NULL ||
-	    subid_find(SUBID_UID_FILE, pw->pw_name, NOBODY, 2, &sub_uid) < 0 ||
-	    subid_find(SUBID_GID_FILE, pw->pw_name, NOBODY, 2, &sub_gid) < 0 ||
+	    subid_find(SUBID_UID_FILE, pw->pw_name, NOBODY, NOBODY, 2, &sub_uid) < 0 ||
+	    subid_find(SUBID_GID_FILE, pw->pw_name, NOBODY, NOBODY, 2, &sub_gid) < 0 ||
 	    access(SUBID_NEWUIDMAP, X_OK) < 0) {
 		CHECK_SKIP("needs root, newuidmap, and a range of 2 ids for nobody in "
 			   "/etc/subuid and /etc/subgid (./quickstart adds one)");

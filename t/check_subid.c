@@ -42,14 +42,14 @@ START_TEST(finds_by_name_and_by_number)
 	write_file("root:100000:65536\n"
 		   "nobody:200000:65536\n"
 		   "1001:300000:10\n");
-	ck_assert_int_eq(subid_find(path, "nobody", 65534, 8, &first), 0);
+	ck_assert_int_eq(subid_find(path, "nobody", 65534, 65534, 8, &first), 0);
 	ck_assert_uint_eq(first, 200000);
-	ck_assert_int_eq(subid_find(path, "alice", 1001, 8, &first), 0);
+	ck_assert_int_eq(subid_find(path, "alice", 1001, 1001, 8, &first), 0);
 	ck_assert_uint_eq(first, 300000);
 	/* a range too small is not one */
-	ck_assert_int_eq(subid_find(path, "alice", 1001, 11, &first), -1);
+	ck_assert_int_eq(subid_find(path, "alice", 1001, 1001, 11, &first), -1);
 	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_int_eq(subid_find(path, "bob", 1002, 1, &first), -1);
+	ck_assert_int_eq(subid_find(path, "bob", 1002, 1002, 1, &first), -1);
 	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
@@ -63,9 +63,9 @@ START_TEST(first_fitting_range_of_the_exact_name)
 		   "nobody:200000:4\n"
 		   "nobody:300000:64\n"
 		   "nobody:400000:64\n");
-	ck_assert_int_eq(subid_find(path, "nobody", 65534, 8, &first), 0);
+	ck_assert_int_eq(subid_find(path, "nobody", 65534, 65534, 8, &first), 0);
 	ck_assert_uint_eq(first, 300000);
-	ck_assert_int_eq(subid_find(path, "nobody", 65534, 4, &first), 0);
+	ck_assert_int_eq(subid_find(path, "nobody", 65534, 65534, 4, &first), 0);
 	ck_assert_uint_eq(first, 200000);
 }
 END_TEST
@@ -94,7 +94,7 @@ START_TEST(bad_lines_and_dangerous_ranges_are_skipped)
 	n += SUBID_LINE_MAX;
 	snprintf(text + n, sizeof(text) - n, ":10\nnobody:500000:10");
 	write_file(text);
-	ck_assert_int_eq(subid_find(path, "nobody", 65534, 10, &first), 0);
+	ck_assert_int_eq(subid_find(path, "nobody", 65534, 65534, 10, &first), 0);
 	/* the last line, without its newline, still counts */
 	ck_assert_uint_eq(first, 500000);
 }
@@ -104,7 +104,7 @@ START_TEST(missing_file_says_why)
 {
 	unsigned long first = 0;
 
-	ck_assert_int_eq(subid_find("/nonexistent/subuid", "nobody", 65534, 1, &first), -1);
+	ck_assert_int_eq(subid_find("/nonexistent/subuid", "nobody", 65534, 65534, 1, &first), -1);
 	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
@@ -126,6 +126,22 @@ START_TEST(map_of_a_process_that_is_not_ours_fails_with_a_message)
 }
 END_TEST
 
+/* The range must not hold pyexec's own id of that kind, which is not its
+ * uid in /etc/subgid: a range whose ids in use would hold the gid is passed
+ * over. */
+START_TEST(range_holding_the_own_gid_is_passed_over)
+{
+	unsigned long first = 0;
+
+	write_file("alice:1000:10\n"
+		   "alice:2000:10\n");
+	ck_assert_int_eq(subid_find(path, "alice", 1001, 1002, 4, &first), 0);
+	ck_assert_uint_eq(first, 2000);
+	ck_assert_int_eq(subid_find(path, "alice", 1001, 3000, 4, &first), 0);
+	ck_assert_uint_eq(first, 1000);
+}
+END_TEST
+
 static Suite *subid_suite(void)
 {
 	Suite *s = suite_create("subid");
@@ -134,6 +150,7 @@ static Suite *subid_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, finds_by_name_and_by_number);
 	tcase_add_test(tc, first_fitting_range_of_the_exact_name);
+	tcase_add_test(tc, range_holding_the_own_gid_is_passed_over);
 	tcase_add_test(tc, bad_lines_and_dangerous_ranges_are_skipped);
 	tcase_add_test(tc, missing_file_says_why);
 	tcase_add_test(tc, map_of_a_process_that_is_not_ours_fails_with_a_message);
