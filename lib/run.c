@@ -648,7 +648,7 @@ static enum run_end cgroup_check(const struct run_spec *spec)
 struct run_state {
 	const struct run_spec *spec;
 	const struct run_spawner *spawner;
-	unsigned char buf[RUN_READ_CHUNK];
+	unsigned char *buf;             /* RUN_READ_CHUNK bytes, for reading the pipes */
 	unsigned char tail[RUN_TAIL_SIZE];
 	struct run_stream st[2];        /* stdout, stderr */
 	struct run_feed feed;           /* stdin */
@@ -812,7 +812,7 @@ static enum run_end run_wait(struct run_state *rs)
 		}
 		for (int i = 0; i < 2; i++)
 			if (rs->st[i].fd >= 0 && pfd[i].revents != 0)
-				(void)stream_read(&rs->st[i], rs->buf, sizeof(rs->buf));
+				(void)stream_read(&rs->st[i], rs->buf, RUN_READ_CHUNK);
 		if (rs->feed.fd >= 0 && pfd[4].revents != 0)
 			feed_step(&rs->feed);
 		check_exit = rs->pidfd < 0 || pfd[2].revents != 0;
@@ -843,7 +843,7 @@ static void run_stop(struct run_state *rs)
 	}
 	if (kill_leftovers() < 0 && rs->fail_errno == 0)
 		rs->fail_errno = errno;
-	streams_drain(rs->st, 2, rs->buf, sizeof(rs->buf));
+	streams_drain(rs->st, 2, rs->buf, RUN_READ_CHUNK);
 	streams_close(rs->st, 2);
 	if (rs->pidfd >= 0)
 		(void)close(rs->pidfd);
@@ -953,8 +953,8 @@ static int run_report(struct run_state *rs, const struct run_result *res)
 int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
 		struct run_result *res)
 {
-	static struct run_state zero;
-	struct run_state rs = zero;
+	unsigned char buf[RUN_READ_CHUNK];
+	struct run_state rs = { .buf = buf };
 
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
