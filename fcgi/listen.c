@@ -29,21 +29,22 @@ int listen_is_socket(int fd)
 	return 1;
 }
 
+/* Makes the directory that will hold the socket at path, and its parents. */
 static int mkdir_parent(const char *path)
 {
 	char dir[PATH_MAX];
 	char *slash;
 
-	if (strlen(path) >= sizeof(dir))
+	if (strlen(path) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
 		return -1;
+	}
 	strcpy(dir, path);
 	slash = strrchr(dir, '/');
 	if (slash == NULL || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
+	return util_mkdir_p(dir, 0755);
 }
 
 static int listen_unix(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
@@ -92,45 +93,13 @@ static int listen_unix(const char *path, uid_t uid, gid_t gid, char *err, size_t
 static int listen_tcp(const char *hostport, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	socklen_t sslen;
-	char host[128];
-	const char *colon, *h = hostport;
-	size_t hlen;
-	uint64_t port;
+	unsigned sslen;
 	int fd, one = 1;
 
-	memset(&ss, 0, sizeof(ss));
-	if (*h == '[') {
-		const char *close_br = strchr(h, ']');
-
-		if (close_br == NULL || close_br[1] != ':')
-			goto bad;
-		hlen = (size_t)(close_br - h - 1);
-		h++;
-		colon = close_br + 1;
-	} else {
-		colon = strrchr(h, ':');
-		if (colon == NULL)
-			goto bad;
-		hlen = (size_t)(colon - h);
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		goto bad;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	if (util_parse_size(colon + 1, 65535, &port) < 0 || port == 0 ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
-		goto bad;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		sslen = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		sslen = sizeof(struct sockaddr_in6);
-	} else {
-		goto bad;
+	if (util_parse_hostport(hostport, &ss, &sslen) < 0) {
+		snprintf(err, errlen, "listen: '%s' is not HOST:PORT (127.0.0.1:9000 or [::1]:9000)",
+			 hostport);
+		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -144,19 +113,10 @@ static int listen_tcp(const char *hostport, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
-bad:
-	snprintf(err, errlen, "listen: '%s' is not HOST:PORT (127.0.0.1:9000 or [::1]:9000)",
-		 hostport);
-	return -1;
 }
 
 /* Set when the socket came from systemd, for listen_describe. */
 static int listen_from_systemd;
-
-static int all_digits(const char *s)
-{
-	return s[0] != '\0' && strspn(s, "0123456789") == strlen(s);
-}
 
 /* Why fd is not a listening stream socket, as the end of a sentence. */
 static const char *listen_why_not(int fd)
@@ -190,10 +150,12 @@ static int listen_systemd(const char *addr, int *fd, char *err, size_t errlen)
 	uint64_t pid, n;
 	int rc = 0;
 
-	if (pid_s == NULL || fds_s == NULL || !all_digits(pid_s) ||
-	    util_parse_size(pid_s, INT_MAX, &pid) < 0 || (pid_t)pid != getpid())
+	if (pid_s == NULL || fds_s == NULL ||
+	    util_parse_uint(pid_s, strlen(pid_s), 1, INT_MAX, &pid) != UTIL_NUM_OK ||
+	    (pid_t)pid != getpid())
 		goto out;       /* not socket-activated, or meant for another process */
-	if (!all_digits(fds_s) || util_parse_size(fds_s, INT_MAX - SD_LISTEN_FDS_START, &n) < 0) {
+	if (util_parse_uint(fds_s, strlen(fds_s), 0, INT_MAX - SD_LISTEN_FDS_START, &n) !=
+	    UTIL_NUM_OK) {
 		snprintf(err, errlen, "listen: LISTEN_FDS='%s' (from systemd) is not a number of "
 			 "sockets", util_shown(fds_s, strlen(fds_s), shown, sizeof(shown)));
 		rc = -1;
@@ -281,8 +243,7 @@ int listen_open(const char *addr, uid_t uid, gid_t gid, char *unix_path, size_t 
 	if (strncmp(addr, "tcp:", 4) == 0)
 		return listen_tcp(addr + 4, err, errlen);
 	if (strncmp(addr, "fd:", 3) == 0) {
-		if (util_parse_size(addr + 3, INT_MAX, &n) < 0 ||
-		    strspn(addr + 3, "0123456789") != strlen(addr + 3)) {
+		if (util_parse_uint(addr + 3, strlen(addr + 3), 0, INT_MAX, &n) != UTIL_NUM_OK) {
 			snprintf(err, errlen, "listen: '%s' is not fd:N", addr);
 			return -1;
 		}

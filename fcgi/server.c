@@ -111,8 +111,7 @@ static int64_t content_length_of(FCGX_Request *r)
 	const char *s = FCGX_GetParam("CONTENT_LENGTH", r->envp);
 	uint64_t v;
 
-	if (s == NULL || *s == '\0' || util_parse_size(s, INT64_MAX, &v) < 0 ||
-	    strspn(s, "0123456789") != strlen(s))
+	if (s == NULL || util_parse_uint(s, strlen(s), 0, INT64_MAX, &v) != UTIL_NUM_OK)
 		return -1;
 	return (int64_t)v;
 }
