@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "util.h"
 #include "workdir.h"
 
 /* The longest relative name a walk can build: COLLECT_DEPTH_MAX directories
@@ -294,19 +295,19 @@ fail:
 	return -1;
 }
 
-int collect_open(int work_fd, const char *name)
+/* A name collect_open may open: relative components, none empty, "." or
+ * "..", none longer than NAME_MAX, at most COLLECT_DEPTH_MAX directories
+ * deep. 0, or -1 with errno (EINVAL, ENAMETOOLONG). Checked whole before
+ * anything is opened, so nothing is opened for a name that could climb. */
+static int collect_name_check(const char *name)
 {
-	char comp[NAME_MAX + 1];
 	const char *p, *slash;
-	struct stat st, fst;
-	int dfd = work_fd, fd = -1, fl, saved;
 	size_t depth = 0;
 
 	if (name == NULL || name[0] == '\0' || name[0] == '/') {
 		errno = EINVAL;
 		return -1;
 	}
-	/* The whole name first: nothing is opened for a name that could climb. */
 	for (p = name;; p = slash + 1) {
 		size_t n;
 
@@ -322,8 +323,20 @@ int collect_open(int work_fd, const char *name)
 			return -1;
 		}
 		if (slash == NULL)
-			break;
+			return 0;
 	}
+}
+
+/* Walks the directories of a checked name from work_fd without following
+ * a link, and copies its last component into comp. The fd of the directory
+ * that holds it (work_fd itself for a top-level name; any other is the
+ * caller's to close), or -1 with errno (ELOOP for a link on the way). */
+static int collect_open_dirs(int work_fd, const char *name, char comp[NAME_MAX + 1])
+{
+	const char *p, *slash;
+	struct stat st;
+	int dfd = work_fd, fd;
+
 	for (p = name;; p = slash + 1) {
 		size_t n;
 
@@ -332,34 +345,44 @@ int collect_open(int work_fd, const char *name)
 		memcpy(comp, p, n);
 		comp[n] = '\0';
 		if (slash == NULL)
-			break;
+			return dfd;
 		fd = openat(dfd, comp, DIR_OPEN_FLAGS);
 		if (fd < 0) {
 			/* Linux says ENOTDIR for a symlink opened O_DIRECTORY|O_NOFOLLOW. */
 			if (errno == ENOTDIR && fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    S_ISLNK(st.st_mode))
 				errno = ELOOP;
-			goto fail;
+			if (dfd != work_fd)
+				util_close_keep_errno(dfd);
+			return -1;
 		}
 		if (dfd != work_fd)
 			close(dfd);
 		dfd = fd;
-		fd = -1;
 	}
-	/* Look before opening: opening a FIFO or a device can have effects. */
+}
+
+/* Opens comp in dfd for reading when it is a regular file, looking before
+ * opening (opening a FIFO or a device can have effects) and checking after
+ * that the same file was opened. The fd (blocking), or -1 with errno. */
+static int collect_open_regular(int dfd, const char *comp)
+{
+	struct stat st, fst;
+	int fd, fl;
+
 	if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		goto fail;
+		return -1;
 	if (S_ISLNK(st.st_mode)) {
 		errno = ELOOP;
-		goto fail;
+		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		errno = EINVAL;
-		goto fail;
+		return -1;
 	}
 	fd = openat(dfd, comp, FILE_OPEN_FLAGS);
 	if (fd < 0)
-		goto fail;
+		return -1;
 	if (fstat(fd, &fst) < 0)
 		goto fail;
 	if (!S_ISREG(fst.st_mode) || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
@@ -369,18 +392,26 @@ int collect_open(int work_fd, const char *name)
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		goto fail;
-	if (dfd != work_fd)
-		close(dfd);
 	return fd;
-
 fail:
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	if (dfd != work_fd)
-		close(dfd);
-	errno = saved;
+	util_close_keep_errno(fd);
 	return -1;
+}
+
+int collect_open(int work_fd, const char *name)
+{
+	char comp[NAME_MAX + 1];
+	int dfd, fd;
+
+	if (collect_name_check(name) < 0)
+		return -1;
+	dfd = collect_open_dirs(work_fd, name, comp);
+	if (dfd < 0)
+		return -1;
+	fd = collect_open_regular(dfd, comp);
+	if (dfd != work_fd)
+		util_close_keep_errno(dfd);
+	return fd;
 }
 
 void collect_result_free(struct collect_result *r)

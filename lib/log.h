@@ -10,7 +10,9 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBU
 void log_set_level(enum log_level level);
 
 /* Formats one line (a trailing newline is added) and writes it to stderr in
- * a single write(2), so lines of concurrent workers never interleave. */
+ * a single write(2), so lines of concurrent workers never interleave.
+ * errno is as it was before the call, so an error path may log and then
+ * return -1 with the errno of what failed. */
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

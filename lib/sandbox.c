@@ -126,9 +126,7 @@ static int write_proc_file(struct sandbox_run *run, pid_t pid, const char *name,
 		goto fail;
 	}
 	if (util_write_all(fd, text, strlen(text)) < 0) {
-		saved = errno;
-		(void)close(fd);
-		errno = saved;
+		util_close_keep_errno(fd);
 		goto fail;
 	}
 	if (close(fd) < 0)

@@ -70,10 +70,8 @@ int workdir_create(struct workdir *wd, const char *root, const char *id)
 	/* The paths are handed to the sandbox and to Python: make them absolute. */
 	if (root[0] != '/') {
 		if (realpath(root, abs_root) == NULL) {
-			saved = errno;
 			log_msg(LOG_LEVEL_ERROR, "workdir: cannot resolve work root %s: %s",
-				root, strerror(saved));
-			errno = saved;
+				root, strerror(errno));
 			return -1;
 		}
 		root = abs_root;
@@ -95,17 +93,13 @@ int workdir_create(struct workdir *wd, const char *root, const char *id)
 
 	wd->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wd->root_fd < 0) {
-		saved = errno;
 		log_msg(LOG_LEVEL_ERROR, "workdir: cannot open work root %s: %s", root,
-			strerror(saved));
-		errno = saved;
+			strerror(errno));
 		goto fail;
 	}
 	if (mkdirat(wd->root_fd, id, 0700) < 0) {
-		saved = errno;
 		log_msg(LOG_LEVEL_ERROR, "workdir: cannot create %s: %s", wd->path,
-			strerror(saved));
-		errno = saved;
+			strerror(errno));
 		goto fail;
 	}
 	made = 1;
@@ -113,10 +107,8 @@ int workdir_create(struct workdir *wd, const char *root, const char *id)
 	if (wd->req_fd < 0 || mkdirat(wd->req_fd, "work", 0700) < 0 ||
 	    mkdirat(wd->req_fd, "tmp", 0700) < 0 ||
 	    (wd->work_fd = openat(wd->req_fd, "work", DIR_OPEN_FLAGS)) < 0) {
-		saved = errno;
 		log_msg(LOG_LEVEL_ERROR, "workdir: cannot set up %s: %s", wd->path,
-			strerror(saved));
-		errno = saved;
+			strerror(errno));
 		goto fail;
 	}
 	memcpy(wd->id, id, strlen(id) + 1);
@@ -149,7 +141,7 @@ int workdir_create_file_at(int base, const char *name, mode_t dir_bits, mode_t f
 	char comp[NAMES_COMPONENT_MAX + 1];
 	const char *p, *slash, *why;
 	struct stat st;
-	int dfd, fd = -1, saved;
+	int dfd, fd = -1;
 
 	if (base < 0) {
 		errno = EBADF;
@@ -195,10 +187,8 @@ int workdir_create_file_at(int base, const char *name, mode_t dir_bits, mode_t f
 		fd = -1;
 	}
 done:
-	saved = errno;
 	if (dfd != base)
-		close(dfd);
-	errno = saved;
+		util_close_keep_errno(dfd);
 	return fd;
 }
 
@@ -271,10 +261,7 @@ static int rm_open_dir(int pfd, const char *name, struct stat *st)
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, st) < 0) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
+		util_close_keep_errno(fd);
 		return -1;
 	}
 	/* Readable is not enough: unlinking entries needs write and search.
@@ -323,10 +310,7 @@ static int rm_push(struct rm_walk *w, int pfd, const char *name)
 	fr->ino = st.st_ino;
 	fr->dir = fdopendir(fd);
 	if (fr->dir == NULL) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
+		util_close_keep_errno(fd);
 		goto fail;
 	}
 	if (w->n == 0)
@@ -378,10 +362,7 @@ static int rm_pop(struct rm_walk *w)
 			}
 			p->dir = fdopendir(fd);
 			if (p->dir == NULL) {
-				int saved = errno;
-
-				close(fd);
-				errno = saved;
+				util_close_keep_errno(fd);
 				return -1;
 			}
 		}
@@ -526,10 +507,8 @@ int workdir_make_short_tmp(struct workdir *wd)
 		return -1;
 	}
 	if (mkdtemp(path) == NULL) {
-		saved = errno;
 		log_msg(LOG_LEVEL_ERROR, "workdir: cannot create %s: %s", WORKDIR_SHORT_TMP,
-			strerror(saved));
-		errno = saved;
+			strerror(errno));
 		return -1;
 	}
 	if (symlinkat(path, wd->req_fd, WORKDIR_TMP_LINK) < 0) {

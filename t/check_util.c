@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "log.h"
 #include "ref_utf8.h"
 #include "utf8.h"
 #include "util.h"
@@ -271,6 +272,25 @@ START_TEST(close_keeps_errno)
 	ck_assert_int_eq(errno, EBADF);
 	errno = EPERM;
 	util_close_keep_errno(-1);
+	ck_assert_int_eq(errno, EPERM);
+}
+END_TEST
+
+/* An error path logs, then returns -1 with the errno of what failed: the
+ * log line's own write, even a failed one, must not change it. */
+START_TEST(log_keeps_errno)
+{
+	int saved_stderr = dup(STDERR_FILENO);
+
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_eq(close(STDERR_FILENO), 0);     /* the write fails: EBADF */
+	errno = ENOSPC;
+	log_msg(LOG_LEVEL_ERROR, "check_util: %s", strerror(errno));
+	ck_assert_int_eq(errno, ENOSPC);
+	ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
+	close(saved_stderr);
+	errno = EPERM;
+	log_msg(LOG_LEVEL_ERROR, "check_util: written");
 	ck_assert_int_eq(errno, EPERM);
 }
 END_TEST
@@ -535,6 +555,7 @@ static Suite *util_suite(void)
 	suite_add_tcase(s, num);
 	tcase_add_checked_fixture(fs, make_tmp, remove_tmp);
 	tcase_add_test(fs, close_keeps_errno);
+	tcase_add_test(fs, log_keeps_errno);
 	tcase_add_test(fs, mkdir_p_makes_every_missing_parent);
 	tcase_add_test(fs, open_parent_opens_the_directory_of_the_last_component);
 	tcase_add_test(fs, read_file_reads_whole_files_up_to_max);
