@@ -334,7 +334,6 @@ static int collect_name_check(const char *name)
 static int collect_open_dirs(int work_fd, const char *name, char comp[NAME_MAX + 1])
 {
 	const char *p, *slash;
-	struct stat st;
 	int dfd = work_fd, fd;
 
 	for (p = name;; p = slash + 1) {
@@ -346,12 +345,8 @@ static int collect_open_dirs(int work_fd, const char *name, char comp[NAME_MAX +
 		comp[n] = '\0';
 		if (slash == NULL)
 			return dfd;
-		fd = openat(dfd, comp, DIR_OPEN_FLAGS);
+		fd = workdir_open_dir(dfd, comp);
 		if (fd < 0) {
-			/* Linux says ENOTDIR for a symlink opened O_DIRECTORY|O_NOFOLLOW. */
-			if (errno == ENOTDIR && fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISLNK(st.st_mode))
-				errno = ELOOP;
 			if (dfd != work_fd)
 				util_close_keep_errno(dfd);
 			return -1;

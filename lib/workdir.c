@@ -165,13 +165,9 @@ int workdir_create_file_at(int base, const char *name, mode_t dir_bits, mode_t f
 			goto done;
 		/* O_NOFOLLOW: a symlink planted here (EEXIST above) is not
 		 * followed; Linux says ENOTDIR for it, ELOOP says more. */
-		nfd = openat(dfd, comp, DIR_OPEN_FLAGS);
-		if (nfd < 0) {
-			if (errno == ENOTDIR && fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISLNK(st.st_mode))
-				errno = ELOOP;
+		nfd = workdir_open_dir(dfd, comp);
+		if (nfd < 0)
 			goto done;
-		}
 		if (dfd != base)
 			close(dfd);
 		dfd = nfd;
@@ -246,6 +242,18 @@ static int rm_chmod_dir(int pfd, const char *name)
 		return -1;
 	}
 	return fchmodat(pfd, name, 0700, 0);
+}
+
+int workdir_open_dir(int dfd, const char *name)
+{
+	struct stat st;
+	int fd = openat(dfd, name, DIR_OPEN_FLAGS);
+
+	/* Linux says ENOTDIR for a symlink opened O_DIRECTORY|O_NOFOLLOW. */
+	if (fd < 0 && errno == ENOTDIR && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		errno = ELOOP;
+	return fd;
 }
 
 /* Opens directory name under pfd for listing and removing its entries. */

@@ -41,6 +41,11 @@ struct workdir {
  * failure nothing is left behind and wd holds no fd. */
 int workdir_create(struct workdir *wd, const char *root, const char *id);
 
+/* Opens directory name under dfd (O_RDONLY, O_DIRECTORY, O_NOFOLLOW,
+ * O_CLOEXEC). The fd, or -1 with errno: ELOOP for a symlink (where Linux
+ * says ENOTDIR), as for anything under a work directory. */
+int workdir_open_dir(int dfd, const char *name);
+
 /* Creates the upload file name (already accepted by names_check) under
  * work/, making missing parent directories (0755) on the way, never following
  * a symlink. Returns an fd open O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC
