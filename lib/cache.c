@@ -229,8 +229,9 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "the interpreter's identity is too long");
 		return -1;
 	}
+	first_line(out);
+	snprintf(c->python_version, sizeof(c->python_version), "%.255s", out);
 	if (c->usable) {
-		first_line(out);
 		log_msg(LOG_LEVEL_INFO, "dependencies: cache %s, python %s", cfg->deps_cache, out);
 	}
 	return 0;

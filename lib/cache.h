@@ -30,6 +30,8 @@ struct cache {
 	const struct config *cfg;
 	char salt[CACHE_SALT_MAX];     /* interpreter identity + pip settings */
 	int usable;                    /* pip answered at start */
+	char python_version[256];      /* the interpreter's sys.version, one line
+	                                * ("" when it did not say) */
 	char why[CONFIG_PATH_MAX + 512]; /* why not, a sentence for the operator */
 };
 

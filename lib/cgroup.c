@@ -402,13 +402,21 @@ static void sweep_runs(int dfd)
 	(void)remove_children(dfd, CGROUP_RUN_PREFIX, 0);
 }
 
-/* Writes pid 0 (the caller) into the cgroup.procs of each directory. */
-static int move_self(const int *dirfds)
+/* Writes pid (0: the caller) into the cgroup.procs of each directory. */
+static int move_pid(const int *dirfds, pid_t pid)
 {
+	char text[24];
+
+	snprintf(text, sizeof(text), "%ld", (long)pid);
 	for (int h = 0; h < CGROUP_V1_N; h++)
-		if (dirfds[h] >= 0 && write_small(dirfds[h], "cgroup.procs", "0") < 0)
+		if (dirfds[h] >= 0 && write_small(dirfds[h], "cgroup.procs", text) < 0)
 			return -1;
 	return 0;
+}
+
+static int move_self(const int *dirfds)
+{
+	return move_pid(dirfds, 0);
 }
 
 /* Whether pyexec's own cgroup v2 directory offers the memory controller
@@ -1042,4 +1050,19 @@ pid_t cgroup_clone(const struct cgroup_slot *slot, unsigned long flags)
 	args.exit_signal = SIGCHLD;
 	args.cgroup = (uint64_t)slot->fd;
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+int cgroup_slot_attach(const struct cgroup_slot *slot, pid_t pid)
+{
+	int v2[CGROUP_V1_N];
+
+	if (slot == NULL || slot->fd < 0 || pid <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (slot->version == 1)
+		return move_pid(slot->run, pid);
+	for (int h = 0; h < CGROUP_V1_N; h++)
+		v2[h] = h == 0 ? slot->fd : -1;
+	return move_pid(v2, pid);
 }

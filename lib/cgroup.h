@@ -154,4 +154,9 @@ int cgroup_remove_worker(const struct cgroup_config *cfg, pid_t worker);
  * -1 with errno. */
 pid_t cgroup_clone(const struct cgroup_slot *slot, unsigned long flags);
 
+/* Moves process pid (a child the caller did not clone itself, such as an
+ * init the zygote forked) into the slot's cgroup, in every hierarchy of
+ * it. 0, or -1 with errno. */
+int cgroup_slot_attach(const struct cgroup_slot *slot, pid_t pid);
+
 #endif

@@ -90,6 +90,7 @@ static const struct config_key config_keys[] = {
 	{ "max_reply", CT_SIZE, F(max_reply), 1 * MiB, 1024 * GiB, 0, NULL },
 	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
 	{ "subordinate_ids", CT_BOOL, F(subordinate_ids), 0, 0, 0, NULL },
+	{ "warm", CT_BOOL, F(warm), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 	{ "sandbox_etc", CT_ETC, F(sandbox_etc), 0, 0, 0, NULL },
@@ -528,6 +529,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_reply = 160 * MiB;
 	cfg->network = 0;
 	cfg->subordinate_ids = 1;
+	cfg->warm = 0;
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

@@ -50,6 +50,7 @@ struct config {
 	uint64_t max_reply;             /* bytes of a reply's body, as encoded */
 	int network;                    /* bool */
 	int subordinate_ids;            /* bool: runs take ids of /etc/subuid, /etc/subgid */
+	int warm;                       /* bool: each worker keeps a zygote (zygote.h) */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */

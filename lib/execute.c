@@ -285,49 +285,50 @@ static int resolve_deps(struct request *r)
 	return rc;
 }
 
-/* The environment of the README's "POST execute", built from nothing. In
- * the namespace sandbox the program sees /work and its own /tmp; with the
- * rlimits layer, the request's real directories. */
-static void build_env(struct request *r)
+void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
+		     const char *work, const char *pythonpath)
 {
-	int sandboxed = r->ctx->sandbox != NULL;
-	const char *tmp = sandboxed ? "/tmp" : r->wd.tmp_path;
-	const size_t len = sizeof(r->env[0]);
+	const size_t len = sizeof(p->env[0]);
 	int n = 0;
 
-	snprintf(r->env[n++], len, "PATH=" UTIL_PATH);
-	snprintf(r->env[n++], len, "HOME=%s", tmp);
-	snprintf(r->env[n++], len, "TMPDIR=%s", tmp);
-	snprintf(r->env[n++], len, "LANG=C.UTF-8");
-	snprintf(r->env[n++], len, "PYTHONUNBUFFERED=1");
-	snprintf(r->env[n++], len, "PYTHONDONTWRITEBYTECODE=1");
-	snprintf(r->env[n++], len, "MPLBACKEND=Agg");
-	snprintf(r->env[n++], len, "OUTPUT_DIR=%s", sandboxed ? SANDBOX_WORK : r->wd.work_path);
+	snprintf(p->env[n++], len, "PATH=" UTIL_PATH);
+	snprintf(p->env[n++], len, "HOME=%s", tmp);
+	snprintf(p->env[n++], len, "TMPDIR=%s", tmp);
+	snprintf(p->env[n++], len, "LANG=C.UTF-8");
+	snprintf(p->env[n++], len, "PYTHONUNBUFFERED=1");
+	snprintf(p->env[n++], len, "PYTHONDONTWRITEBYTECODE=1");
+	snprintf(p->env[n++], len, "MPLBACKEND=Agg");
+	snprintf(p->env[n++], len, "OUTPUT_DIR=%s", work);
 	/* The dependency entry: its sitecustomize.py adds its packages with
 	 * site semantics (.pth files), ahead of the system's. */
-	if (r->use.lock_fd >= 0)
-		snprintf(r->env[n++], len, "PYTHONPATH=%s", r->use.path);
+	if (pythonpath != NULL)
+		snprintf(p->env[n++], len, "PYTHONPATH=%s", pythonpath);
 	for (int i = 0; i < n; i++)
-		r->envp[i] = r->env[i];
-	r->envp[n] = NULL;
+		p->envp[i] = p->env[i];
+	p->envp[n] = NULL;
+	p->argv[0] = (char *)cfg->python;
+	p->argv[1] = "-s";
+	p->argv[2] = "-B";
+	p->argv[3] = "main.py";
+	p->argv[4] = NULL;
 }
 
-/* What to run, how, and within which limits. */
+/* What to run, how, and within which limits. In the namespace sandbox the
+ * program sees /work and its own /tmp; with the rlimits layer, the
+ * request's real directories. */
 static void build_spec(struct request *r)
 {
 	const struct config *cfg = r->ctx->cfg;
 	struct run_spec *spec = &r->spec;
+	int sandboxed = r->ctx->sandbox != NULL;
 
-	build_env(r);
-	r->argv[0] = (char *)cfg->python;
-	r->argv[1] = "-s";
-	r->argv[2] = "-B";
-	r->argv[3] = "main.py";
-	r->argv[4] = NULL;
+	execute_program(cfg, &r->prog, sandboxed ? "/tmp" : r->wd.tmp_path,
+			sandboxed ? SANDBOX_WORK : r->wd.work_path,
+			r->use.lock_fd >= 0 ? r->use.path : NULL);
 	memset(spec, 0, sizeof(*spec));
 	spec->path = cfg->python;
-	spec->argv = r->argv;
-	spec->envp = r->envp;
+	spec->argv = r->prog.argv;
+	spec->envp = r->prog.envp;
 	spec->cwd = r->wd.work_path;
 	spec->stdin_fd = r->up.stdin_fd;
 	spec->stdout_fd = r->stdout_fd;
@@ -487,6 +488,7 @@ static int reply(struct request *r)
 	rx.status = 200;
 	rx.exec_status = run_status_name(r->res.status);
 	rx.run = &r->res;
+	rx.start = r->have_sb && r->sb.warm ? "warm" : "cold";
 	rx.dependencies = r->deps;
 	rx.stdout_fd = r->stdout_fd;
 	rx.stderr_fd = r->stderr_fd;

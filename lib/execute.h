@@ -25,6 +25,8 @@
 #include "run.h"
 #include "sandbox.h"
 
+struct zygote;
+
 #define EXECUTE_READ_CHUNK (64 * 1024)  /* bytes read from the body at a time */
 #define EXECUTE_DRAIN_EXTRA (1 << 20)   /* bytes drained past max_upload */
 /* The reply phase's bound: past it the reply is cut short and the worker
@@ -45,6 +47,8 @@ struct execute_ctx {
 	struct metrics *metrics;            /* NULL: not counted */
 	/* the worker's run cgroup (lib/cgroup.h), or NULL for none */
 	struct cgroup_slot *cgroup;
+	/* the worker's zygote (lib/zygote.h), or NULL when warm is off */
+	struct zygote *zygote;
 };
 
 /* One request, as the web server described it. Strings may be NULL. */
@@ -61,6 +65,22 @@ struct execute_request {
 	 * run is stopped; -1 when there is none to watch */
 	int conn_fd;
 };
+
+/* A run's command line and environment, built from nothing (the
+ * README's "POST execute"): python -s -B main.py. */
+#define EXECUTE_ENV_MAX 16          /* variables of the run's environment */
+#define EXECUTE_ENV_LEN (CONFIG_PATH_MAX + 32)
+struct execute_program {
+	char env[EXECUTE_ENV_MAX][EXECUTE_ENV_LEN];
+	char *envp[EXECUTE_ENV_MAX + 1];
+	char *argv[5];
+};
+
+/* Fills p for cfg's python, with tmp as HOME and TMPDIR, work as
+ * OUTPUT_DIR, and pythonpath (a dependency entry; NULL: none) as
+ * PYTHONPATH. p's vectors point into p. */
+void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
+		     const char *work, const char *pythonpath);
 
 /* Handles one POST execute. The whole reply is written to sink and ended
  * (reply_end) before the request's directory is removed; log is

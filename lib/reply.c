@@ -779,6 +779,8 @@ static int write_headers(struct out *o, const struct reply_execution *e,
 		format_seconds(buf, sizeof(buf), e->run->cpu_ns);
 		out_header(o, "X-CPU-Time", buf);
 		out_printf(o, "X-Max-RSS: %ld\r\n", e->run->max_rss_kib);
+		if (e->start != NULL)
+			out_header(o, "X-Execution-Start", e->start);
 	}
 	if (truncated_list(e, pl, buf, sizeof(buf), 0) > 0)
 		out_header(o, "X-Truncated", buf);
@@ -879,9 +881,10 @@ static int write_json(struct out *o, const struct reply_execution *e, struct pla
 		out_str(o, ",\"cpu\":");
 		format_seconds(buf, sizeof(buf), r->cpu_ns);
 		out_str(o, buf);
-		out_printf(o, "},\"max_rss_kib\":%ld", r->max_rss_kib);
+		out_printf(o, "},\"max_rss_kib\":%ld,\"start\":", r->max_rss_kib);
+		json_string(o, e->start != NULL ? e->start : "cold");
 	} else {
-		out_str(o, ",\"time\":null,\"max_rss_kib\":null");
+		out_str(o, ",\"time\":null,\"max_rss_kib\":null,\"start\":null");
 	}
 	truncated_list(e, pl, buf, sizeof(buf), 1);
 	out_printf(o, ",\"truncated\":[%s],\"dependencies\":", buf);

@@ -46,6 +46,7 @@ struct reply_execution {
 	int status;                  /* 200, or 424 for a dependency failure */
 	const char *exec_status;     /* X-Execution-Status ("ok", ..., "dependency_error") */
 	const struct run_result *run;/* NULL when nothing ran (424) */
+	const char *start;           /* X-Execution-Start: "warm" or "cold" (with run) */
 	const char *request_id;
 	const char *dependencies;    /* "none", "cached", "installed" */
 	int stdout_fd, stderr_fd;    /* captured output, read from offset 0; -1 = empty */

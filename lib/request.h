@@ -21,8 +21,6 @@
 #include "workdir.h"
 
 #define REQUEST_DETAIL_MAX 512
-#define REQUEST_ENV_MAX 16          /* variables of the run's environment */
-#define REQUEST_ENV_LEN (CONFIG_PATH_MAX + 32)
 
 struct request {
 	/* borrowed from the caller of execute_handle */
@@ -52,9 +50,7 @@ struct request {
 
 	/* the run */
 	int stdout_fd, stderr_fd;       /* memory files of the captured output */
-	char env[REQUEST_ENV_MAX][REQUEST_ENV_LEN];
-	char *envp[REQUEST_ENV_MAX + 1];
-	char *argv[6];
+	struct execute_program prog;
 	struct run_spec spec;
 	struct sandbox_run sb;          /* namespace layer: taken before the body,
 	                                 * which is written into its /work */

@@ -534,11 +534,30 @@ int run_kill_children(const pid_t *keep, size_t nkeep)
 	return killed;
 }
 
-static pid_t keep_pid;           /* run_keep_child's */
+/* The children run_program's clean-up leaves alive: run_keep_child's and
+ * run_keep_helper's (0: none). */
+enum { KEEP_CHILD, KEEP_HELPER, KEEP_N };
+static pid_t keep_pids[KEEP_N];
 
 void run_keep_child(pid_t pid)
 {
-	keep_pid = pid;
+	keep_pids[KEEP_CHILD] = pid;
+}
+
+void run_keep_helper(pid_t pid)
+{
+	keep_pids[KEEP_HELPER] = pid;
+}
+
+/* The kept children, packed into out: how many. */
+static size_t kept(pid_t out[KEEP_N])
+{
+	size_t n = 0;
+
+	for (int i = 0; i < KEEP_N; i++)
+		if (keep_pids[i] > 0)
+			out[n++] = keep_pids[i];
+	return n;
 }
 
 /* Reaps every child that has ended (the kept one too: it is then no longer
@@ -553,8 +572,9 @@ static int reap_ended(void)
 			return errno == EINTR ? 0 : -1;
 		if (si.si_pid == 0)
 			return 0;
-		if (si.si_pid == keep_pid)
-			keep_pid = 0;
+		for (int i = 0; i < KEEP_N; i++)
+			if (si.si_pid == keep_pids[i])
+				keep_pids[i] = 0;
 		(void)waitpid(si.si_pid, NULL, WNOHANG);
 	}
 }
@@ -569,6 +589,8 @@ static int kill_leftovers(void)
 	int64_t nap = NS_PER_MS;
 
 	for (;;) {
+		pid_t keep[KEEP_N];
+		size_t nkeep;
 		int killed;
 
 		if (reap_ended() < 0) {
@@ -582,8 +604,9 @@ static int kill_leftovers(void)
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		killed = run_kill_children(&keep_pid, keep_pid > 0 ? 1 : 0);
-		if (killed == 0 && keep_pid > 0)
+		nkeep = kept(keep);
+		killed = run_kill_children(keep, nkeep);
+		if (killed == 0 && nkeep > 0)
 			return 0;
 		nanosleep_ns(nap);
 		if (nap < 20 * NS_PER_MS)

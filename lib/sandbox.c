@@ -33,43 +33,13 @@
 #include "subid.h"
 #include "util.h"
 #include "workdir.h"
+#include "zygote.h"
 
 /* One inode of the disk tmpfs per this many bytes of it (at least
  * SANDBOX_INODES_MIN): empty files take no blocks, so without a cap on
  * inodes, "many files" would take kernel memory max_disk does not bound. */
 #define SANDBOX_BYTES_PER_INODE 4096
 #define SANDBOX_INODES_MIN    1024
-
-/* ---------------------------------------------------------------------- */
-/* The configuration's lists. */
-
-const char *sandbox_list_next(const char *list, const char *cur)
-{
-	const char *p = cur == NULL ? list : cur + strlen(cur) + 1;
-
-	return *p != '\0' ? p : NULL;
-}
-
-int sandbox_list_add(char *list, const char *path)
-{
-	size_t used = 0, len = path != NULL ? strlen(path) : 0;
-
-	if (path == NULL || path[0] != '/') {
-		errno = EINVAL;
-		return -1;
-	}
-	for (const char *p = sandbox_list_next(list, NULL); p != NULL;
-	     p = sandbox_list_next(list, p))
-		used = (size_t)(p - list) + strlen(p) + 1;
-	/* the path, its NUL, and the empty string that ends the list */
-	if (used + len + 2 > SANDBOX_LIST_MAX) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(list + used, path, len + 1);
-	list[used + len + 1] = '\0';
-	return 0;
-}
 
 /* ---------------------------------------------------------------------- */
 /* Runs and spares. */
@@ -182,7 +152,7 @@ static int init_args_fill(struct sandbox_init_args *a, struct sandbox_run *run,
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	a->sock = a->status_w = -1;
+	a->sock = a->status_w = a->zygote_fd = a->log_fd = -1;
 	a->filter = sandbox_filter_get(cfg->memory_cgroup != 0, err, sizeof(err));
 	if (a->filter == NULL) {
 		run_error(run, STEP_PREPARE, "%s", err);
@@ -382,21 +352,11 @@ static int write_maps(struct sandbox_run *run, const struct sandbox_config *cfg,
 	return write_proc_file(run, pid, "gid_map", map);
 }
 
-/* Clones init (into cg when not NULL) with a's arguments, a->sock and
- * a->status_w being made here; sp gets init and the supervisor's ends.
- * 0, or -1 with run->error (sp then holds nothing). */
-static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
-		      const struct cgroup_slot *cg, struct sandbox_spare *sp)
+/* The socket pair and status pipe of a new init: init's ends into a, the
+ * supervisor's into sv[0] and stp[0]. 0, or -1 with run->error. */
+static int init_channels(struct sandbox_run *run, struct sandbox_init_args *a, int sv[2],
+			 int stp[2])
 {
-	int sv[2] = { -1, -1 }, stp[2] = { -1, -1 };
-	int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-		    CLONE_NEWCGROUP | SIGCHLD;
-	sigset_t all, old;
-	int saved;
-	pid_t pid;
-
-	if (!a->cfg->network)
-		flags |= CLONE_NEWNET;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(stp, O_CLOEXEC) < 0) {
 		run_error(run, STEP_PREPARE, "cannot create a socket pair or pipe: %s",
@@ -407,6 +367,40 @@ static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
 	}
 	a->sock = sv[1];
 	a->status_w = stp[1];
+	return 0;
+}
+
+/* sp takes a new init, pid, and the supervisor's ends of its channels. */
+static void spare_hold(struct sandbox_spare *sp, pid_t pid, int sock, int status_r)
+{
+	sp->pid = pid;
+	sp->pidfd = pidfd_open(pid, 0);   /* -1 before Linux 5.3 */
+	sp->sock = sock;
+	sp->status_r = status_r;
+	(void)setpgid(pid, pid);
+}
+
+/* Clones init (into cg when not NULL) with a's arguments, a->sock and
+ * a->status_w being made here; sp gets init and the supervisor's ends.
+ * The zygote's init (zygote) has no pid namespace of its own: the inits
+ * it forks with CLONE_PARENT could not be this process's children if it
+ * were one's init. 0, or -1 with run->error (sp then holds nothing). */
+static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
+		      const struct cgroup_slot *cg, struct sandbox_spare *sp, int zygote)
+{
+	int sv[2] = { -1, -1 }, stp[2] = { -1, -1 };
+	int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+		    CLONE_NEWCGROUP | SIGCHLD;
+	sigset_t all, old;
+	int saved;
+	pid_t pid;
+
+	if (!zygote)
+		flags |= CLONE_NEWPID;
+	if (!a->cfg->network)
+		flags |= CLONE_NEWNET;
+	if (init_channels(run, a, sv, stp) < 0)
+		return -1;
 	/* No handler of the caller may run in init. */
 	sigfillset(&all);
 	if (sigprocmask(SIG_SETMASK, &all, &old) < 0) {
@@ -416,6 +410,8 @@ static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
 		/* Cloned straight into the run's cgroup: its cgroup namespace
 		 * is rooted there. */
 		pid = cg != NULL ? cgroup_clone(cg, (unsigned long)flags) : sandbox_clone(flags);
+		if (pid == 0 && zygote)
+			sandbox_init_zygote_main(a);
 		if (pid == 0)
 			sandbox_init_main(a);
 		saved = errno;
@@ -432,26 +428,82 @@ static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
 		fd_close(&stp[0]);
 		return -1;
 	}
-	sp->pid = pid;
-	sp->pidfd = pidfd_open(pid, 0);   /* -1 before Linux 5.3 */
-	sp->sock = sv[0];
-	sp->status_r = stp[0];
-	(void)setpgid(pid, pid);
+	spare_hold(sp, pid, sv[0], stp[0]);
 	return 0;
 }
 
-/* Clones init into new namespaces (into cg when not NULL) with root as its
- * new root's mount point, writes its maps and lets it set up everything
- * that does not depend on a request. Fills sp; 0, or -1 with run->error
- * and sp empty. */
-static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *cfg,
-			 const char *root, const struct cgroup_slot *cg, struct sandbox_spare *sp)
+/* The zygote sandboxes of this process are forked by (NULL: none). */
+static struct zygote *warm_zygote;
+
+void sandbox_use_zygote(struct zygote *z)
 {
-	struct sandbox_init_args a;
+	warm_zygote = z;
+}
+
+/* As clone_init, but init is forked by the zygote (into its user
+ * namespace, as this process's child): 0, or -1 with run->error. */
+static int fork_init(struct sandbox_run *run, struct sandbox_init_args *a,
+		     const struct cgroup_slot *cg, struct sandbox_spare *sp)
+{
+	int sv[2] = { -1, -1 }, stp[2] = { -1, -1 };
+	char err[sizeof(run->error)];
+	pid_t pid;
+
+	if (init_channels(run, a, sv, stp) < 0)
+		return -1;
+	pid = zygote_fork(warm_zygote, sv[1], stp[1], a->root, cg != NULL, err, sizeof(err));
+	fd_close(&sv[1]);
+	fd_close(&stp[1]);
+	if (pid < 0) {
+		run_error(run, STEP_CLONE, "%s", err);
+		fd_close(&sv[0]);
+		fd_close(&stp[0]);
+		return -1;
+	}
+	spare_hold(sp, pid, sv[0], stp[0]);
+	sp->warm = 1;
+	return 0;
+}
+
+/* Waits for init's hello, then does what must be done from outside before
+ * it sets up its root: a cloned init's maps; a forked one's move into cg.
+ * Then lets it go on. 0, or -1 with run->error. */
+static int release_init(struct sandbox_run *run, const struct sandbox_config *cfg,
+			const struct cgroup_slot *cg, struct sandbox_spare *sp)
+{
 	struct sandbox_msg m;
 	int wfd = -1;
 
-	spare_clear(sp);
+	/* Init is dumpable once it says hello: its /proc files are ours. */
+	if (sandbox_msg_recv(sp->sock, setup_deadline(), &m, &wfd) < 0) {
+		run_error(run, STEP_HANDSHAKE, "init did not start: %s", strerror(errno));
+		return -1;
+	}
+	if (m.type != MSG_HELLO || wfd >= 0) {
+		fd_close(&wfd);
+		errno = EPROTO;
+		run_error(run, STEP_HANDSHAKE, "init answered out of turn");
+		return -1;
+	}
+	if (sp->warm) {
+		if (cg != NULL && cgroup_slot_attach(cg, sp->pid) < 0) {
+			run_error(run, STEP_PREPARE, "cannot move init into the run's cgroup: %s",
+				  strerror(errno));
+			return -1;
+		}
+	} else if (write_maps(run, cfg, sp->pid) < 0) {
+		return -1;
+	}
+	if (sandbox_msg_send(sp->sock, MSG_MAPS) < 0) {
+		run_error(run, STEP_HANDSHAKE, "cannot release init: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int start_check(struct sandbox_run *run, const struct sandbox_config *cfg,
+		       const char *root)
+{
 	if (cfg->disk_bytes == 0 || !path_ok(root) ||
 	    (cfg->python_prefix[0] != '\0' && !path_ok(cfg->python_prefix)) ||
 	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv))) {
@@ -459,32 +511,104 @@ static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *c
 		run_error(run, STEP_PREPARE, "the disk size is 0 or a path is not absolute");
 		return -1;
 	}
-	if (init_args_fill(&a, run, cfg, root) < 0 || clone_init(run, &a, cg, sp) < 0)
+	return 0;
+}
+
+/* Starts init in new namespaces (into cg when not NULL) with root as its
+ * new root's mount point: forked by the zygote when there is one for cfg,
+ * else cloned (so too when the zygote fails, which is logged). Lets it
+ * set up everything that does not depend on a request. Fills sp; 0, or
+ * -1 with run->error and sp empty. */
+static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *cfg,
+			 const char *root, const struct cgroup_slot *cg, struct sandbox_spare *sp)
+{
+	struct sandbox_init_args a;
+	int forked = -1;
+
+	spare_clear(sp);
+	if (start_check(run, cfg, root) < 0 || init_args_fill(&a, run, cfg, root) < 0)
+		return -1;
+	if (warm_zygote != NULL && warm_zygote->sp.cfg == cfg && zygote_alive(warm_zygote)) {
+		forked = fork_init(run, &a, cg, sp);
+		if (forked < 0) {
+			log_msg(LOG_LEVEL_WARN, "sandbox: the zygote did not fork (%s); this "
+				"sandbox is cloned", run->error);
+			run_error_clear(run);
+		}
+	}
+	if (forked < 0 && clone_init(run, &a, cg, sp, 0) < 0)
 		return -1;
 	memcpy(sp->root, a.root, sizeof(sp->root));
 	sp->cfg = cfg;
 	sp->cgroup = cg;
-
-	/* Init is dumpable once it says hello: its /proc files are ours. */
-	if (sandbox_msg_recv(sp->sock, setup_deadline(), &m, &wfd) < 0) {
-		run_error(run, STEP_HANDSHAKE, "init did not start: %s", strerror(errno));
-		goto fail;
-	}
-	if (m.type != MSG_HELLO || wfd >= 0) {
-		fd_close(&wfd);
-		errno = EPROTO;
-		run_error(run, STEP_HANDSHAKE, "init answered out of turn");
-		goto fail;
-	}
-	if (write_maps(run, cfg, sp->pid) < 0)
-		goto fail;
-	if (sandbox_msg_send(sp->sock, MSG_MAPS) < 0) {
-		run_error(run, STEP_HANDSHAKE, "cannot release init: %s", strerror(errno));
-		goto fail;
+	if (release_init(run, cfg, cg, sp) < 0) {
+		spare_end(sp);
+		return -1;
 	}
 	return 0;
-fail:
+}
+
+/* MSG_ZCONFIG for a: its configuration, strings and filter. */
+static int send_zygote_config(int sock, const struct sandbox_init_args *a)
+{
+	struct sandbox_msg m;
+	struct zygote_config zc;
+	struct iovec iov[3];
+	ssize_t want, w;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ZCONFIG;
+	memset(&zc, 0, sizeof(zc));
+	zc.cfg = *a->cfg;
+	zc.args = *a;
+	zc.args.cfg = NULL;
+	zc.args.filter = NULL;
+	zc.filter_len = a->filter->len;
+	if (zc.filter_len > ZYGOTE_FILTER_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	iov[0] = (struct iovec){ &m, sizeof(m) };
+	iov[1] = (struct iovec){ &zc, sizeof(zc) };
+	iov[2] = (struct iovec){ a->filter->filter, sizeof(a->filter->filter[0]) * zc.filter_len };
+	want = (ssize_t)(iov[0].iov_len + iov[1].iov_len + iov[2].iov_len);
+	w = sandbox_msg_send_fds(sock, iov, 3, NULL, 0);
+	if (w >= 0 && w != want)
+		errno = EMSGSIZE;
+	return w == want ? 0 : -1;
+}
+
+int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *cfg,
+			 const char *root, int binary_fd, int log_fd, char *const *argv,
+			 char *const *envp, char *err, size_t errlen)
+{
+	struct sandbox_run run;
+	struct sandbox_init_args a;
+
+	memset(&run, 0, sizeof(run));
+	spare_clear(sp);
+	if (start_check(&run, cfg, root) < 0 || init_args_fill(&a, &run, cfg, root) < 0)
+		goto fail;
+	a.zygote_fd = binary_fd;
+	a.log_fd = log_fd;
+	a.zygote_argv = argv;
+	a.zygote_envp = envp;
+	if (clone_init(&run, &a, NULL, sp, 1) < 0)
+		goto fail;
+	memcpy(sp->root, a.root, sizeof(sp->root));
+	sp->cfg = cfg;
+	if (release_init(&run, cfg, NULL, sp) < 0)
+		goto fail_end;
+	if (send_zygote_config(sp->sock, &a) < 0) {
+		run_error(&run, STEP_HANDSHAKE, "cannot send the zygote its configuration: %s",
+			  strerror(errno));
+		goto fail_end;
+	}
+	return 0;
+fail_end:
 	spare_end(sp);
+fail:
+	snprintf(err, errlen, "%s", run.error);
 	return -1;
 }
 
@@ -584,6 +708,9 @@ static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
 	}
 	run->status_fd = sp->status_r;
 	sp->status_r = -1;
+	/* Its payload runs in the zygote's interpreter when the run is the
+	 * zygote's program; else it execs python, as a cold run does. */
+	run->warm = sp->warm && warm_zygote != NULL && zygote_matches(warm_zygote, spec);
 	sp->pid = 0;                 /* the run's now: run_program reaps it */
 	spare_end(sp);
 	return pid;

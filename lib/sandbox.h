@@ -123,6 +123,7 @@ struct sandbox_spare {
 	int pidfd, sock, status_r;      /* -1 when none */
 	int work_fd;                    /* its /work, once init sent it (MSG_WORK); -1 before */
 	int own_root;                   /* 1: root is ours to remove */
+	int warm;                       /* 1: init was forked by the zygote */
 	char root[PATH_MAX];            /* the new root's mount point on the host */
 	const struct sandbox_config *cfg;      /* what it was made for */
 	const struct cgroup_slot *cgroup;
@@ -148,6 +149,8 @@ struct sandbox_run {
 	int status_fd;                  /* internal: the payload's wait status */
 	int uploads_too_big;            /* out: the uploads did not fit in disk_bytes */
 	int spare_used;                 /* out: 1 when the spare served the run */
+	int warm;                       /* out: 1 when the sandbox came from the
+	                                 * zygote (zygote.h) */
 	char error[256];                /* out: what failed, when spawn fails */
 	int failed_step;                /* internal: the step that failed (enum
 	                                 * sandbox_step, sandbox_proto.h) and its */
@@ -200,5 +203,19 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 		       const char *dir, const struct cgroup_slot *cg);
 /* Ends sp's init, reaps it, removes its directory; sp is then empty. */
 void sandbox_spare_discard(struct sandbox_spare *sp);
+
+struct zygote;
+/* From now on, this process's sandboxes for z's configuration are forked
+ * by z while it is alive (zygote.h), and cloned as before when it is not
+ * or the fork fails; NULL: always cloned. */
+void sandbox_use_zygote(struct zygote *z);
+
+/* For zygote.c: clones the zygote's init into sp, with root as its new
+ * root's mount point, binary_fd (exec'd by fd), log_fd, argv and envp
+ * (sandbox_init_zygote_main), writes its maps, and sends it MSG_ZCONFIG.
+ * 0, or -1 with a sentence in err (sp then empty). */
+int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *cfg,
+			 const char *root, int binary_fd, int log_fd, char *const *argv,
+			 char *const *envp, char *err, size_t errlen);
 
 #endif

@@ -408,7 +408,8 @@ static void init_proc(const struct sandbox_init_args *a)
 	static const char *const ro[] = { "proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus" };
 
 	init_mkdir(a, "proc", 0555);
-	if (!a->cfg->proc)
+	/* The zygote has no pid namespace of its own to show. */
+	if (!a->cfg->proc || a->zygote_fd >= 0)
 		return;
 	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		init_fail(a, STEP_PROC, "mount a fresh", "/proc", errno);
@@ -758,6 +759,8 @@ static void payload_main(const struct sandbox_init_args *a, const struct init_re
 	/* Last: after it, nothing here may need a refused call. */
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, a->filter, 0, 0) < 0)
 		asyncsafe_fail(STDERR_FILENO, "load the seccomp filter", NULL, errno);
+	if (a->payload_exec != NULL)
+		a->payload_exec(&copy);
 	run_child_exec(&copy);
 }
 
@@ -801,7 +804,7 @@ static void init_give_back(const struct sandbox_init_args *a, int dfd, unsigned 
  * says hello and waits until its uid_map and gid_map are written. */
 static void init_await_maps(const struct sandbox_init_args *a)
 {
-	const int keep[] = { a->sock, a->status_w };
+	const int keep[] = { a->sock, a->status_w, a->zygote_fd, a->log_fd };
 
 	/* The supervisor's death ends the sandbox. Had it died before this
 	 * line, its end of the socket is closed and the first recv says so. */
@@ -814,7 +817,7 @@ static void init_await_maps(const struct sandbox_init_args *a)
 	/* Not the worker's sockets (its listener, a client's connection), nor
 	 * its directories. */
 	asyncsafe_close_except(keep, sizeof(keep) / sizeof(keep[0]));
-	util_title_set("sandbox (spare)");
+	util_title_set(a->zygote_fd >= 0 ? "zygote" : "sandbox (spare)");
 	if (sandbox_msg_send(a->sock, MSG_HELLO) < 0 ||
 	    sandbox_msg_recv_type(a->sock) != MSG_MAPS)
 		_exit(1);
@@ -874,13 +877,14 @@ static void init_end_leftovers(const struct sandbox_init_args *a)
 	}
 }
 
-void sandbox_init_main(const struct sandbox_init_args *a)
+/* From the maps on: the new root, the run's request, the payload. */
+__attribute__((noreturn))
+static void init_serve(const struct sandbox_init_args *a)
 {
 	struct init_req r;
 	mode_t umask_was;
 	int status;
 
-	init_await_maps(a);
 	umask_was = umask(022);
 	init_send_work(a, init_setup(a));
 	/* Made ahead of its request, a sandbox waits here. */
@@ -896,4 +900,95 @@ void sandbox_init_main(const struct sandbox_init_args *a)
 	init_end_leftovers(a);
 	(void)util_write_all(a->status_w, &status, sizeof(status));
 	_exit(0);
+}
+
+void sandbox_init_main(const struct sandbox_init_args *a)
+{
+	init_await_maps(a);
+	init_serve(a);
+}
+
+/* Every capability init has (all of them, in its user namespace) kept
+ * through execve as an ambient one: the zygote is not root there. */
+static void zygote_keep_caps(const struct sandbox_init_args *a)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		init_fail(a, STEP_SETUP, "read the capabilities", NULL, errno);
+	data[0].inheritable = data[0].permitted;
+	data[1].inheritable = data[1].permitted;
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		init_fail(a, STEP_SETUP, "make the capabilities inheritable", NULL, errno);
+	for (unsigned long cap = 0; cap < 64; cap++) {
+		int have = (cap < 32 ? data[0].permitted >> cap
+				     : data[1].permitted >> (cap - 32)) & 1;
+
+		if (have && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+			init_fail(a, STEP_SETUP, "keep the capabilities", NULL, errno);
+	}
+}
+
+/* The zygote's fds: 0 an empty pipe (its sys.stdin is made as a run's,
+ * from a pipe), 1 and 2 the log pipe, ZYGOTE_SOCK_FD the socket; the
+ * others close at the exec. */
+static void zygote_fds(const struct sandbox_init_args *a)
+{
+	int p[2], in, log, sock;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		init_fail(a, STEP_SETUP, "create the zygote's stdin", NULL, errno);
+	(void)close(p[1]);
+	/* Above the numbers they go to, so that no dup2 closes another. */
+	in = fcntl(p[0], F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	log = fcntl(a->log_fd, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	sock = fcntl(a->sock, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	if (in < 0 || log < 0 || sock < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 ||
+	    dup2(log, 2) < 0 || dup2(sock, ZYGOTE_SOCK_FD) < 0)
+		init_fail(a, STEP_SETUP, "set up the zygote's fds", NULL, errno);
+}
+
+void sandbox_init_zygote_main(const struct sandbox_init_args *a)
+{
+	mode_t umask_was;
+	int wfd;
+
+	init_await_maps(a);
+	umask_was = umask(022);
+	wfd = init_setup(a);
+	(void)close(wfd);
+	(void)umask(umask_was);
+	/* Python starts where a run's does: its main.py is /work/main.py. */
+	if (chdir(SANDBOX_WORK) < 0)
+		init_fail(a, STEP_SETUP, "change directory to", SANDBOX_WORK, errno);
+	zygote_keep_caps(a);
+	zygote_fds(a);
+	syscall(SYS_execveat, a->zygote_fd, "", a->zygote_argv, a->zygote_envp, AT_EMPTY_PATH);
+	init_fail(a, STEP_SETUP, "execute the zygote", NULL, errno);
+}
+
+/* Back to the host's root, which the zygote's new root keeps at
+ * SANDBOX_OLD_ROOT, with the zygote's root put at a->root and detached:
+ * this sandbox is then set up from nothing, as one cloned by the
+ * supervisor is. */
+static void init_leave_zygote(const struct sandbox_init_args *a)
+{
+	if (chdir("/" SANDBOX_OLD_ROOT) < 0)
+		init_fail(a, STEP_SETUP, "change directory to", "/" SANDBOX_OLD_ROOT, errno);
+	if (syscall(SYS_pivot_root, ".", rel(a->root)) < 0)
+		init_fail(a, STEP_MOUNT, "go back to the host's root from", a->root, errno);
+	if (chdir("/") < 0)
+		init_fail(a, STEP_SETUP, "change directory to", "/", errno);
+	if (umount2(a->root, MNT_DETACH) < 0)
+		init_fail(a, STEP_MOUNT, "detach the zygote's root from", a->root, errno);
+}
+
+void sandbox_init_warm_main(const struct sandbox_init_args *a)
+{
+	init_await_maps(a);
+	if (a->new_cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
+		init_fail(a, STEP_SETUP, "create a cgroup namespace", NULL, errno);
+	init_leave_zygote(a);
+	init_serve(a);
 }

@@ -15,6 +15,9 @@
 
 #include "sandbox.h"
 
+/* The zygote's end of its socket with the supervisor, after its exec. */
+#define ZYGOTE_SOCK_FD 3
+
 /* Everything init needs before the request comes, filled by the supervisor
  * before clone: the strings are formatted there. */
 struct sandbox_init_args {
@@ -27,6 +30,17 @@ struct sandbox_init_args {
 	char group[96];
 	char disk_opts[128];          /* tmpfs options of the disk, of /dev */
 	char dev_opts[64];
+	/* The zygote's init (sandbox_init_zygote_main) only: */
+	int zygote_fd;                /* the pyexec-zygote binary, exec'd by fd; -1 */
+	int log_fd;                   /* the zygote's stdout and stderr; -1 */
+	char *const *zygote_argv;     /* its argv and environment */
+	char *const *zygote_envp;
+	/* An init forked by a zygote (sandbox_init_warm_main) only: */
+	int new_cgroup_ns;            /* 1: a cgroup namespace of its own, once the
+	                               * supervisor has moved it into the run's cgroup */
+	/* The payload's last step before execve: when it returns, the payload
+	 * execs spec as usual. NULL: execve only. */
+	void (*payload_exec)(const struct run_spec *spec);
 };
 
 /* init, in the child of clone(CLONE_NEWUSER | CLONE_NEWNS | ...): follows
@@ -35,5 +49,25 @@ struct sandbox_init_args {
  * lets the sandbox go). Never returns. */
 __attribute__((noreturn))
 void sandbox_init_main(const struct sandbox_init_args *a);
+
+/* The zygote's init, in the child of clone(CLONE_NEWUSER | CLONE_NEWNS |
+ * ...) without CLONE_NEWPID: after its maps, sets up the new root as for
+ * a run (without a /proc: it has no pid namespace of its own), keeps the
+ * host's root where init keeps it, and execs the zygote binary
+ * (a->zygote_fd) in /work, with fd 0 an empty pipe, 1 and 2 a->log_fd, 3
+ * the socket, and every capability it has in its user namespace kept as
+ * ambient ones (its children set up sandboxes in that namespace). A
+ * failure before the exec is reported as init_fail does. Never returns. */
+__attribute__((noreturn))
+void sandbox_init_zygote_main(const struct sandbox_init_args *a);
+
+/* An init forked by the zygote with clone(CLONE_PARENT | CLONE_NEWNS |
+ * CLONE_NEWPID | ...) in the zygote's user namespace: says hello and waits
+ * (the supervisor moves it into the run's cgroup meanwhile), takes a cgroup
+ * namespace of its own when asked, goes back to the host's root, drops the
+ * zygote's, and from there is sandbox_init_main: a fresh new root, the
+ * same protocol. Never returns. */
+__attribute__((noreturn))
+void sandbox_init_warm_main(const struct sandbox_init_args *a);
 
 #endif

@@ -455,9 +455,14 @@ START_TEST(test_headers_exited)
 	ck_assert_str_eq(header(&cap, "X-Execution-Time", v, sizeof(v)), "1.235");
 	ck_assert_str_eq(header(&cap, "X-CPU-Time", v, sizeof(v)), "0.120");
 	ck_assert_str_eq(header(&cap, "X-Max-RSS", v, sizeof(v)), "20480");
+	ck_assert_ptr_null(header(&cap, "X-Execution-Start", v, sizeof(v)));
 	ck_assert_ptr_null(header(&cap, "X-Truncated", v, sizeof(v)));
 	ck_assert_str_eq(header(&cap, "X-Dependencies", v, sizeof(v)), "none");
 	ck_assert_str_eq(header(&cap, "X-Request-Id", v, sizeof(v)), "0123abcd");
+	e.start = "warm";
+	cap_reset();
+	ck_assert_int_eq(reply_write_execution(&sink, &e), 0);
+	ck_assert_str_eq(header(&cap, "X-Execution-Start", v, sizeof(v)), "warm");
 	ck_assert_str_eq(header(&cap, "Cache-Control", v, sizeof(v)), "no-store");
 }
 END_TEST
@@ -522,6 +527,7 @@ START_TEST(test_dependency_failure_no_run)
 	ck_assert_ptr_null(header(&cap, "X-Execution-Time", v, sizeof(v)));
 	ck_assert_ptr_null(header(&cap, "X-CPU-Time", v, sizeof(v)));
 	ck_assert_ptr_null(header(&cap, "X-Max-RSS", v, sizeof(v)));
+	ck_assert_ptr_null(header(&cap, "X-Execution-Start", v, sizeof(v)));
 	ck_assert_ptr_null(header(&cap, "X-Truncated", v, sizeof(v)));
 	ck_assert_ptr_null(header(&cap, "X-Dependencies", v, sizeof(v)));
 	ck_assert_str_eq(header(&cap, "X-Request-Id", v, sizeof(v)), "0123abcd");
@@ -548,7 +554,7 @@ START_TEST(test_dependency_failure_json)
 			 "{\"status\":\"dependency_error\",\"exit_code\":null,\"signal\":null,"
 			 "\"stdout\":\"\",\"stdout_encoding\":\"utf-8\","
 			 "\"stderr\":\"no wheel\\n\",\"stderr_encoding\":\"utf-8\",\"time\":null,"
-			 "\"max_rss_kib\":null,\"truncated\":[],\"dependencies\":\"none\","
+			 "\"max_rss_kib\":null,\"start\":null,\"truncated\":[],\"dependencies\":\"none\","
 			 "\"files\":[]}");
 	close(e.stderr_fd);
 }
@@ -841,6 +847,7 @@ START_TEST(test_json_text_and_binary_files)
 	run_ok.stdout_truncated = 1;
 	e.exec_status = "error";
 	e.dependencies = "cached";
+	e.start = "warm";
 	e.json = 1;
 	e.files = files_of(names, 2, 0);
 	e.stdout_fd = output_fd("stdout.cap", out_bytes, sizeof(out_bytes) - 1);
@@ -853,6 +860,7 @@ START_TEST(test_json_text_and_binary_files)
 			 "\"stdout\":\"aGkgInEiIFwgCgHDqQ==\",\"stdout_encoding\":\"base64\","
 			 "\"stderr\":\"Traceback\\n\",\"stderr_encoding\":\"utf-8\","
 			 "\"time\":{\"wall\":1.235,\"cpu\":0.120},\"max_rss_kib\":20480,"
+			 "\"start\":\"warm\","
 			 "\"truncated\":[\"stdout\"],\"dependencies\":\"cached\",\"files\":["
 			 "{\"name\":\"a.txt\",\"content_type\":\"text/plain; charset=utf-8\","
 			 "\"size\":4,\"encoding\":\"utf-8\",\"content\":\"x\\ny\\n\"},"
@@ -883,6 +891,7 @@ START_TEST(test_json_signal)
 			 "\"stdout\":\"\",\"stdout_encoding\":\"utf-8\","
 			 "\"stderr\":\"\",\"stderr_encoding\":\"utf-8\","
 			 "\"time\":{\"wall\":0.000,\"cpu\":0.005},\"max_rss_kib\":20480,"
+			 "\"start\":\"cold\","
 			 "\"truncated\":[\"files\"],\"dependencies\":\"none\",\"files\":[]}");
 }
 END_TEST

@@ -434,6 +434,8 @@ def proc_table():
 # What a worker's next sandbox, made while it waits for a request, shows
 # as its command line until a run takes it (lib/sandbox.h).
 SPARE_TITLE = "pyexec-fcgi: sandbox (spare)"
+# What a worker's zygote shows (README "Warm start").
+ZYGOTE_TITLE = "pyexec-fcgi: zygote"
 
 
 def spare_pids(table, workers):
@@ -444,6 +446,18 @@ def spare_pids(table, workers):
     return sorted(pid for pid, i in table.items()
                   if i["ppid"] in workers and i["cmdline"] == SPARE_TITLE
                   and pid not in parents)
+
+
+def zygote_pids(table, workers):
+    """The zygotes of workers: a worker's child titled ZYGOTE_TITLE."""
+    workers = set(workers)
+    return sorted(pid for pid, i in table.items()
+                  if i["ppid"] in workers and i["cmdline"] == ZYGOTE_TITLE)
+
+
+def kept_pids(table, workers):
+    """What workers keep between requests: their spares and zygotes."""
+    return spare_pids(table, workers) + zygote_pids(table, workers)
 
 
 def descendants(table, root):
@@ -1399,7 +1413,7 @@ class Server:
         for m in self.master_pids(table):
             run |= set(descendants(table, m))
         workers = self.worker_pids()
-        run -= set(workers) | set(spare_pids(table, workers))
+        run -= set(workers) | set(kept_pids(table, workers))
         out = []
         for pid, info in table.items():
             if pid == os.getpid():
@@ -1443,7 +1457,7 @@ class Server:
         masters = self.master_pids(table)
         if masters:
             workers = set(self.worker_pids())
-            workers |= set(spare_pids(table, workers))
+            workers |= set(kept_pids(table, workers))
             for m in masters:
                 for pid in descendants(table, m):
                     if pid not in workers and pid in table:

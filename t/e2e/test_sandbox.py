@@ -119,7 +119,7 @@ def run_pids(server):
     (the sandbox's init and all in it)."""
     table = harness.proc_table()
     workers = server.worker_pids()
-    keep = set(workers) | set(harness.spare_pids(table, workers))
+    keep = set(workers) | set(harness.kept_pids(table, workers))
     return [p for p in harness.descendants(table, server.proc.pid) if p not in keep]
 
 

@@ -1,0 +1,109 @@
+/* zygote: the warm start. A worker keeps one zygote: an interpreter
+ * initialised exactly as the run's `python -s -B main.py` would be (the
+ * same binary's libpython, argv, environment, and the same sandbox view:
+ * cwd /work, the same read-only system), which then only ever forks. Each
+ * sandbox is then an init the zygote forks (sandbox_init_warm_main) rather
+ * than one the worker clones: it sets up a fresh sandbox as every init
+ * does, and its payload, instead of exec'ing python, calls Py_RunMain()
+ * in the copy of the initialised interpreter it already is.
+ *
+ *   worker                                zygote (pyexec-zygote)
+ *   ------------------------------        -------------------------------
+ *   clones its init (sandbox.c: own       init: maps, the new root (no
+ *   user, mount, net, ipc, uts ns)  ───▶  /proc), cwd /work, execs the
+ *   MSG_ZCONFIG: the sandbox's            zygote with its capabilities
+ *   configuration and filter        ───▶  Py_InitializeFromConfig(argv)
+ *                                   ◀───  MSG_ZREADY: Py_GetVersion()
+ *   per sandbox: MSG_ZFORK, the new       clone(CLONE_PARENT | CLONE_NEW*):
+ *   root's mount point, fds: init's ───▶  the worker is the new init's
+ *   socket and status pipe                parent, as for one it clones
+ *                                   ◀───  MSG_ZFORKED: its pid
+ *
+ * Nothing of a request ever reaches the zygote: it gets the configuration
+ * and fds, never an upload, argv, environment or byte from a client. A
+ * run whose argv or environment differ from the zygote's (a dependency
+ * entry on PYTHONPATH, say) still gets a sandbox from it, and its payload
+ * execs python as a cold run does (zygote_matches says which). */
+#ifndef PYEXEC_ZYGOTE_H
+#define PYEXEC_ZYGOTE_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "run.h"
+#include "sandbox.h"
+#include "sandbox_init.h"
+#include "sandbox_proto.h"
+
+/* The messages between a worker and its zygote (after the init messages
+ * of sandbox_proto.h, on the same socket). */
+enum { MSG_ZCONFIG = 32, MSG_ZREADY, MSG_ZFORK, MSG_ZFORKED };
+
+#define ZYGOTE_FILTER_MAX 4096   /* instructions of the payload's filter */
+#define ZYGOTE_VEC_MAX    64     /* argv + environment entries */
+#define ZYGOTE_STRS_MAX   8192   /* bytes of their strings */
+
+/* MSG_ZCONFIG, after the struct sandbox_msg: what init needs (the pointers
+ * of args are meaningless here), then filter_len struct sock_filter. */
+struct zygote_config {
+	struct sandbox_config cfg;
+	struct sandbox_init_args args;
+	uint32_t filter_len;
+};
+
+/* MSG_ZFORK, after the struct sandbox_msg; carries init's socket and its
+ * status pipe (SCM_RIGHTS). */
+struct zygote_fork {
+	char root[PATH_MAX];      /* the new root's mount point on the host */
+	int32_t new_cgroup_ns;
+};
+
+/* MSG_ZFORKED is a struct sandbox_msg alone: err is 0 and step the new
+ * init's pid, or err is the errno of the failed clone. */
+
+/* A worker's zygote. */
+struct zygote {
+	struct sandbox_spare sp;  /* its init, then the zygote itself (pid, pidfd,
+	                           * sock, root) */
+	int log_r;                /* what it writes on stdout and stderr; -1 */
+	int ready;                /* 1: it answered MSG_ZREADY */
+	char version[SANDBOX_MSG_TEXT]; /* its Py_GetVersion() */
+	char why[256];            /* why there is none, when there is none */
+	char strs[ZYGOTE_STRS_MAX];     /* its argv and environment, for zygote_matches */
+	char *argv[ZYGOTE_VEC_MAX + 2];
+	char **envp;
+	uint64_t forks;           /* sandboxes it forked */
+};
+
+/* An empty zygote (no process; why is ""). */
+void zygote_init(struct zygote *z);
+
+/* Starts z for cfg: its init is cloned into new namespaces with its new
+ * root's mount point in dir (a "<pid>-zygote.XXXXXX"), and execs binary
+ * with argv (the run's python argv, whose argv[0] is python's path) and
+ * envp (the run's environment), then waits (at most
+ * SANDBOX_SETUP_TIMEOUT_MS) for the interpreter to be ready. 0, or -1
+ * with z->why (z then holds nothing). */
+int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
+		 const char *binary, char *const *argv, char *const *envp);
+
+/* Whether z is ready and its process alive (reaped when it is not). */
+int zygote_alive(struct zygote *z);
+
+/* Asks z to fork an init with init_sock and status_w (the caller's fds
+ * stay the caller's) for the new root's mount point root. Its pid (a child
+ * of the caller, in its own process group), or -1 with a sentence in err.
+ * A zygote that fails here is stopped. */
+pid_t zygote_fork(struct zygote *z, int init_sock, int status_w, const char *root,
+		  int new_cgroup_ns, char *err, size_t errlen);
+
+/* Whether a run of spec would be the zygote's program: the same path,
+ * argv and environment (1), or not (0). */
+int zygote_matches(const struct zygote *z, const struct run_spec *spec);
+
+/* Kills and reaps z's process and closes its fds; z is then empty, why
+ * kept. */
+void zygote_stop(struct zygote *z);
+
+#endif

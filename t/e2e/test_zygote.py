@@ -1,0 +1,137 @@
+"""End-to-end: the warm start's zygote (README "Warm start"), behind nginx:
+that warm runs say so and answer as cold ones do, that the zygote is out
+of a run's reach, and what happens when it dies, between runs or during
+one. The differential suite (test_warm.py) compares warm and cold runs
+probe by probe."""
+
+import os
+import signal
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+from harness import script  # noqa: E402
+
+HELLO = script('print("hello")\n')
+
+
+def zygote_pids(server):
+    """The zygotes of server's workers."""
+    return harness.zygote_pids(harness.proc_table(), server.worker_pids())
+
+
+class Zygote(harness.E2ETestCase):
+
+    def warm_server(self, **kwargs):
+        s = self.private_server(name="zygote", workers=1,
+                                options=["warm=yes"] + kwargs.pop("options", []), **kwargs)
+        health = s.request("GET", "/healthz").json()
+        if health.get("sandbox") != "namespaces":
+            self.skipTest("the zygote needs the namespace layer; this server runs %s"
+                          % health.get("sandbox"))
+        self.assertEqual(health.get("warm"), "on", health)
+        return s
+
+    def the_zygote(self, s):
+        self.assertTrue(harness.wait_for(lambda: len(zygote_pids(s)) == 1, 10),
+                        "one zygote for one worker: %r" % (zygote_pids(s),))
+        return zygote_pids(s)[0]
+
+    def test_warm_runs_say_so_in_both_forms(self):
+        s = self.warm_server()
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"hello\n")
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        r = s.post_execute({"main.py": HELLO}, query="format=json")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["start"], "warm", r.describe())
+        self.assertEqual(r.json()["stdout"], "hello\n")
+
+    def test_cold_when_warm_is_off(self):
+        s = self.private_server(name="cold", workers=1, options=["warm=no"])
+        health = s.request("GET", "/healthz").json()
+        self.assertEqual((health.get("warm"), health.get("warm_why")), ("off", "warm = no"))
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "cold", r.describe())
+        self.assertEqual(zygote_pids(s), [])
+
+    def test_rlimits_layer_says_why_it_is_cold(self):
+        s = self.private_server(name="rlimits", workers=1, sandbox="rlimits",
+                                options=["warm=yes"])
+        health = s.request("GET", "/healthz").json()
+        self.assertEqual(health.get("warm"), "off", health)
+        self.assertIn("rlimits", health.get("warm_why", ""))
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "cold", r.describe())
+
+    def test_the_zygote_is_out_of_a_runs_reach(self):
+        s = self.warm_server()
+        z = self.the_zygote(s)
+        probe = script('''
+            import os, signal
+            try:
+                os.kill(%d, 0)
+                print("reached")
+            except ProcessLookupError:
+                print("ESRCH")
+            print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()) == [1, os.getpid()])
+            print(os.getpid() != %d)
+            ''' % (z, z))
+        r = s.post_execute({"main.py": probe})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        self.assertEqual(r.stdout, b"ESRCH\nTrue\nTrue\n")
+
+    def test_zygote_killed_between_runs(self):
+        s = self.warm_server()
+        z = self.the_zygote(s)
+        s.mark_log()
+        os.kill(z, signal.SIGKILL)
+        # The sandbox made ahead may come from the dead zygote: it serves
+        # all the same. Then a new zygote takes over, and runs are warm.
+        for _ in range(3):
+            r = s.post_execute({"main.py": HELLO})
+            self.assertRan(r)
+            self.assertEqual(r.stdout, b"hello\n")
+        self.assertTrue(harness.wait_for(
+            lambda: zygote_pids(s) not in ([], [z])
+            and s.request("GET", "/healthz").json().get("warm") == "on", 10),
+            "no new zygote: %r; %s" % (zygote_pids(s), s.log_since_mark()))
+        self.assertIn("zygote: pid %d is gone" % z, s.log_since_mark())
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+
+    def test_zygote_killed_during_a_run(self):
+        s = self.warm_server()
+        z = self.the_zygote(s)
+        slow = script('''
+            import sys, time
+            print("started", flush=True)
+            time.sleep(1.5)
+            print("done")
+            ''')
+        import threading
+        killer = threading.Timer(0.5, lambda: os.kill(z, signal.SIGKILL))
+        killer.start()
+        try:
+            r = s.post_execute({"main.py": slow})
+        finally:
+            killer.cancel()
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"started\ndone\n")
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+
+    def test_zygote_goes_with_the_server(self):
+        s = self.warm_server()
+        z = self.the_zygote(s)
+        s.stop()
+        self.assertTrue(harness.wait_pid_gone(z, 10), "zygote %d outlived the server" % z)
+
+
+if __name__ == "__main__":
+    harness.main()
