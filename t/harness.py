@@ -35,6 +35,7 @@ user, lose the parent-death signal).
 Run a suite with harness.main(): TAP on stdout, exit status 1 on failure.
 """
 
+import difflib
 import email.parser
 import email.policy
 import email.utils
@@ -345,6 +346,23 @@ class Reply:
 
     def __repr__(self):
         return "<Reply %s %s %d bytes>" % (self.status, self.content_type, len(self.body))
+
+
+def run_outcome(reply):
+    """What a client sees of a run, less what differs from one run to the
+    next by nature (times, peak memory, request id, the multipart
+    boundary): {"http", "status", "exit_code", "signal", "truncated",
+    "stdout", "stderr", "files": {filename: (Content-Type, bytes)}}."""
+    out = {"http": reply.status}
+    for key, header in (("status", "X-Execution-Status"), ("exit_code", "X-Exit-Code"),
+                        ("signal", "X-Signal"), ("truncated", "X-Truncated")):
+        out[key] = reply.headers.get(header)
+    if reply.content_type.startswith("multipart/"):
+        out["stdout"], out["stderr"] = reply.stdout, reply.stderr
+        out["files"] = {n: (p.content_type, p.data) for n, p in reply.files.items()}
+    else:
+        out["body"] = reply.body
+    return out
 
 
 def _parse_header_file(data):
@@ -1761,6 +1779,30 @@ class E2ETestCase(unittest.TestCase):
             self.assertEqual(reply.headers.get("X-Exit-Code"), str(exit_code),
                              reply.describe())
             self.assertNotIn("X-Signal", reply.headers)
+
+    def assertSameRun(self, a, b, names=("A", "B"), normalize=None):
+        """Two replies whose runs a client cannot tell apart (run_outcome,
+        each passed through normalize when given); a difference is shown
+        as a diff of the two."""
+        oa, ob = run_outcome(a), run_outcome(b)
+        if normalize is not None:
+            oa, ob = normalize(oa, a), normalize(ob, b)
+        if oa == ob:
+            return
+        lines = []
+        for key in sorted(set(oa) | set(ob)):
+            va, vb = oa.get(key), ob.get(key)
+            if va == vb:
+                continue
+            if isinstance(va, bytes) and isinstance(vb, bytes):
+                ta = va.decode("utf-8", "backslashreplace").splitlines(keepends=True)
+                tb = vb.decode("utf-8", "backslashreplace").splitlines(keepends=True)
+                lines.append("%s differs:\n%s" % (key, "".join(difflib.unified_diff(
+                    ta, tb, names[0], names[1]))))
+            else:
+                lines.append("%s differs:\n  %s: %r\n  %s: %r"
+                             % (key, names[0], va, names[1], vb))
+        self.fail("the runs differ:\n" + "\n".join(lines))
 
     def assertError(self, reply, status, detail_contains=None):
         """An error reply: status and JSON {"detail", "error"}."""
