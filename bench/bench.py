@@ -36,6 +36,14 @@ free loopback ports with t/harness.py, then measures in one run:
      its worker idle with the next run's sandbox set up ahead (a spare):
      the figure is what a request pays on a server that is not saturated.
      At saturation the set-up's CPU is paid all the same, and shows in b).
+  f) the warm start (README, "Warm start"): a server with warm = yes and
+     one with warm = no against a bare start, sample by sample in turn
+     (--warm-requests each): hello world p50 through nginx; then starts per
+     second at concurrency 8 (bare python started by 8 threads at a time,
+     the real parallel floor of a machine whose process creation does not
+     scale with its cores, then each server), CPU per request, and the
+     zygotes' RSS and PSS. Targets: warm p50 <= 0.5 x bare p50, warm rate
+     at 8 >= 2 x bare's.
 
 and prints a table and the ratios the project targets (README, "Performance"):
 
@@ -392,6 +400,137 @@ def layers(n):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def bare_parallel(conc, duration, src):
+    """Bare `python3 -s main.py` started by conc threads at a time for
+    duration seconds: starts per second."""
+    d = tempfile.mkdtemp(prefix="pyexec-bench-par-")
+    stop = time.perf_counter() + duration
+    counts = [0] * conc
+
+    def run(i):
+        while time.perf_counter() < stop:
+            subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, check=True)
+            counts[i] += 1
+
+    try:
+        with open(os.path.join(d, "main.py"), "wb") as f:
+            f.write(src)
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(conc)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(counts) / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def memory_kib(pid):
+    """(RSS, PSS) of pid in KiB, from /proc/<pid>/smaps_rollup."""
+    text = harness._read("/proc/%d/smaps_rollup" % pid, "r") or ""
+    vals = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ("Rss:", "Pss:"):
+            vals[parts[0][:-1]] = int(parts[1])
+    return vals.get("Rss", 0), vals.get("Pss", 0)
+
+
+def warm_start(n, duration):
+    """The warm start (README "Warm start") against a cold server and a bare
+    start, in one run: hello world p50, sample by sample in turn (bare,
+    cold, warm, each finding its worker idle); starts per second at
+    concurrency 8 (bare python started by 8 threads at a time, then each
+    server); CPU ms per request at 8; the zygotes' memory. None when the
+    namespace layer (which the zygote needs) is not available."""
+    servers = {k: harness.Server(name="bench-" + k, sandbox="namespaces",
+                                 options=["warm=" + ("yes" if k == "warm" else "no")])
+               for k in ("cold", "warm")}
+    d = tempfile.mkdtemp(prefix="pyexec-bench-warm-")
+    try:
+        for srv in servers.values():
+            srv.start()
+        health = servers["warm"].request("GET", "/healthz").json()
+        if health.get("sandbox") != "namespaces" or health.get("warm") != "on":
+            print("warm start: not measured (%s)\n" % health.get("warm_why", "no namespaces"))
+            return None
+        clients = {k: Client(srv.port) for k, srv in servers.items()}
+        with open(os.path.join(d, "main.py"), "wb") as f:
+            f.write(HELLO)
+        body, ctype = harness.build_multipart([("files", "main.py", HELLO, None)])
+        r = {"bare": [], "cold": [], "warm": []}
+        for i in range(n + 3):
+            t0 = time.perf_counter()
+            subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, check=True)
+            bare = time.perf_counter() - t0
+            samples = {}
+            for k, c in clients.items():
+                status, resp, data, dt = c.post(body, ctype)
+                start = resp.getheader("X-Execution-Start")
+                if status != 200 or b"hello world" not in data or start != k:
+                    raise SystemExit("%s failed: HTTP %d, start %s, %r"
+                                     % (k, status, start, data[:300]))
+                samples[k] = dt
+                time.sleep(0.005)    # the next spare, made ahead, is ready
+            if i < 3:
+                continue
+            r["bare"].append(bare)
+            for k, dt in samples.items():
+                r[k].append(dt)
+        for c in clients.values():
+            c.close()
+        rate = {"bare": bare_parallel(8, duration, HELLO)}
+        cpu = {}
+        for k, srv in servers.items():
+            rate[k], _, cpu[k] = throughput(srv.port, 8, duration, body, ctype, srv)
+        table = harness.proc_table()
+        zyg = harness.zygote_pids(table, servers["warm"].worker_pids())
+        mem = [memory_kib(z) for z in zyg]
+        return {"latency": r, "rate8": rate, "cpu8": cpu,
+                "zygotes": len(zyg), "zygote_rss_kib": sum(m[0] for m in mem),
+                "zygote_pss_kib": sum(m[1] for m in mem)}
+    finally:
+        for srv in servers.values():
+            srv.stop()
+            srv.cleanup_dir()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def print_warm(w, figures):
+    """The warm start's table and ratios (target: p50 <= 0.5 x bare, rate
+    at 8 >= 2 x bare's)."""
+    lat = {k: percentile(v, 50) * 1e3 for k, v in w["latency"].items()}
+    rate = w["rate8"]
+    figures["warm"] = {"p50_ms": lat, "rate8": rate, "zygotes": w["zygotes"],
+                       "zygote_rss_kib": w["zygote_rss_kib"],
+                       "zygote_pss_kib": w["zygote_pss_kib"]}
+    print("%-40s %9s %9s %9s" % ("warm start (%d each)" % len(w["latency"]["bare"]),
+                                 "bare", "cold", "warm"))
+    print("%-40s %6.1f ms %6.1f ms %6.1f ms" % ("hello world p50, through nginx",
+                                                lat["bare"], lat["cold"], lat["warm"]))
+    print("%-40s %7.1f/s %7.1f/s %7.1f/s" % ("starts or requests at concurrency 8",
+                                              rate["bare"], rate["cold"], rate["warm"]))
+    for k in ("cold", "warm"):
+        per = w["cpu8"][k]
+        if per:
+            print("%-40s %s" % ("  CPU ms per request at 8, %s" % k,
+                                "  ".join("%s %.2f" % (n, per[n]) for n in
+                                          ("runs", "pyexec", "nginx", "client", "other", "idle"))))
+    print("%-40s %d, RSS %d KiB, PSS %d KiB" % ("zygotes", w["zygotes"], w["zygote_rss_kib"],
+                                                w["zygote_pss_kib"]))
+    print()
+    r_lat = lat["warm"] / lat["bare"]
+    r_rate = rate["warm"] / rate["bare"]
+    figures["warm"]["ratios"] = {"p50": r_lat, "rate8": r_rate,
+                                 "cold_p50": lat["cold"] / lat["bare"],
+                                 "cold_rate8": rate["cold"] / rate["bare"]}
+    return [("warm p50 / bare p50", r_lat, "<= 0.50", r_lat <= 0.5),
+            ("warm rate@8 / bare rate@8", r_rate, ">= 2.00", r_rate >= 2.0)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200, help="latency samples (200)")
@@ -406,6 +545,8 @@ def main():
                     help="cold dependency installs to time (5; 0 skips the dependency part)")
     ap.add_argument("--layer-requests", type=int, default=100,
                     help="samples per layer for bare/rlimits/namespaces (100; 0 skips)")
+    ap.add_argument("--warm-requests", type=int, default=100,
+                    help="samples of bare/cold/warm for the warm start (100; 0 skips)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     a = ap.parse_args()
     cores = os.cpu_count() or 1
@@ -435,6 +576,7 @@ def main():
         if ix:
             ix.stop()
     lay = layers(a.layer_requests) if a.layer_requests > 0 else None
+    warm = warm_start(a.warm_requests, a.duration) if a.warm_requests > 0 else None
 
     bare50, bare90 = percentile(bare, 50), percentile(bare, 90)
     p50, p90 = percentile(lat, 50), percentile(lat, 90)
@@ -539,6 +681,7 @@ def main():
         print()
     elif a.layer_requests > 0:
         print("sandbox layers: the namespace layer is not available on this machine\n")
+    warm_ratios = print_warm(warm, figures) if warm else []
     print("ratios                                      value   target")
     print("%-40s %9.2f   <= 1.30 %s" % ("p50 / bare p50", ratio_lat, "ok" if ratio_lat <= 1.3 else "MISSED"))
     print("%-40s %9.2f   >= 0.80 %s" % ("throughput@8 / (cores / bare p50)", ratio_thr,
@@ -556,6 +699,8 @@ def main():
     for name, extra in ns_extra.items():
         print("%-40s %+8.2f ms <= +3 ms %s" % ("namespace layer's cost per run (%s)" % name,
                                              extra, "ok" if extra <= 3 else "MISSED"))
+    for label, value, target, ok in warm_ratios:
+        print("%-40s %9.2f   %s %s" % (label, value, target, "ok" if ok else "MISSED"))
     if problems:
         print("\nafter the run: " + "; ".join(problems))
     if a.json:

@@ -529,7 +529,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_reply = 160 * MiB;
 	cfg->network = 0;
 	cfg->subordinate_ids = 1;
-	cfg->warm = 0;
+	cfg->warm = 1;
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

@@ -70,9 +70,7 @@ static rlim_t cpu_limit_seconds(uint64_t cpu_ms)
 	return (rlim_t)(cpu_ms / 1000 + (cpu_ms % 1000 != 0));
 }
 
-/* Default dispositions for every signal, nothing blocked: dispositions set
- * to SIG_IGN by the server (SIGPIPE) survive execve. */
-static void child_signals_default(int err_w)
+void run_child_signals_default(int err_w)
 {
 	struct sigaction sa;
 	/* the kernel's struct sigaction; all zero is SIG_DFL, no flags, empty mask */
@@ -155,7 +153,7 @@ void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int e
 	if (new_session ? setsid() < 0 : setpgid(0, 0) < 0)
 		asyncsafe_fail(err_w, new_session ? "create a session" : "create a process group",
 			       NULL, errno);
-	child_signals_default(err_w);
+	run_child_signals_default(err_w);
 	child_fds(stdin_fd, out_w, err_w);
 	if (spec->cwd != NULL && chdir(spec->cwd) < 0)
 		asyncsafe_fail(STDERR_FILENO, "change directory to", spec->cwd, errno);
@@ -496,17 +494,73 @@ static pid_t proc_ppid(int procfd, const char *name)
 	return (pid_t)ppid;
 }
 
+static int kept_pid(pid_t pid, const pid_t *keep, size_t nkeep)
+{
+	for (size_t i = 0; i < nkeep; i++)
+		if (keep[i] == pid)
+			return 1;
+	return 0;
+}
+
+/* The children of the calling thread from /proc/self/task/<tid>/children
+ * (Linux 3.5 with CONFIG_PROC_CHILDREN): SIGKILLs those not kept. The
+ * number killed, or -1 with errno when the file cannot be read. */
+static int kill_listed_children(const pid_t *keep, size_t nkeep)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	size_t len = 0;
+	int fd, killed = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)syscall(SYS_gettid));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (len < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			util_close_keep_errno(fd);
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	if (len == sizeof(buf) - 1) {
+		errno = E2BIG;          /* more than fits: the long way */
+		return -1;
+	}
+	buf[len] = '\0';
+	for (char *p = buf; *p != '\0';) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		if (pid > 0 && pid <= INT_MAX && !kept_pid((pid_t)pid, keep, nkeep) &&
+		    kill((pid_t)pid, SIGKILL) == 0)
+			killed++;
+		p = end;
+	}
+	return killed;
+}
+
 /* SIGKILLs every child of ours. The caller is a subreaper, so whatever the
  * run started and left behind (a double-forked daemon in its own session)
  * comes back here as our child. A child's pid cannot be reused before we
- * reap it, so killing by pid is safe. */
+ * reap it, so killing by pid is safe. The kernel's list of our children
+ * when it has one, else every process's parent in /proc. */
 int run_kill_children(const pid_t *keep, size_t nkeep)
 {
 	pid_t self = getpid();
 	struct dirent *de;
 	DIR *d;
-	int killed = 0;
+	int killed = kill_listed_children(keep, nkeep);
 
+	if (killed >= 0)
+		return killed;
+	killed = 0;
 	d = opendir("/proc");
 	if (d == NULL) {
 		log_msg(LOG_LEVEL_ERROR, "run: cannot list /proc to kill leftovers: %s",
@@ -516,16 +570,12 @@ int run_kill_children(const pid_t *keep, size_t nkeep)
 	while ((de = readdir(d)) != NULL) {
 		char *end;
 		long pid;
-		size_t i;
 
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		pid = strtol(de->d_name, &end, 10);
-		if (*end != '\0' || pid <= 0 || pid > INT_MAX || pid == self)
-			continue;
-		for (i = 0; i < nkeep && keep[i] != (pid_t)pid; i++)
-			;
-		if (i < nkeep)
+		if (*end != '\0' || pid <= 0 || pid > INT_MAX || pid == self ||
+		    kept_pid((pid_t)pid, keep, nkeep))
 			continue;
 		if (proc_ppid(dirfd(d), de->d_name) == self && kill((pid_t)pid, SIGKILL) == 0)
 			killed++;
@@ -710,13 +760,16 @@ static int run_start(struct run_state *rs)
 	const struct run_spec *spec = rs->spec;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, saved;
 
+	/* stdin is a pipe whether or not there is anything to feed it: a
+	 * program sees the same kind of fd 0 (not seekable) either way, and
+	 * a warm run's interpreter was made with one. */
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    (spec->stdin_fd >= 0 && pipe2(inp, O_CLOEXEC) < 0)) {
+	    pipe2(inp, O_CLOEXEC) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "run: pipe: %s", strerror(errno));
 		goto fail;
 	}
 	if (util_set_nonblock(outp[0]) < 0 || util_set_nonblock(errp[0]) < 0 ||
-	    (inp[1] >= 0 && util_set_nonblock(inp[1]) < 0)) {
+	    util_set_nonblock(inp[1]) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "run: fcntl: %s", strerror(errno));
 		goto fail;
 	}
@@ -730,10 +783,12 @@ static int run_start(struct run_state *rs)
 	rs->spawn_ns = util_now_ns();
 	(void)close(outp[1]);
 	(void)close(errp[1]);
-	if (inp[0] >= 0) {
-		(void)close(inp[0]);
+	(void)close(inp[0]);
+	if (spec->stdin_fd >= 0) {
 		rs->feed.src = spec->stdin_fd;
 		rs->feed.fd = inp[1];   /* the write end is the feed's now */
+	} else {
+		(void)close(inp[1]);    /* nothing to feed: end of file at once */
 	}
 	/* A pidfd turns readable when the process ends: no SIGCHLD handler,
 	 * no polling. Without one (Linux < 5.3) poll sleeps in slices. */

@@ -86,6 +86,12 @@ extern const struct run_spawner run_spawner_rlimits;
  * cannot ..." to the program's stderr and exits 127. */
 void run_child_setup(const struct run_spec *spec, int stdin_fd, int out_w, int err_w,
 		     pid_t parent, int new_session);
+/* In a freshly forked child: default dispositions for every signal,
+ * nothing blocked (dispositions set to SIG_IGN by the server, such as
+ * SIGPIPE, would survive execve). A failure is written to err_w and the
+ * child exits 127. */
+void run_child_signals_default(int err_w);
+
 /* execve of spec->path with spec->argv and spec->envp; on failure the
  * message and exit 127 as above. */
 __attribute__((noreturn)) void run_child_exec(const struct run_spec *spec);

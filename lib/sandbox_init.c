@@ -756,6 +756,10 @@ static void payload_main(const struct sandbox_init_args *a, const struct init_re
 	payload_drop_caps();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		asyncsafe_fail(STDERR_FILENO, "set no_new_privs", NULL, errno);
+	/* An execve would make the program dumpable again (its ids do not
+	 * change in it); a program that does not exec says so itself. */
+	if (a->payload_exec != NULL && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		asyncsafe_fail(STDERR_FILENO, "make the program dumpable", NULL, errno);
 	/* Last: after it, nothing here may need a refused call. */
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, a->filter, 0, 0) < 0)
 		asyncsafe_fail(STDERR_FILENO, "load the seccomp filter", NULL, errno);
@@ -963,6 +967,8 @@ void sandbox_init_zygote_main(const struct sandbox_init_args *a)
 	if (chdir(SANDBOX_WORK) < 0)
 		init_fail(a, STEP_SETUP, "change directory to", SANDBOX_WORK, errno);
 	zygote_keep_caps(a);
+	/* Python sets its own up as it does in a run: from the defaults. */
+	run_child_signals_default(a->log_fd);
 	zygote_fds(a);
 	syscall(SYS_execveat, a->zygote_fd, "", a->zygote_argv, a->zygote_envp, AT_EMPTY_PATH);
 	init_fail(a, STEP_SETUP, "execute the zygote", NULL, errno);

@@ -418,14 +418,14 @@ START_TEST(unread_stdin_does_not_hold_the_run)
 }
 END_TEST
 
-START_TEST(stdin_defaults_to_dev_null)
+START_TEST(stdin_defaults_to_an_empty_pipe)
 {
 	use_py("import os, sys\n"
-	       "print(os.readlink('/proc/self/fd/0'))\n"
-	       "print(repr(sys.stdin.read()))\n");
+	       "print(os.readlink('/proc/self/fd/0')[:6])\n"
+	       "print(repr(sys.stdin.read()), sys.stdin.seekable())\n");
 	run();
 	ck_assert_int_eq(res.status, RUN_OK);
-	assert_file_eq(out_fd, "/dev/null\n''\n");
+	assert_file_eq(out_fd, "pipe:[\n'' False\n");
 }
 END_TEST
 
@@ -1047,7 +1047,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, output_written_just_before_exit_is_kept);
 	tcase_add_test(tc, output_left_in_pipe_at_exit_is_drained);
 	tcase_add_test(tc, stdin_from_file_read_from_start);
-	tcase_add_test(tc, stdin_defaults_to_dev_null);
+	tcase_add_test(tc, stdin_defaults_to_an_empty_pipe);
 	tcase_add_test(tc, stdin_is_a_pipe_not_the_file);
 	tcase_add_test(tc, unread_stdin_does_not_hold_the_run);
 	tcase_add_test(tc, output_over_cap_is_counted_not_kept);

@@ -69,9 +69,10 @@ def normalize(outcome, reply, server):
         return re.sub(rb"/tmp/pyexec-[A-Za-z0-9_]{6}", b"<tmp>", work.sub(b"<work>", data))
     out = dict(outcome)
     if "body" in out:
-        # the JSON form: wall and CPU time and peak memory are the run's own
+        # the JSON form: wall and CPU time and peak memory are the run's own;
+        # "start" says warm or cold (ExecutionStart tests it)
         doc = json.loads(out["body"])
-        for key in ("time", "max_rss_kib"):
+        for key in ("time", "max_rss_kib", "start"):
             doc.pop(key, None)
         out["body"] = json.dumps(doc, indent=1).encode()
     for key in ("stdout", "stderr", "body"):
@@ -239,7 +240,7 @@ probe("process_state", script('''
         print("cmdline:", f.read())
     with open("/proc/self/comm") as f:
         print("comm:", f.read().strip())
-    print("exe:", os.readlink("/proc/self/exe"))
+    # /proc/self/exe is a documented difference (DocumentedDifferences)
     '''), stdout=["signal SIGINT", "umask:"])
 
 probe("sandbox_view", script('''
@@ -770,6 +771,41 @@ class ExecutionStart(harness.E2ETestCase):
                                          r.describe())
                         self.assertEqual(r.headers.get("X-Execution-Start"), want,
                                          r.describe())
+                        if fmt:
+                            self.assertEqual(r.json().get("start"), want, r.describe())
+
+
+@unittest.skipIf(COLD_ONLY, "PYEXEC_TEST_WARM=cold: both servers are cold")
+class DocumentedDifferences(harness.E2ETestCase):
+    """What the README ("Warm start") says a warm run shares with its
+    siblings, or shows differently: each as its own test."""
+
+    def runs(self, s, main, n):
+        out = []
+        for _ in range(n):
+            r = s.post_execute({"main.py": main})
+            self.assertRan(r)
+            out.append(r.stdout)
+        return out
+
+    def test_hash_secret_is_the_zygotes(self):
+        """A cold run draws its own hash secret; warm runs share their
+        zygote's, so there are at most as many values as zygotes."""
+        a, b = cold_server(self), warm_server(self)
+        main = script('print(hash("pyexec"))\n')
+        cold = self.runs(a, main, 10)
+        warm = self.runs(b, main, 10)
+        self.assertEqual(len(set(cold)), 10, cold)
+        workers = b.request("GET", "/healthz").json()["workers"]
+        self.assertLessEqual(len(set(warm)), workers, warm)
+
+    def test_proc_self_exe_names_the_zygote(self):
+        a, b = cold_server(self), warm_server(self)
+        main = script('import os, sys\n'
+                      'print(os.path.basename(os.readlink("/proc/self/exe")))\n'
+                      'print(os.path.realpath(sys.executable) == os.readlink("/proc/self/exe"))\n')
+        self.assertEqual(self.runs(a, main, 1)[0].split(b"\n")[1], b"True")
+        self.assertEqual(self.runs(b, main, 1)[0], b"pyexec-zygote\nFalse\n")
 
 
 if __name__ == "__main__":
