@@ -15,10 +15,10 @@ leaves is seen by another, and every reply says how the run was started
 (X-Execution-Start). When B's /healthz says "warm":"off", every test of B
 skips with the reason /healthz gives (warm_why).
 
-$PYEXEC_TEST_WARM=cold, a development aid: both servers start without the
-`warm` key (a server that does not know it yet refuses it), the /healthz
-skip and the X-Execution-Start test are bypassed, and the comparisons run
-cold against cold, which shows the corpus itself is deterministic.
+$PYEXEC_TEST_WARM=cold, a development aid: both servers start with
+warm = no, the /healthz skip and the X-Execution-Start test are bypassed,
+and the comparisons run cold against cold, which shows the corpus itself
+is deterministic.
 """
 
 import base64
@@ -38,8 +38,8 @@ COLD_ONLY = os.environ.get("PYEXEC_TEST_WARM") == "cold"
 if os.environ.get("PYEXEC_TEST_WARM") not in (None, "", "cold"):
     sys.exit("PYEXEC_TEST_WARM: only \"cold\" is known")
 
-COLD = dict(workers=2, options=[] if COLD_ONLY else ["warm=no"])
-WARM = dict(workers=2, options=[] if COLD_ONLY else ["warm=yes"])
+COLD = dict(workers=2, options=["warm=no"])
+WARM = dict(workers=2, options=["warm=no"] if COLD_ONLY else ["warm=yes"])
 FRESH_RUNS = 50
 
 
