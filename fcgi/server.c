@@ -23,6 +23,7 @@
 #include "sandbox.h"
 #include "server.h"
 #include "util.h"
+#include "warm.h"
 #include "zygote.h"
 
 #define ROUTE_MAX 64          /* bytes of a route name we look at */
@@ -121,6 +122,9 @@ static int64_t content_length_of(FCGX_Request *r)
 
 /* /healthz: the layer in force and what enforces each limit, honestly. */
 #define HEALTHZ_PATH_MAX 200   /* bytes of the cgroup path shown */
+
+/* This worker's zygotes when warm is on (and the namespace layer). */
+static struct warm *worker_warm;
 
 /* Whether the worker has a zygote ("on"), or why not, for /healthz. */
 static void healthz_warm(const struct server *srv, struct zygote *z, char *buf, size_t len)
@@ -265,9 +269,10 @@ static void serve_execute(struct exchange *x)
 
 static void serve_healthz(struct exchange *x)
 {
+	struct zygote *z = worker_warm != NULL ? warm_current(worker_warm) : NULL;
 	char body[2048];
 
-	reply_page(x, healthz_body(x->srv, x->ectx->zygote, body, sizeof(body)),
+	reply_page(x, healthz_body(x->srv, z, body, sizeof(body)),
 		   "application/json", body, "health report");
 }
 
@@ -460,84 +465,6 @@ static int worker_context(const struct server *srv, struct execute_ctx *ectx,
 	return 0;
 }
 
-/* The zygote binary: pyexec-zygote next to this program (a build tree),
- * else the installed one. */
-static void zygote_binary(char *buf, size_t len)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			if ((size_t)snprintf(buf, len, "%s/pyexec-zygote", self) < len &&
-			    access(buf, X_OK) == 0)
-				return;
-		}
-	}
-	snprintf(buf, len, "%s/pyexec-zygote", PKGLIBEXECDIR);
-}
-
-/* Between two starts of a zygote: from a second, doubled after each
- * failed start, up to a minute. */
-#define WORKER_ZYGOTE_RETRY_NS (1000 * 1000 * 1000LL)
-#define WORKER_ZYGOTE_RETRY_MAX_NS (60 * WORKER_ZYGOTE_RETRY_NS)
-
-/* 0 when z's interpreter is the configured python's (the version the
- * dependency cache learnt at start); -1 with z->why, z stopped. */
-static int zygote_same_python(const struct server *srv, struct zygote *z)
-{
-	const char *cold = srv->cache != NULL ? srv->cache->python_version : "";
-
-	if (cold[0] != '\0' && strcmp(cold, z->version) == 0)
-		return 0;
-	snprintf(z->why, sizeof(z->why), "pyexec-zygote embeds Python %.60s, %.80s is %.60s",
-		 z->version, srv->cfg->python, cold[0] != '\0' ? cold : "of unknown version");
-	zygote_stop(z);
-	return -1;
-}
-
-/* Starts the worker's zygote when warm is on and there is none (the first,
- * or one that died: logged), and keeps it out of run_program's clean-up.
- * 1 when the worker has one, 0 when not (yet). */
-static int worker_zygote(const struct server *srv, struct zygote *z)
-{
-	static int64_t next_start, retry_ns = WORKER_ZYGOTE_RETRY_NS;
-	static char logged[sizeof(z->why)];
-	struct execute_program prog;
-	char binary[PATH_MAX];
-	int64_t now = util_now_ns();
-
-	if (zygote_alive(z))
-		return 1;
-	run_keep_helper(0);
-	if (now < next_start)
-		return 0;
-	zygote_binary(binary, sizeof(binary));
-	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, NULL);
-	if (zygote_start(z, srv->sandbox_cfg, srv->cfg->work_root, binary, prog.argv,
-			 prog.envp) < 0 || zygote_same_python(srv, z) < 0) {
-		/* The same reason again is not news. */
-		if (strcmp(logged, z->why) != 0)
-			log_msg(LOG_LEVEL_WARN, "worker: no zygote, runs start cold: %s", z->why);
-		memcpy(logged, z->why, sizeof(logged));
-		next_start = now + retry_ns;
-		if (retry_ns < WORKER_ZYGOTE_RETRY_MAX_NS)
-			retry_ns *= 2;
-		return 0;
-	}
-	next_start = now + WORKER_ZYGOTE_RETRY_NS;
-	retry_ns = WORKER_ZYGOTE_RETRY_NS;
-	logged[0] = '\0';
-	run_keep_helper(z->sp.pid);
-	log_msg(LOG_LEVEL_DEBUG, "worker: zygote %ld ready (Python %.40s)", (long)z->sp.pid,
-		z->version);
-	return 1;
-}
-
 /* Whether a connection waits on fd within ms (1), or not (0; an error too:
  * accept then says what it is). */
 static int worker_await_connection(int fd, int ms)
@@ -570,7 +497,7 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 	while (!server_stopping) {
 		/* A worker without its zygote tries again (at most once a
 		 * second) while no request comes. */
-		if (ectx->zygote != NULL && !worker_zygote(srv, ectx->zygote) &&
+		if (worker_warm != NULL && !warm_tend(worker_warm) &&
 		    !worker_await_connection(srv->listen_fd, 1000))
 			continue;
 		/* The next run's sandbox is set up while this worker waits for
@@ -600,7 +527,7 @@ int server_worker_main(const struct server *srv)
 	FCGX_Request req;
 	struct cgroup_slot slot;
 	struct sandbox_spare spare;
-	static struct zygote zygote;
+	static struct warm warm;
 
 	worker_catch_signals();
 	if (run_become_subreaper() < 0)
@@ -608,10 +535,9 @@ int server_worker_main(const struct server *srv)
 			strerror(errno));
 	if (worker_context(srv, &ectx, &spare, &slot) < 0)
 		return 1;
-	zygote_init(&zygote);
 	if (srv->cfg->warm && srv->sandbox_cfg != NULL) {
-		ectx.zygote = &zygote;
-		sandbox_use_zygote(&zygote);
+		warm_init(&warm, srv);
+		worker_warm = &warm;
 	}
 	if (FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&req, srv->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
@@ -621,7 +547,8 @@ int server_worker_main(const struct server *srv)
 	worker_loop(srv, &ectx, &spare, &req);
 	FCGX_Free(&req, 1);
 	sandbox_spare_discard(&spare);
-	zygote_stop(&zygote);
+	if (worker_warm != NULL)
+		warm_stop(worker_warm);
 	if (ectx.cgroup != NULL)
 		cgroup_slot_close(&slot);
 	if (orphaned)

@@ -91,6 +91,8 @@ static const struct config_key config_keys[] = {
 	{ "network", CT_BOOL, F(network), 0, 0, 0, NULL },
 	{ "subordinate_ids", CT_BOOL, F(subordinate_ids), 0, 0, 0, NULL },
 	{ "warm", CT_BOOL, F(warm), 0, 0, 0, NULL },
+	{ "warm_runs", CT_UNSIGNED, F(warm_runs), 1, 1000000, 0, NULL },
+	{ "warm_seconds", CT_MS, F(warm_ms), 1000, SECONDS_MAX_MS, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 	{ "sandbox_etc", CT_ETC, F(sandbox_etc), 0, 0, 0, NULL },
@@ -530,6 +532,8 @@ void config_defaults(struct config *cfg)
 	cfg->network = 0;
 	cfg->subordinate_ids = 1;
 	cfg->warm = 1;
+	cfg->warm_runs = 200;
+	cfg->warm_ms = 300 * 1000;
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

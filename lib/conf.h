@@ -51,6 +51,8 @@ struct config {
 	int network;                    /* bool */
 	int subordinate_ids;            /* bool: runs take ids of /etc/subuid, /etc/subgid */
 	int warm;                       /* bool: each worker keeps a zygote (zygote.h) */
+	unsigned warm_runs;             /* a zygote is replaced after forking this many */
+	uint64_t warm_ms;               /* ... or after being this old */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */

@@ -439,6 +439,7 @@ static int run(struct request *r)
 	if (r->have_sb)
 		metrics_count_setup(ctx->metrics, r->sb.spare_used ? METRICS_SETUP_AHEAD
 								   : METRICS_SETUP_REQUEST);
+	metrics_count_start(ctx->metrics, r->have_sb && r->sb.warm);
 	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
 		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
 			r->in->request_id, strerror(errno));

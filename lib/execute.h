@@ -25,8 +25,6 @@
 #include "run.h"
 #include "sandbox.h"
 
-struct zygote;
-
 #define EXECUTE_READ_CHUNK (64 * 1024)  /* bytes read from the body at a time */
 #define EXECUTE_DRAIN_EXTRA (1 << 20)   /* bytes drained past max_upload */
 /* The reply phase's bound: past it the reply is cut short and the worker
@@ -47,8 +45,6 @@ struct execute_ctx {
 	struct metrics *metrics;            /* NULL: not counted */
 	/* the worker's run cgroup (lib/cgroup.h), or NULL for none */
 	struct cgroup_slot *cgroup;
-	/* the worker's zygote (lib/zygote.h), or NULL when warm is off */
-	struct zygote *zygote;
 };
 
 /* One request, as the web server described it. Strings may be NULL. */

@@ -28,6 +28,8 @@ struct metrics {
 	uint64_t micros[METRICS_PHASE_N];               /* sums, µs */
 	uint64_t deps[METRICS_DEPS_N];
 	uint64_t setups[METRICS_SETUP_N];
+	uint64_t starts[2];             /* cold, warm */
+	uint64_t zygotes[METRICS_ZYGOTE_N];
 	int64_t busy;
 };
 
@@ -98,6 +100,18 @@ void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n)
 {
 	if (m != NULL && what < METRICS_DEPS_N)
 		add(&m->deps[what], n);
+}
+
+void metrics_count_start(struct metrics *m, int warm)
+{
+	if (m != NULL)
+		add(&m->starts[warm != 0], 1);
+}
+
+void metrics_count_zygote(struct metrics *m, enum metrics_zygote what)
+{
+	if (m != NULL && what < METRICS_ZYGOTE_N)
+		add(&m->zygotes[what], 1);
 }
 
 void metrics_count_setup(struct metrics *m, enum metrics_setup when)
@@ -232,6 +246,21 @@ static void render_workers(struct out *o, const struct metrics *m, const struct 
 	       "pyexec_sandbox_setups_total{when=\"request\"} %llu\n",
 	    (unsigned long long)get(&m->setups[METRICS_SETUP_AHEAD]),
 	    (unsigned long long)get(&m->setups[METRICS_SETUP_REQUEST]));
+	put(o, "# HELP pyexec_runs_started_total Programs run, by how they started: in a copy "
+	       "of a worker's zygote (warm) or by starting python (cold).\n"
+	       "# TYPE pyexec_runs_started_total counter\n"
+	       "pyexec_runs_started_total{start=\"warm\"} %llu\n"
+	       "pyexec_runs_started_total{start=\"cold\"} %llu\n",
+	    (unsigned long long)get(&m->starts[1]), (unsigned long long)get(&m->starts[0]));
+	put(o, "# HELP pyexec_zygotes_total Workers' zygotes: ready (each generation), "
+	       "replaced after warm_runs or warm_seconds, lost (failed to start, or died).\n"
+	       "# TYPE pyexec_zygotes_total counter\n"
+	       "pyexec_zygotes_total{event=\"started\"} %llu\n"
+	       "pyexec_zygotes_total{event=\"refreshed\"} %llu\n"
+	       "pyexec_zygotes_total{event=\"lost\"} %llu\n",
+	    (unsigned long long)get(&m->zygotes[METRICS_ZYGOTE_STARTED]),
+	    (unsigned long long)get(&m->zygotes[METRICS_ZYGOTE_REFRESHED]),
+	    (unsigned long long)get(&m->zygotes[METRICS_ZYGOTE_LOST]));
 }
 
 int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,

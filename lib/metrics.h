@@ -35,6 +35,15 @@ void metrics_count_deps(struct metrics *m, enum metrics_deps what, unsigned n);
 enum metrics_setup { METRICS_SETUP_AHEAD, METRICS_SETUP_REQUEST, METRICS_SETUP_N };
 void metrics_count_setup(struct metrics *m, enum metrics_setup when);
 
+/* How a run's program started (X-Execution-Start). */
+void metrics_count_start(struct metrics *m, int warm);
+/* A worker's zygotes: one ready (started, or replacing another), one that
+ * replaced another after warm_runs or warm_seconds, one that failed to
+ * start or died. */
+enum metrics_zygote { METRICS_ZYGOTE_STARTED, METRICS_ZYGOTE_REFRESHED, METRICS_ZYGOTE_LOST,
+		      METRICS_ZYGOTE_N };
+void metrics_count_zygote(struct metrics *m, enum metrics_zygote what);
+
 /* A worker starts (+1) or ends (-1) handling a request. */
 void metrics_busy(struct metrics *m, int delta);
 

@@ -586,7 +586,7 @@ int run_kill_children(const pid_t *keep, size_t nkeep)
 
 /* The children run_program's clean-up leaves alive: run_keep_child's and
  * run_keep_helper's (0: none). */
-enum { KEEP_CHILD, KEEP_HELPER, KEEP_N };
+enum { KEEP_CHILD, KEEP_HELPER, KEEP_HELPER2, KEEP_N };
 static pid_t keep_pids[KEEP_N];
 
 void run_keep_child(pid_t pid)
@@ -594,9 +594,10 @@ void run_keep_child(pid_t pid)
 	keep_pids[KEEP_CHILD] = pid;
 }
 
-void run_keep_helper(pid_t pid)
+void run_keep_helpers(pid_t a, pid_t b)
 {
-	keep_pids[KEEP_HELPER] = pid;
+	keep_pids[KEEP_HELPER] = a;
+	keep_pids[KEEP_HELPER2] = b;
 }
 
 /* The kept children, packed into out: how many. */

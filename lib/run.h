@@ -126,9 +126,10 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
  * then no longer kept): reach it through a pidfd. */
 void run_keep_child(pid_t pid);
 
-/* A second child left alive the same way, for as long as the caller
- * keeps it: the worker's zygote (zygote.h). 0: none. */
-void run_keep_helper(pid_t pid);
+/* Two more children left alive the same way, for as long as the caller
+ * keeps them: the worker's zygote, and the one replacing it (zygote.h).
+ * 0: none. */
+void run_keep_helpers(pid_t a, pid_t b);
 
 /* "ok", "error", "timeout", "memory", "killed": X-Execution-Status. */
 const char *run_status_name(enum run_status s);

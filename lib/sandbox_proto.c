@@ -101,17 +101,18 @@ static int wait_readable(int sock, int64_t deadline)
 	for (;;) {
 		struct pollfd pfd = { .fd = sock, .events = POLLIN, .revents = 0 };
 		int64_t left = deadline - util_now_ns();
-		int r;
+		/* A deadline already past still looks once: a message already
+		 * there is taken. */
+		int r = poll(&pfd, 1, left <= 0 ? 0 : (int)(left / 1000000 + 1));
 
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		r = poll(&pfd, 1, (int)(left / 1000000 + 1));
 		if (r < 0 && errno != EINTR)
 			return -1;
 		if (r > 0)
 			return 0;
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
 	}
 }
 

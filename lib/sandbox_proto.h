@@ -96,10 +96,11 @@ int sandbox_msg_recv_type(int sock);
  * fds, the others closed. How many are in fds. */
 size_t sandbox_msg_take_fds(const struct msghdr *mh, int *fds, size_t max);
 
-/* The supervisor's receive: waits until deadline (util_now_ns) for a
- * message into m, the first fd it carries (-1 if none; others are closed)
- * into *fd. 0, or -1 with errno: ETIMEDOUT, or EPIPE at end of file or for
- * a message that is not a whole struct sandbox_msg. */
+/* The supervisor's receive: waits until deadline (util_now_ns; one past
+ * takes a message that is there already) for a message into m, the first
+ * fd it carries (-1 if none; others are closed) into *fd. 0, or -1 with
+ * errno: ETIMEDOUT, or EPIPE at end of file or for a message that is not
+ * a whole struct sandbox_msg. */
 int sandbox_msg_recv(int sock, int64_t deadline, struct sandbox_msg *m, int *fd);
 
 #endif

@@ -64,37 +64,54 @@ static void log_output(struct zygote *z)
 	}
 }
 
-/* MSG_ZREADY, or why not, into z. 0 or -1. */
-static int await_ready(struct zygote *z)
+#define ZYGOTE_SETUP_NS ((int64_t)SANDBOX_SETUP_TIMEOUT_MS * 1000000)
+
+int zygote_await(struct zygote *z, int64_t deadline)
 {
 	struct sandbox_msg m;
 	int fd = -1;
 
-	if (sandbox_msg_recv(z->sp.sock, util_now_ns() + (int64_t)SANDBOX_SETUP_TIMEOUT_MS *
-			     1000000, &m, &fd) < 0) {
+	if (z->ready)
+		return 1;
+	if (z->launched_ns == 0) {
+		snprintf(z->why, sizeof(z->why), "the zygote was not launched");
+		return -1;
+	}
+	if (deadline > z->launched_ns + ZYGOTE_SETUP_NS)
+		deadline = z->launched_ns + ZYGOTE_SETUP_NS;
+	if (sandbox_msg_recv(z->sp.sock, deadline, &m, &fd) < 0) {
+		if (errno == ETIMEDOUT && util_now_ns() < z->launched_ns + ZYGOTE_SETUP_NS)
+			return 0;
 		snprintf(z->why, sizeof(z->why), "the zygote did not start: %s",
 			 errno == ETIMEDOUT ? "no answer in time" : strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (fd >= 0)
 		(void)close(fd);
+	m.text[sizeof(m.text) - 1] = '\0';
 	if (m.type == MSG_ERROR) {
-		m.text[sizeof(m.text) - 1] = '\0';
 		snprintf(z->why, sizeof(z->why), "the zygote did not start: %s", m.text);
-		return -1;
+		goto fail;
 	}
 	if (m.type != MSG_ZREADY) {
 		snprintf(z->why, sizeof(z->why), "the zygote did not start: it answered out of turn");
-		return -1;
+		goto fail;
 	}
-	m.text[sizeof(m.text) - 1] = '\0';
 	memcpy(z->version, m.text, sizeof(z->version));
 	z->ready = 1;
-	return 0;
+	z->ready_ns = util_now_ns();
+	/* Its new root is in place: the mount point is a plain directory again. */
+	if (z->sp.own_root && rmdir(z->sp.root) == 0)
+		z->sp.own_root = 0;
+	return 1;
+fail:
+	log_output(z);
+	zygote_stop(z);
+	return -1;
 }
 
-int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 const char *binary, char *const *argv, char *const *envp)
+int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
+		  const char *binary, char *const *argv, char *const *envp)
 {
 	char root[PATH_MAX], err[256];
 	int lp[2] = { -1, -1 }, bin = -1;
@@ -102,6 +119,7 @@ int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char 
 	zygote_stop(z);
 	z->why[0] = '\0';
 	z->forks = 0;
+	z->launched_ns = z->ready_ns = 0;
 	if (keep_vectors(z, argv, envp) < 0) {
 		snprintf(z->why, sizeof(z->why), "the run's argv and environment are too long "
 			 "for the zygote");
@@ -132,14 +150,7 @@ int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char 
 	(void)close(bin);
 	z->log_r = lp[0];
 	(void)util_set_nonblock(z->log_r);
-	if (await_ready(z) < 0) {
-		log_output(z);
-		zygote_stop(z);
-		return -1;
-	}
-	/* Its new root is in place: the mount point is a plain directory again. */
-	if (rmdir(root) == 0)
-		z->sp.own_root = 0;
+	z->launched_ns = util_now_ns();
 	return 0;
 fail_dir:
 	(void)rmdir(root);
@@ -150,6 +161,14 @@ fail:
 		(void)close(lp[1]);
 	(void)close(bin);
 	return -1;
+}
+
+int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
+		 const char *binary, char *const *argv, char *const *envp)
+{
+	if (zygote_launch(z, cfg, dir, binary, argv, envp) < 0)
+		return -1;
+	return zygote_await(z, util_now_ns() + ZYGOTE_SETUP_NS) == 1 ? 0 : -1;
 }
 
 int zygote_alive(struct zygote *z)
@@ -238,4 +257,5 @@ void zygote_stop(struct zygote *z)
 		(void)close(z->log_r);
 	z->log_r = -1;
 	z->ready = 0;
+	z->launched_ns = 0;
 }

@@ -74,17 +74,29 @@ struct zygote {
 	char *argv[ZYGOTE_VEC_MAX + 2];
 	char **envp;
 	uint64_t forks;           /* sandboxes it forked */
+	int64_t launched_ns;      /* util_now_ns() of zygote_launch; 0: not launched */
+	int64_t ready_ns;         /* ... and of its MSG_ZREADY */
 };
 
 /* An empty zygote (no process; why is ""). */
 void zygote_init(struct zygote *z);
 
-/* Starts z for cfg: its init is cloned into new namespaces with its new
+/* Launches z for cfg: its init is cloned into new namespaces with its new
  * root's mount point in dir (a "<pid>-zygote.XXXXXX"), and execs binary
  * with argv (the run's python argv, whose argv[0] is python's path) and
- * envp (the run's environment), then waits (at most
- * SANDBOX_SETUP_TIMEOUT_MS) for the interpreter to be ready. 0, or -1
- * with z->why (z then holds nothing). */
+ * envp (the run's environment); its interpreter then starts while the
+ * caller goes on. 0, or -1 with z->why (z then holds nothing). */
+int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
+		  const char *binary, char *const *argv, char *const *envp);
+
+/* Waits until deadline (util_now_ns(); now: just looks) for a launched z
+ * to say it is ready: 1 when it is (z->version filled), 0 when it has not
+ * yet, -1 when it failed (z->why; z stopped). Past
+ * SANDBOX_SETUP_TIMEOUT_MS after its launch, not yet is a failure. */
+int zygote_await(struct zygote *z, int64_t deadline);
+
+/* zygote_launch, then zygote_await for SANDBOX_SETUP_TIMEOUT_MS: 0 when
+ * ready, or -1 with z->why. */
 int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
 		 const char *binary, char *const *argv, char *const *envp);
 

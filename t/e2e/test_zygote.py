@@ -126,6 +126,56 @@ class Zygote(harness.E2ETestCase):
         self.assertEqual(r.stdout, b"started\ndone\n")
         self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
 
+    def metric(self, s, name):
+        for line in s.request("GET", "/metrics").body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def test_replaced_after_warm_runs_without_a_request_waiting(self):
+        s = self.warm_server(options=["warm_runs=3"])
+        first = self.the_zygote(s)
+        main = script('print(hash("pyexec"))\n')
+        seen, secrets = set(), set()
+        for _ in range(12):
+            r = s.post_execute({"main.py": main})
+            self.assertRan(r)
+            # every run is warm: the new zygote is made while the old one forks
+            self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+            secrets.add(r.stdout)
+            pids = zygote_pids(s)
+            self.assertLessEqual(len(pids), 2, pids)
+            seen.update(pids)
+        self.assertGreaterEqual(len(seen), 2, "zygotes seen: %r" % (seen,))
+        self.assertFalse(os.path.exists("/proc/%d" % first) and
+                         first in zygote_pids(s), "the first zygote still forks")
+        self.assertGreaterEqual(len(secrets), 2, "one hash secret for 12 runs: %r" % secrets)
+        self.assertGreaterEqual(
+            self.metric(s, 'pyexec_zygotes_total{event="refreshed"}'), 1)
+
+    def test_replaced_after_warm_seconds(self):
+        s = self.warm_server(options=["warm_seconds=1"])
+        first = self.the_zygote(s)
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        self.assertTrue(harness.wait_for(lambda: (
+            s.post_execute({"main.py": HELLO}).status == 200 and
+            zygote_pids(s) not in ([], [first])), 10, 0.3),
+            "still the first zygote: %r" % zygote_pids(s))
+
+    def test_metrics_count_warm_and_cold_runs(self):
+        s = self.warm_server()
+        warm0 = self.metric(s, 'pyexec_runs_started_total{start="warm"}')
+        started = self.metric(s, 'pyexec_zygotes_total{event="started"}')
+        self.assertGreaterEqual(started, 1)
+        for _ in range(3):
+            self.assertRan(s.post_execute({"main.py": HELLO}))
+        self.assertEqual(self.metric(s, 'pyexec_runs_started_total{start="warm"}'), warm0 + 3)
+        c = self.private_server(name="coldm", workers=1, options=["warm=no"])
+        self.assertRan(c.post_execute({"main.py": HELLO}))
+        self.assertEqual(self.metric(c, 'pyexec_runs_started_total{start="cold"}'), 1)
+        self.assertEqual(self.metric(c, 'pyexec_zygotes_total{event="started"}'), 0)
+
     def test_zygote_goes_with_the_server(self):
         s = self.warm_server()
         z = self.the_zygote(s)

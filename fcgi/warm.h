@@ -1,0 +1,36 @@
+/* warm: a worker's zygotes (README "Warm start"): the first started when
+ * the worker starts, one that died or failed replaced (at most once a
+ * second, backing off to a minute while it fails), one that has forked
+ * warm_runs sandboxes or lived warm_seconds replaced by a new one made
+ * while it still forks, so that no request waits. */
+#ifndef PYEXEC_WARM_H
+#define PYEXEC_WARM_H
+
+#include "server.h"
+#include "zygote.h"
+
+struct warm {
+	const struct server *srv;
+	struct zygote z[2];       /* the one in use, and the one replacing it */
+	int cur;                  /* index of the one in use */
+	int64_t next_start;       /* util_now_ns() before which none is started */
+	int64_t next_refresh;     /* ... nor a replacement, after one failed */
+	int64_t retry_ns;
+	char logged[sizeof(((struct zygote *)0)->why)]; /* the last failure logged */
+};
+
+/* Sets w up for srv's worker (nothing started yet) and makes the worker's
+ * sandboxes come from its zygote (sandbox_use_zygote). */
+void warm_init(struct warm *w, const struct server *srv);
+
+/* Between requests: starts, replaces or finishes replacing the zygote as
+ * due. 1 when the worker has a zygote in use, 0 when not (yet). */
+int warm_tend(struct warm *w);
+
+/* The zygote in use, ready or not (for /healthz). */
+struct zygote *warm_current(struct warm *w);
+
+/* Stops both zygotes. */
+void warm_stop(struct warm *w);
+
+#endif
