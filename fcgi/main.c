@@ -159,6 +159,7 @@ int main(int argc, char **argv)
 	m.uid = (uid_t)-1;
 	m.gid = (gid_t)-1;
 	m.listen_fd = -1;
+	m.zygote_fd = -1;
 	rc = read_cmdline(argc, argv, &m, &test_only, &status, err, sizeof(err));
 	if (rc > 0) {
 		master_free(&m);

@@ -29,6 +29,7 @@
 #include "subid.h"
 #include "log.h"
 #include "master.h"
+#include "warm.h"
 #include "mime.h"
 #include "util.h"
 #include "workdir.h"
@@ -474,6 +475,9 @@ int master_prepare(struct master *m, char *err, size_t errlen)
 	if (m->as_root && m->prefetch == NULL && strcmp(cfg->cgroup, "no") != 0 &&
 	    cgroup_setup_root(&m->cgcfg, cfg->cgroup, m->uid, m->gid, err, errlen) < 0)
 		log_msg(LOG_LEVEL_WARN, "%s", err);
+	/* Opened while the path may still be reachable only by root (a build
+	 * tree in a private directory): workers exec it by fd. */
+	m->zygote_fd = warm_open_binary(m->zygote_why, sizeof(m->zygote_why));
 	if (m->as_root && drop_privileges(m->uid, m->gid, err, errlen) < 0)
 		return -1;
 	if (cfg->tokens_file[0] != '\0' && auth_load(&m->auth, cfg->tokens_file, err, errlen) < 0)
@@ -623,6 +627,8 @@ int master_start(struct master *m, char *err, size_t errlen)
 	/* Under mod_fcgid every process serving is one Apache started, and
 	 * nothing else of pyexec's lives beside it. */
 	srv->spares = !m->single;
+	srv->zygote_fd = m->zygote_fd;
+	srv->zygote_why = m->zygote_why;
 	srv->metrics = metrics_create();
 	if (srv->metrics == NULL) {
 		snprintf(err, errlen, "cannot map the shared metrics: %s", strerror(errno));

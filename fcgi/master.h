@@ -51,6 +51,9 @@ struct master {
 	int single;                     /* under mod_fcgid: this process serves */
 	struct run_ids run_ids;
 	struct worker *workers;         /* nworkers of them */
+	int zygote_fd;                  /* pyexec-zygote, opened before privileges
+	                                 * are dropped; -1 when it cannot be */
+	char zygote_why[256];           /* why not, then */
 };
 
 /* Builds m->cfg from the defaults, m->cl's file, its -o options, then -l

@@ -495,16 +495,20 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 	int unix_listener = is_unix_listener(srv->listen_fd);
 
 	while (!server_stopping) {
-		/* A worker without its zygote tries again (at most once a
-		 * second) while no request comes. */
-		if (worker_warm != NULL && !warm_tend(worker_warm) &&
-		    !worker_await_connection(srv->listen_fd, 1000))
-			continue;
+		int warm = worker_warm != NULL && warm_tend(worker_warm);
+
+		/* One cloned while there was no zygote gives way to a warm one. */
+		if (warm && ectx->spare != NULL && spare->pid > 0 && !spare->warm)
+			sandbox_spare_discard(spare);
 		/* The next run's sandbox is set up while this worker waits for
 		 * its request, off the request's path. */
 		if (ectx->spare != NULL)
 			(void)sandbox_spare_make(spare, srv->sandbox_cfg, srv->cfg->work_root,
 						 ectx->cgroup);
+		/* A worker without its zygote tries again (at most once a
+		 * second, or as warm.h backs off) while no request comes. */
+		if (worker_warm != NULL && !warm && !worker_await_connection(srv->listen_fd, 1000))
+			continue;
 		if (FCGX_Accept_r(req) < 0) {
 			if (server_stopping)
 				break;

@@ -23,6 +23,8 @@ struct server {
 	struct mime *mime;                 /* libmagic, loaded once by the master */
 	int spares;                        /* 1: a worker sets up its next run's
 	                                    * sandbox while it waits for it */
+	int zygote_fd;                     /* pyexec-zygote (warm.h); -1: none, */
+	const char *zygote_why;            /* for this reason */
 };
 
 /* A worker's parent-death signal: the master is gone, stop at once. */

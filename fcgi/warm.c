@@ -1,6 +1,8 @@
 /* warm: a worker's zygotes (warm.h). */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,25 +34,29 @@ struct zygote *warm_current(struct warm *w)
 	return &w->z[w->cur];
 }
 
-/* The zygote binary: pyexec-zygote next to this program (a build tree),
- * else the installed one. */
-static void zygote_binary(char *buf, size_t len)
+int warm_open_binary(char *why, size_t len)
 {
-	char self[PATH_MAX];
+	char self[PATH_MAX], path[PATH_MAX + 32];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
+	int fd;
 
 	if (n > 0) {
 		self[n] = '\0';
 		slash = strrchr(self, '/');
 		if (slash != NULL) {
 			*slash = '\0';
-			if ((size_t)snprintf(buf, len, "%s/pyexec-zygote", self) < len &&
-			    access(buf, X_OK) == 0)
-				return;
+			snprintf(path, sizeof(path), "%s/pyexec-zygote", self);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0)
+				return fd;
 		}
 	}
-	snprintf(buf, len, "%s/pyexec-zygote", PKGLIBEXECDIR);
+	snprintf(path, sizeof(path), "%s/pyexec-zygote", PKGLIBEXECDIR);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(why, len, "cannot open %s: %s", path, strerror(errno));
+	return fd;
 }
 
 /* Launches z with the run's command line and environment (a run without
@@ -59,12 +65,14 @@ static int launch(struct warm *w, struct zygote *z)
 {
 	const struct server *srv = w->srv;
 	struct execute_program prog;
-	char binary[PATH_MAX];
 
-	zygote_binary(binary, sizeof(binary));
+	if (srv->zygote_fd < 0) {
+		snprintf(z->why, sizeof(z->why), "%s", srv->zygote_why);
+		return -1;
+	}
 	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, NULL);
-	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, binary, prog.argv,
-			     prog.envp);
+	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
+			     prog.argv, prog.envp);
 }
 
 /* 0 when a ready z's interpreter is the configured python's (the version

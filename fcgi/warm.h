@@ -19,6 +19,12 @@ struct warm {
 	char logged[sizeof(((struct zygote *)0)->why)]; /* the last failure logged */
 };
 
+/* Opens pyexec-zygote (O_RDONLY, O_CLOEXEC: workers exec it by fd, so a
+ * path only root may reach still works after privileges are dropped): the
+ * one next to this program (a build tree), else the installed one. The fd,
+ * or -1 with a sentence in why. */
+int warm_open_binary(char *why, size_t len);
+
 /* Sets w up for srv's worker (nothing started yet) and makes the worker's
  * sandboxes come from its zygote (sandbox_use_zygote). */
 void warm_init(struct warm *w, const struct server *srv);

@@ -111,10 +111,10 @@ fail:
 }
 
 int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		  const char *binary, char *const *argv, char *const *envp)
+		  int binary_fd, char *const *argv, char *const *envp)
 {
 	char root[PATH_MAX], err[256];
-	int lp[2] = { -1, -1 }, bin = -1;
+	int lp[2] = { -1, -1 };
 
 	zygote_stop(z);
 	z->why[0] = '\0';
@@ -123,11 +123,6 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 	if (keep_vectors(z, argv, envp) < 0) {
 		snprintf(z->why, sizeof(z->why), "the run's argv and environment are too long "
 			 "for the zygote");
-		return -1;
-	}
-	bin = open(binary, O_RDONLY | O_CLOEXEC);
-	if (bin < 0) {
-		snprintf(z->why, sizeof(z->why), "cannot open %s: %s", binary, strerror(errno));
 		return -1;
 	}
 	if ((size_t)snprintf(root, sizeof(root), "%s/%d-zygote.XXXXXX", dir, (int)getpid()) >=
@@ -140,14 +135,13 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 		snprintf(z->why, sizeof(z->why), "pipe: %s", strerror(errno));
 		goto fail_dir;
 	}
-	if (sandbox_start_zygote(&z->sp, cfg, root, bin, lp[1], argv, envp, err,
+	if (sandbox_start_zygote(&z->sp, cfg, root, binary_fd, lp[1], argv, envp, err,
 				 sizeof(err)) < 0) {
 		snprintf(z->why, sizeof(z->why), "%s", err);
 		goto fail_dir;
 	}
 	z->sp.own_root = 1;
 	(void)close(lp[1]);
-	(void)close(bin);
 	z->log_r = lp[0];
 	(void)util_set_nonblock(z->log_r);
 	z->launched_ns = util_now_ns();
@@ -159,14 +153,13 @@ fail:
 		(void)close(lp[0]);
 	if (lp[1] >= 0)
 		(void)close(lp[1]);
-	(void)close(bin);
 	return -1;
 }
 
 int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 const char *binary, char *const *argv, char *const *envp)
+		 int binary_fd, char *const *argv, char *const *envp)
 {
-	if (zygote_launch(z, cfg, dir, binary, argv, envp) < 0)
+	if (zygote_launch(z, cfg, dir, binary_fd, argv, envp) < 0)
 		return -1;
 	return zygote_await(z, util_now_ns() + ZYGOTE_SETUP_NS) == 1 ? 0 : -1;
 }

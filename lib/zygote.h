@@ -82,12 +82,12 @@ struct zygote {
 void zygote_init(struct zygote *z);
 
 /* Launches z for cfg: its init is cloned into new namespaces with its new
- * root's mount point in dir (a "<pid>-zygote.XXXXXX"), and execs binary
- * with argv (the run's python argv, whose argv[0] is python's path) and
+ * root's mount point in dir (a "<pid>-zygote.XXXXXX"), and execs binary_fd
+ * (pyexec-zygote, left open for the caller) with argv (the run's python argv, whose argv[0] is python's path) and
  * envp (the run's environment); its interpreter then starts while the
  * caller goes on. 0, or -1 with z->why (z then holds nothing). */
 int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		  const char *binary, char *const *argv, char *const *envp);
+		  int binary_fd, char *const *argv, char *const *envp);
 
 /* Waits until deadline (util_now_ns(); now: just looks) for a launched z
  * to say it is ready: 1 when it is (z->version filled), 0 when it has not
@@ -98,7 +98,7 @@ int zygote_await(struct zygote *z, int64_t deadline);
 /* zygote_launch, then zygote_await for SANDBOX_SETUP_TIMEOUT_MS: 0 when
  * ready, or -1 with z->why. */
 int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 const char *binary, char *const *argv, char *const *envp);
+		 int binary_fd, char *const *argv, char *const *envp);
 
 /* Whether z is ready and its process alive (reaped when it is not). */
 int zygote_alive(struct zygote *z);
