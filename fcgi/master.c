@@ -634,6 +634,8 @@ int master_start(struct master *m, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot map the shared metrics: %s", strerror(errno));
 		return -1;
 	}
+	if (warm_vet(srv, err, errlen) < 0)
+		return -1;
 	master_log_started(m);
 	return 0;
 }

@@ -72,7 +72,34 @@ static int launch(struct warm *w, struct zygote *z)
 	}
 	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, NULL);
 	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
-			     prog.argv, prog.envp);
+			     prog.argv, prog.envp, srv->cfg->warm_preload);
+}
+
+int warm_vet(const struct server *srv, char *err, size_t errlen)
+{
+	struct warm w;
+	struct zygote *z = &w.z[0];
+	const char *refused;
+	int rc = 0;
+
+	if (!srv->cfg->warm || srv->sandbox_cfg == NULL || srv->cfg->warm_preload[0] == '\0')
+		return 0;
+	memset(&w, 0, sizeof(w));
+	w.srv = srv;
+	zygote_init(z);
+	if (launch(&w, z) == 0 &&
+	    zygote_await(z, util_now_ns() + (int64_t)SANDBOX_SETUP_TIMEOUT_MS * 1000000) == 1) {
+		log_msg(LOG_LEVEL_INFO, "warm_preload: %s imported and vetted",
+			srv->cfg->warm_preload);
+	} else if ((refused = strstr(z->why, ZYGOTE_PRELOAD_REFUSED)) != NULL) {
+		snprintf(err, errlen, "%s%s", refused, strstr(refused, " when imported") != NULL ?
+			 "; such a module cannot be preloaded (README, \"Warm start\")" : "");
+		rc = -1;
+	} else {
+		log_msg(LOG_LEVEL_WARN, "warm_preload: not vetted at start: %s", z->why);
+	}
+	zygote_stop(z);
+	return rc;
 }
 
 /* 0 when a ready z's interpreter is the configured python's (the version

@@ -41,6 +41,7 @@ enum config_type {
 	CT_CGROUP,      /* char[] field: "auto", "no" or as CT_DIR */
 	CT_OPTPATH,     /* char[] field: "" or as CT_PATH */
 	CT_ETC,         /* char[] field: paths below /etc, as CT_DIR, comma-separated */
+	CT_MODULES,     /* char[] field: Python module names, comma-separated */
 };
 
 struct config_key {
@@ -93,6 +94,7 @@ static const struct config_key config_keys[] = {
 	{ "warm", CT_BOOL, F(warm), 0, 0, 0, NULL },
 	{ "warm_runs", CT_UNSIGNED, F(warm_runs), 1, 1000000, 0, NULL },
 	{ "warm_seconds", CT_MS, F(warm_ms), 1000, SECONDS_MAX_MS, 0, NULL },
+	{ "warm_preload", CT_MODULES, F(warm_preload), 0, 0, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 	{ "sandbox_etc", CT_ETC, F(sandbox_etc), 0, 0, 0, NULL },
@@ -106,7 +108,7 @@ static int config_key_is_string(const struct config_key *k)
 {
 	switch (k->type) {
 	case CT_LISTEN: case CT_NAME: case CT_PATH: case CT_DIR: case CT_URL: case CT_LINKS:
-	case CT_CGROUP: case CT_OPTPATH: case CT_ETC:
+	case CT_CGROUP: case CT_OPTPATH: case CT_ETC: case CT_MODULES:
 		return 1;
 	default:
 		return 0;
@@ -370,10 +372,67 @@ static int config_check_dir(const char *key, const char *value, char *err, size_
 
 /* sandbox_etc: "/etc/a, /etc/b/c" into "/etc/a,/etc/b/c" (out, len bytes);
  * each entry below /etc, spelled as config_check_dir wants. */
-static int config_parse_etc(const char *key, const char *value, char *out, size_t len,
-			    char *err, size_t errlen)
+/* One entry of a list key, n bytes at item (NUL-ended there): 0 when it
+ * is one (it may shorten it, to its canonical spelling: *n then says how
+ * long it is), or -1 with err. */
+typedef int (*config_item_check)(const char *key, char *item, size_t *n, char *err,
+				 size_t errlen);
+
+static int config_etc_item(const char *key, char *item, size_t *n, char *err, size_t errlen)
 {
-	char item[CONFIG_PATH_MAX], shown[UTIL_SHOWN_MAX + 8];
+	char shown[UTIL_SHOWN_MAX + 8];
+
+	util_shown(item, *n, shown, sizeof(shown));
+	if (*n == 0 || strncmp(item, "/etc/", 5) != 0 || item[5] == '\0' ||
+	    strpbrk(item, " \t") != NULL) {
+		util_errorf(err, errlen, "%s: '%s' must be a path below /etc "
+			    "(entries are separated by commas)", key, shown);
+		return -1;
+	}
+	if (config_check_dir(key, item, err, errlen) < 0)
+		return -1;
+	while (*n > 1 && item[*n - 1] == '/')
+		item[--*n] = '\0';
+	return 0;
+}
+
+/* A module's dotted name: identifiers of ASCII letters, digits and '_'
+ * (not starting with a digit) joined by single dots. */
+static int config_module_item(const char *key, char *item, size_t *n, char *err,
+			      size_t errlen)
+{
+	char shown[UTIL_SHOWN_MAX + 8];
+	int start = 1;
+
+	for (size_t i = 0; i <= *n; i++) {
+		char c = item[i];
+
+		if (c == '.' || c == '\0') {
+			if (start)
+				break;
+			if (c == '\0')
+				return 0;
+			start = 1;
+		} else if (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (!start && c >= '0' && c <= '9')) {
+			start = 0;
+		} else {
+			break;
+		}
+	}
+	util_shown(item, *n, shown, sizeof(shown));
+	util_errorf(err, errlen, "%s: '%s' is not a module name such as numpy or "
+		    "matplotlib.pyplot (entries are separated by commas)", key, shown);
+	return -1;
+}
+
+/* A comma-separated list of at most max entries, each checked by check,
+ * into out (len bytes) in its canonical spelling: entries without the
+ * blanks around them, joined by single commas. 0, or -1 with err. */
+static int config_parse_list(const char *key, const char *value, char *out, size_t len,
+			     config_item_check check, size_t max, char *err, size_t errlen)
+{
+	char item[CONFIG_PATH_MAX];
 	size_t used = 0, count = 0;
 	const char *p = value;
 
@@ -392,19 +451,10 @@ static int config_parse_etc(const char *key, const char *value, char *out, size_
 		}
 		memcpy(item, p, n);
 		item[n] = '\0';
-		util_shown(item, n, shown, sizeof(shown));
-		if (n == 0 || strncmp(item, "/etc/", 5) != 0 || item[5] == '\0' ||
-		    strpbrk(item, " \t") != NULL) {
-			util_errorf(err, errlen, "%s: '%s' must be a path below /etc "
-				    "(entries are separated by commas)", key, shown);
+		if (check(key, item, &n, err, errlen) < 0)
 			return -1;
-		}
-		if (config_check_dir(key, item, err, errlen) < 0)
-			return -1;
-		while (n > 1 && item[n - 1] == '/')
-			item[--n] = '\0';
-		if (++count > CONFIG_ETC_MAX) {
-			util_errorf(err, errlen, "%s: more than %d entries", key, CONFIG_ETC_MAX);
+		if (++count > max) {
+			util_errorf(err, errlen, "%s: more than %zu entries", key, max);
 			return -1;
 		}
 		if (used > 0)
@@ -466,11 +516,16 @@ static int config_set_string(const struct config_key *k, char *field, const char
 	case CT_OPTPATH:
 		rc = value[0] == '\0' ? 0 : config_check_path(k->name, value, err, errlen);
 		break;
-	case CT_ETC: {
+	case CT_ETC:
+	case CT_MODULES: {
 		char canon[CONFIG_PATH_MAX];
+		int etc = k->type == CT_ETC;
 
 		/* kept in its canonical spelling, which is never longer */
-		if (config_parse_etc(k->name, value, canon, sizeof(canon), err, errlen) < 0)
+		if (config_parse_list(k->name, value, canon,
+				      k->size < sizeof(canon) ? k->size : sizeof(canon),
+				      etc ? config_etc_item : config_module_item,
+				      etc ? CONFIG_ETC_MAX : CONFIG_PRELOAD_MAX, err, errlen) < 0)
 			return -1;
 		memcpy(field, canon, strlen(canon) + 1);
 		return 0;
@@ -534,6 +589,7 @@ void config_defaults(struct config *cfg)
 	cfg->warm = 1;
 	cfg->warm_runs = 200;
 	cfg->warm_ms = 300 * 1000;
+	cfg->warm_preload[0] = '\0';
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

@@ -11,6 +11,8 @@
 #define CONFIG_LINE_MAX 8192       /* longest line of the file */
 #define CONFIG_FILE_MAX (1 << 20)  /* largest config file read */
 #define CONFIG_ETC_MAX 32          /* entries of sandbox_etc */
+#define CONFIG_PRELOAD_MAX 32      /* modules of warm_preload */
+#define CONFIG_PRELOAD_LEN 1024    /* bytes of warm_preload */
 
 /* The defaults that follow configure's --localstatedir (/var unless told). */
 #ifndef LOCALSTATEDIR
@@ -53,6 +55,7 @@ struct config {
 	int warm;                       /* bool: each worker keeps a zygote (zygote.h) */
 	unsigned warm_runs;             /* a zygote is replaced after forking this many */
 	uint64_t warm_ms;               /* ... or after being this old */
+	char warm_preload[CONFIG_PRELOAD_LEN]; /* modules a zygote imports, comma-separated */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */

@@ -549,7 +549,8 @@ static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *c
 }
 
 /* MSG_ZCONFIG for a: its configuration, strings and filter. */
-static int send_zygote_config(int sock, const struct sandbox_init_args *a)
+static int send_zygote_config(int sock, const struct sandbox_init_args *a,
+			      const char *preload)
 {
 	struct sandbox_msg m;
 	struct zygote_config zc;
@@ -563,8 +564,9 @@ static int send_zygote_config(int sock, const struct sandbox_init_args *a)
 	zc.args = *a;
 	zc.args.cfg = NULL;
 	zc.args.filter = NULL;
+	snprintf(zc.preload, sizeof(zc.preload), "%s", preload);
 	zc.filter_len = a->filter->len;
-	if (zc.filter_len > ZYGOTE_FILTER_MAX) {
+	if (zc.filter_len > ZYGOTE_FILTER_MAX || strlen(preload) >= sizeof(zc.preload)) {
 		errno = E2BIG;
 		return -1;
 	}
@@ -580,7 +582,7 @@ static int send_zygote_config(int sock, const struct sandbox_init_args *a)
 
 int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *cfg,
 			 const char *root, int binary_fd, int log_fd, char *const *argv,
-			 char *const *envp, char *err, size_t errlen)
+			 char *const *envp, const char *preload, char *err, size_t errlen)
 {
 	struct sandbox_run run;
 	struct sandbox_init_args a;
@@ -599,7 +601,7 @@ int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *
 	sp->cfg = cfg;
 	if (release_init(&run, cfg, NULL, sp) < 0)
 		goto fail_end;
-	if (send_zygote_config(sp->sock, &a) < 0) {
+	if (send_zygote_config(sp->sock, &a, preload) < 0) {
 		run_error(&run, STEP_HANDSHAKE, "cannot send the zygote its configuration: %s",
 			  strerror(errno));
 		goto fail_end;

@@ -212,10 +212,11 @@ void sandbox_use_zygote(struct zygote *z);
 
 /* For zygote.c: clones the zygote's init into sp, with root as its new
  * root's mount point, binary_fd (exec'd by fd), log_fd, argv and envp
- * (sandbox_init_zygote_main), writes its maps, and sends it MSG_ZCONFIG.
+ * (sandbox_init_zygote_main), writes its maps, and sends it MSG_ZCONFIG
+ * with preload (zygote.h).
  * 0, or -1 with a sentence in err (sp then empty). */
 int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *cfg,
 			 const char *root, int binary_fd, int log_fd, char *const *argv,
-			 char *const *envp, char *err, size_t errlen);
+			 char *const *envp, const char *preload, char *err, size_t errlen);
 
 #endif

@@ -111,7 +111,7 @@ fail:
 }
 
 int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		  int binary_fd, char *const *argv, char *const *envp)
+		  int binary_fd, char *const *argv, char *const *envp, const char *preload)
 {
 	char root[PATH_MAX], err[256];
 	int lp[2] = { -1, -1 };
@@ -135,7 +135,7 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 		snprintf(z->why, sizeof(z->why), "pipe: %s", strerror(errno));
 		goto fail_dir;
 	}
-	if (sandbox_start_zygote(&z->sp, cfg, root, binary_fd, lp[1], argv, envp, err,
+	if (sandbox_start_zygote(&z->sp, cfg, root, binary_fd, lp[1], argv, envp, preload, err,
 				 sizeof(err)) < 0) {
 		snprintf(z->why, sizeof(z->why), "%s", err);
 		goto fail_dir;
@@ -157,9 +157,9 @@ fail:
 }
 
 int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 int binary_fd, char *const *argv, char *const *envp)
+		 int binary_fd, char *const *argv, char *const *envp, const char *preload)
 {
-	if (zygote_launch(z, cfg, dir, binary_fd, argv, envp) < 0)
+	if (zygote_launch(z, cfg, dir, binary_fd, argv, envp, preload) < 0)
 		return -1;
 	return zygote_await(z, util_now_ns() + ZYGOTE_SETUP_NS) == 1 ? 0 : -1;
 }

@@ -43,12 +43,16 @@ enum { MSG_ZCONFIG = 32, MSG_ZREADY, MSG_ZFORK, MSG_ZFORKED };
 #define ZYGOTE_FILTER_MAX 4096   /* instructions of the payload's filter */
 #define ZYGOTE_VEC_MAX    64     /* argv + environment entries */
 #define ZYGOTE_STRS_MAX   8192   /* bytes of their strings */
+#define ZYGOTE_PRELOAD_LEN 1024  /* bytes of the list of modules to preload */
+/* How MSG_ERROR's text starts when a module to preload broke a rule. */
+#define ZYGOTE_PRELOAD_REFUSED "warm_preload: "
 
 /* MSG_ZCONFIG, after the struct sandbox_msg: what init needs (the pointers
  * of args are meaningless here), then filter_len struct sock_filter. */
 struct zygote_config {
 	struct sandbox_config cfg;
 	struct sandbox_init_args args;
+	char preload[ZYGOTE_PRELOAD_LEN]; /* modules to preload, comma-separated */
 	uint32_t filter_len;
 };
 
@@ -84,10 +88,11 @@ void zygote_init(struct zygote *z);
 /* Launches z for cfg: its init is cloned into new namespaces with its new
  * root's mount point in dir (a "<pid>-zygote.XXXXXX"), and execs binary_fd
  * (pyexec-zygote, left open for the caller) with argv (the run's python argv, whose argv[0] is python's path) and
- * envp (the run's environment); its interpreter then starts while the
- * caller goes on. 0, or -1 with z->why (z then holds nothing). */
+ * envp (the run's environment), and preload (modules it imports and vets,
+ * comma-separated: README "Warm start"); its interpreter then starts
+ * while the caller goes on. 0, or -1 with z->why (z then holds nothing). */
 int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		  int binary_fd, char *const *argv, char *const *envp);
+		  int binary_fd, char *const *argv, char *const *envp, const char *preload);
 
 /* Waits until deadline (util_now_ns(); now: just looks) for a launched z
  * to say it is ready: 1 when it is (z->version filled), 0 when it has not
@@ -98,7 +103,7 @@ int zygote_await(struct zygote *z, int64_t deadline);
 /* zygote_launch, then zygote_await for SANDBOX_SETUP_TIMEOUT_MS: 0 when
  * ready, or -1 with z->why. */
 int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 int binary_fd, char *const *argv, char *const *envp);
+		 int binary_fd, char *const *argv, char *const *envp, const char *preload);
 
 /* Whether z is ready and its process alive (reaped when it is not). */
 int zygote_alive(struct zygote *z);

@@ -48,6 +48,225 @@ static size_t cmdline_len;
  * them to the defaults. */
 static struct sigaction python_actions[_NSIG];
 
+/* warm_preload (README "Warm start"): run in the zygote, in a namespace of
+ * its own, after python's start-up. */
+static const char preload_source[] =
+	"def _pyexec_preload(names, startup_objects, reseed):\n"
+	"    \"\"\"Imports each of names (a list) from the state python's start-up left,\n"
+	"    vets what each import did, and takes every module the imports added out\n"
+	"    of sys.modules into a pool, with what each module imported, so that a\n"
+	"    run's import of one of them puts in sys.modules what importing it would\n"
+	"    have loaded: the module and, transitively, what it imports. What the\n"
+	"    collector tracked after start-up goes into startup_objects (a list),\n"
+	"    and then everything it tracks is frozen. A preloaded module whose state\n"
+	"    drawn at import a run draws anew goes into reseed (a dict). Returns \"\" or the sentence of\n"
+	"    the rule a module broke.\"\"\"\n"
+	"    import sys\n"
+	"    startup = set(sys.modules)\n"
+	"    import gc\n"
+	"    startup_objects.extend(gc.get_objects())\n"
+	"    import os, signal, atexit, builtins, _frozen_importlib as boot\n"
+	"    # what this function imported for itself is not the preloads'\n"
+	"    for n in set(sys.modules) - startup:\n"
+	"        del sys.modules[n]\n"
+	"    warnings = sys.modules[\"warnings\"]\n"
+	"    importer_cache = dict(sys.path_importer_cache)\n"
+	"    writable = (\"/work\", \"/tmp\", \"/dev/shm\")\n"
+	"    sigs = sorted(signal.valid_signals())\n"
+	"    startup_keys = {n: set(vars(sys.modules[n])) for n in startup if n != \"__main__\"}\n"
+	"\n"
+	"    def threads():\n"
+	"        with open(\"/.host/proc/self/status\") as f:\n"
+	"            for line in f:\n"
+	"                if line.startswith(\"Threads:\"):\n"
+	"                    return int(line.split()[1])\n"
+	"        return -1\n"
+	"\n"
+	"    def files():\n"
+	"        out = set()\n"
+	"        for top in writable:\n"
+	"            for d, dirs, fs in os.walk(top):\n"
+	"                out.update(os.path.join(d, n) for n in dirs + fs)\n"
+	"        return out\n"
+	"\n"
+	"    def state():\n"
+	"        return (threads(), sorted(os.listdir(\"/.host/proc/self/fd\")), files(),\n"
+	"                atexit._ncallbacks(), [signal.getsignal(s) for s in sigs],\n"
+	"                list(sys.meta_path), list(sys.path_hooks), list(sys.path),\n"
+	"                dict(os.environ), sys.getrecursionlimit(),\n"
+	"                (sys.stdin, sys.stdout, sys.stderr, sys.displayhook, sys.excepthook),\n"
+	"                {n: set(vars(sys.modules[n])) for n in startup_keys})\n"
+	"\n"
+	"    rules = (\"started a thread\", \"left a file descriptor open\", \"wrote a file\",\n"
+	"             \"registered an atexit function\", \"changed a signal handler\",\n"
+	"             \"changed sys.meta_path\", \"changed sys.path_hooks\", \"changed sys.path\",\n"
+	"             \"changed os.environ\", \"changed the recursion limit\",\n"
+	"             \"replaced a standard stream or hook of sys\",\n"
+	"             \"changed a module python's start-up loaded\")\n"
+	"\n"
+	"    # What imports what: every import statement (builtins.__import__) and\n"
+	"    # every load (_find_and_load) while the preloads are imported.\n"
+	"    edges, stack = {}, []\n"
+	"    plain_import, plain_find_and_load = builtins.__import__, boot._find_and_load\n"
+	"\n"
+	"    def edge(a, b):\n"
+	"        if a and b and a != b:\n"
+	"            e = edges.setdefault(a, [])\n"
+	"            if b not in e:\n"
+	"                e.append(b)\n"
+	"\n"
+	"    def traced_import(name, globals=None, locals=None, fromlist=(), level=0):\n"
+	"        module = plain_import(name, globals, locals, fromlist, level)\n"
+	"        g = globals or {}\n"
+	"        importer = g.get(\"__name__\")\n"
+	"        try:\n"
+	"            full = boot._resolve_name(name, g.get(\"__package__\") or \"\", level) \\\n"
+	"                if level else name\n"
+	"        except Exception:\n"
+	"            full = None\n"
+	"        if full:\n"
+	"            edge(importer, full)\n"
+	"            for f in fromlist or ():\n"
+	"                if full + \".\" + f in sys.modules:\n"
+	"                    edge(importer, full + \".\" + f)\n"
+	"        return module\n"
+	"\n"
+	"    def traced_find_and_load(name, import_):\n"
+	"        edge(stack[-1] if stack else None, name)\n"
+	"        stack.append(name)\n"
+	"        before = set(sys.modules)\n"
+	"        try:\n"
+	"            return plain_find_and_load(name, import_)\n"
+	"        finally:\n"
+	"            stack.pop()\n"
+	"            # what appeared while it loaded, its imports' and what it put\n"
+	"            # in sys.modules itself (Cython's runtime modules)\n"
+	"            for n in set(sys.modules) - before:\n"
+	"                edge(name, n)\n"
+	"\n"
+	"    replays, bindings = {}, {}\n"
+	"    for name in names:\n"
+	"        before = state()\n"
+	"        filters = list(warnings.filters)\n"
+	"        r, w = os.pipe()\n"
+	"        saved = os.dup(1), os.dup(2)\n"
+	"        os.dup2(w, 1)\n"
+	"        os.dup2(w, 2)\n"
+	"        builtins.__import__, boot._find_and_load = traced_import, traced_find_and_load\n"
+	"        stack[:] = [name]\n"
+	"        try:\n"
+	"            __import__(name)\n"
+	"            error = None\n"
+	"        except BaseException as e:\n"
+	"            error = \"%s: %s\" % (type(e).__name__, e)\n"
+	"        finally:\n"
+	"            builtins.__import__, boot._find_and_load = plain_import, plain_find_and_load\n"
+	"            sys.stdout.flush()\n"
+	"            sys.stderr.flush()\n"
+	"            os.dup2(saved[0], 1)\n"
+	"            os.dup2(saved[1], 2)\n"
+	"            for fd in saved + (w,):\n"
+	"                os.close(fd)\n"
+	"        os.set_blocking(r, False)\n"
+	"        try:\n"
+	"            printed = os.read(r, 1)\n"
+	"        except BlockingIOError:\n"
+	"            printed = b\"\"\n"
+	"        os.close(r)\n"
+	"        if error is not None:\n"
+	"            return \"%s cannot be imported (%s)\" % (name, error)\n"
+	"        if printed:\n"
+	"            return \"%s printed when imported\" % name\n"
+	"        # Warning filters a module adds at import (numpy does) go, to come\n"
+	"        # back when a run imports it, as its import would have added them.\n"
+	"        now = list(warnings.filters)\n"
+	"        if now[len(now) - len(filters):] != filters:\n"
+	"            return \"%s changed warnings.filters other than by adding filters \" \\\n"
+	"                   \"ahead of the others when imported\" % name\n"
+	"        replays[name] = now[:len(now) - len(filters)]\n"
+	"        warnings.filters[:] = filters\n"
+	"        warnings._filters_mutated()\n"
+	"        # A submodule of a package python's start-up loaded (collections.abc)\n"
+	"        # is bound to it as it is loaded: unbound now, bound again when a\n"
+	"        # run imports it.\n"
+	"        for parent, keys in before[-1].items():\n"
+	"            module = sys.modules[parent]\n"
+	"            for k in set(vars(module)) - keys:\n"
+	"                child = sys.modules.get(parent + \".\" + k)\n"
+	"                if child is not None and parent + \".\" + k not in startup and \\\n"
+	"                        getattr(module, k) is child:\n"
+	"                    bindings[parent + \".\" + k] = (module, k)\n"
+	"                    delattr(module, k)\n"
+	"        after = state()\n"
+	"        for rule, b, a in zip(rules, before, after):\n"
+	"            if a != b:\n"
+	"                return \"%s %s when imported\" % (name, rule)\n"
+	"    pool = {}\n"
+	"    for n in list(sys.modules):\n"
+	"        if n not in startup:\n"
+	"            pool[n] = sys.modules.pop(n)\n"
+	"    sys.path_importer_cache.clear()\n"
+	"    sys.path_importer_cache.update(importer_cache)\n"
+	"    find = boot._find_spec\n"
+	"    taken = set()\n"
+	"\n"
+	"    def needs(name):\n"
+	"        \"\"\"The pool's modules importing name loads, in the pool's order.\"\"\"\n"
+	"        seen, todo = set(), [name]\n"
+	"        while todo:\n"
+	"            n = todo.pop()\n"
+	"            if n in seen or n not in pool:\n"
+	"                continue\n"
+	"            seen.add(n)\n"
+	"            todo.extend(edges.get(n, ()))\n"
+	"            if \".\" in n:\n"
+	"                todo.append(n.rpartition(\".\")[0])\n"
+	"        return [n for n in pool if n in seen]\n"
+	"\n"
+	"    def _find_and_load(name, import_):\n"
+	"        \"\"\"pyexec's warm start (README \"Warm start\"): a preloaded module whose\n"
+	"        import would load what was preloaded (nothing of it loaded another\n"
+	"        way, nothing of it shadowed on sys.path now) is put in sys.modules\n"
+	"        with what it imports, as its import would have; every other import\n"
+	"        goes as it does in python.\"\"\"\n"
+	"        if name in pool and name not in taken:\n"
+	"            need = [n for n in needs(name) if n not in taken]\n"
+	"            try:\n"
+	"                usable = all(n not in sys.modules for n in need) and all(\n"
+	"                    getattr(find(n, None), \"origin\", None) ==\n"
+	"                    getattr(pool[n].__spec__, \"origin\", None)\n"
+	"                    for n in need if \".\" not in n)\n"
+	"            except Exception:\n"
+	"                usable = False\n"
+	"            if usable:\n"
+	"                for n in need:\n"
+	"                    for f in reversed(replays.get(n, ())):\n"
+	"                        try:\n"
+	"                            warnings.filters.remove(f)\n"
+	"                        except ValueError:\n"
+	"                            pass\n"
+	"                        warnings.filters.insert(0, f)\n"
+	"                    if n in replays:\n"
+	"                        warnings._filters_mutated()\n"
+	"                    sys.modules[n] = pool[n]\n"
+	"                    if n in bindings:\n"
+	"                        setattr(bindings[n][0], bindings[n][1], pool[n])\n"
+	"                    taken.add(n)\n"
+	"                return sys.modules[name]\n"
+	"        return plain_find_and_load(name, import_)\n"
+	"\n"
+	"    boot._find_and_load = _find_and_load\n"
+	"    if \"numpy.random\" in pool:\n"
+	"        reseed[\"numpy.random\"] = pool[\"numpy.random\"]\n"
+	"    gc.freeze()\n"
+	"    return \"\"\n"
+	"\n";
+
+/* The preloaded numpy.random, whose global state a payload draws anew;
+ * NULL when it is not preloaded. */
+static PyObject *preloaded_numpy_random;
+static void preload_reseed(void);
+
 static void say(int type, int err, int step, const char *text)
 {
 	struct sandbox_msg m;
@@ -118,7 +337,99 @@ static void warm_payload(const struct run_spec *spec)
 			(void)sigaction(sig, &python_actions[sig], NULL);
 	memcpy(cmdline_area, cmdline_saved, cmdline_len);
 	PyOS_AfterFork_Child();
+	preload_reseed();
 	exit(Py_RunMain());
+}
+
+/* The text of the Python exception being raised, into buf (it is cleared). */
+static void exception_text(char *buf, size_t len)
+{
+	PyObject *type, *value, *tb, *text;
+
+	PyErr_Fetch(&type, &value, &tb);
+	text = value != NULL ? PyObject_Str(value) : NULL;
+	snprintf(buf, len, "%s", text != NULL && PyUnicode_Check(text) ?
+		 PyUnicode_AsUTF8(text) : "an exception");
+	PyErr_Clear();
+	Py_XDECREF(text);
+	Py_XDECREF(type);
+	Py_XDECREF(value);
+	Py_XDECREF(tb);
+}
+
+/* Imports and vets zc.preload's modules (preload_source), or ends the
+ * zygote with MSG_ERROR, whose text starts with ZYGOTE_PRELOAD_REFUSED
+ * when a module broke a rule. */
+static void preload(void)
+{
+	char why[SANDBOX_MSG_TEXT] = "", text[SANDBOX_MSG_TEXT];
+	PyObject *globals, *code, *ran = NULL, *fn, *names, *startup, *reseed, *result = NULL;
+
+	if (zc.preload[0] == '\0')
+		return;
+	globals = PyDict_New();
+	names = PyUnicode_FromString(zc.preload);
+	startup = PyList_New(0);
+	reseed = PyDict_New();
+	if (globals == NULL || names == NULL || startup == NULL || reseed == NULL ||
+	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+		fail("out of memory");
+	/* Named as importlib's own code: a traceback through an import leaves
+	 * its frames out, as it does importlib's. */
+	code = Py_CompileString(preload_source, "<frozen importlib._bootstrap>", Py_file_input);
+	if (code != NULL)
+		ran = PyEval_EvalCode(code, globals, globals);
+	fn = ran != NULL ? PyDict_GetItemString(globals, "_pyexec_preload") : NULL;
+	if (fn != NULL) {
+		PyObject *comma = PyUnicode_FromString(",");
+		PyObject *list = comma != NULL ? PyUnicode_Split(names, comma, -1) : NULL;
+
+		result = list != NULL ? PyObject_CallFunctionObjArgs(fn, list, startup, reseed,
+								     NULL) : NULL;
+		Py_XDECREF(list);
+		Py_XDECREF(comma);
+	}
+	if (result == NULL)
+		exception_text(why, sizeof(why));
+	else if (PyUnicode_Check(result))
+		snprintf(why, sizeof(why), "%s", PyUnicode_AsUTF8(result));
+	Py_XDECREF(result);
+	Py_XDECREF(ran);
+	Py_XDECREF(code);
+	Py_DECREF(names);
+	if (why[0] != '\0') {
+		snprintf(text, sizeof(text), ZYGOTE_PRELOAD_REFUSED "%s", why);
+		fail(text);
+	}
+	/* Frozen, the preloads' objects are never looked at by a run's
+	 * collections, the last one at exit included, and their pages stay
+	 * the zygote's. What start-up made is tracked again (as young
+	 * objects): a run's collections, and its exit, treat it as a cold
+	 * run's do (the dict of __main__, say, with the script's globals). */
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(startup); i++) {
+		PyObject *o = PyList_GET_ITEM(startup, i);
+
+		PyObject_GC_UnTrack(o);
+		PyObject_GC_Track(o);
+	}
+	Py_DECREF(startup);
+	preloaded_numpy_random = PyDict_GetItemString(reseed, "numpy.random");
+	Py_XINCREF(preloaded_numpy_random);
+	Py_DECREF(reseed);
+}
+
+/* In a payload: what a preloaded module drew at its import and would
+ * otherwise share with every run of this zygote is drawn anew (numpy's
+ * global random state: random reseeds itself at fork). */
+static void preload_reseed(void)
+{
+	PyObject *r;
+
+	if (preloaded_numpy_random == NULL)
+		return;
+	r = PyObject_CallMethod(preloaded_numpy_random, "seed", NULL);
+	Py_XDECREF(r);
+	PyErr_Clear();
 }
 
 static void python_start(int argc, char **argv)
@@ -228,6 +539,7 @@ int main(int argc, char **argv, char **envp)
 	keep_command_line(argc, argv);
 	read_config();
 	python_start(argc, own_argv);
+	preload();
 	util_title_init(argc, argv, "pyexec-fcgi");
 	util_title_set("zygote");
 	say(MSG_ZREADY, 0, 0, Py_GetVersion());

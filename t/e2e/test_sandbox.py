@@ -1825,12 +1825,14 @@ class MemoryWithoutCgroup(SandboxCase):
         r = self.run_script('''
             import resource
             held, fds, err = 0, [], None
-            chunk = b"x" * (16 << 20)
+            # 4 MiB: well inside RLIMIT_AS of 32 MiB, whichever start the
+            # interpreter had (a warm one maps libpython as a library)
+            chunk = b"x" * (4 << 20)
             try:
                 while held < (1536 << 20):
                     fd = os.memfd_create("grow")
                     fds.append(fd)
-                    for _ in range(4):
+                    for _ in range(16):
                         os.write(fd, chunk)
                         held += len(chunk)
             except OSError as e:

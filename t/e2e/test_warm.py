@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import unittest
@@ -41,15 +42,22 @@ if os.environ.get("PYEXEC_TEST_WARM") not in (None, "", "cold"):
 COLD = dict(workers=2, options=["warm=no"])
 WARM = dict(workers=2, options=["warm=no"] if COLD_ONLY else ["warm=yes"])
 FRESH_RUNS = 50
+# Server C: warm, with modules preloaded (README "Warm start"): json, and
+# numpy where the system's python has it.
+HAVE_NUMPY = subprocess.run([os.environ.get("TEST_PYTHON", "/usr/bin/python3"), "-c",
+                             "import numpy"], capture_output=True).returncode == 0
+PRELOAD = "json,numpy" if HAVE_NUMPY else "json"
+PRELOADED = dict(workers=2, options=["warm=no"] if COLD_ONLY
+                 else ["warm=yes", "warm_preload=" + PRELOAD])
 
 
 def cold_server(test):
     return test.server("warm-a", **COLD)
 
 
-def warm_server(test):
-    """Server B, or a skip saying why its warm start is off."""
-    s = test.server("warm-b", **WARM)
+def warm_server(test, name="warm-b", kind=WARM):
+    """Server B (or C), or a skip saying why its warm start is off."""
+    s = test.server(name, **kind)
     if not COLD_ONLY:
         doc = s.request("GET", "/healthz").json()
         test.assertIn(doc.get("warm"), ("on", "off"), doc)
@@ -491,6 +499,54 @@ probe("shadow_stdlib", {
             return "shadowed"
         ''')}, stdout=["the uploaded json.py runs", "/json.py shadowed"])
 
+# What importing a preloaded set leaves (server C preloads json and numpy):
+# the same modules, in sys.modules and bound to their packages, and the
+# same warning filters, whatever was imported before.
+probe("imports_after_others", script('''
+    import sys, warnings, re, collections
+    before = set(sys.modules)
+    try:
+        import numpy
+    except ImportError:
+        print("no numpy here")
+    import json
+    print("added:", sorted(set(sys.modules) - before))
+    print("collections.abc bound:", hasattr(collections, "abc"))
+    print("filters:", [(a, getattr(m, "pattern", m), c.__name__, mod, n)
+                       for a, m, c, mod, n in warnings.filters])
+    '''), stdout="added:")
+
+probe("numpy_submodule_first", script('''
+    import sys
+    try:
+        import numpy.linalg as la
+        print(la.inv([[2.0, 0.0], [0.0, 4.0]]).tolist())
+        print(sorted(n for n in sys.modules if not n.startswith("numpy")))
+        print(len([n for n in sys.modules if n.startswith("numpy")]))
+    except ImportError:
+        print("no numpy here")
+    '''))
+
+probe("numpy_shadowed_by_upload", {
+    "main.py": script('''
+        import sys
+        import numpy
+        print("numpy from:", numpy.__file__, numpy.MARK)
+        print("json" in sys.modules)
+        '''),
+    "numpy/__init__.py": script('''
+        MARK = "the uploaded numpy"
+        ''')}, stdout="/work/numpy/__init__.py the uploaded numpy")
+
+probe("shadowed_after_sys_path_change", {
+    "main.py": script('''
+        import os, sys
+        sys.path.insert(0, os.path.join(os.getcwd(), "vendor"))
+        import json
+        print(json.__file__, json.MARK)
+        '''),
+    "vendor/json.py": b"MARK = 'vendored'\n"}, stdout="vendored")
+
 
 def _outcome_errors(p, reply):
     """How reply misses the outcome p is written for (empty: none)."""
@@ -547,6 +603,18 @@ def _add_probe_test(p):
 
 for _p in CORPUS:
     _add_probe_test(_p)
+
+
+class DifferentialPreloaded(Differential):
+    """Each probe on A (cold) and on C, warm with modules preloaded: what a
+    run sees of the preloads before it imports them is nothing (sys.modules,
+    the meta path, the path hooks are a cold run's), and an upload that
+    shadows one wins."""
+
+    def setUp(self):
+        harness.E2ETestCase.setUp(self)
+        self.a = cold_server(self)
+        self.b = warm_server(self, "warm-c", PRELOADED)
 
 
 class Comparison(harness.E2ETestCase):
@@ -773,6 +841,40 @@ class ExecutionStart(harness.E2ETestCase):
                                          r.describe())
                         if fmt:
                             self.assertEqual(r.json().get("start"), want, r.describe())
+
+
+@unittest.skipIf(COLD_ONLY, "PYEXEC_TEST_WARM=cold: both servers are cold")
+class Preloads(harness.E2ETestCase):
+    """Server C's preloaded modules, in warm runs."""
+
+    def test_numpy_random_differs_from_run_to_run(self):
+        if not HAVE_NUMPY:
+            self.skipTest("the system's python has no numpy (python3-numpy)")
+        c = warm_server(self, "warm-c", PRELOADED)
+        main = script('''
+            import numpy
+            print(numpy.random.rand(), numpy.random.default_rng().random())
+            ''')
+        seen = set()
+        for _ in range(10):
+            r = c.post_execute({"main.py": main})
+            self.assertRan(r)
+            self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+            seen.add(r.stdout)
+        self.assertEqual(len(seen), 10, seen)
+
+    def test_numpy_linalg_inv_of_500_by_500(self):
+        if not HAVE_NUMPY:
+            self.skipTest("the system's python has no numpy (python3-numpy)")
+        c = warm_server(self, "warm-c", PRELOADED)
+        r = c.post_execute({"main.py": script('''
+            import numpy
+            a = numpy.random.default_rng(1).random((500, 500)) + 500 * numpy.eye(500)
+            b = numpy.linalg.inv(a)
+            print(bool(numpy.allclose(a @ b, numpy.eye(500))))
+            ''')}, query="timeout=60")
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"True\n")
 
 
 @unittest.skipIf(COLD_ONLY, "PYEXEC_TEST_WARM=cold: both servers are cold")

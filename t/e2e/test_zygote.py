@@ -176,6 +176,23 @@ class Zygote(harness.E2ETestCase):
         self.assertEqual(self.metric(c, 'pyexec_runs_started_total{start="cold"}'), 1)
         self.assertEqual(self.metric(c, 'pyexec_zygotes_total{event="started"}'), 0)
 
+    def test_preloads_that_break_a_rule_are_refused_at_start(self):
+        """warm_preload's modules are vetted at start: one that prints,
+        registers an atexit function or cannot be imported stops pyexec
+        with a sentence that says which rule it broke."""
+        health = self.private_server(name="probe", workers=1).request(
+            "GET", "/healthz").json()
+        if health.get("sandbox") != "namespaces" or health.get("warm") != "on":
+            self.skipTest("no zygote here: %s" % health.get("warm_why", health.get("sandbox")))
+        for module, says in (("this", "warm_preload: this printed when imported"),
+                             ("logging", "warm_preload: logging registered an atexit "
+                                         "function when imported"),
+                             ("no_such_module_here", "warm_preload: no_such_module_here "
+                                                     "cannot be imported")):
+            with self.subTest(module=module):
+                out, _ = self.start_fails(["-o", "warm_preload=" + module])
+                self.assertIn(says, out)
+
     def test_zygote_goes_with_the_server(self):
         s = self.warm_server()
         z = self.the_zygote(s)
