@@ -216,6 +216,10 @@ class DepsCase(harness.E2ETestCase):
 
     def assertDeps(self, reply, how):
         self.assertEqual(reply.headers.get("X-Dependencies"), how, reply.describe())
+        if how in ("installed", "cached"):
+            # the dependency entry is on PYTHONPATH: not the zygote's
+            # environment, so the run starts python (README "Warm start")
+            self.assertEqual(reply.headers.get("X-Execution-Start"), "cold", reply.describe())
 
     def install(self, s, deps, src="print('ok')\n", how="installed"):
         """A request that must run with the set installed (how="installed")

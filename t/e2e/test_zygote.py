@@ -24,7 +24,8 @@ def zygote_pids(server):
 class Zygote(harness.E2ETestCase):
 
     def warm_server(self, **kwargs):
-        s = self.private_server(name="zygote", workers=1,
+        kwargs.setdefault("workers", 1)
+        s = self.private_server(name="zygote",
                                 options=["warm=yes"] + kwargs.pop("options", []), **kwargs)
         health = s.request("GET", "/healthz").json()
         if health.get("sandbox") != "namespaces":
@@ -37,6 +38,7 @@ class Zygote(harness.E2ETestCase):
         self.assertTrue(harness.wait_for(lambda: len(zygote_pids(s)) == 1, 10),
                         "one zygote for one worker: %r" % (zygote_pids(s),))
         return zygote_pids(s)[0]
+
 
     def test_warm_runs_say_so_in_both_forms(self):
         s = self.warm_server()
@@ -192,6 +194,31 @@ class Zygote(harness.E2ETestCase):
             with self.subTest(module=module):
                 out, _ = self.start_fails(["-o", "warm_preload=" + module])
                 self.assertIn(says, out)
+
+    def test_the_zygote_has_one_thread(self):
+        s = self.warm_server()
+        z = self.the_zygote(s)
+        self.assertEqual(harness.proc_status(z, "Threads"), "1")
+
+    def test_replaced_under_load_with_no_request_failing(self):
+        s = self.warm_server(options=["warm_runs=3"], workers=2)
+        import threading
+        replies, seen = [], set()
+
+        def client():
+            for _ in range(12):
+                replies.append(s.post_execute({"main.py": HELLO}))
+                seen.update(zygote_pids(s))
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(replies), 48)
+        for r in replies:
+            self.assertRan(r)
+            self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        self.assertGreaterEqual(len(seen), 3, seen)
 
     def test_zygote_goes_with_the_server(self):
         s = self.warm_server()
