@@ -51,15 +51,14 @@ static struct sigaction python_actions[_NSIG];
 /* warm_preload (README "Warm start"): run in the zygote, in a namespace of
  * its own, after python's start-up. */
 static const char preload_source[] =
-	"def _pyexec_preload(names, startup_objects, reseed):\n"
+	"def _pyexec_preload(names, startup_objects):\n"
 	"    \"\"\"Imports each of names (a list) from the state python's start-up left,\n"
 	"    vets what each import did, and takes every module the imports added out\n"
 	"    of sys.modules into a pool, with what each module imported, so that a\n"
 	"    run's import of one of them puts in sys.modules what importing it would\n"
 	"    have loaded: the module and, transitively, what it imports. What the\n"
 	"    collector tracked after start-up goes into startup_objects (a list),\n"
-	"    and then everything it tracks is frozen. A preloaded module whose state\n"
-	"    drawn at import a run draws anew goes into reseed (a dict). Returns \"\" or the sentence of\n"
+	"    and then everything it tracks is frozen. Returns \"\" or the sentence of\n"
 	"    the rule a module broke.\"\"\"\n"
 	"    import sys\n"
 	"    startup = set(sys.modules)\n"
@@ -252,20 +251,17 @@ static const char preload_source[] =
 	"                    if n in bindings:\n"
 	"                        setattr(bindings[n][0], bindings[n][1], pool[n])\n"
 	"                    taken.add(n)\n"
+	"                # what numpy.random drew at its import is drawn anew\n"
+	"                if \"numpy.random\" in need:\n"
+	"                    pool[\"numpy.random\"].seed()\n"
 	"                return sys.modules[name]\n"
 	"        return plain_find_and_load(name, import_)\n"
 	"\n"
 	"    boot._find_and_load = _find_and_load\n"
-	"    if \"numpy.random\" in pool:\n"
-	"        reseed[\"numpy.random\"] = pool[\"numpy.random\"]\n"
 	"    gc.freeze()\n"
 	"    return \"\"\n"
 	"\n";
 
-/* The preloaded numpy.random, whose global state a payload draws anew;
- * NULL when it is not preloaded. */
-static PyObject *preloaded_numpy_random;
-static void preload_reseed(void);
 
 static void say(int type, int err, int step, const char *text)
 {
@@ -337,7 +333,6 @@ static void warm_payload(const struct run_spec *spec)
 			(void)sigaction(sig, &python_actions[sig], NULL);
 	memcpy(cmdline_area, cmdline_saved, cmdline_len);
 	PyOS_AfterFork_Child();
-	preload_reseed();
 	exit(Py_RunMain());
 }
 
@@ -363,15 +358,14 @@ static void exception_text(char *buf, size_t len)
 static void preload(void)
 {
 	char why[SANDBOX_MSG_TEXT] = "", text[SANDBOX_MSG_TEXT];
-	PyObject *globals, *code, *ran = NULL, *fn, *names, *startup, *reseed, *result = NULL;
+	PyObject *globals, *code, *ran = NULL, *fn, *names, *startup, *result = NULL;
 
 	if (zc.preload[0] == '\0')
 		return;
 	globals = PyDict_New();
 	names = PyUnicode_FromString(zc.preload);
 	startup = PyList_New(0);
-	reseed = PyDict_New();
-	if (globals == NULL || names == NULL || startup == NULL || reseed == NULL ||
+	if (globals == NULL || names == NULL || startup == NULL ||
 	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
 		fail("out of memory");
 	/* Named as importlib's own code: a traceback through an import leaves
@@ -384,8 +378,8 @@ static void preload(void)
 		PyObject *comma = PyUnicode_FromString(",");
 		PyObject *list = comma != NULL ? PyUnicode_Split(names, comma, -1) : NULL;
 
-		result = list != NULL ? PyObject_CallFunctionObjArgs(fn, list, startup, reseed,
-								     NULL) : NULL;
+		result = list != NULL ? PyObject_CallFunctionObjArgs(fn, list, startup, NULL)
+				      : NULL;
 		Py_XDECREF(list);
 		Py_XDECREF(comma);
 	}
@@ -413,23 +407,6 @@ static void preload(void)
 		PyObject_GC_Track(o);
 	}
 	Py_DECREF(startup);
-	preloaded_numpy_random = PyDict_GetItemString(reseed, "numpy.random");
-	Py_XINCREF(preloaded_numpy_random);
-	Py_DECREF(reseed);
-}
-
-/* In a payload: what a preloaded module drew at its import and would
- * otherwise share with every run of this zygote is drawn anew (numpy's
- * global random state: random reseeds itself at fork). */
-static void preload_reseed(void)
-{
-	PyObject *r;
-
-	if (preloaded_numpy_random == NULL)
-		return;
-	r = PyObject_CallMethod(preloaded_numpy_random, "seed", NULL);
-	Py_XDECREF(r);
-	PyErr_Clear();
 }
 
 static void python_start(int argc, char **argv)
