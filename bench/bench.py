@@ -352,6 +352,22 @@ def big_transfers(server, size):
 NUMPY = b"import numpy\nprint('hello world', numpy.arange(3).sum())\n"
 
 
+def main_in(d, src):
+    """Writes src as d/main.py; the multipart body (and its type) that
+    uploads it."""
+    with open(os.path.join(d, "main.py"), "wb") as f:
+        f.write(src)
+    return harness.build_multipart([("files", "main.py", src, None)])
+
+
+def bare_start(d):
+    """Seconds of one bare `python3 -s main.py` in d."""
+    t0 = time.perf_counter()
+    subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, check=True)
+    return time.perf_counter() - t0
+
+
 def layers(n):
     """Bare `python3 -s main.py`, the rlimits layer and the namespace layer,
     sample by sample in turn, for hello world and for `import numpy`.
@@ -369,16 +385,11 @@ def layers(n):
             return None
         clients = {k: Client(srv.port) for k, srv in servers.items()}
         for name, src in (("hello", HELLO), ("numpy", NUMPY)):
-            with open(os.path.join(d, "main.py"), "wb") as f:
-                f.write(src)
-            body, ctype = harness.build_multipart([("files", "main.py", src, None)])
+            body, ctype = main_in(d, src)
             r = {"bare": [], "rlimits": [], "namespaces": [], "rlimits_run": [],
                  "namespaces_run": []}
             for i in range(n + 3):
-                t0 = time.perf_counter()
-                subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, check=True)
-                bare = time.perf_counter() - t0
+                bare = bare_start(d)
                 samples = {}
                 for k, c in clients.items():
                     status, resp, data, dt = c.post(body, ctype)
@@ -471,14 +482,9 @@ def warm_start(n, duration):
         if have_numpy:
             plans.append(("numpy", NUMPY, ("cold", "preload")))
         for script_name, src, kinds_run in plans:
-            with open(os.path.join(d, "main.py"), "wb") as f:
-                f.write(src)
-            body, ctype = harness.build_multipart([("files", "main.py", src, None)])
+            body, ctype = main_in(d, src)
             for i in range(n + 3):
-                t0 = time.perf_counter()
-                subprocess.run([PYTHON, "-s", "main.py"], cwd=d, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, check=True)
-                bare = time.perf_counter() - t0
+                bare = bare_start(d)
                 samples = {}
                 for k in kinds_run:
                     status, resp, data, dt = clients[k].post(body, ctype)
