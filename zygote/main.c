@@ -68,7 +68,8 @@ static const char preload_source[] =
 	"    # what this function imported for itself is not the preloads'\n"
 	"    for n in set(sys.modules) - startup:\n"
 	"        del sys.modules[n]\n"
-	"    warnings = sys.modules[\"warnings\"]\n"
+	"    # the start-up's warnings module, if it loaded one (a .pth file may)\n"
+	"    warnings = sys.modules.get(\"warnings\")\n"
 	"    importer_cache = dict(sys.path_importer_cache)\n"
 	"    writable = (\"/work\", \"/tmp\", \"/dev/shm\")\n"
 	"    sigs = sorted(signal.valid_signals())\n"
@@ -146,7 +147,7 @@ static const char preload_source[] =
 	"    replays, bindings = {}, {}\n"
 	"    for name in names:\n"
 	"        before = state()\n"
-	"        filters = list(warnings.filters)\n"
+	"        filters = list(warnings.filters) if warnings else []\n"
 	"        r, w = os.pipe()\n"
 	"        saved = os.dup(1), os.dup(2)\n"
 	"        os.dup2(w, 1)\n"
@@ -178,13 +179,14 @@ static const char preload_source[] =
 	"            return \"%s printed when imported\" % name\n"
 	"        # Warning filters a module adds at import (numpy does) go, to come\n"
 	"        # back when a run imports it, as its import would have added them.\n"
-	"        now = list(warnings.filters)\n"
-	"        if now[len(now) - len(filters):] != filters:\n"
-	"            return \"%s changed warnings.filters other than by adding filters \" \\\n"
-	"                   \"ahead of the others when imported\" % name\n"
-	"        replays[name] = now[:len(now) - len(filters)]\n"
-	"        warnings.filters[:] = filters\n"
-	"        warnings._filters_mutated()\n"
+	"        if warnings is not None:\n"
+	"            now = list(warnings.filters)\n"
+	"            if now[len(now) - len(filters):] != filters:\n"
+	"                return \"%s changed warnings.filters other than by adding filters \" \\\n"
+	"                       \"ahead of the others when imported\" % name\n"
+	"            replays[name] = now[:len(now) - len(filters)]\n"
+	"            warnings.filters[:] = filters\n"
+	"            warnings._filters_mutated()\n"
 	"        # A submodule of a package python's start-up loaded (collections.abc)\n"
 	"        # is bound to it as it is loaded: unbound now, bound again when a\n"
 	"        # run imports it.\n"
@@ -259,9 +261,7 @@ static const char preload_source[] =
 	"\n"
 	"    boot._find_and_load = _find_and_load\n"
 	"    gc.freeze()\n"
-	"    return \"\"\n"
-	"\n";
-
+	"    return \"\"\n";
 
 static void say(int type, int err, int step, const char *text)
 {
@@ -343,8 +343,9 @@ static void exception_text(char *buf, size_t len)
 
 	PyErr_Fetch(&type, &value, &tb);
 	text = value != NULL ? PyObject_Str(value) : NULL;
-	snprintf(buf, len, "%s", text != NULL && PyUnicode_Check(text) ?
-		 PyUnicode_AsUTF8(text) : "an exception");
+	snprintf(buf, len, "pyexec's preload failed: %s: %s",
+		 type != NULL ? ((PyTypeObject *)type)->tp_name : "?",
+		 text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : "");
 	PyErr_Clear();
 	Py_XDECREF(text);
 	Py_XDECREF(type);

@@ -5,8 +5,11 @@ one. The differential suite (test_warm.py) compares warm and cold runs
 probe by probe."""
 
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -225,6 +228,85 @@ class Zygote(harness.E2ETestCase):
         z = self.the_zygote(s)
         s.stop()
         self.assertTrue(harness.wait_pid_gone(z, 10), "zygote %d outlived the server" % z)
+
+
+# Modules a test may ask a zygote to preload: in a venv of the system's
+# python (the interpreter pyexec-zygote embeds), which pyexec is then
+# configured to use.
+VETTED = {
+    "quiet_ok": "VALUE = 42\n",
+    "starts_a_thread": "import threading, time\n"
+                       "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n",
+    "writes_a_file": "open('/tmp/left-behind', 'w').write('x')\n",
+    "keeps_an_fd": "kept = open('/dev/null')\n",
+    "sets_a_handler": "import signal\nsignal.signal(signal.SIGUSR1, lambda *a: None)\n",
+    "changes_sys_path": "import sys\nsys.path.append('/nowhere')\n",
+    "changes_environ": "import os\nos.environ['PYEXEC_TEST'] = '1'\n",
+}
+
+
+class PreloadVetting(harness.E2ETestCase):
+    """warm_preload's rules, module by module (README "Warm start")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pyexec-e2e-venv-")
+        os.chmod(cls.dir, 0o755)    # reachable once pyexec has dropped to nobody
+        venv = os.path.join(cls.dir, "venv")
+        python = os.environ.get("TEST_PYTHON", "/usr/bin/python3")
+        made = subprocess.run([python, "-m", "venv", "--without-pip", venv],
+                              capture_output=True, text=True)
+        cls.why = None if made.returncode == 0 else "no venv: " + made.stderr.strip()[-200:]
+        if cls.why is None:
+            cls.python = os.path.join(venv, "bin", "python3")
+            site = subprocess.run([cls.python, "-c", "import site; print(site.getsitepackages()[0])"],
+                                  capture_output=True, text=True).stdout.strip()
+            for name, src in VETTED.items():
+                with open(os.path.join(site, name + ".py"), "w") as f:
+                    f.write(src)
+            for root, dirs, files in os.walk(cls.dir):
+                for n in dirs:
+                    os.chmod(os.path.join(root, n), 0o755)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def setUp(self):
+        super().setUp()
+        if self.why:
+            self.skipTest(self.why)
+
+    def test_each_rule_refuses_its_module_at_start(self):
+        for module, says in (("starts_a_thread", "started a thread"),
+                             ("writes_a_file", "wrote a file"),
+                             ("keeps_an_fd", "left a file descriptor open"),
+                             ("sets_a_handler", "changed a signal handler"),
+                             ("changes_sys_path", "changed sys.path"),
+                             ("changes_environ", "changed os.environ")):
+            with self.subTest(module=module):
+                out, _ = self.start_fails(["-o", "python=" + self.python,
+                                           "-o", "warm_preload=quiet_ok," + module])
+                if "warm_preload" not in out and "zygote" not in out:
+                    self.skipTest("no zygote here: " + out.strip()[-300:])
+                self.assertIn("warm_preload: %s %s when imported" % (module, says), out)
+
+    def test_a_module_that_passes_is_there_at_once(self):
+        s = self.private_server(name="vetted", workers=1,
+                                options=["python=" + self.python,
+                                         "warm_preload=quiet_ok"])
+        health = s.request("GET", "/healthz").json()
+        if health.get("warm") != "on":
+            self.skipTest("no zygote here: %s" % health.get("warm_why", health.get("sandbox")))
+        r = s.post_execute({"main.py": script('''
+            import sys
+            print("quiet_ok" in sys.modules)
+            import quiet_ok
+            print(quiet_ok.VALUE, quiet_ok.__file__.endswith("site-packages/quiet_ok.py"))
+            ''')})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        self.assertEqual(r.stdout, b"False\n42 True\n")
 
 
 if __name__ == "__main__":
