@@ -515,11 +515,12 @@ int main(int argc, char **argv, char **envp)
 	(void)prctl(PR_SET_NAME, base != NULL ? base + 1 : argv[0], 0, 0, 0);
 	own_envp = envp;
 	keep_command_line(argc, argv);
+	/* From the start: nothing shows python's command line but a run. */
+	util_title_init(argc, argv, "pyexec-fcgi");
+	util_title_set("zygote");
 	read_config();
 	python_start(argc, own_argv);
 	preload();
-	util_title_init(argc, argv, "pyexec-fcgi");
-	util_title_set("zygote");
 	say(MSG_ZREADY, 0, 0, Py_GetVersion());
 	for (;;)
 		fork_one();
