@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "asyncsafe.h"
 #include "sandbox_proto.h"
 #include "util.h"
 
@@ -25,18 +26,27 @@ int sandbox_msg_recv_type(int sock)
 	return m.type;
 }
 
-/* One message without payload, either way. */
-int sandbox_msg_send(int sock, int type)
+int sandbox_msg_send_text(int sock, int type, int err, int step, const char *text)
 {
 	struct sandbox_msg m;
 	ssize_t w;
 
 	memset(&m, 0, sizeof(m));
 	m.type = type;
+	m.err = err;
+	m.step = step;
+	if (text != NULL)
+		(void)asyncsafe_cat(m.text, sizeof(m.text), 0, text);
 	do
 		w = send(sock, &m, sizeof(m), MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
 	return w == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+/* One message without payload, either way. */
+int sandbox_msg_send(int sock, int type)
+{
+	return sandbox_msg_send_text(sock, type, 0, 0, NULL);
 }
 
 /* One message of iov's parts with nfd fds (SCM_RIGHTS; none when 0), either

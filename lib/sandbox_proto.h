@@ -83,6 +83,10 @@ struct sandbox_req {
 /* Sends a message of type with nothing more. 0, or -1 with errno. */
 int sandbox_msg_send(int sock, int type);
 
+/* Sends a message of type with its err, step and text (NULL: none; cut to
+ * SANDBOX_MSG_TEXT - 1 bytes). 0, or -1 with errno. */
+int sandbox_msg_send_text(int sock, int type, int err, int step, const char *text);
+
 /* Sends one message of iov's parts with nfd (at most SANDBOX_MSG_FDS) fds
  * as SCM_RIGHTS (none when 0). The bytes sent, or -1 with errno. */
 ssize_t sandbox_msg_send_fds(int sock, struct iovec *iov, size_t niov, const int *fds,

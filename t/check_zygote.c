@@ -55,14 +55,7 @@ static void teardown(void)
 
 static void peer_says(int type, int err, int step, const char *text)
 {
-	struct sandbox_msg m;
-
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.err = err;
-	m.step = step;
-	snprintf(m.text, sizeof(m.text), "%s", text);
-	ck_assert_int_eq(send(peer, &m, sizeof(m), 0), (ssize_t)sizeof(m));
+	ck_assert_int_eq(sandbox_msg_send_text(peer, type, err, step, text), 0);
 }
 
 START_TEST(ready_takes_the_version)
@@ -130,11 +123,7 @@ static void answer_fork(int type, int err, int step)
 	    sandbox_msg_take_fds(&mh, fds, SANDBOX_MSG_FDS) != 2 ||
 	    strcmp(zf.root, "/root/of/it") != 0 || zf.new_cgroup_ns != 1)
 		_exit(3);
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.err = err;
-	m.step = step;
-	_exit(send(peer, &m, sizeof(m), 0) == (ssize_t)sizeof(m) ? 0 : 4);
+	_exit(sandbox_msg_send_text(peer, type, err, step, NULL) == 0 ? 0 : 4);
 }
 
 static pid_t fork_answering(int type, int err, int step)

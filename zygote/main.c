@@ -265,15 +265,7 @@ static const char preload_source[] =
 
 static void say(int type, int err, int step, const char *text)
 {
-	struct sandbox_msg m;
-
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.err = err;
-	m.step = step;
-	if (text != NULL)
-		snprintf(m.text, sizeof(m.text), "%s", text);
-	(void)send(ZYGOTE_SOCK_FD, &m, sizeof(m), MSG_NOSIGNAL);
+	(void)sandbox_msg_send_text(ZYGOTE_SOCK_FD, type, err, step, text);
 }
 
 __attribute__((noreturn))
