@@ -365,9 +365,33 @@ static int pid_is_gone(const char *name)
 	       kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+/* The cgroup parent/name of an instance whose master is gone: its run
+ * cgroups removed (what is left in them killed), then itself once no
+ * process is in it. Its workers, which outlive their master for as long as
+ * they take to stop their run and clean up after it, are not killed: they
+ * exit by themselves, and a later start removes what stays. */
+static int remove_instance(int parent, const char *name)
+{
+	char buf[CGROUP_FILE_MAX];
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	rc = remove_children(fd, "", 1);
+	if (rc == 0 && read_small(fd, "cgroup.procs", buf, sizeof(buf)) > 0) {
+		errno = EBUSY;
+		rc = -1;
+	}
+	(void)close(fd);
+	if (rc < 0)
+		return -1;
+	return unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
+}
+
 /* Removes the cgroups below dfd whose names start with prefix ("" = all;
- * NULL = those named by the pid of a process that is gone). 0, or -1 when
- * one stays. */
+ * NULL = the instances named by the pid of a master that is gone, as
+ * remove_instance does). 0, or -1 when one stays. */
 static int remove_children(int dfd, const char *prefix, int depth)
 {
 	int fd = dup(dfd), rc = 0;
@@ -388,7 +412,8 @@ static int remove_children(int dfd, const char *prefix, int depth)
 		if (prefix == NULL ? !pid_is_gone(de->d_name)
 				   : strncmp(de->d_name, prefix, strlen(prefix)) != 0)
 			continue;
-		if (remove_tree(dfd, de->d_name, depth) < 0)
+		if ((prefix == NULL ? remove_instance(dfd, de->d_name)
+				    : remove_tree(dfd, de->d_name, depth)) < 0)
 			rc = -1;
 	}
 	(void)closedir(d);

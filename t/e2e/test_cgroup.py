@@ -155,7 +155,11 @@ class CgroupRuns:
         spares = harness.wait_for(
             lambda: harness.spare_pids(harness.proc_table(), [w]), 5)
         self.assertEqual(len(spares or []), 1, "the worker's next sandbox: %r" % spares)
-        self.assertEqual(cgroup_of(spares[0], self.ctrl), "%s/run-%d" % (self.rel(self.dir), w))
+        # A sandbox the zygote forks is moved into the run cgroup once it
+        # says hello: shortly after it shows as a spare.
+        want = "%s/run-%d" % (self.rel(self.dir), w)
+        self.assertTrue(harness.wait_for(lambda: cgroup_of(spares[0], self.ctrl) == want, 5),
+                        "%s is in %s" % (spares[0], cgroup_of(spares[0], self.ctrl)))
         table = harness.proc_table()
         for run in self.runs():
             procs = cgroup_procs(os.path.join(self.dir, run))
