@@ -68,19 +68,12 @@ __attribute__((noreturn))
 static void init_fail(const struct sandbox_init_args *a, int step, const char *what,
 		      const char *path, int err)
 {
-	struct sandbox_msg m;
-	ssize_t w;
+	char text[SANDBOX_MSG_TEXT];
 
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_ERROR;
-	m.err = err;
-	m.step = step;
-	(void)asyncsafe_errmsg(m.text, sizeof(m.text), what, path, err);
+	(void)asyncsafe_errmsg(text, sizeof(text), what, path, err);
 	/* Messages the supervisor sent meanwhile stay unread: its receive
 	 * reads past the reset that leaves (sandbox_msg_recv). */
-	do
-		w = send(a->sock, &m, sizeof(m), MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
+	(void)sandbox_msg_send_text(a->sock, MSG_ERROR, err, step, text);
 	_exit(1);
 }
 
@@ -639,28 +632,15 @@ static void init_recv_request(const struct sandbox_init_args *a, struct init_req
 	struct iovec iov[3] = {
 		{ &m, sizeof(m) }, { &q, sizeof(q) }, { init_req_strs, sizeof(init_req_strs) }
 	};
-	char cbuf[CMSG_SPACE(sizeof(int) * SANDBOX_MSG_FDS)];
 	int fds[SANDBOX_MSG_FDS] = { -1, -1, -1 };
 	size_t nfd;
-	struct msghdr mh;
-	ssize_t n;
+	ssize_t n = sandbox_msg_recv_fds(a->sock, iov, 3, fds, SANDBOX_MSG_FDS, &nfd);
 
-	memset(&mh, 0, sizeof(mh));
-	memset(cbuf, 0, sizeof(cbuf));
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 3;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = sizeof(cbuf);
-	do
-		n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
 	if (n == 0)
 		_exit(1);             /* the supervisor let this sandbox go */
-	if (n < 0)
+	if (n < 0 && errno != EMSGSIZE)
 		init_fail(a, STEP_HANDSHAKE, "receive the run's request", NULL, errno);
-	nfd = sandbox_msg_take_fds(&mh, fds, SANDBOX_MSG_FDS);
-	if ((size_t)n < sizeof(m) + sizeof(q) || m.type != MSG_REQUEST ||
-	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+	if (n < 0 || (size_t)n < sizeof(m) + sizeof(q) || m.type != MSG_REQUEST ||
 	    q.len != (size_t)n - sizeof(m) - sizeof(q) || q.argc == 0 ||
 	    q.argc > SANDBOX_REQ_VEC || q.envc > SANDBOX_REQ_VEC - q.argc ||
 	    nfd != (q.has_stdin ? 3U : 2U) || init_req_parse(&q, r) < 0)

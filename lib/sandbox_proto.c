@@ -104,6 +104,35 @@ size_t sandbox_msg_take_fds(const struct msghdr *mh, int *fds, size_t max)
 	return n;
 }
 
+ssize_t sandbox_msg_recv_fds(int sock, struct iovec *iov, size_t niov, int *fds, size_t max,
+			     size_t *nfd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * SANDBOX_MSG_FDS)];
+	struct msghdr mh;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	memset(cbuf, 0, sizeof(cbuf));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = niov;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	*nfd = 0;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	*nfd = sandbox_msg_take_fds(&mh, fds, max);
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+		while (*nfd > 0)
+			(void)close(fds[--*nfd]);
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return n;
+}
+
 /* Waits until sock is readable or deadline has passed: 0, or -1 with
  * errno (ETIMEDOUT). */
 static int wait_readable(int sock, int64_t deadline)

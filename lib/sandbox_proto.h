@@ -100,6 +100,14 @@ int sandbox_msg_recv_type(int sock);
  * fds, the others closed. How many are in fds. */
 size_t sandbox_msg_take_fds(const struct msghdr *mh, int *fds, size_t max);
 
+/* Receives one message into iov's niov parts (EINTR retried) with its fds
+ * (CLOEXEC): the first max (at most SANDBOX_MSG_FDS) into fds, *nfd of
+ * them, the others closed. The bytes received, 0 at end of file, or -1
+ * with errno: EMSGSIZE when the message or its fds did not fit (nothing is
+ * then left open). */
+ssize_t sandbox_msg_recv_fds(int sock, struct iovec *iov, size_t niov, int *fds, size_t max,
+			     size_t *nfd);
+
 /* The supervisor's receive: waits until deadline (util_now_ns; one past
  * takes a message that is there already) for a message into m, the first
  * fd it carries (-1 if none; others are closed) into *fd. 0, or -1 with

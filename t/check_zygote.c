@@ -108,19 +108,11 @@ static void answer_fork(int type, int err, int step)
 	struct sandbox_msg m;
 	struct zygote_fork zf;
 	struct iovec iov[2] = { { &m, sizeof(m) }, { &zf, sizeof(zf) } };
-	char cbuf[CMSG_SPACE(sizeof(int) * SANDBOX_MSG_FDS)];
 	int fds[SANDBOX_MSG_FDS];
-	struct msghdr mh;
-	ssize_t n;
+	size_t nfd;
+	ssize_t n = sandbox_msg_recv_fds(peer, iov, 2, fds, SANDBOX_MSG_FDS, &nfd);
 
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 2;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = sizeof(cbuf);
-	n = recvmsg(peer, &mh, MSG_CMSG_CLOEXEC);
-	if (n != (ssize_t)(sizeof(m) + sizeof(zf)) || m.type != MSG_ZFORK ||
-	    sandbox_msg_take_fds(&mh, fds, SANDBOX_MSG_FDS) != 2 ||
+	if (n != (ssize_t)(sizeof(m) + sizeof(zf)) || m.type != MSG_ZFORK || nfd != 2 ||
 	    strcmp(zf.root, "/root/of/it") != 0 || zf.new_cgroup_ns != 1)
 		_exit(3);
 	_exit(sandbox_msg_send_text(peer, type, err, step, NULL) == 0 ? 0 : 4);

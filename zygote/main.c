@@ -281,19 +281,13 @@ static void read_config(void)
 	struct iovec iov[3] = {
 		{ &m, sizeof(m) }, { &zc, sizeof(zc) }, { filter, sizeof(filter) }
 	};
-	struct msghdr mh;
-	ssize_t n;
+	size_t nfd;
+	ssize_t n = sandbox_msg_recv_fds(ZYGOTE_SOCK_FD, iov, 3, NULL, 0, &nfd);
 
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 3;
-	do
-		n = recvmsg(ZYGOTE_SOCK_FD, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
 	if (n == 0)
 		_exit(0);
 	if (n < (ssize_t)(sizeof(m) + sizeof(zc)) || m.type != MSG_ZCONFIG ||
-	    (mh.msg_flags & MSG_TRUNC) != 0 || zc.filter_len > ZYGOTE_FILTER_MAX ||
+	    zc.filter_len > ZYGOTE_FILTER_MAX ||
 	    (size_t)n != sizeof(m) + sizeof(zc) + zc.filter_len * sizeof(filter[0]))
 		fail("the zygote's configuration is malformed");
 	prog.len = (unsigned short)zc.filter_len;
@@ -304,21 +298,13 @@ static void read_config(void)
 	args.sock = args.status_w = args.zygote_fd = args.log_fd = -1;
 }
 
-static int same_vector(char *const *a, char *const *b)
-{
-	for (; *a != NULL && *b != NULL; a++, b++)
-		if (strcmp(*a, *b) != 0)
-			return 0;
-	return *a == NULL && *b == NULL;
-}
-
 /* The payload's last step (sandbox_init_args.payload_exec): when spec is
  * this interpreter's own command line, run it here; else return, and the
  * payload execs python as a cold run does. Runs after seccomp. */
 static void warm_payload(const struct run_spec *spec)
 {
-	if (strcmp(spec->path, own_argv[0]) != 0 || !same_vector(spec->argv, own_argv) ||
-	    !same_vector(spec->envp, own_envp))
+	if (strcmp(spec->path, own_argv[0]) != 0 || !util_same_strings(spec->argv, own_argv) ||
+	    !util_same_strings(spec->envp, own_envp))
 		return;
 	for (int sig = 1; sig < _NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
@@ -429,26 +415,15 @@ static void fork_one(void)
 	struct sandbox_msg m;
 	struct zygote_fork zf;
 	struct iovec iov[2] = { { &m, sizeof(m) }, { &zf, sizeof(zf) } };
-	char cbuf[CMSG_SPACE(sizeof(int) * SANDBOX_MSG_FDS)];
 	int fds[SANDBOX_MSG_FDS] = { -1, -1, -1 };
 	int flags = CLONE_PARENT | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-	struct msghdr mh;
 	size_t nfd;
-	ssize_t n;
+	ssize_t n = sandbox_msg_recv_fds(ZYGOTE_SOCK_FD, iov, 2, fds, SANDBOX_MSG_FDS, &nfd);
 	pid_t pid;
 
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 2;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = sizeof(cbuf);
-	do
-		n = recvmsg(ZYGOTE_SOCK_FD, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
+	if (n == 0 || (n < 0 && errno != EMSGSIZE))
 		_exit(0);       /* the worker is gone, or let this zygote go */
-	nfd = sandbox_msg_take_fds(&mh, fds, SANDBOX_MSG_FDS);
-	if ((size_t)n != sizeof(m) + sizeof(zf) || m.type != MSG_ZFORK || nfd != 2 ||
+	if (n != (ssize_t)(sizeof(m) + sizeof(zf)) || m.type != MSG_ZFORK || nfd != 2 ||
 	    memchr(zf.root, '\0', sizeof(zf.root)) == NULL)
 		fail("a fork request is malformed");
 	if (!zc.cfg.network)
