@@ -53,6 +53,14 @@ int util_random_hex(char *out, size_t len)
 	return 0;
 }
 
+int util_same_strings(char *const *a, char *const *b)
+{
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return 0;
+	return *a == NULL && *b == NULL;
+}
+
 int util_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -18,6 +18,10 @@ int util_random_hex(char *out, size_t len);
 /* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -1. */
 int util_write_all(int fd, const void *buf, size_t len);
 
+/* Whether two NULL-ended vectors of strings (an argv, an environment) hold
+ * the same strings in the same order: 1, or 0. */
+int util_same_strings(char *const *a, char *const *b);
+
 /* Monotonic clock in nanoseconds. */
 int64_t util_now_ns(void);
 

@@ -156,14 +156,6 @@ fail:
 	return -1;
 }
 
-int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 int binary_fd, char *const *argv, char *const *envp, const char *preload)
-{
-	if (zygote_launch(z, cfg, dir, binary_fd, argv, envp, preload) < 0)
-		return -1;
-	return zygote_await(z, util_now_ns() + ZYGOTE_SETUP_NS) == 1 ? 0 : -1;
-}
-
 int zygote_alive(struct zygote *z)
 {
 	siginfo_t si;
@@ -229,18 +221,10 @@ fail:
 	return -1;
 }
 
-static int same_vector(char *const *a, char *const *b)
-{
-	for (; *a != NULL && *b != NULL; a++, b++)
-		if (strcmp(*a, *b) != 0)
-			return 0;
-	return *a == NULL && *b == NULL;
-}
-
 int zygote_matches(const struct zygote *z, const struct run_spec *spec)
 {
 	return z->argv[0] != NULL && strcmp(spec->path, z->argv[0]) == 0 &&
-	       same_vector(spec->argv, z->argv) && same_vector(spec->envp, z->envp);
+	       util_same_strings(spec->argv, z->argv) && util_same_strings(spec->envp, z->envp);
 }
 
 void zygote_stop(struct zygote *z)

@@ -97,13 +97,9 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 /* Waits until deadline (util_now_ns(); now: just looks) for a launched z
  * to say it is ready: 1 when it is (z->version filled), 0 when it has not
  * yet, -1 when it failed (z->why; z stopped). Past
- * SANDBOX_SETUP_TIMEOUT_MS after its launch, not yet is a failure. */
+ * SANDBOX_SETUP_TIMEOUT_MS after its launch, not yet is a failure (so
+ * INT64_MAX waits as long as a start may take). */
 int zygote_await(struct zygote *z, int64_t deadline);
-
-/* zygote_launch, then zygote_await for SANDBOX_SETUP_TIMEOUT_MS: 0 when
- * ready, or -1 with z->why. */
-int zygote_start(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		 int binary_fd, char *const *argv, char *const *envp, const char *preload);
 
 /* Whether z is ready and its process alive (reaped when it is not). */
 int zygote_alive(struct zygote *z);

@@ -276,6 +276,23 @@ START_TEST(close_keeps_errno)
 }
 END_TEST
 
+START_TEST(same_strings_compares_whole_vectors)
+{
+	char *a[] = { "python3", "-s", "main.py", NULL };
+	char *b[] = { "python3", "-s", "main.py", NULL };
+	char *shorter[] = { "python3", "-s", NULL };
+	char *other[] = { "python3", "-B", "main.py", NULL };
+	char *none[] = { NULL };
+
+	ck_assert_int_eq(util_same_strings(a, b), 1);
+	ck_assert_int_eq(util_same_strings(a, shorter), 0);
+	ck_assert_int_eq(util_same_strings(shorter, a), 0);
+	ck_assert_int_eq(util_same_strings(a, other), 0);
+	ck_assert_int_eq(util_same_strings(none, none), 1);
+	ck_assert_int_eq(util_same_strings(none, a), 0);
+}
+END_TEST
+
 /* An error path logs, then returns -1 with the errno of what failed: the
  * log line's own write, even a failed one, must not change it. */
 START_TEST(log_keeps_errno)
@@ -552,6 +569,7 @@ static Suite *util_suite(void)
 	tcase_add_test(num, hostport_refuses_the_rest);
 	tcase_add_test(num, blanks);
 	tcase_add_test(num, signal_names);
+	tcase_add_test(num, same_strings_compares_whole_vectors);
 	suite_add_tcase(s, num);
 	tcase_add_checked_fixture(fs, make_tmp, remove_tmp);
 	tcase_add_test(fs, close_keeps_errno);
