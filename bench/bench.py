@@ -191,6 +191,17 @@ def cpu_snapshot(server):
             "wall": time.perf_counter()}
 
 
+def in_threads(conc, run):
+    """Runs run(i) in conc threads at once, i from 0; the seconds they took."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(conc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def throughput(port, conc, duration, body, ctype, server=None):
     """(requests/s, errors, CPU ms per request by component or None)."""
     before = cpu_snapshot(server) if server else None
@@ -212,13 +223,7 @@ def throughput(port, conc, duration, body, ctype, server=None):
                 errors[i] += 1
         c.close()
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(conc)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed = in_threads(conc, run)
     n = max(sum(counts), 1)
     per = None
     if server:
@@ -429,13 +434,8 @@ def bare_parallel(conc, duration, src):
     try:
         with open(os.path.join(d, "main.py"), "wb") as f:
             f.write(src)
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(conc)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return sum(counts) / (time.perf_counter() - t0)
+        elapsed = in_threads(conc, run)
+        return sum(counts) / elapsed
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
