@@ -45,7 +45,8 @@ free loopback ports with t/harness.py, then measures in one run:
      parallel floor of a machine whose process creation does not scale with
      its cores, then each server), CPU per request, and the zygotes' RSS and
      PSS. Targets: warm p50 <= 0.5 x bare p50, warm rate at 8 >= 2 x bare's,
-     preloaded import numpy p50 <= 0.25 x a bare one.
+     preloaded import numpy p50 <= 0.25 x a bare one. On the namespace
+     layer, or with --sandbox rlimits on the rlimits layer.
 
 and prints a table and the ratios the project targets (README, "Performance"):
 
@@ -451,30 +452,31 @@ def memory_kib(pid):
     return vals.get("Rss", 0), vals.get("Pss", 0)
 
 
-def warm_start(n, duration):
+def warm_start(n, duration, layer):
     """The warm start (README "Warm start") against a cold server and a bare
     start, in one run: hello world p50, sample by sample in turn (bare,
     cold, warm, and warm with a zygote replaced every 5 runs, each finding
     its worker idle); `import numpy` p50 (bare, cold, warm with numpy
     preloaded); starts per second at concurrency 8 (bare python started by
     8 threads at a time, then each server); CPU ms per request at 8; the
-    zygotes' memory. None when the namespace layer (which the zygote needs)
-    is not available."""
+    zygotes' memory. Every server runs on layer (namespaces, or rlimits,
+    whose zygote forks runs without namespaces). None when layer is not
+    available here."""
     have_numpy = subprocess.run([PYTHON, "-c", "import numpy"],
                                 capture_output=True).returncode == 0
     kinds = {"cold": ["warm=no"], "warm": ["warm=yes"],
              "refresh": ["warm=yes", "warm_runs=5"]}
     if have_numpy:
         kinds["preload"] = ["warm=yes", "warm_preload=numpy"]
-    servers = {k: harness.Server(name="bench-" + k, sandbox="namespaces", options=o)
+    servers = {k: harness.Server(name="bench-" + k, sandbox=layer, options=o)
                for k, o in kinds.items()}
     d = tempfile.mkdtemp(prefix="pyexec-bench-warm-")
     try:
         for srv in servers.values():
             srv.start()
         health = servers["warm"].request("GET", "/healthz").json()
-        if health.get("sandbox") != "namespaces" or health.get("warm") != "on":
-            print("warm start: not measured (%s)\n" % health.get("warm_why", "no namespaces"))
+        if health.get("sandbox") != layer or health.get("warm") != "on":
+            print("warm start: not measured (%s)\n" % health.get("warm_why", "no " + layer))
             return None
         clients = {k: Client(srv.port) for k, srv in servers.items()}
         r = {}
@@ -592,7 +594,8 @@ def main():
     ap.add_argument("--workers", type=int, default=None,
                     help="pyexec workers (default: pyexec's own, the number of CPUs)")
     ap.add_argument("--sandbox", default=None, choices=("auto", "namespaces", "rlimits"),
-                    help="the sandbox layer of the main server (default: pyexec's own, auto)")
+                    help="the sandbox layer of the main server (default: pyexec's own, "
+                         "auto), and of part f's (rlimits; else namespaces)")
     ap.add_argument("--cold", type=int, default=5,
                     help="cold dependency installs to time (5; 0 skips the dependency part)")
     ap.add_argument("--layer-requests", type=int, default=100,
@@ -628,7 +631,9 @@ def main():
         if ix:
             ix.stop()
     lay = layers(a.layer_requests) if a.layer_requests > 0 else None
-    warm = warm_start(a.warm_requests, a.duration) if a.warm_requests > 0 else None
+    warm = (warm_start(a.warm_requests, a.duration,
+                       "rlimits" if a.sandbox == "rlimits" else "namespaces")
+            if a.warm_requests > 0 else None)
 
     bare50, bare90 = percentile(bare, 50), percentile(bare, 90)
     p50, p90 = percentile(lat, 50), percentile(lat, 90)

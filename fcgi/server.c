@@ -123,7 +123,7 @@ static int64_t content_length_of(FCGX_Request *r)
 /* /healthz: the layer in force and what enforces each limit, honestly. */
 #define HEALTHZ_PATH_MAX 200   /* bytes of the cgroup path shown */
 
-/* This worker's zygotes when warm is on (and the namespace layer). */
+/* This worker's zygotes when warm is on. */
 static struct warm *worker_warm;
 
 /* Whether the worker has a zygote ("on"), or why not, for /healthz. */
@@ -131,7 +131,6 @@ static void healthz_warm(const struct server *srv, struct zygote *z, char *buf, 
 {
 	char why[sizeof(z->why)];
 	const char *text = !srv->cfg->warm ? "warm = no"
-			   : srv->sandbox_cfg == NULL ? "the rlimits layer has no zygote"
 			   : z == NULL ? "this worker has no zygote"
 			   : zygote_alive(z) ? NULL
 			   : z->why[0] != '\0' ? z->why : "the zygote is not ready";
@@ -402,12 +401,12 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 		.srv = srv, .ectx = ectx, .r = r,
 		.sink = { .write = sink_write, .end = sink_end, .ctx = r },
 	};
-	char segment[ROUTE_MAX], id[33], shown[ROUTE_MAX * 4];
+	char segment[ROUTE_MAX], id[EXECUTE_REQUEST_ID_LEN + 1], shown[ROUTE_MAX * 4];
 
 	x.method = FCGX_GetParam("REQUEST_METHOD", r->envp);
 	if (x.method == NULL)
 		x.method = "";
-	if (util_random_hex(id, 16) < 0)
+	if (util_random_hex(id, EXECUTE_REQUEST_ID_LEN / 2) < 0)
 		snprintf(id, sizeof(id), "%016" PRIx64, (uint64_t)util_now_ns());
 	x.id = id;
 	route_of(r, segment, sizeof(segment));
@@ -539,7 +538,7 @@ int server_worker_main(const struct server *srv)
 			strerror(errno));
 	if (worker_context(srv, &ectx, &spare, &slot) < 0)
 		return 1;
-	if (srv->cfg->warm && srv->sandbox_cfg != NULL) {
+	if (srv->cfg->warm) {
 		warm_init(&warm, srv);
 		worker_warm = &warm;
 	}

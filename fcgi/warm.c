@@ -26,7 +26,7 @@ void warm_init(struct warm *w, const struct server *srv)
 	zygote_init(&w->z[0]);
 	zygote_init(&w->z[1]);
 	w->retry_ns = WARM_RETRY_NS;
-	sandbox_use_zygote(&w->z[0]);
+	zygote_use(&w->z[0]);
 }
 
 struct zygote *warm_current(struct warm *w)
@@ -60,7 +60,8 @@ int warm_open_binary(char *why, size_t len)
 }
 
 /* Launches z with the run's command line and environment (a run without
- * dependencies in the namespace sandbox). 0, or -1 with z->why. */
+ * dependencies): in the namespace sandbox, or for the rlimits layer a
+ * plain one, whose runs' directories are their own. 0, or -1 with z->why. */
 static int launch(struct warm *w, struct zygote *z)
 {
 	const struct server *srv = w->srv;
@@ -69,6 +70,15 @@ static int launch(struct warm *w, struct zygote *z)
 	if (srv->zygote_fd < 0) {
 		snprintf(z->why, sizeof(z->why), "%s", srv->zygote_why);
 		return -1;
+	}
+	if (srv->sandbox_cfg == NULL) {
+		if (execute_program_like(srv->cfg, &prog) < 0) {
+			snprintf(z->why, sizeof(z->why), "cannot make the zygote's environment: %s",
+				 strerror(errno));
+			return -1;
+		}
+		return zygote_launch_plain(z, srv->cfg->work_root, srv->zygote_fd, prog.argv,
+					   prog.envp, srv->cfg->warm_preload);
 	}
 	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, NULL);
 	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
@@ -82,7 +92,7 @@ int warm_vet(const struct server *srv, char *err, size_t errlen)
 	const char *refused;
 	int rc = 0;
 
-	if (!srv->cfg->warm || srv->sandbox_cfg == NULL || srv->cfg->warm_preload[0] == '\0')
+	if (!srv->cfg->warm || srv->cfg->warm_preload[0] == '\0')
 		return 0;
 	memset(&w, 0, sizeof(w));
 	w.srv = srv;
@@ -141,7 +151,7 @@ static void took_over(struct warm *w, struct zygote *z, int64_t now)
 	w->next_start = now + WARM_RETRY_NS;
 	w->retry_ns = WARM_RETRY_NS;
 	w->logged[0] = '\0';
-	sandbox_use_zygote(z);
+	zygote_use(z);
 	keep(w);
 	log_msg(LOG_LEVEL_DEBUG, "worker: zygote %ld ready (Python %.40s)", (long)z->sp.pid,
 		z->version);

@@ -25,14 +25,14 @@ struct warm {
  * or -1 with a sentence in why. */
 int warm_open_binary(char *why, size_t len);
 
-/* At start, when srv has warm_preload (and the namespace layer): a zygote
+/* At start, when srv has warm_preload: a zygote
  * imports and vets the modules, then goes. -1 with err when one broke a
  * rule (pyexec does not start then); 0 otherwise (a zygote that cannot
  * start for another reason is the workers' to report). */
 int warm_vet(const struct server *srv, char *err, size_t errlen);
 
 /* Sets w up for srv's worker (nothing started yet) and makes the worker's
- * sandboxes come from its zygote (sandbox_use_zygote). */
+ * sandboxes come from its zygote (zygote_use). */
 void warm_init(struct warm *w, const struct server *srv);
 
 /* Between requests: starts, replaces or finishes replacing the zygote as

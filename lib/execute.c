@@ -313,6 +313,17 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 	p->argv[4] = NULL;
 }
 
+int execute_program_like(const struct config *cfg, struct execute_program *p)
+{
+	char dirname[96], work[CONFIG_PATH_MAX];
+
+	snprintf(dirname, sizeof(dirname), "%ld-%0*d", (long)getpid(), EXECUTE_REQUEST_ID_LEN, 0);
+	if (workdir_work_path(cfg->work_root, dirname, work, sizeof(work)) < 0)
+		return -1;
+	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, NULL);
+	return 0;
+}
+
 /* What to run, how, and within which limits. In the namespace sandbox the
  * program sees /work and its own /tmp; with the rlimits layer, the
  * request's real directories. */
@@ -418,6 +429,12 @@ static int answer_run_failed(struct request *r)
 	return answer(r, 500, "internal", "The server could not start the program.");
 }
 
+/* Whether the run was forked from a zygote. */
+static int warm(const struct request *r)
+{
+	return r->have_sb ? r->sb.warm : r->zs.warm;
+}
+
 /* Phase 4b: runs main.py, then lets the dependency entry go. */
 static int run(struct request *r)
 {
@@ -432,6 +449,11 @@ static int run(struct request *r)
 		if (use_sandbox(r) < 0)
 			return answer(r, 500, "internal", "The server is out of memory.");
 		spawner = &r->sb_spawner;
+	} else if (spawner == NULL && zygote_in_use() != NULL) {
+		/* the rlimits layer's zygote, when it has one for this run */
+		r->sb_spawner = zygote_spawner;
+		r->sb_spawner.arg = &r->zs;
+		spawner = &r->sb_spawner;
 	}
 	if (run_program(&r->spec, spawner, &r->res) < 0)
 		return answer_run_failed(r);
@@ -439,7 +461,7 @@ static int run(struct request *r)
 	if (r->have_sb)
 		metrics_count_setup(ctx->metrics, r->sb.spare_used ? METRICS_SETUP_AHEAD
 								   : METRICS_SETUP_REQUEST);
-	metrics_count_start(ctx->metrics, r->have_sb && r->sb.warm);
+	metrics_count_start(ctx->metrics, warm(r));
 	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
 		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
 			r->in->request_id, strerror(errno));
@@ -489,7 +511,7 @@ static int reply(struct request *r)
 	rx.status = 200;
 	rx.exec_status = run_status_name(r->res.status);
 	rx.run = &r->res;
-	rx.start = r->have_sb && r->sb.warm ? "warm" : "cold";
+	rx.start = warm(r) ? "warm" : "cold";
 	rx.dependencies = r->deps;
 	rx.stdout_fd = r->stdout_fd;
 	rx.stderr_fd = r->stderr_fd;

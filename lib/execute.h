@@ -78,6 +78,16 @@ struct execute_program {
 void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
 		     const char *work, const char *pythonpath);
 
+/* The hex digits of a request id (X-Request-Id); the request's
+ * directory in work_root is "<worker pid>-<id>". */
+#define EXECUTE_REQUEST_ID_LEN 32
+
+/* As execute_program for a run of this process on the rlimits layer
+ * without dependencies, with stand-ins of the lengths its own directories
+ * will have (a plain zygote's runs write theirs over them: lib/zygote.h).
+ * 0, or -1 with errno. */
+int execute_program_like(const struct config *cfg, struct execute_program *p);
+
 /* Handles one POST execute. The whole reply is written to sink and ended
  * (reply_end) before the request's directory is removed; log is
  * filled for log_request(). Returns 0, or -1 when the client went away. */

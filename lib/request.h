@@ -19,6 +19,7 @@
 #include "sandbox.h"
 #include "upload.h"
 #include "workdir.h"
+#include "zygote.h"
 
 #define REQUEST_DETAIL_MAX 512
 
@@ -55,7 +56,9 @@ struct request {
 	struct sandbox_run sb;          /* namespace layer: taken before the body,
 	                                 * which is written into its /work */
 	int have_sb;                    /* sb is set up (sandbox_run_init) */
-	struct run_spawner sb_spawner;
+	struct run_spawner sb_spawner;  /* the run's spawner: sb, or the rlimits
+	                                 * layer's zygote (zs) */
+	struct zygote_spawn zs;
 	struct collect_snapshot *sb_snap; /* the uploads, as the sandbox copied them
 	                                   * (only when none was taken before the
 	                                   * body; NULL otherwise) */

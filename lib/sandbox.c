@@ -432,13 +432,6 @@ static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
 	return 0;
 }
 
-/* The zygote sandboxes of this process are forked by (NULL: none). */
-static struct zygote *warm_zygote;
-
-void sandbox_use_zygote(struct zygote *z)
-{
-	warm_zygote = z;
-}
 
 /* As clone_init, but init is forked by the zygote (into its user
  * namespace, as this process's child): 0, or -1 with run->error. */
@@ -451,7 +444,7 @@ static int fork_init(struct sandbox_run *run, struct sandbox_init_args *a,
 
 	if (init_channels(run, a, sv, stp) < 0)
 		return -1;
-	pid = zygote_fork(warm_zygote, sv[1], stp[1], a->root, cg != NULL, err, sizeof(err));
+	pid = zygote_fork(zygote_in_use(), sv[1], stp[1], a->root, cg != NULL, err, sizeof(err));
 	fd_close(&sv[1]);
 	fd_close(&stp[1]);
 	if (pid < 0) {
@@ -523,12 +516,13 @@ static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *c
 			 const char *root, const struct cgroup_slot *cg, struct sandbox_spare *sp)
 {
 	struct sandbox_init_args a;
+	struct zygote *z = zygote_in_use();
 	int forked = -1;
 
 	spare_clear(sp);
 	if (start_check(run, cfg, root) < 0 || init_args_fill(&a, run, cfg, root) < 0)
 		return -1;
-	if (warm_zygote != NULL && warm_zygote->sp.cfg == cfg && zygote_alive(warm_zygote)) {
+	if (z != NULL && z->sp.cfg == cfg && zygote_alive(z)) {
 		forked = fork_init(run, &a, cg, sp);
 		if (forked < 0) {
 			log_msg(LOG_LEVEL_WARN, "sandbox: the zygote did not fork (%s); this "
@@ -712,7 +706,7 @@ static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
 	sp->status_r = -1;
 	/* Its payload runs in the zygote's interpreter when the run is the
 	 * zygote's program; else it execs python, as a cold run does. */
-	run->warm = sp->warm && warm_zygote != NULL && zygote_matches(warm_zygote, spec);
+	run->warm = sp->warm && zygote_in_use() != NULL && zygote_matches(zygote_in_use(), spec);
 	sp->pid = 0;                 /* the run's now: run_program reaps it */
 	spare_end(sp);
 	return pid;

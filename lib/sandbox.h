@@ -204,12 +204,6 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 /* Ends sp's init, reaps it, removes its directory; sp is then empty. */
 void sandbox_spare_discard(struct sandbox_spare *sp);
 
-struct zygote;
-/* From now on, this process's sandboxes for z's configuration are forked
- * by z while it is alive (zygote.h), and cloned as before when it is not
- * or the fork fails; NULL: always cloned. */
-void sandbox_use_zygote(struct zygote *z);
-
 /* For zygote.c: clones the zygote's init into sp, with root as its new
  * root's mount point, binary_fd (exec'd by fd), log_fd, argv and envp
  * (sandbox_init_zygote_main), writes its maps, and sends it MSG_ZCONFIG

@@ -52,9 +52,6 @@
  * bound; over a file, a read-only bind of an empty file made here. */
 #define SANDBOX_MASK_OPTS     "mode=0755,size=64k,nr_inodes=64"
 #define SANDBOX_MASK_FILE     ".mask"
-/* Where the host's root waits in the new root, reachable by init alone,
- * until the request's dependency entry is bound (then it is detached). */
-#define SANDBOX_OLD_ROOT      ".host"
 
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000

@@ -18,6 +18,11 @@
 /* The zygote's end of its socket with the supervisor, after its exec. */
 #define ZYGOTE_SOCK_FD 3
 
+/* Where the host's root waits in the new root, reachable by init alone,
+ * until the request's dependency entry is bound (then it is detached);
+ * the zygote keeps it there (its preloads are vetted through its /proc). */
+#define SANDBOX_OLD_ROOT      ".host"
+
 /* Everything init needs before the request comes, filled by the supervisor
  * before clone: the strings are formatted there. */
 struct sandbox_init_args {

@@ -59,7 +59,7 @@ enum sandbox_step {
 enum { MSG_HELLO = 1, MSG_MAPS, MSG_READY, MSG_ERROR, MSG_GO, MSG_REQUEST, MSG_WORK };
 
 #define SANDBOX_MSG_TEXT  200          /* bytes of MSG_ERROR's text */
-#define SANDBOX_MSG_FDS   3            /* most fds one message carries */
+#define SANDBOX_MSG_FDS   4            /* most fds one message carries */
 #define SANDBOX_REQ_MAX   (64 * 1024)  /* bytes of a request's strings */
 #define SANDBOX_REQ_VEC   256          /* argv + envp entries */
 

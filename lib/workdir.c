@@ -54,20 +54,15 @@ static void workdir_close(int *fd)
 	*fd = -1;
 }
 
-int workdir_create(struct workdir *wd, const char *root, const char *id)
+/* root/id into path (len bytes, with room for "/work" after it), root
+ * made absolute and without trailing slashes: the paths are handed to the
+ * sandbox and to Python. Its length, or -1 with errno (logged). */
+static int request_path(const char *root, const char *id, char *path, size_t len)
 {
 	char abs_root[PATH_MAX];
 	size_t rlen;
-	int made = 0, saved, n;
+	int n;
 
-	wd->root_fd = wd->req_fd = wd->work_fd = -1;
-	wd->id[0] = wd->path[0] = wd->work_path[0] = wd->tmp_path[0] = '\0';
-	if (root == NULL || root[0] == '\0' || !workdir_id_ok(id)) {
-		errno = EINVAL;
-		log_msg(LOG_LEVEL_ERROR, "workdir: invalid work root or request id");
-		return -1;
-	}
-	/* The paths are handed to the sandbox and to Python: make them absolute. */
 	if (root[0] != '/') {
 		if (realpath(root, abs_root) == NULL) {
 			log_msg(LOG_LEVEL_ERROR, "workdir: cannot resolve work root %s: %s",
@@ -79,13 +74,40 @@ int workdir_create(struct workdir *wd, const char *root, const char *id)
 	rlen = strlen(root);
 	while (rlen > 0 && root[rlen - 1] == '/')
 		rlen--;
-	n = snprintf(wd->path, sizeof(wd->path), "%.*s/%s", (int)rlen, root, id);
-	if (n < 0 || (size_t)n + sizeof("/work") > sizeof(wd->path)) {
-		wd->path[0] = '\0';
+	n = snprintf(path, len, "%.*s/%s", (int)rlen, root, id);
+	if (n < 0 || (size_t)n + sizeof("/work") > len) {
+		path[0] = '\0';
 		errno = ENAMETOOLONG;
 		log_msg(LOG_LEVEL_ERROR, "workdir: work root path too long: %s", root);
 		return -1;
 	}
+	return n;
+}
+
+int workdir_work_path(const char *root, const char *id, char *buf, size_t len)
+{
+	int n = request_path(root, id, buf, len);
+
+	if (n < 0)
+		return -1;
+	memcpy(buf + n, "/work", sizeof("/work"));
+	return 0;
+}
+
+int workdir_create(struct workdir *wd, const char *root, const char *id)
+{
+	int made = 0, saved, n;
+
+	wd->root_fd = wd->req_fd = wd->work_fd = -1;
+	wd->id[0] = wd->path[0] = wd->work_path[0] = wd->tmp_path[0] = '\0';
+	if (root == NULL || root[0] == '\0' || !workdir_id_ok(id)) {
+		errno = EINVAL;
+		log_msg(LOG_LEVEL_ERROR, "workdir: invalid work root or request id");
+		return -1;
+	}
+	n = request_path(root, id, wd->path, sizeof(wd->path));
+	if (n < 0)
+		return -1;
 	memcpy(wd->work_path, wd->path, (size_t)n);
 	memcpy(wd->work_path + n, "/work", sizeof("/work"));
 	memcpy(wd->tmp_path, wd->path, (size_t)n);

@@ -41,6 +41,10 @@ struct workdir {
  * failure nothing is left behind and wd holds no fd. */
 int workdir_create(struct workdir *wd, const char *root, const char *id);
 
+/* The path workdir_create(root, id) gives the request's work directory
+ * (root/id/work, root made absolute), into buf. 0, or -1 with errno. */
+int workdir_work_path(const char *root, const char *id, char *buf, size_t len);
+
 /* Opens directory name under dfd (O_RDONLY, O_DIRECTORY, O_NOFOLLOW,
  * O_CLOEXEC). The fd, or -1 with errno: ELOOP for a symlink (where Linux
  * says ENOTDIR), as for anything under a work directory. */

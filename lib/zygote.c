@@ -8,14 +8,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asyncsafe.h"
+#include "cgroup.h"
+#include "files.h"
 #include "log.h"
 #include "util.h"
+#include "workdir.h"
 #include "zygote.h"
+
+/* The zygote whose runs and sandboxes this process forks (NULL: none). */
+static struct zygote *in_use;
+
+void zygote_use(struct zygote *z)
+{
+	in_use = z;
+}
+
+struct zygote *zygote_in_use(void)
+{
+	return in_use;
+}
 
 void zygote_init(struct zygote *z)
 {
@@ -100,8 +119,9 @@ int zygote_await(struct zygote *z, int64_t deadline)
 	memcpy(z->version, m.text, sizeof(z->version));
 	z->ready = 1;
 	z->ready_ns = util_now_ns();
-	/* Its new root is in place: the mount point is a plain directory again. */
-	if (z->sp.own_root && rmdir(z->sp.root) == 0)
+	/* Its new root is in place: the mount point is a plain directory
+	 * again (a plain zygote removed its directory itself). */
+	if (z->sp.own_root && (rmdir(z->sp.root) == 0 || errno == ENOENT))
 		z->sp.own_root = 0;
 	return 1;
 fail:
@@ -117,6 +137,7 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 	int lp[2] = { -1, -1 };
 
 	zygote_stop(z);
+	z->plain = 0;
 	z->why[0] = '\0';
 	z->forks = 0;
 	z->launched_ns = z->ready_ns = 0;
@@ -167,35 +188,24 @@ int zygote_alive(struct zygote *z)
 	    si.si_pid == 0)
 		return 1;
 	log_output(z);
-	log_msg(LOG_LEVEL_WARN, "zygote: pid %ld is gone; sandboxes are cloned until it is "
+	log_msg(LOG_LEVEL_WARN, "zygote: pid %ld is gone; runs start cold until it is "
 		"replaced", (long)z->sp.pid);
 	snprintf(z->why, sizeof(z->why), "the zygote ended");
 	zygote_stop(z);
 	return 0;
 }
 
-pid_t zygote_fork(struct zygote *z, int init_sock, int status_w, const char *root,
-		  int new_cgroup_ns, char *err, size_t errlen)
+/* Sends z a request to fork (iov's two parts, with nfd fds) and reads its
+ * answer: the new process's pid; 0 when z could not fork (it stays); -1
+ * when z failed (it is stopped, z->why). err says why when not a pid. */
+static pid_t ask(struct zygote *z, struct iovec *iov, const int *fds, size_t nfd, char *err,
+		 size_t errlen)
 {
 	struct sandbox_msg m;
-	struct zygote_fork zf;
-	struct iovec iov[2];
-	int fds[2] = { init_sock, status_w }, fd = -1;
-	ssize_t w;
+	int fd = -1;
+	ssize_t w = sandbox_msg_send_fds(z->sp.sock, iov, 2, fds, nfd);
 
-	if (!z->ready || strlen(root) >= sizeof(zf.root)) {
-		snprintf(err, errlen, "no zygote");
-		return -1;
-	}
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_ZFORK;
-	memset(&zf, 0, sizeof(zf));
-	strcpy(zf.root, root);
-	zf.new_cgroup_ns = new_cgroup_ns;
-	iov[0] = (struct iovec){ &m, sizeof(m) };
-	iov[1] = (struct iovec){ &zf, sizeof(zf) };
-	w = sandbox_msg_send_fds(z->sp.sock, iov, 2, fds, 2);
-	if (w != (ssize_t)(sizeof(m) + sizeof(zf)) ||
+	if (w != (ssize_t)(iov[0].iov_len + iov[1].iov_len) ||
 	    sandbox_msg_recv(z->sp.sock, util_now_ns() + (int64_t)SANDBOX_SETUP_TIMEOUT_MS *
 			     1000000, &m, &fd) < 0) {
 		snprintf(err, errlen, "the zygote did not answer: %s", strerror(errno));
@@ -208,9 +218,8 @@ pid_t zygote_fork(struct zygote *z, int init_sock, int status_w, const char *roo
 		goto fail;
 	}
 	if (m.err != 0) {
-		/* its own failure to clone: it stays */
 		snprintf(err, errlen, "the zygote could not fork: %s", strerror(m.err));
-		return -1;
+		return 0;
 	}
 	z->forks++;
 	return (pid_t)m.step;
@@ -221,15 +230,305 @@ fail:
 	return -1;
 }
 
+pid_t zygote_fork(struct zygote *z, int init_sock, int status_w, const char *root,
+		  int new_cgroup_ns, char *err, size_t errlen)
+{
+	struct sandbox_msg m;
+	struct zygote_fork zf;
+	struct iovec iov[2];
+	int fds[2] = { init_sock, status_w };
+	pid_t pid;
+
+	if (!z->ready || strlen(root) >= sizeof(zf.root)) {
+		snprintf(err, errlen, "no zygote");
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ZFORK;
+	memset(&zf, 0, sizeof(zf));
+	strcpy(zf.root, root);
+	zf.new_cgroup_ns = new_cgroup_ns;
+	iov[0] = (struct iovec){ &m, sizeof(m) };
+	iov[1] = (struct iovec){ &zf, sizeof(zf) };
+	pid = ask(z, iov, fds, 2, err, errlen);
+	return pid > 0 ? pid : -1;
+}
+
+static const char *const run_vars[ZYGOTE_RUN_NVARS] = ZYGOTE_RUN_VARS;
+
+/* The index in run_vars of the variable entry ("NAME=value") names, or -1. */
+static int run_var(const char *entry)
+{
+	for (int i = 0; i < ZYGOTE_RUN_NVARS; i++) {
+		size_t len = strlen(run_vars[i]);
+
+		if (strncmp(entry, run_vars[i], len) == 0 && entry[len] == '=')
+			return i;
+	}
+	return -1;
+}
+
+/* Whether two entries are the same variable with the same value, or (for
+ * a plain zygote) one of run_vars with a value of the same length. */
+static int same_entry(const struct zygote *z, const char *a, const char *b)
+{
+	int i = z->plain ? run_var(a) : -1;
+
+	return strcmp(a, b) == 0 || (i >= 0 && run_var(b) == i && strlen(a) == strlen(b));
+}
+
 int zygote_matches(const struct zygote *z, const struct run_spec *spec)
 {
-	return z->argv[0] != NULL && strcmp(spec->path, z->argv[0]) == 0 &&
-	       util_same_strings(spec->argv, z->argv) && util_same_strings(spec->envp, z->envp);
+	size_t i;
+
+	if (z->argv[0] == NULL || strcmp(spec->path, z->argv[0]) != 0 ||
+	    !util_same_strings(spec->argv, z->argv))
+		return 0;
+	for (i = 0; spec->envp[i] != NULL && z->envp[i] != NULL; i++)
+		if (!same_entry(z, spec->envp[i], z->envp[i]))
+			return 0;
+	return spec->envp[i] == NULL && z->envp[i] == NULL;
 }
+
+/* The child of zygote_launch_plain (async-signal-safe only): a session of
+ * its own, death with parent, cwd dir, 0 an empty pipe, 1 and 2 log_w,
+ * ZYGOTE_SOCK_FD sock, then the zygote. */
+__attribute__((noreturn))
+static void plain_child(pid_t parent, const char *dir, int sock, int log_w, int binary_fd,
+			char *const *argv, char *const *envp)
+{
+	int p[2], in, log, s;
+
+	(void)setsid();
+	run_child_signals_default(log_w);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	if (chdir(dir) < 0)
+		asyncsafe_fail(log_w, "change directory to", dir, errno);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		asyncsafe_fail(log_w, "create the zygote's stdin", NULL, errno);
+	(void)close(p[1]);
+	/* Above the numbers they go to, so that no dup2 closes another. */
+	in = fcntl(p[0], F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	log = fcntl(log_w, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	s = fcntl(sock, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	if (in < 0 || log < 0 || s < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 ||
+	    dup2(log, 2) < 0 || dup2(s, ZYGOTE_SOCK_FD) < 0)
+		asyncsafe_fail(log_w, "set up the zygote's fds", NULL, errno);
+	syscall(SYS_execveat, binary_fd, "", argv, envp, AT_EMPTY_PATH);
+	asyncsafe_fail(2, "execute", "pyexec-zygote", errno);
+}
+
+/* Sends a plain zygote its configuration: preload, nothing else. */
+static int send_plain_config(int sock, const char *preload)
+{
+	struct sandbox_msg m;
+	static struct zygote_config zc;
+	struct iovec iov[2] = { { &m, sizeof(m) }, { &zc, sizeof(zc) } };
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ZCONFIG;
+	memset(&zc, 0, sizeof(zc));
+	zc.plain = 1;
+	if (strlen(preload) >= sizeof(zc.preload)) {
+		errno = E2BIG;
+		return -1;
+	}
+	snprintf(zc.preload, sizeof(zc.preload), "%s", preload);
+	return sandbox_msg_send_fds(sock, iov, 2, NULL, 0) == (ssize_t)(sizeof(m) + sizeof(zc))
+	       ? 0 : -1;
+}
+
+int zygote_launch_plain(struct zygote *z, const char *dir, int binary_fd, char *const *argv,
+			char *const *envp, const char *preload)
+{
+	int sv[2] = { -1, -1 }, lp[2] = { -1, -1 };
+	sigset_t all, old;
+	pid_t parent = getpid(), pid;
+
+	zygote_stop(z);
+	z->plain = 1;
+	z->why[0] = '\0';
+	z->forks = 0;
+	z->launched_ns = z->ready_ns = 0;
+	if ((size_t)snprintf(z->sp.root, sizeof(z->sp.root), "%s/%d-zygote.XXXXXX", dir,
+			     (int)getpid()) >= sizeof(z->sp.root) || mkdtemp(z->sp.root) == NULL) {
+		snprintf(z->why, sizeof(z->why), "cannot create the zygote's directory in %s: %s",
+			 dir, strerror(errno));
+		z->sp.root[0] = '\0';
+		return -1;
+	}
+	z->sp.own_root = 1;
+	if (keep_vectors(z, argv, envp) < 0) {
+		snprintf(z->why, sizeof(z->why), "the run's argv and environment are too long "
+			 "for the zygote");
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    pipe2(lp, O_CLOEXEC) < 0) {
+		snprintf(z->why, sizeof(z->why), "cannot make the zygote's socket: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	/* No handler of this process may run in the child before it resets them. */
+	sigfillset(&all);
+	(void)sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		plain_child(parent, z->sp.root, sv[1], lp[1], binary_fd, argv, envp);
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		snprintf(z->why, sizeof(z->why), "cannot start the zygote: fork: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	z->sp.pid = pid;
+	z->sp.pidfd = pidfd_open(pid, 0);
+	z->sp.sock = sv[0];
+	sv[0] = -1;
+	(void)close(sv[1]);
+	(void)close(lp[1]);
+	z->log_r = lp[0];
+	(void)util_set_nonblock(z->log_r);
+	z->launched_ns = util_now_ns();
+	if (z->sp.pidfd < 0 || send_plain_config(z->sp.sock, preload) < 0) {
+		snprintf(z->why, sizeof(z->why), "cannot start the zygote: %s", strerror(errno));
+		zygote_stop(z);
+		return -1;
+	}
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			(void)close(sv[i]);
+		if (lp[i] >= 0)
+			(void)close(lp[i]);
+	}
+	zygote_stop(z);
+	return -1;
+}
+
+/* zr's cwd and values of run_vars from spec. 0, or -1 when one is too long. */
+static int run_request(struct zygote_run *zr, const struct run_spec *spec)
+{
+	memset(zr, 0, sizeof(*zr));
+	if (spec->cwd == NULL || strlen(spec->cwd) >= sizeof(zr->cwd))
+		return -1;
+	strcpy(zr->cwd, spec->cwd);
+	for (char *const *e = spec->envp; *e != NULL; e++) {
+		int i = run_var(*e);
+		const char *v = *e + (i >= 0 ? strlen(run_vars[i]) + 1 : 0);
+
+		if (i < 0)
+			continue;
+		if (strlen(v) >= sizeof(zr->values[i]))
+			return -1;
+		strcpy(zr->values[i], v);
+	}
+	zr->lim = spec->lim;
+	return 0;
+}
+
+pid_t zygote_run(struct zygote *z, const struct run_spec *spec, int stdin_fd, int out_w,
+		 int err_w, char *err, size_t errlen)
+{
+	struct sandbox_msg m;
+	static struct zygote_run zr;
+	struct iovec iov[2] = { { &m, sizeof(m) }, { &zr, sizeof(zr) } };
+	int go[2] = { -1, -1 }, in = stdin_fd, fds[4];
+	pid_t pid;
+
+	if (!z->ready || !z->plain || run_request(&zr, spec) < 0) {
+		snprintf(err, errlen, z->ready ? "the run's directory is too long for the zygote"
+					       : "no zygote");
+		return -1;
+	}
+	if (in < 0)
+		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (in < 0 || pipe2(go, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "cannot prepare the run for the zygote: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ZRUN;
+	fds[0] = in;
+	fds[1] = out_w;
+	fds[2] = err_w;
+	fds[3] = go[0];
+	pid = ask(z, iov, fds, 4, err, errlen);
+	(void)close(go[0]);
+	go[0] = -1;
+	if (pid <= 0)
+		goto fail;
+	/* Either side may win the race, as with a cold run. */
+	(void)setpgid(pid, pid);
+	if (spec->cgroup != NULL && cgroup_slot_attach(spec->cgroup, pid) < 0) {
+		/* without its byte the child exits; the run's clean-up reaps it */
+		snprintf(err, errlen, "cannot move the run into its cgroup: %s", strerror(errno));
+		goto fail;
+	}
+	if (util_write_all(go[1], "", 1) < 0) {
+		snprintf(err, errlen, "cannot start the run: %s", strerror(errno));
+		goto fail;
+	}
+	(void)close(go[1]);
+	if (in != stdin_fd)
+		(void)close(in);
+	return pid;
+fail:
+	for (int i = 0; i < 2; i++)
+		if (go[i] >= 0)
+			(void)close(go[i]);
+	if (in >= 0 && in != stdin_fd)
+		(void)close(in);
+	return -1;
+}
+
+static pid_t spawn_zygote(void *arg, const struct run_spec *spec, int stdin_fd, int out_w,
+			  int err_w)
+{
+	struct zygote_spawn *zs = arg;
+	struct zygote *z = in_use;
+	char err[256];
+
+	zs->warm = 0;
+	if (z != NULL && z->plain && zygote_alive(z) && zygote_matches(z, spec)) {
+		pid_t pid = zygote_run(z, spec, stdin_fd, out_w, err_w, err, sizeof(err));
+
+		if (pid > 0) {
+			zs->warm = 1;
+			return pid;
+		}
+		log_msg(LOG_LEVEL_WARN, "zygote: %s; this run starts cold", err);
+	}
+	return run_spawner_rlimits.spawn(run_spawner_rlimits.arg, spec, stdin_fd, out_w, err_w);
+}
+
+const struct run_spawner zygote_spawner = {
+	.spawn = spawn_zygote,
+	.arg = NULL,
+	.name = "rlimits",
+};
 
 void zygote_stop(struct zygote *z)
 {
+	char parent[PATH_MAX], *name;
+	int dfd = -1;
+
+	/* A plain zygote's directory holds what a preload that broke the
+	 * rule wrote there: it goes whole, once the zygote is gone. */
+	if (z->plain && z->sp.own_root) {
+		dfd = util_open_parent(z->sp.root, parent, sizeof(parent), &name);
+		z->sp.own_root = dfd < 0;
+	}
 	sandbox_spare_discard(&z->sp);
+	if (dfd >= 0) {
+		if (workdir_rmtree_at(dfd, name) < 0)
+			log_msg(LOG_LEVEL_WARN, "zygote: cannot remove %s/%s: %s", parent, name,
+				strerror(errno));
+		(void)close(dfd);
+	}
 	if (z->log_r >= 0)
 		(void)close(z->log_r);
 	z->log_r = -1;

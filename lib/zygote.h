@@ -23,7 +23,17 @@
  * and fds, never an upload, argv, environment or byte from a client. A
  * run whose argv or environment differ from the zygote's (a dependency
  * entry on PYTHONPATH, say) still gets a sandbox from it, and its payload
- * execs python as a cold run does (zygote_matches says which). */
+ * execs python as a cold run does (zygote_matches says which).
+ *
+ * The rlimits layer has no namespaces to give either of them: its zygote
+ * (a plain one) is forked and exec'd by the worker with the run's command
+ * line and environment, cwd a directory of its own in work_root, and for
+ * each run it gets MSG_ZRUN: the run's fds, directory, limits, and the
+ * values of the variables that name them (zygote_run). It forks the run
+ * with CLONE_PARENT; the child waits until the worker has put it in the
+ * run's cgroup, sets itself up as run_child_setup does for a cold run,
+ * points the interpreter at its own main.py and environment, and calls
+ * Py_RunMain(). */
 #ifndef PYEXEC_ZYGOTE_H
 #define PYEXEC_ZYGOTE_H
 
@@ -38,7 +48,7 @@
 
 /* The messages between a worker and its zygote (after the init messages
  * of sandbox_proto.h, on the same socket). */
-enum { MSG_ZCONFIG = 32, MSG_ZREADY, MSG_ZFORK, MSG_ZFORKED };
+enum { MSG_ZCONFIG = 32, MSG_ZREADY, MSG_ZFORK, MSG_ZFORKED, MSG_ZRUN };
 
 #define ZYGOTE_FILTER_MAX 4096   /* instructions of the payload's filter */
 #define ZYGOTE_VEC_MAX    64     /* argv + environment entries */
@@ -53,6 +63,7 @@ struct zygote_config {
 	struct sandbox_config cfg;
 	struct sandbox_init_args args;
 	char preload[ZYGOTE_PRELOAD_LEN]; /* modules to preload, comma-separated */
+	int32_t plain;            /* 1: the rlimits layer's (cfg, args, filter unused) */
 	uint32_t filter_len;
 };
 
@@ -61,6 +72,23 @@ struct zygote_config {
 struct zygote_fork {
 	char root[PATH_MAX];      /* the new root's mount point on the host */
 	int32_t new_cgroup_ns;
+};
+
+/* The variables of a plain zygote's run whose values are the run's own
+ * (its directories): python's start-up reads none of them. The zygote's
+ * are stand-ins of the same lengths, which the run writes its own over,
+ * in place, so that /proc/self/environ shows them as a cold run's does;
+ * any other difference from the zygote's environment makes a run cold. */
+#define ZYGOTE_RUN_VARS { "HOME", "TMPDIR", "OUTPUT_DIR" }
+#define ZYGOTE_RUN_NVARS 3
+
+/* MSG_ZRUN, after the struct sandbox_msg; carries the run's stdin, stdout,
+ * stderr and the read end of a pipe the worker writes a byte to once the
+ * child is in the run's cgroup (it exits without one). */
+struct zygote_run {
+	char cwd[PATH_MAX];
+	char values[ZYGOTE_RUN_NVARS][PATH_MAX]; /* of ZYGOTE_RUN_VARS, in order */
+	struct run_limits lim;
 };
 
 /* MSG_ZFORKED is a struct sandbox_msg alone: err is 0 and step the new
@@ -72,6 +100,7 @@ struct zygote {
 	                           * sock, root) */
 	int log_r;                /* what it writes on stdout and stderr; -1 */
 	int ready;                /* 1: it answered MSG_ZREADY */
+	int plain;                /* 1: the rlimits layer's (zygote_launch_plain) */
 	char version[SANDBOX_MSG_TEXT]; /* its Py_GetVersion() */
 	char why[256];            /* why there is none, when there is none */
 	char strs[ZYGOTE_STRS_MAX];     /* its argv and environment, for zygote_matches */
@@ -112,8 +141,38 @@ pid_t zygote_fork(struct zygote *z, int init_sock, int status_w, const char *roo
 		  int new_cgroup_ns, char *err, size_t errlen);
 
 /* Whether a run of spec would be the zygote's program: the same path,
- * argv and environment (1), or not (0). */
+ * argv and environment (1), or not (0). For a plain zygote the values of
+ * ZYGOTE_RUN_VARS may differ, not their lengths. */
 int zygote_matches(const struct zygote *z, const struct run_spec *spec);
+
+/* As zygote_launch, for the rlimits layer: z is forked and exec'd
+ * straight from this process (in a session of its own, dying with it),
+ * its cwd a new "<pid>-zygote.XXXXXX" in dir (which it removes once
+ * Python has started); envp's ZYGOTE_RUN_VARS are stand-ins. */
+int zygote_launch_plain(struct zygote *z, const char *dir, int binary_fd, char *const *argv,
+			char *const *envp, const char *preload);
+
+/* For a plain zygote: the run of spec with its fds, forked by z, a child
+ * of the caller in its own process group, put into spec->cgroup (when not
+ * NULL) before it does anything. Its pid, or -1 with a sentence in err (a
+ * zygote that fails here is stopped). */
+pid_t zygote_run(struct zygote *z, const struct run_spec *spec, int stdin_fd, int out_w,
+		 int err_w, char *err, size_t errlen);
+
+/* The run spawner of the rlimits layer with a zygote: arg is a struct
+ * zygote_spawn. A run zygote_matches goes to the zygote in use; any other,
+ * or one the zygote fails (logged), is spawned cold (run_spawner_rlimits). */
+struct zygote_spawn {
+	int warm;                 /* out: 1 when the zygote forked the run */
+};
+extern const struct run_spawner zygote_spawner;
+
+/* From now on, this process's runs and sandboxes are forked by z while it
+ * is alive, and started cold as before when it is not or the fork fails;
+ * NULL: always cold. */
+void zygote_use(struct zygote *z);
+/* The zygote zygote_use named last. */
+struct zygote *zygote_in_use(void);
 
 /* Kills and reaps z's process and closes its fds; z is then empty, why
  * kept. */

@@ -220,6 +220,49 @@ START_TEST(a_run_matches_only_the_zygotes_own_program)
 }
 END_TEST
 
+/* A plain zygote's runs have their own HOME, TMPDIR and OUTPUT_DIR (in the
+ * same places, of the lengths of the zygote's stand-ins, which they are
+ * written over); any other difference is another program. */
+START_TEST(a_plain_zygotes_runs_have_their_own_directories)
+{
+	static char *argv[] = { "/usr/bin/python3", "-s", "-B", "main.py", NULL };
+	static char *zenv[] = { "PATH=/usr/bin", "HOME=/w/XX/t", "TMPDIR=/w/XX/t",
+				"OUTPUT_DIR=/w/XX/work", NULL };
+	static char *own[] = { "PATH=/usr/bin", "HOME=/w/r1/t", "TMPDIR=/w/r1/t",
+			       "OUTPUT_DIR=/w/r1/work", NULL };
+	static char *longer[] = { "PATH=/usr/bin", "HOME=/w/r12/t", "TMPDIR=/w/r1/t",
+				  "OUTPUT_DIR=/w/r1/work", NULL };
+	static char *path[] = { "PATH=/bin", "HOME=/w/r1/t", "TMPDIR=/w/r1/t",
+				"OUTPUT_DIR=/w/r1/work", NULL };
+	static char *swapped[] = { "PATH=/usr/bin", "TMPDIR=/w/r1/t", "HOME=/w/r1/t",
+				   "OUTPUT_DIR=/w/r1/work", NULL };
+	static char *more[] = { "PATH=/usr/bin", "HOME=/w/r1/t", "TMPDIR=/w/r1/t",
+				"OUTPUT_DIR=/w/r1/work", "PYTHONPATH=/x", NULL };
+	static char *fewer[] = { "PATH=/usr/bin", "HOME=/w/r1/t", "TMPDIR=/w/r1/t", NULL };
+	static char **others[] = { longer, path, swapped, more, fewer };
+	struct run_spec spec;
+
+	zygote_init(&z);
+	memcpy(z.argv, argv, sizeof(argv));
+	z.envp = &z.argv[5];
+	memcpy(z.envp, zenv, sizeof(zenv));
+	memset(&spec, 0, sizeof(spec));
+	spec.path = "/usr/bin/python3";
+	spec.argv = argv;
+	spec.envp = own;
+	/* a namespace zygote's runs have its very environment */
+	ck_assert_int_eq(zygote_matches(&z, &spec), 0);
+	z.plain = 1;
+	ck_assert_int_eq(zygote_matches(&z, &spec), 1);
+	spec.envp = zenv;
+	ck_assert_int_eq(zygote_matches(&z, &spec), 1);
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		spec.envp = others[i];
+		ck_assert_int_eq(zygote_matches(&z, &spec), 0);
+	}
+}
+END_TEST
+
 static Suite *zygote_suite(void)
 {
 	Suite *s = suite_create("zygote");
@@ -232,6 +275,7 @@ static Suite *zygote_suite(void)
 	tcase_add_test(tc, fork_returns_the_new_inits_pid);
 	tcase_add_test(tc, alive_until_its_process_ends);
 	tcase_add_test(tc, a_run_matches_only_the_zygotes_own_program);
+	tcase_add_test(tc, a_plain_zygotes_runs_have_their_own_directories);
 	suite_add_tcase(s, tc);
 	return s;
 }

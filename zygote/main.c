@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,6 +30,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "asyncsafe.h"
+#include "run.h"
 #include "sandbox_init.h"
 #include "sandbox_proto.h"
 #include "util.h"
@@ -39,6 +42,11 @@ static struct sock_filter filter[ZYGOTE_FILTER_MAX];
 static struct sock_fprog prog;
 static struct sandbox_init_args args;
 static char **own_argv, **own_envp;
+/* The directory python started in (the plain zygote's own, with its
+ * main.py; a run's path is the run's own directory instead). */
+static char own_cwd[PATH_MAX];
+/* The variables whose values a plain zygote's runs have of their own. */
+static const char *const run_vars[ZYGOTE_RUN_NVARS] = ZYGOTE_RUN_VARS;
 /* The bytes of the command line the kernel shows (/proc/self/cmdline):
  * the zygote and its inits show titles there; a payload puts these back,
  * as python's command line. */
@@ -51,15 +59,17 @@ static struct sigaction python_actions[_NSIG];
 /* warm_preload (README "Warm start"): run in the zygote, in a namespace of
  * its own, after python's start-up. */
 static const char preload_source[] =
-	"def _pyexec_preload(names, startup_objects):\n"
+	"def _pyexec_preload(names, startup_objects, proc, writable, run_vars):\n"
 	"    \"\"\"Imports each of names (a list) from the state python's start-up left,\n"
 	"    vets what each import did, and takes every module the imports added out\n"
 	"    of sys.modules into a pool, with what each module imported, so that a\n"
 	"    run's import of one of them puts in sys.modules what importing it would\n"
 	"    have loaded: the module and, transitively, what it imports. What the\n"
 	"    collector tracked after start-up goes into startup_objects (a list),\n"
-	"    and then everything it tracks is frozen. Returns \"\" or the sentence of\n"
-	"    the rule a module broke.\"\"\"\n"
+	"    and then everything it tracks is frozen. proc is where /proc is, writable\n"
+	"    the directories where a file written is seen, run_vars the variables\n"
+	"    whose values are each run's own (that no import may read). Returns \"\"\n"
+	"    or the sentence of the rule a module broke.\"\"\"\n"
 	"    import sys\n"
 	"    startup = set(sys.modules)\n"
 	"    import gc\n"
@@ -71,12 +81,11 @@ static const char preload_source[] =
 	"    # the start-up's warnings module, if it loaded one (a .pth file may)\n"
 	"    warnings = sys.modules.get(\"warnings\")\n"
 	"    importer_cache = dict(sys.path_importer_cache)\n"
-	"    writable = (\"/work\", \"/tmp\", \"/dev/shm\")\n"
 	"    sigs = sorted(signal.valid_signals())\n"
 	"    startup_keys = {n: set(vars(sys.modules[n])) for n in startup if n != \"__main__\"}\n"
 	"\n"
 	"    def threads():\n"
-	"        with open(\"/.host/proc/self/status\") as f:\n"
+	"        with open(proc + \"/self/status\") as f:\n"
 	"            for line in f:\n"
 	"                if line.startswith(\"Threads:\"):\n"
 	"                    return int(line.split()[1])\n"
@@ -90,7 +99,7 @@ static const char preload_source[] =
 	"        return out\n"
 	"\n"
 	"    def state():\n"
-	"        return (threads(), sorted(os.listdir(\"/.host/proc/self/fd\")), files(),\n"
+	"        return (threads(), sorted(os.listdir(proc + \"/self/fd\")), files(),\n"
 	"                atexit._ncallbacks(), [signal.getsignal(s) for s in sigs],\n"
 	"                list(sys.meta_path), list(sys.path_hooks), list(sys.path),\n"
 	"                dict(os.environ), sys.getrecursionlimit(),\n"
@@ -144,6 +153,18 @@ static const char preload_source[] =
 	"            for n in set(sys.modules) - before:\n"
 	"                edge(name, n)\n"
 	"\n"
+	"    # Reads of run_vars through os.environ (os.getenv, expanduser...).\n"
+	"    read = set()\n"
+	"\n"
+	"    class Watched(type(os.environ)):\n"
+	"        def __getitem__(self, key):\n"
+	"            read.add(key)\n"
+	"            return super().__getitem__(key)\n"
+	"\n"
+	"    plain_environ = os.environ\n"
+	"    watched = Watched.__new__(Watched)\n"
+	"    watched.__dict__.update(vars(plain_environ))\n"
+	"\n"
 	"    replays, bindings = {}, {}\n"
 	"    for name in names:\n"
 	"        before = state()\n"
@@ -153,6 +174,9 @@ static const char preload_source[] =
 	"        os.dup2(w, 1)\n"
 	"        os.dup2(w, 2)\n"
 	"        builtins.__import__, boot._find_and_load = traced_import, traced_find_and_load\n"
+	"        if run_vars:\n"
+	"            os.environ = watched\n"
+	"        read.clear()\n"
 	"        stack[:] = [name]\n"
 	"        try:\n"
 	"            __import__(name)\n"
@@ -161,6 +185,7 @@ static const char preload_source[] =
 	"            error = \"%s: %s\" % (type(e).__name__, e)\n"
 	"        finally:\n"
 	"            builtins.__import__, boot._find_and_load = plain_import, plain_find_and_load\n"
+	"            os.environ = plain_environ\n"
 	"            sys.stdout.flush()\n"
 	"            sys.stderr.flush()\n"
 	"            os.dup2(saved[0], 1)\n"
@@ -177,6 +202,9 @@ static const char preload_source[] =
 	"            return \"%s cannot be imported (%s)\" % (name, error)\n"
 	"        if printed:\n"
 	"            return \"%s printed when imported\" % name\n"
+	"        for var in run_vars:\n"
+	"            if var in read:\n"
+	"                return \"%s read %s, which is each run's own, when imported\" % (name, var)\n"
 	"        # Warning filters a module adds at import (numpy does) go, to come\n"
 	"        # back when a run imports it, as its import would have added them.\n"
 	"        if warnings is not None:\n"
@@ -298,6 +326,19 @@ static void read_config(void)
 	args.sock = args.status_w = args.zygote_fd = args.log_fd = -1;
 }
 
+/* A run's last step, in the interpreter forked from this one: Python's
+ * signal dispositions and command line back, then `python main.py`. */
+__attribute__((noreturn))
+static void run_main(void)
+{
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &python_actions[sig], NULL);
+	memcpy(cmdline_area, cmdline_saved, cmdline_len);
+	PyOS_AfterFork_Child();
+	exit(Py_RunMain());
+}
+
 /* The payload's last step (sandbox_init_args.payload_exec): when spec is
  * this interpreter's own command line, run it here; else return, and the
  * payload execs python as a cold run does. Runs after seccomp. */
@@ -306,12 +347,7 @@ static void warm_payload(const struct run_spec *spec)
 	if (strcmp(spec->path, own_argv[0]) != 0 || !util_same_strings(spec->argv, own_argv) ||
 	    !util_same_strings(spec->envp, own_envp))
 		return;
-	for (int sig = 1; sig < _NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &python_actions[sig], NULL);
-	memcpy(cmdline_area, cmdline_saved, cmdline_len);
-	PyOS_AfterFork_Child();
-	exit(Py_RunMain());
+	run_main();
 }
 
 /* The text of the Python exception being raised, into buf (it is cleared). */
@@ -357,8 +393,23 @@ static void preload(void)
 		PyObject *comma = PyUnicode_FromString(",");
 		PyObject *list = comma != NULL ? PyUnicode_Split(names, comma, -1) : NULL;
 
-		result = list != NULL ? PyObject_CallFunctionObjArgs(fn, list, startup, NULL)
-				      : NULL;
+		/* The rlimits layer's zygote sees the host: its own directory
+		 * is the one place where no one else writes. */
+		PyObject *proc = PyUnicode_FromString(zc.plain ? "/proc" : "/" SANDBOX_OLD_ROOT "/proc");
+		PyObject *writable = zc.plain ? Py_BuildValue("(s)", own_cwd)
+					      : Py_BuildValue("(sss)", SANDBOX_WORK, "/tmp", "/dev/shm");
+		/* In a namespace their values are the same in every run. */
+		PyObject *vars = zc.plain ? Py_BuildValue("(sss)", run_vars[0], run_vars[1],
+							  run_vars[2])
+					  : PyTuple_New(0);
+
+		result = list != NULL && proc != NULL && writable != NULL && vars != NULL
+			 ? PyObject_CallFunctionObjArgs(fn, list, startup, proc, writable, vars,
+							NULL)
+			 : NULL;
+		Py_XDECREF(vars);
+		Py_XDECREF(writable);
+		Py_XDECREF(proc);
 		Py_XDECREF(list);
 		Py_XDECREF(comma);
 	}
@@ -443,6 +494,119 @@ static void fork_one(void)
 	(void)close(fds[1]);
 }
 
+/* A plain zygote's run (MSG_ZRUN), its directory and variables. */
+static struct zygote_run zr;
+
+/* In a plain zygote's run, before Py_RunMain: the run's own values of
+ * ZYGOTE_RUN_VARS in os.environ (and so the C environment), and its main.py
+ * where the zygote's was: what python's start-up made of them in a cold
+ * run of the same directory. Failures go to the run's stderr, as a cold
+ * run's failure to start would. */
+static void run_point_at_own(void)
+{
+	PyObject *name = PyUnicode_FromString("os");
+	PyObject *os = name != NULL ? PyImport_GetModule(name) : NULL;
+	PyObject *environ = os != NULL ? PyObject_GetAttrString(os, "environ") : NULL;
+	PyConfig *c = (PyConfig *)_PyInterpreterState_GetConfig(PyInterpreterState_Get());
+	size_t own = strlen(own_cwd);
+	char cwd[PATH_MAX], *file, *rest;
+
+	/* Over the stand-ins, in the block the kernel shows. */
+	for (char **e = own_envp; *e != NULL; e++)
+		for (int i = 0; i < ZYGOTE_RUN_NVARS; i++) {
+			size_t n = strlen(run_vars[i]);
+
+			if (strncmp(*e, run_vars[i], n) != 0 || (*e)[n] != '=')
+				continue;
+			if (strlen(*e + n + 1) != strlen(zr.values[i]))
+				asyncsafe_fail(STDERR_FILENO, "set the run's", run_vars[i], EINVAL);
+			memcpy(*e + n + 1, zr.values[i], strlen(zr.values[i]));
+		}
+	for (int i = 0; environ != NULL && i < ZYGOTE_RUN_NVARS; i++) {
+		PyObject *v = PyUnicode_DecodeFSDefault(zr.values[i]);
+
+		if (v == NULL || PyMapping_SetItemString(environ, run_vars[i], v) < 0)
+			Py_CLEAR(environ);
+		Py_XDECREF(v);
+	}
+	Py_XDECREF(os);
+	Py_XDECREF(name);
+	if (environ == NULL) {
+		PyErr_Clear();
+		asyncsafe_fail(STDERR_FILENO, "set the run's environment", NULL, ENOMEM);
+	}
+	Py_DECREF(environ);
+	/* config_run_filename_abspath made it absolute from the zygote's cwd */
+	file = c->run_filename != NULL ? Py_EncodeLocale(c->run_filename, NULL) : NULL;
+	if (file == NULL || strncmp(file, own_cwd, own) != 0 || file[own] != '/') {
+		PyMem_Free(file);
+		return;
+	}
+	rest = file + own;
+	if (getcwd(cwd, sizeof(cwd)) == NULL || strlen(cwd) + strlen(rest) >= sizeof(cwd))
+		asyncsafe_fail(STDERR_FILENO, "find the run's directory", NULL, errno);
+	strcat(cwd, rest);
+	PyMem_Free(file);
+	PyMem_RawFree(c->run_filename);
+	c->run_filename = Py_DecodeLocale(cwd, NULL);
+	if (c->run_filename == NULL)
+		asyncsafe_fail(STDERR_FILENO, "set the run's main.py", NULL, ENOMEM);
+}
+
+/* The child of a plain zygote's fork: waits until the worker has put it
+ * in the run's cgroup (go), is set up as a cold run is
+ * (run_child_setup: its own process group, the default signal
+ * dispositions, fds, cwd, limits, death with the worker), and runs. */
+__attribute__((noreturn))
+static void run_child(const int *fds, pid_t worker)
+{
+	struct run_spec spec;
+	char c;
+	ssize_t n;
+
+	do
+		n = read(fds[3], &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(127);
+	memset(&spec, 0, sizeof(spec));
+	spec.cwd = zr.cwd;
+	spec.lim = zr.lim;
+	run_child_setup(&spec, fds[0], fds[1], fds[2], worker, 0);
+	/* as an exec of python would make it */
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	run_point_at_own();
+	run_main();
+}
+
+/* One MSG_ZRUN of a plain zygote: a run forked with its fds. */
+static void run_one(void)
+{
+	struct sandbox_msg m;
+	struct iovec iov[2] = { { &m, sizeof(m) }, { &zr, sizeof(zr) } };
+	int fds[SANDBOX_MSG_FDS] = { -1, -1, -1, -1 };
+	size_t nfd;
+	ssize_t n = sandbox_msg_recv_fds(ZYGOTE_SOCK_FD, iov, 2, fds, SANDBOX_MSG_FDS, &nfd);
+	pid_t pid, worker = getppid();
+
+	if (n == 0 || (n < 0 && errno != EMSGSIZE))
+		_exit(0);       /* the worker is gone, or let this zygote go */
+	if (n != (ssize_t)(sizeof(m) + sizeof(zr)) || m.type != MSG_ZRUN || nfd != 4 ||
+	    memchr(zr.cwd, '\0', sizeof(zr.cwd)) == NULL)
+		fail("a run request is malformed");
+	for (int i = 0; i < ZYGOTE_RUN_NVARS; i++)
+		if (memchr(zr.values[i], '\0', sizeof(zr.values[i])) == NULL)
+			fail("a run request is malformed");
+	PyOS_BeforeFork();
+	pid = (pid_t)syscall(SYS_clone, (unsigned long)CLONE_PARENT, NULL, NULL, NULL, 0UL);
+	if (pid == 0)
+		run_child(fds, worker);
+	PyOS_AfterFork_Parent();
+	say(MSG_ZFORKED, pid < 0 ? errno : 0, pid, NULL);
+	for (int i = 0; i < 4; i++)
+		(void)close(fds[i]);
+}
+
 /* Copies argv (util_title_init takes over its strings) into own_argv, and
  * the bytes of its strings into cmdline_saved. Exits on failure. */
 static void keep_command_line(int argc, char **argv)
@@ -486,9 +650,23 @@ int main(int argc, char **argv, char **envp)
 	util_title_init(argc, argv, "pyexec-fcgi");
 	util_title_set("zygote");
 	read_config();
+	if (getcwd(own_cwd, sizeof(own_cwd)) == NULL)
+		fail("cannot find the zygote's directory");
+	/* Out of reach of the runs of the same user (the rlimits layer): no
+	 * ptrace, no /proc/<pid>/mem. */
+	if (zc.plain && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail("cannot make the zygote undumpable");
 	python_start(argc, own_argv);
 	preload();
+	/* Its directory goes: each run starts in its own. Removed here, it
+	 * is not left for the worker to see to between requests. */
+	if (zc.plain && (chdir("/") < 0 || rmdir(own_cwd) < 0))
+		fail("cannot remove the zygote's directory");
 	say(MSG_ZREADY, 0, 0, Py_GetVersion());
-	for (;;)
-		fork_one();
+	for (;;) {
+		if (zc.plain)
+			run_one();
+		else
+			fork_one();
+	}
 }

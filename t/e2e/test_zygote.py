@@ -1,8 +1,9 @@
 """End-to-end: the warm start's zygote (README "Warm start"), behind nginx:
 that warm runs say so and answer as cold ones do, that the zygote is out
 of a run's reach, and what happens when it dies, between runs or during
-one. The differential suite (test_warm.py) compares warm and cold runs
-probe by probe."""
+one; on the namespace layer (Zygote) and on the rlimits layer
+(PlainZygote). The differential suite (test_warm.py) compares warm and
+cold runs probe by probe."""
 
 import os
 import shutil
@@ -25,15 +26,23 @@ def zygote_pids(server):
 
 
 class Zygote(harness.E2ETestCase):
+    """The namespace layer's zygote: where the machine has it."""
+
+    LAYER = "namespaces"
+
+    def layer_options(self):
+        """What a server of this class's layer is started with."""
+        return {}
 
     def warm_server(self, **kwargs):
         kwargs.setdefault("workers", 1)
+        kwargs.update(self.layer_options())
         s = self.private_server(name="zygote",
                                 options=["warm=yes"] + kwargs.pop("options", []), **kwargs)
         health = s.request("GET", "/healthz").json()
-        if health.get("sandbox") != "namespaces":
-            self.skipTest("the zygote needs the namespace layer; this server runs %s"
-                          % health.get("sandbox"))
+        if health.get("sandbox") != self.LAYER:
+            self.skipTest("these tests are of the %s layer's zygote; this server runs %s"
+                          % (self.LAYER, health.get("sandbox")))
         self.assertEqual(health.get("warm"), "on", health)
         return s
 
@@ -62,16 +71,6 @@ class Zygote(harness.E2ETestCase):
         self.assertRan(r)
         self.assertEqual(r.headers.get("X-Execution-Start"), "cold", r.describe())
         self.assertEqual(zygote_pids(s), [])
-
-    def test_rlimits_layer_says_why_it_is_cold(self):
-        s = self.private_server(name="rlimits", workers=1, sandbox="rlimits",
-                                options=["warm=yes"])
-        health = s.request("GET", "/healthz").json()
-        self.assertEqual(health.get("warm"), "off", health)
-        self.assertIn("rlimits", health.get("warm_why", ""))
-        r = s.post_execute({"main.py": HELLO})
-        self.assertRan(r)
-        self.assertEqual(r.headers.get("X-Execution-Start"), "cold", r.describe())
 
     def test_the_zygote_is_out_of_a_runs_reach(self):
         s = self.warm_server()
@@ -176,7 +175,8 @@ class Zygote(harness.E2ETestCase):
         for _ in range(3):
             self.assertRan(s.post_execute({"main.py": HELLO}))
         self.assertEqual(self.metric(s, 'pyexec_runs_started_total{start="warm"}'), warm0 + 3)
-        c = self.private_server(name="coldm", workers=1, options=["warm=no"])
+        c = self.private_server(name="coldm", workers=1, options=["warm=no"],
+                                **self.layer_options())
         self.assertRan(c.post_execute({"main.py": HELLO}))
         self.assertEqual(self.metric(c, 'pyexec_runs_started_total{start="cold"}'), 1)
         self.assertEqual(self.metric(c, 'pyexec_zygotes_total{event="started"}'), 0)
@@ -185,17 +185,15 @@ class Zygote(harness.E2ETestCase):
         """warm_preload's modules are vetted at start: one that prints,
         registers an atexit function or cannot be imported stops pyexec
         with a sentence that says which rule it broke."""
-        health = self.private_server(name="probe", workers=1).request(
-            "GET", "/healthz").json()
-        if health.get("sandbox") != "namespaces" or health.get("warm") != "on":
-            self.skipTest("no zygote here: %s" % health.get("warm_why", health.get("sandbox")))
+        self.warm_server()
+        layer = ["-o", "sandbox=" + self.LAYER]
         for module, says in (("this", "warm_preload: this printed when imported"),
                              ("logging", "warm_preload: logging registered an atexit "
                                          "function when imported"),
                              ("no_such_module_here", "warm_preload: no_such_module_here "
                                                      "cannot be imported")):
             with self.subTest(module=module):
-                out, _ = self.start_fails(["-o", "warm_preload=" + module])
+                out, _ = self.start_fails(layer + ["-o", "warm_preload=" + module])
                 self.assertIn(says, out)
 
     def test_the_zygote_has_one_thread(self):
@@ -230,6 +228,72 @@ class Zygote(harness.E2ETestCase):
         self.assertTrue(harness.wait_pid_gone(z, 10), "zygote %d outlived the server" % z)
 
 
+class PlainZygote(Zygote):
+    """The rlimits layer's zygote (README "Warm start"): the same tests, a
+    run's own directories, and what keeps it from a run of the same
+    user."""
+
+    LAYER = "rlimits"
+
+    def layer_options(self):
+        return {"sandbox": "rlimits"}
+
+    def test_the_zygote_is_out_of_a_runs_reach(self):
+        """A run has the zygote's user, not its memory: no ptrace, no
+        /proc/<pid>/mem or environ (it is not dumpable)."""
+        s = self.warm_server()
+        z = self.the_zygote(s)
+        probe = script('''
+            import ctypes, os
+            for f in ("mem", "environ"):
+                try:
+                    open("/proc/%d/" + f, "rb").read(1)
+                    print(f, "read")
+                except PermissionError:
+                    print(f, "EACCES")
+            libc = ctypes.CDLL(None, use_errno=True)
+            PTRACE_ATTACH = 16
+            r = libc.ptrace(PTRACE_ATTACH, %d, None, None)
+            print("ptrace", r, os.strerror(ctypes.get_errno()))
+            print(os.getpid() != %d)
+            ''' % (z, z, z))
+        r = s.post_execute({"main.py": probe})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        self.assertEqual(r.stdout, b"mem EACCES\nenviron EACCES\n"
+                                   b"ptrace -1 Operation not permitted\nTrue\n")
+
+    def test_a_run_has_its_own_directories(self):
+        """Each run's cwd, __file__, sys.path[0], HOME, TMPDIR and
+        OUTPUT_DIR are its request's directories, as in a cold run, and
+        never the zygote's."""
+        s = self.warm_server()
+        main = script('''
+            import os, sys
+            cwd = os.getcwd()
+            print(__file__ == os.path.join(cwd, "main.py"), sys.path[0] == cwd)
+            print(os.environ["OUTPUT_DIR"] == cwd, os.environ["HOME"] == os.environ["TMPDIR"])
+            import re
+            zygote_dir = re.compile(r"/[0-9]+-zygote[.]")
+            print(os.path.isdir(os.environ["TMPDIR"]),
+                  bool(zygote_dir.search(cwd + " " + os.environ["TMPDIR"])))
+            import ctypes
+            libc = ctypes.CDLL(None)
+            libc.getenv.restype = ctypes.c_char_p
+            print(libc.getenv(b"HOME") == os.environ["HOME"].encode())
+            print(cwd)
+            ''')
+        seen = set()
+        for _ in range(3):
+            r = s.post_execute({"main.py": main})
+            self.assertRan(r)
+            self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+            lines = r.stdout.decode().splitlines()
+            self.assertEqual(lines[:4], ["True True", "True True", "True False", "True"])
+            seen.add(lines[4])
+        self.assertEqual(len(seen), 3, seen)
+
+
 # Modules a test may ask a zygote to preload: in a venv of the system's
 # python (the interpreter pyexec-zygote embeds), which pyexec is then
 # configured to use.
@@ -237,11 +301,14 @@ VETTED = {
     "quiet_ok": "VALUE = 42\n",
     "starts_a_thread": "import threading, time\n"
                        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n",
-    "writes_a_file": "open('/tmp/left-behind', 'w').write('x')\n",
+    # in its cwd: /work in a namespace, the zygote's own directory on rlimits
+    "writes_a_file": "open('left-behind', 'w').write('x')\n",
     "keeps_an_fd": "kept = open('/dev/null')\n",
     "sets_a_handler": "import signal\nsignal.signal(signal.SIGUSR1, lambda *a: None)\n",
     "changes_sys_path": "import sys\nsys.path.append('/nowhere')\n",
     "changes_environ": "import os\nos.environ['PYEXEC_TEST'] = '1'\n",
+    # on the rlimits layer HOME is each run's own
+    "reads_home": "import os\nCONFIG = os.path.expanduser('~/.config')\n",
 }
 
 
@@ -278,18 +345,43 @@ class PreloadVetting(harness.E2ETestCase):
             self.skipTest(self.why)
 
     def test_each_rule_refuses_its_module_at_start(self):
+        for layer in ("namespaces", "rlimits"):
+            with self.subTest(layer=layer):
+                self.each_rule_refuses(layer)
+
+    def each_rule_refuses(self, layer):
         for module, says in (("starts_a_thread", "started a thread"),
                              ("writes_a_file", "wrote a file"),
                              ("keeps_an_fd", "left a file descriptor open"),
                              ("sets_a_handler", "changed a signal handler"),
                              ("changes_sys_path", "changed sys.path"),
-                             ("changes_environ", "changed os.environ")):
+                             ("changes_environ", "changed os.environ"),
+                             ("reads_home", "read HOME, which is each run's own,")):
+            if module == "reads_home" and layer != "rlimits":
+                continue
             with self.subTest(module=module):
                 out, _ = self.start_fails(["-o", "python=" + self.python,
+                                           "-o", "sandbox=" + layer,
                                            "-o", "warm_preload=quiet_ok," + module])
                 if "warm_preload" not in out and "zygote" not in out:
-                    self.skipTest("no zygote here: " + out.strip()[-300:])
+                    self.skipTest("no zygote here (%s): %s" % (layer, out.strip()[-300:]))
                 self.assertIn("warm_preload: %s %s when imported" % (module, says), out)
+
+    def test_reading_home_is_refused_on_the_rlimits_layer_only(self):
+        """In a namespace HOME is /tmp in every run: a module may read it."""
+        s = self.private_server(name="home", workers=1,
+                                options=["python=" + self.python, "warm_preload=reads_home"])
+        health = s.request("GET", "/healthz").json()
+        if health.get("sandbox") != "namespaces" or health.get("warm") != "on":
+            self.skipTest("no zygote of the namespace layer here: %s"
+                          % health.get("warm_why", health.get("sandbox")))
+        r = s.post_execute({"main.py": script('''
+            import reads_home
+            print(reads_home.CONFIG)
+            ''')})
+        self.assertRan(r)
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        self.assertEqual(r.stdout, b"/tmp/.config\n")
 
     def test_a_module_that_passes_is_there_at_once(self):
         s = self.private_server(name="vetted", workers=1,
