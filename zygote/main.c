@@ -344,8 +344,9 @@ static void run_main(void)
  * payload execs python as a cold run does. Runs after seccomp. */
 static void warm_payload(const struct run_spec *spec)
 {
+	/* A python gone from its path fails as a cold run does (below). */
 	if (strcmp(spec->path, own_argv[0]) != 0 || !util_same_strings(spec->argv, own_argv) ||
-	    !util_same_strings(spec->envp, own_envp))
+	    !util_same_strings(spec->envp, own_envp) || access(spec->path, X_OK) < 0)
 		return;
 	run_main();
 }
@@ -576,6 +577,11 @@ static void run_child(const int *fds, pid_t worker)
 	/* as an exec of python would make it */
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	run_point_at_own();
+	/* A python gone from its path fails as a cold run does. */
+	if (access(own_argv[0], X_OK) < 0) {
+		execve(own_argv[0], own_argv, own_envp);
+		asyncsafe_fail(STDERR_FILENO, "execute", own_argv[0], errno);
+	}
 	run_main();
 }
 
