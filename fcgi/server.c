@@ -482,6 +482,16 @@ static int is_unix_listener(int fd)
 	return getsockname(fd, (struct sockaddr *)&ss, &ss_len) == 0 && ss.ss_family == AF_UNIX;
 }
 
+/* The rlimits layer's zygote's next run, made ahead (zygote_spare_make);
+ * without it a run waits while it is made. */
+static void plain_spare(const struct execute_ctx *ectx)
+{
+	char err[256];
+
+	if (zygote_spare_make(warm_current(worker_warm), ectx->cgroup, err, sizeof(err)) < 0)
+		log_msg(LOG_LEVEL_DEBUG, "worker: no run made ahead: %s", err);
+}
+
 /* Accepts and answers requests until server_stopping. */
 static void worker_loop(const struct server *srv, const struct execute_ctx *ectx,
 			struct sandbox_spare *spare, FCGX_Request *req)
@@ -504,6 +514,9 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 		if (ectx->spare != NULL)
 			(void)sandbox_spare_make(spare, srv->sandbox_cfg, srv->cfg->work_root,
 						 ectx->cgroup);
+		/* On the rlimits layer, the next run, forked by the zygote. */
+		if (warm && srv->sandbox_cfg == NULL && srv->spares)
+			plain_spare(ectx);
 		/* A worker without its zygote tries again (at most once a
 		 * second, or as warm.h backs off) while no request comes. */
 		if (worker_warm != NULL && !warm && !worker_await_connection(srv->listen_fd, 1000))

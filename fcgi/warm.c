@@ -228,6 +228,7 @@ int warm_tend(struct warm *w)
 
 void warm_stop(struct warm *w)
 {
+	zygote_spare_discard();
 	zygote_stop(&w->z[0]);
 	zygote_stop(&w->z[1]);
 	run_keep_helpers(0, 0);

@@ -429,60 +429,131 @@ static int run_request(struct zygote_run *zr, const struct run_spec *spec)
 	return 0;
 }
 
+/* The plain zygote's run forked ahead of its request (zygote_spare_make). */
+static struct {
+	pid_t pid;                        /* 0: none */
+	int pidfd, sock;
+	const struct cgroup_slot *cgroup; /* where it waits */
+} spare = { 0, -1, -1, NULL };
+
+void zygote_spare_discard(void)
+{
+	if (spare.pid > 0) {
+		siginfo_t si;
+
+		(void)pidfd_send_signal(spare.pidfd, SIGKILL, NULL, 0);
+		memset(&si, 0, sizeof(si));
+		while (waitid(P_PIDFD, (id_t)spare.pidfd, &si, WEXITED | __WALL) < 0 &&
+		       errno == EINTR)
+			;
+	}
+	if (spare.pidfd >= 0)
+		(void)close(spare.pidfd);
+	if (spare.sock >= 0)
+		(void)close(spare.sock);
+	spare.pid = 0;
+	spare.pidfd = spare.sock = -1;
+	spare.cgroup = NULL;
+}
+
+/* Whether the spare is there, alive, and in cg. */
+static int spare_ready(const struct cgroup_slot *cg)
+{
+	siginfo_t si;
+
+	if (spare.pid <= 0 || spare.cgroup != cg)
+		return 0;
+	memset(&si, 0, sizeof(si));
+	return waitid(P_PIDFD, (id_t)spare.pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
+	       si.si_pid == 0;
+}
+
+int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err, size_t errlen)
+{
+	struct sandbox_msg m;
+	struct iovec iov[2] = { { &m, sizeof(m) }, { NULL, 0 } };
+	int sv[2];
+	pid_t pid;
+
+	if (spare_ready(cg))
+		return 0;
+	zygote_spare_discard();
+	if (z == NULL || !z->ready || !z->plain) {
+		snprintf(err, errlen, "no zygote");
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_ZFORK;
+	pid = ask(z, iov, &sv[1], 1, err, errlen);
+	(void)close(sv[1]);
+	if (pid > 0) {
+		spare.pid = pid;
+		spare.sock = sv[0];
+		spare.pidfd = pidfd_open(pid, 0);
+		/* Moved while no request waits: in cgroup v1 a move waits for
+		 * the kernel's RCU grace period (milliseconds). */
+		if (spare.pidfd >= 0 && (cg == NULL || cgroup_slot_attach(cg, pid) == 0)) {
+			spare.cgroup = cg;
+			return 0;
+		}
+		snprintf(err, errlen, "cannot move the run into its cgroup: %s", strerror(errno));
+		if (spare.pidfd < 0)
+			(void)kill(pid, SIGKILL);   /* the run's clean-up reaps it */
+		zygote_spare_discard();
+		return -1;
+	}
+	(void)close(sv[0]);
+	return -1;
+}
+
 pid_t zygote_run(struct zygote *z, const struct run_spec *spec, int stdin_fd, int out_w,
 		 int err_w, char *err, size_t errlen)
 {
 	struct sandbox_msg m;
 	static struct zygote_run zr;
 	struct iovec iov[2] = { { &m, sizeof(m) }, { &zr, sizeof(zr) } };
-	int go[2] = { -1, -1 }, in = stdin_fd, fds[4];
-	pid_t pid;
+	int in = stdin_fd, fds[3];
+	pid_t pid = -1;
 
-	if (!z->ready || !z->plain || run_request(&zr, spec) < 0) {
-		snprintf(err, errlen, z->ready ? "the run's directory is too long for the zygote"
-					       : "no zygote");
+	if (run_request(&zr, spec) < 0) {
+		snprintf(err, errlen, "the run's directory is too long for the zygote");
 		return -1;
 	}
+	if (zygote_spare_make(z, spec->cgroup, err, errlen) < 0)
+		return -1;
 	if (in < 0)
 		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (in < 0 || pipe2(go, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "cannot prepare the run for the zygote: %s",
-			 strerror(errno));
-		goto fail;
+	if (in < 0) {
+		snprintf(err, errlen, "cannot open /dev/null: %s", strerror(errno));
+		return -1;
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_ZRUN;
 	fds[0] = in;
 	fds[1] = out_w;
 	fds[2] = err_w;
-	fds[3] = go[0];
-	pid = ask(z, iov, fds, 4, err, errlen);
-	(void)close(go[0]);
-	go[0] = -1;
-	if (pid <= 0)
-		goto fail;
-	/* Either side may win the race, as with a cold run. */
-	(void)setpgid(pid, pid);
-	if (spec->cgroup != NULL && cgroup_slot_attach(spec->cgroup, pid) < 0) {
-		/* without its byte the child exits; the run's clean-up reaps it */
-		snprintf(err, errlen, "cannot move the run into its cgroup: %s", strerror(errno));
-		goto fail;
+	if (sandbox_msg_send_fds(spare.sock, iov, 2, fds, 3) == (ssize_t)(sizeof(m) + sizeof(zr))) {
+		/* from here on the run's: run_program reaps it */
+		pid = spare.pid;
+		(void)close(spare.pidfd);
+		(void)close(spare.sock);
+		spare.pid = 0;
+		spare.pidfd = spare.sock = -1;
+		spare.cgroup = NULL;
+		/* Either side may win the race, as with a cold run. */
+		(void)setpgid(pid, pid);
+	} else {
+		snprintf(err, errlen, "the zygote's run did not take its request: %s",
+			 strerror(errno));
+		zygote_spare_discard();
 	}
-	if (util_write_all(go[1], "", 1) < 0) {
-		snprintf(err, errlen, "cannot start the run: %s", strerror(errno));
-		goto fail;
-	}
-	(void)close(go[1]);
 	if (in != stdin_fd)
 		(void)close(in);
 	return pid;
-fail:
-	for (int i = 0; i < 2; i++)
-		if (go[i] >= 0)
-			(void)close(go[i]);
-	if (in >= 0 && in != stdin_fd)
-		(void)close(in);
-	return -1;
 }
 
 static pid_t spawn_zygote(void *arg, const struct run_spec *spec, int stdin_fd, int out_w,

@@ -27,13 +27,13 @@
  *
  * The rlimits layer has no namespaces to give either of them: its zygote
  * (a plain one) is forked and exec'd by the worker with the run's command
- * line and environment, cwd a directory of its own in work_root, and for
- * each run it gets MSG_ZRUN: the run's fds, directory, limits, and the
- * values of the variables that name them (zygote_run). It forks the run
- * with CLONE_PARENT; the child waits until the worker has put it in the
- * run's cgroup, sets itself up as run_child_setup does for a cold run,
- * points the interpreter at its own main.py and environment, and calls
- * Py_RunMain(). */
+ * line and environment, cwd a directory of its own in work_root. Ahead of
+ * each request (a spare) it forks a child with CLONE_PARENT, which the
+ * worker puts in the run's cgroup, and which waits for MSG_ZRUN: the run's
+ * fds, directory, limits, and the values of the variables that name them
+ * (zygote_run). It then sets itself up as run_child_setup does for a cold
+ * run, points the interpreter at its own main.py and environment, and
+ * calls Py_RunMain(). */
 #ifndef PYEXEC_ZYGOTE_H
 #define PYEXEC_ZYGOTE_H
 
@@ -82,9 +82,10 @@ struct zygote_fork {
 #define ZYGOTE_RUN_VARS { "HOME", "TMPDIR", "OUTPUT_DIR" }
 #define ZYGOTE_RUN_NVARS 3
 
-/* MSG_ZRUN, after the struct sandbox_msg; carries the run's stdin, stdout,
- * stderr and the read end of a pipe the worker writes a byte to once the
- * child is in the run's cgroup (it exits without one). */
+/* A plain zygote's MSG_ZFORK is a struct sandbox_msg alone with one fd:
+ * the socket its child (a spare until its run comes) waits on. MSG_ZRUN,
+ * on that socket, after the struct sandbox_msg, with the run's stdin,
+ * stdout and stderr (SCM_RIGHTS): */
 struct zygote_run {
 	char cwd[PATH_MAX];
 	char values[ZYGOTE_RUN_NVARS][PATH_MAX]; /* of ZYGOTE_RUN_VARS, in order */
@@ -152,10 +153,19 @@ int zygote_matches(const struct zygote *z, const struct run_spec *spec);
 int zygote_launch_plain(struct zygote *z, const char *dir, int binary_fd, char *const *argv,
 			char *const *envp, const char *preload);
 
-/* For a plain zygote: the run of spec with its fds, forked by z, a child
- * of the caller in its own process group, put into spec->cgroup (when not
- * NULL) before it does anything. Its pid, or -1 with a sentence in err (a
- * zygote that fails here is stopped). */
+/* For a plain zygote: makes sure this process has a run forked by z
+ * ahead of its request, waiting in cg (NULL: no cgroup), which stays the
+ * caller's child until it is used or discarded: one from an earlier z
+ * serves as well. Between requests: in cgroup v1 the move into cg waits
+ * for the kernel. 0, or -1 with a sentence in err (a zygote that fails
+ * here is stopped). */
+int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err, size_t errlen);
+/* Kills and reaps that run, if any. */
+void zygote_spare_discard(void);
+
+/* For a plain zygote: the run of spec with its fds, the spare (made now
+ * when there is none in spec->cgroup), a child of the caller in its own
+ * process group. Its pid, or -1 with a sentence in err. */
 pid_t zygote_run(struct zygote *z, const struct run_spec *spec, int stdin_fd, int out_w,
 		 int err_w, char *err, size_t errlen);
 

@@ -554,22 +554,32 @@ static void run_point_at_own(void)
 		asyncsafe_fail(STDERR_FILENO, "set the run's main.py", NULL, ENOMEM);
 }
 
-/* The child of a plain zygote's fork: waits until the worker has put it
- * in the run's cgroup (go), is set up as a cold run is
- * (run_child_setup: its own process group, the default signal
- * dispositions, fds, cwd, limits, death with the worker), and runs. */
+/* The child of a plain zygote's fork, a spare until its run comes: dies
+ * with the worker; waits on its socket (sock) for MSG_ZRUN, its run with
+ * the run's stdin, stdout and stderr, sent once the worker has put it in
+ * the run's cgroup (it exits when the socket closes first); is set up as a
+ * cold run is (run_child_setup: its own process group, the default signal
+ * dispositions, fds, cwd, limits, death with the worker); and runs. */
 __attribute__((noreturn))
-static void run_child(const int *fds, pid_t worker)
+static void run_child(int sock, pid_t worker)
 {
+	struct sandbox_msg m;
+	struct iovec iov[2] = { { &m, sizeof(m) }, { &zr, sizeof(zr) } };
+	int fds[SANDBOX_MSG_FDS] = { -1, -1, -1, -1 };
 	struct run_spec spec;
-	char c;
+	size_t nfd;
 	ssize_t n;
 
-	do
-		n = read(fds[3], &c, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
 		_exit(127);
+	util_title_set("sandbox (spare)");
+	n = sandbox_msg_recv_fds(sock, iov, 2, fds, SANDBOX_MSG_FDS, &nfd);
+	if (n != (ssize_t)(sizeof(m) + sizeof(zr)) || m.type != MSG_ZRUN || nfd != 3 ||
+	    memchr(zr.cwd, '\0', sizeof(zr.cwd)) == NULL)
+		_exit(127);
+	for (int i = 0; i < ZYGOTE_RUN_NVARS; i++)
+		if (memchr(zr.values[i], '\0', sizeof(zr.values[i])) == NULL)
+			_exit(127);
 	memset(&spec, 0, sizeof(spec));
 	spec.cwd = zr.cwd;
 	spec.lim = zr.lim;
@@ -585,32 +595,27 @@ static void run_child(const int *fds, pid_t worker)
 	run_main();
 }
 
-/* One MSG_ZRUN of a plain zygote: a run forked with its fds. */
-static void run_one(void)
+/* One MSG_ZFORK of a plain zygote: a child (run_child) with its socket. */
+static void plain_fork_one(void)
 {
 	struct sandbox_msg m;
-	struct iovec iov[2] = { { &m, sizeof(m) }, { &zr, sizeof(zr) } };
+	struct iovec iov[1] = { { &m, sizeof(m) } };
 	int fds[SANDBOX_MSG_FDS] = { -1, -1, -1, -1 };
 	size_t nfd;
-	ssize_t n = sandbox_msg_recv_fds(ZYGOTE_SOCK_FD, iov, 2, fds, SANDBOX_MSG_FDS, &nfd);
+	ssize_t n = sandbox_msg_recv_fds(ZYGOTE_SOCK_FD, iov, 1, fds, SANDBOX_MSG_FDS, &nfd);
 	pid_t pid, worker = getppid();
 
 	if (n == 0 || (n < 0 && errno != EMSGSIZE))
 		_exit(0);       /* the worker is gone, or let this zygote go */
-	if (n != (ssize_t)(sizeof(m) + sizeof(zr)) || m.type != MSG_ZRUN || nfd != 4 ||
-	    memchr(zr.cwd, '\0', sizeof(zr.cwd)) == NULL)
-		fail("a run request is malformed");
-	for (int i = 0; i < ZYGOTE_RUN_NVARS; i++)
-		if (memchr(zr.values[i], '\0', sizeof(zr.values[i])) == NULL)
-			fail("a run request is malformed");
+	if (n != (ssize_t)sizeof(m) || m.type != MSG_ZFORK || nfd != 1)
+		fail("a fork request is malformed");
 	PyOS_BeforeFork();
 	pid = (pid_t)syscall(SYS_clone, (unsigned long)CLONE_PARENT, NULL, NULL, NULL, 0UL);
 	if (pid == 0)
-		run_child(fds, worker);
+		run_child(fds[0], worker);
 	PyOS_AfterFork_Parent();
 	say(MSG_ZFORKED, pid < 0 ? errno : 0, pid, NULL);
-	for (int i = 0; i < 4; i++)
-		(void)close(fds[i]);
+	(void)close(fds[0]);
 }
 
 /* Copies argv (util_title_init takes over its strings) into own_argv, and
@@ -671,7 +676,7 @@ int main(int argc, char **argv, char **envp)
 	say(MSG_ZREADY, 0, 0, Py_GetVersion());
 	for (;;) {
 		if (zc.plain)
-			run_one();
+			plain_fork_one();
 		else
 			fork_one();
 	}

@@ -263,6 +263,27 @@ class PlainZygote(Zygote):
         self.assertEqual(r.stdout, b"mem EACCES\nenviron EACCES\n"
                                    b"ptrace -1 Operation not permitted\nTrue\n")
 
+    def test_the_next_run_waits_forked_and_a_lost_one_is_made_again(self):
+        """Between requests the zygote's next run waits, forked ahead (a
+        spare, in the run's cgroup); one killed is made again when a
+        request comes, which still runs warm."""
+        s = self.warm_server()
+        self.assertRan(s.post_execute({"main.py": HELLO}))
+
+        def spares():
+            return harness.spare_pids(harness.proc_table(), s.worker_pids())
+        self.assertTrue(harness.wait_for(lambda: len(spares()) == 1, 10),
+                        "no run made ahead: %r" % (spares(),))
+        spare = spares()[0]
+        os.kill(spare, signal.SIGKILL)
+        self.assertTrue(harness.wait_pid_gone(spare, 10))
+        r = s.post_execute({"main.py": HELLO})
+        self.assertRan(r)
+        self.assertEqual(r.stdout, b"hello\n")
+        self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+        self.assertTrue(harness.wait_for(lambda: spares() not in ([], [spare]), 10),
+                        "no new run made ahead: %r" % (spares(),))
+
     def test_a_run_has_its_own_directories(self):
         """Each run's cwd, __file__, sys.path[0], HOME, TMPDIR and
         OUTPUT_DIR are its request's directories, as in a cold run, and
