@@ -320,16 +320,24 @@ def big_transfers(server, size):
     # The same work first with 256 KiB of the same kind of data, so that the
     # baseline peak holds what any request touches (libmagic's database is
     # mapped and paged in by content: random bytes touch other pages than
-    # text). What grows after that grows with the size.
-    warm = {"main.py": b"import os\nprint(os.path.getsize('data.bin'))\n",
+    # text). What grows after that grows with the size. Every worker does
+    # it: as many requests at once as there are workers, each holding its
+    # worker a while (one after the other, a fast worker would take them
+    # all).
+    workers = len(server.worker_pids())
+    warm = {"main.py": b"import os, time\nprint(os.path.getsize('data.bin'))\ntime.sleep(0.2)\n",
             "data.bin": os.urandom(256 << 10)}
-    body, ctype = harness.build_multipart([("files", k, v, None) for k, v in warm.items()])
-    for _ in range(2 * len(server.worker_pids())):
-        c.post(body, ctype)
-    gen_small = b"import os\nopen('out.bin','wb').write(os.urandom(256 << 10))\n"
-    body, ctype = harness.build_multipart([("files", "main.py", gen_small, None)])
-    for _ in range(2 * len(server.worker_pids())):
-        c.post(body, ctype, sink=True)
+    gen_small = (b"import os, time\nopen('out.bin','wb').write(os.urandom(256 << 10))\n"
+                 b"time.sleep(0.2)\n")
+    for files, sink in ((warm, False), ({"main.py": gen_small}, True)):
+        body, ctype = harness.build_multipart([("files", k, v, None) for k, v in files.items()])
+
+        def one(i, body=body, ctype=ctype, sink=sink):
+            w = Client(server.port)
+            w.post(body, ctype, sink=sink)
+            w.close()
+        for _ in range(2):
+            in_threads(workers, one)
 
     res = {}
     up = {"main.py": b"import os\nprint(os.path.getsize('data.bin'))\n",
