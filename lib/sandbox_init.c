@@ -807,21 +807,12 @@ static void init_await_maps(const struct sandbox_init_args *a)
 
 /* Forks the payload and waits for it: its wait status. Orphans of the
  * program come here too; they are reaped on the way. */
-static int init_run_payload(const struct sandbox_init_args *a, const struct init_req *r)
+/* Reaps until payload (> 0) has ended: its wait status. */
+static int init_wait_payload(pid_t payload)
 {
 	int status = 0;
-	pid_t payload = fork(), r_pid;
+	pid_t r_pid;
 
-	if (payload == 0)
-		payload_main(a, r);
-	if (payload < 0) {
-		asyncsafe_say(r->err_w, "start the program", NULL, errno);
-		status = W_EXITCODE(127, 0);
-	}
-	if (r->stdin_fd >= 0)
-		(void)close(r->stdin_fd);
-	(void)close(r->out_w);
-	(void)close(r->err_w);
 	while (payload > 0) {
 		r_pid = waitpid(-1, &status, __WALL);
 		if (r_pid == payload)
@@ -832,6 +823,21 @@ static int init_run_payload(const struct sandbox_init_args *a, const struct init
 		}
 	}
 	return status;
+}
+
+static int init_run_payload(const struct sandbox_init_args *a, const struct init_req *r)
+{
+	pid_t payload = fork();
+
+	if (payload == 0)
+		payload_main(a, r);
+	if (payload < 0)
+		asyncsafe_say(r->err_w, "start the program", NULL, errno);
+	if (r->stdin_fd >= 0)
+		(void)close(r->stdin_fd);
+	(void)close(r->out_w);
+	(void)close(r->err_w);
+	return payload > 0 ? init_wait_payload(payload) : W_EXITCODE(127, 0);
 }
 
 /* When the program ends, so does every process it left. init kills and
@@ -858,6 +864,21 @@ static void init_end_leftovers(const struct sandbox_init_args *a)
 	}
 }
 
+/* The request, the part of the setup it asks for, and the supervisor's
+ * go: in init, or in a payload forked ahead. The umask back to umask_was. */
+static void init_take_request(const struct sandbox_init_args *a, struct init_req *r,
+			      mode_t umask_was)
+{
+	memset(r, 0, sizeof(*r));
+	init_recv_request(a, r);
+	util_title_set("sandbox");
+	init_enter(a, r);
+	if (sandbox_msg_recv_type(a->sock) != MSG_GO)
+		_exit(1);
+	(void)close(a->sock);
+	(void)umask(umask_was);
+}
+
 /* From the maps on: the new root, the run's request, the payload. */
 __attribute__((noreturn))
 static void init_serve(const struct sandbox_init_args *a)
@@ -868,16 +889,24 @@ static void init_serve(const struct sandbox_init_args *a)
 
 	umask_was = umask(022);
 	init_send_work(a, init_setup(a));
-	/* Made ahead of its request, a sandbox waits here. */
-	memset(&r, 0, sizeof(r));
-	init_recv_request(a, &r);
-	util_title_set("sandbox");
-	init_enter(a, &r);
-	if (sandbox_msg_recv_type(a->sock) != MSG_GO)
-		_exit(1);
-	(void)close(a->sock);
-	(void)umask(umask_was);
-	status = init_run_payload(a, &r);
+	/* Made ahead of its request, a sandbox waits here: init, or its
+	 * payload forked ahead, which init then waits for. */
+	if (a->payload_ahead != NULL) {
+		pid_t payload = fork();
+
+		if (payload == 0) {
+			a->payload_ahead();
+			init_take_request(a, &r, umask_was);
+			payload_main(a, &r);
+		}
+		if (payload < 0)
+			init_fail(a, STEP_SETUP, "start the program", NULL, errno);
+		(void)close(a->sock);
+		status = init_wait_payload(payload);
+	} else {
+		init_take_request(a, &r, umask_was);
+		status = init_run_payload(a, &r);
+	}
 	init_end_leftovers(a);
 	(void)util_write_all(a->status_w, &status, sizeof(status));
 	_exit(0);

@@ -46,6 +46,11 @@ struct sandbox_init_args {
 	/* The payload's last step before execve: when it returns, the payload
 	 * execs spec as usual. NULL: execve only. */
 	void (*payload_exec)(const struct run_spec *spec);
+	/* When not NULL, the payload is forked ahead of the request, once the
+	 * sandbox is set up, and calls this while it waits (the zygote's
+	 * inits: it copies the pages its Python would write); it then takes
+	 * the request itself, and init only waits for it. */
+	void (*payload_ahead)(void);
 };
 
 /* init, in the child of clone(CLONE_NEWUSER | CLONE_NEWNS | ...): follows

@@ -456,14 +456,25 @@ SPARE_TITLE = "pyexec-fcgi: sandbox (spare)"
 ZYGOTE_TITLE = "pyexec-fcgi: zygote"
 
 
+def _children(table):
+    kids = {}
+    for pid, info in table.items():
+        kids.setdefault(info["ppid"], []).append(pid)
+    return kids
+
+
 def spare_pids(table, workers):
     """The sandboxes workers made ahead of their next request: a worker's
-    child titled SPARE_TITLE with nothing below it."""
+    child titled SPARE_TITLE with nothing below it but, in a warm sandbox,
+    its payload forked ahead (titled so too, with nothing below it)."""
     workers = set(workers)
-    parents = {i["ppid"] for i in table.values()}
+    kids = _children(table)
+
+    def waiting(pid):
+        return table[pid]["cmdline"] == SPARE_TITLE and not kids.get(pid)
     return sorted(pid for pid, i in table.items()
                   if i["ppid"] in workers and i["cmdline"] == SPARE_TITLE
-                  and pid not in parents)
+                  and all(waiting(k) for k in kids.get(pid, [])))
 
 
 def zygote_pids(table, workers):
@@ -474,8 +485,12 @@ def zygote_pids(table, workers):
 
 
 def kept_pids(table, workers):
-    """What workers keep between requests: their spares and zygotes."""
-    return spare_pids(table, workers) + zygote_pids(table, workers)
+    """What workers keep between requests: their spares (and the payloads
+    forked ahead in them) and zygotes."""
+    spares = spare_pids(table, workers)
+    kids = _children(table)
+    ahead = [k for p in spares for k in kids.get(p, [])]
+    return spares + ahead + zygote_pids(table, workers)
 
 
 def descendants(table, root):

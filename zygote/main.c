@@ -462,6 +462,50 @@ static void python_start(int argc, char **argv)
 		(void)sigaction(sig, NULL, &python_actions[sig]);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23    /* Linux 5.14 */
+#endif
+
+/* A run's copy, made while it waits for its request (forked ahead: the
+ * payload of a warm sandbox, or a plain zygote's run), of every page of
+ * the zygote's writable private memory that is present: its Python (its
+ * exit above all, which touches most of what start-up made) would copy
+ * them one fault at a time while the request waits. Without
+ * MADV_POPULATE_WRITE (before Linux 5.14) the faults stay the run's. */
+static void copy_present_pages(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+	static unsigned char vec[1 << 16];
+	char line[512];
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long a, b;
+		char perms[8];
+
+		/* a line longer than line[] goes by in pieces that do not parse */
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 || strncmp(perms, "rw", 2) != 0 ||
+		    perms[3] != 'p' || strstr(line, "[stack]") != NULL)
+			continue;
+		for (unsigned long p = a; p < b; p += sizeof(vec) * page) {
+			unsigned long n = (b - p) / page < sizeof(vec) ? (b - p) / page : sizeof(vec);
+
+			if (mincore((void *)p, n * page, vec) < 0)
+				break;
+			for (unsigned long i = 0, j; i < n; i = j + 1) {
+				for (j = i; j < n && (vec[j] & 1); j++)
+					;
+				if (j > i)
+					(void)madvise((void *)(p + i * page), (j - i) * page,
+						      MADV_POPULATE_WRITE);
+			}
+		}
+	}
+	(void)fclose(f);
+}
+
 /* One MSG_ZFORK: an init for its root, with its socket and status pipe. */
 static void fork_one(void)
 {
@@ -486,6 +530,7 @@ static void fork_one(void)
 	memcpy(args.root, zf.root, sizeof(args.root));
 	args.new_cgroup_ns = zf.new_cgroup_ns != 0;
 	args.payload_exec = warm_payload;
+	args.payload_ahead = copy_present_pages;
 	PyOS_BeforeFork();
 	pid = (pid_t)syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0UL);
 	if (pid == 0)
@@ -555,48 +600,6 @@ static void run_point_at_own(void)
 		asyncsafe_fail(STDERR_FILENO, "set the run's main.py", NULL, ENOMEM);
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23    /* Linux 5.14 */
-#endif
-
-/* A spare's copy, made while it waits, of every page of the zygote's
- * writable private memory that is present: a run's Python (its exit
- * above all, which touches most of what start-up made) would copy them
- * one fault at a time while its request waits. Without
- * MADV_POPULATE_WRITE (before Linux 5.14) the faults stay the run's. */
-static void copy_present_pages(void)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
-	static unsigned char vec[1 << 16];
-	char line[512];
-
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		unsigned long a, b;
-		char perms[8];
-
-		/* a line longer than line[] goes by in pieces that do not parse */
-		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 || strncmp(perms, "rw", 2) != 0 ||
-		    perms[3] != 'p' || strstr(line, "[stack]") != NULL)
-			continue;
-		for (unsigned long p = a; p < b; p += sizeof(vec) * page) {
-			unsigned long n = (b - p) / page < sizeof(vec) ? (b - p) / page : sizeof(vec);
-
-			if (mincore((void *)p, n * page, vec) < 0)
-				break;
-			for (unsigned long i = 0, j; i < n; i = j + 1) {
-				for (j = i; j < n && (vec[j] & 1); j++)
-					;
-				if (j > i)
-					(void)madvise((void *)(p + i * page), (j - i) * page,
-						      MADV_POPULATE_WRITE);
-			}
-		}
-	}
-	(void)fclose(f);
-}
 
 /* The child of a plain zygote's fork, a spare until its run comes: dies
  * with the worker; waits on its socket (sock) for MSG_ZRUN, its run with
