@@ -160,12 +160,13 @@ class CgroupRuns:
         want = "%s/run-%d" % (self.rel(self.dir), w)
         self.assertTrue(harness.wait_for(lambda: cgroup_of(spares[0], self.ctrl) == want, 5),
                         "%s is in %s" % (spares[0], cgroup_of(spares[0], self.ctrl)))
-        # (with its payload, in a sandbox the zygote forked: made ahead too)
-        table = harness.proc_table()
-        kept = harness.kept_pids(table, [w])
+        # (with its payload, in a sandbox the zygote forked: made ahead too,
+        # maybe after the spare showed, so the processes are read first)
         for run in self.runs():
             procs = cgroup_procs(os.path.join(self.dir, run))
             self.assertIsNotNone(procs, run)
+            table = harness.proc_table()
+            kept = harness.kept_pids(table, [w])
             left = [(p, table.get(p, {}).get("cmdline")) for p in procs if p not in kept]
             self.assertEqual(left, [], run)
 
