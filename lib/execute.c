@@ -114,15 +114,21 @@ static int check_request(struct request *r)
 	return PHASE_NEXT;
 }
 
-/* The request's work directory, named after the worker, so that the
- * master can sweep what a crashed worker leaves behind. PHASE_NEXT, or the
- * request is answered (507, 500). */
+/* The name in work_root of the directory of request id, after the worker,
+ * so that the master can sweep what a crashed worker leaves behind. */
+static void workdir_name(char *buf, size_t len, const char *id)
+{
+	snprintf(buf, len, "%ld-%s", (long)getpid(), id);
+}
+
+/* The request's work directory. PHASE_NEXT, or the request is answered
+ * (507, 500). */
 static int make_workdir(struct request *r)
 {
 	char dirname[96];
 	int err;
 
-	snprintf(dirname, sizeof(dirname), "%ld-%s", (long)getpid(), r->in->request_id);
+	workdir_name(dirname, sizeof(dirname), r->in->request_id);
 	if (workdir_create(&r->wd, r->ctx->cfg->work_root, dirname) == 0) {
 		r->have_wd = 1;
 		return PHASE_NEXT;
@@ -315,9 +321,11 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 
 int execute_program_like(const struct config *cfg, struct execute_program *p)
 {
-	char dirname[96], work[CONFIG_PATH_MAX];
+	char id[EXECUTE_REQUEST_ID_LEN + 1], dirname[96], work[CONFIG_PATH_MAX];
 
-	snprintf(dirname, sizeof(dirname), "%ld-%0*d", (long)getpid(), EXECUTE_REQUEST_ID_LEN, 0);
+	memset(id, '0', EXECUTE_REQUEST_ID_LEN);
+	id[EXECUTE_REQUEST_ID_LEN] = '\0';
+	workdir_name(dirname, sizeof(dirname), id);
 	if (workdir_work_path(cfg->work_root, dirname, work, sizeof(work)) < 0)
 		return -1;
 	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, NULL);

@@ -948,9 +948,7 @@ void sandbox_upload_modes(const struct sandbox_config *cfg, mode_t *dir_bits,
 	*file_bits = own_ids ? 0666 : 0;
 }
 
-/* Whether sp's init is still alive (1), has ended (0), or cannot be
- * watched through its pidfd (-1: no pidfd, or no P_PIDFD before Linux 5.4). */
-static int spare_alive(const struct sandbox_spare *sp)
+int sandbox_spare_alive(const struct sandbox_spare *sp)
 {
 	siginfo_t si;
 
@@ -975,7 +973,7 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 
 	if (sp->pid > 0) {
 		/* still there, and still waiting? */
-		if (sp->cfg == cfg && sp->cgroup == cg && spare_alive(sp) == 1)
+		if (sp->cfg == cfg && sp->cgroup == cg && sandbox_spare_alive(sp) == 1)
 			return 0;
 		spare_end(sp);
 	}
@@ -1001,7 +999,7 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 	/* Without pidfds that waitid takes (Linux 5.4), a spare that someone
 	 * else reaped could not be told from a process that took its pid:
 	 * none are kept. */
-	if (spare_alive(sp) < 0) {
+	if (sandbox_spare_alive(sp) < 0) {
 		spare_end(sp);
 		errno = ENOSYS;
 		return -1;

@@ -201,6 +201,9 @@ void sandbox_spare_init(struct sandbox_spare *sp);
  * says what fails). Needs pidfds (Linux 5.4): ENOSYS without. */
 int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cfg,
 		       const char *dir, const struct cgroup_slot *cg);
+/* Whether sp's process is still alive (1), has ended (0), or cannot be
+ * watched through its pidfd (-1: no pidfd, or no P_PIDFD before Linux 5.4). */
+int sandbox_spare_alive(const struct sandbox_spare *sp);
 /* Ends sp's init, reaps it, removes its directory; sp is then empty. */
 void sandbox_spare_discard(struct sandbox_spare *sp);
 

@@ -940,27 +940,28 @@ static void zygote_keep_caps(const struct sandbox_init_args *a)
 	}
 }
 
-/* The zygote's fds: 0 an empty pipe (its sys.stdin is made as a run's,
- * from a pipe), 1 and 2 the log pipe, ZYGOTE_SOCK_FD the socket; the
- * others close at the exec. */
-static void zygote_fds(const struct sandbox_init_args *a)
+const char *sandbox_exec_zygote(int binary_fd, int log_fd, int sock, char *const *argv,
+				char *const *envp)
 {
-	int p[2], in, log, sock;
+	int p[2], in, log, s;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
-		init_fail(a, STEP_SETUP, "create the zygote's stdin", NULL, errno);
+		return "create the zygote's stdin";
 	(void)close(p[1]);
 	/* Above the numbers they go to, so that no dup2 closes another. */
 	in = fcntl(p[0], F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
-	log = fcntl(a->log_fd, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
-	sock = fcntl(a->sock, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
-	if (in < 0 || log < 0 || sock < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 ||
-	    dup2(log, 2) < 0 || dup2(sock, ZYGOTE_SOCK_FD) < 0)
-		init_fail(a, STEP_SETUP, "set up the zygote's fds", NULL, errno);
+	log = fcntl(log_fd, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	s = fcntl(sock, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
+	if (in < 0 || log < 0 || s < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 ||
+	    dup2(log, 2) < 0 || dup2(s, ZYGOTE_SOCK_FD) < 0)
+		return "set up the zygote's fds";
+	syscall(SYS_execveat, binary_fd, "", argv, envp, AT_EMPTY_PATH);
+	return "execute the zygote";
 }
 
 void sandbox_init_zygote_main(const struct sandbox_init_args *a)
 {
+	const char *what;
 	mode_t umask_was;
 	int wfd;
 
@@ -975,9 +976,9 @@ void sandbox_init_zygote_main(const struct sandbox_init_args *a)
 	zygote_keep_caps(a);
 	/* Python sets its own up as it does in a run: from the defaults. */
 	run_child_signals_default(a->log_fd);
-	zygote_fds(a);
-	syscall(SYS_execveat, a->zygote_fd, "", a->zygote_argv, a->zygote_envp, AT_EMPTY_PATH);
-	init_fail(a, STEP_SETUP, "execute the zygote", NULL, errno);
+	what = sandbox_exec_zygote(a->zygote_fd, a->log_fd, a->sock, a->zygote_argv,
+				   a->zygote_envp);
+	init_fail(a, STEP_SETUP, what, NULL, errno);
 }
 
 /* Back to the host's root, which the zygote's new root keeps at

@@ -53,6 +53,13 @@ struct sandbox_init_args {
 	void (*payload_ahead)(void);
 };
 
+/* Execs pyexec-zygote (binary_fd) with argv and envp, its fds set up:
+ * 0 an empty pipe (its sys.stdin is made as a run's, from a pipe), 1 and
+ * 2 log_fd, ZYGOTE_SOCK_FD sock; the others close at the exec.
+ * Async-signal-safe. Returns only on failure: what failed, with errno. */
+const char *sandbox_exec_zygote(int binary_fd, int log_fd, int sock, char *const *argv,
+				char *const *envp);
+
 /* init, in the child of clone(CLONE_NEWUSER | CLONE_NEWNS | ...): follows
  * the protocol to its end and exits (0 once the payload's wait status is
  * written; 1 when the setup fails, after MSG_ERROR, or when the supervisor

@@ -11,7 +11,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,14 +129,14 @@ fail:
 	return -1;
 }
 
-int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
-		  int binary_fd, char *const *argv, char *const *envp, const char *preload)
+/* A launch's start: z stopped and emptied, plain or not, with argv and
+ * envp kept, and a new directory "<pid>-zygote.XXXXXX" in dir made at
+ * root (PATH_MAX bytes). 0, or -1 with z->why. */
+static int launch_begin(struct zygote *z, int plain, const char *dir, char *root,
+			char *const *argv, char *const *envp)
 {
-	char root[PATH_MAX], err[256];
-	int lp[2] = { -1, -1 };
-
 	zygote_stop(z);
-	z->plain = 0;
+	z->plain = plain;
 	z->why[0] = '\0';
 	z->forks = 0;
 	z->launched_ns = z->ready_ns = 0;
@@ -146,12 +145,32 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 			 "for the zygote");
 		return -1;
 	}
-	if ((size_t)snprintf(root, sizeof(root), "%s/%d-zygote.XXXXXX", dir, (int)getpid()) >=
-	    sizeof(root) || mkdtemp(root) == NULL) {
+	if ((size_t)snprintf(root, PATH_MAX, "%s/%d-zygote.XXXXXX", dir, (int)getpid()) >=
+	    PATH_MAX || mkdtemp(root) == NULL) {
 		snprintf(z->why, sizeof(z->why), "cannot create the zygote's directory in %s: %s",
 			 dir, strerror(errno));
-		goto fail;
+		root[0] = '\0';
+		return -1;
 	}
+	return 0;
+}
+
+/* A launch's end: z's process started, log_r the read end of its output. */
+static void launch_done(struct zygote *z, int log_r)
+{
+	z->log_r = log_r;
+	(void)util_set_nonblock(z->log_r);
+	z->launched_ns = util_now_ns();
+}
+
+int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
+		  int binary_fd, char *const *argv, char *const *envp, const char *preload)
+{
+	char root[PATH_MAX], err[256];
+	int lp[2] = { -1, -1 };
+
+	if (launch_begin(z, 0, dir, root, argv, envp) < 0)
+		return -1;
 	if (pipe2(lp, O_CLOEXEC) < 0) {
 		snprintf(z->why, sizeof(z->why), "pipe: %s", strerror(errno));
 		goto fail_dir;
@@ -163,13 +182,10 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 	}
 	z->sp.own_root = 1;
 	(void)close(lp[1]);
-	z->log_r = lp[0];
-	(void)util_set_nonblock(z->log_r);
-	z->launched_ns = util_now_ns();
+	launch_done(z, lp[0]);
 	return 0;
 fail_dir:
 	(void)rmdir(root);
-fail:
 	if (lp[0] >= 0)
 		(void)close(lp[0]);
 	if (lp[1] >= 0)
@@ -179,13 +195,9 @@ fail:
 
 int zygote_alive(struct zygote *z)
 {
-	siginfo_t si;
-
-	if (!z->ready || z->sp.pid <= 0 || z->sp.pidfd < 0)
+	if (!z->ready || z->sp.pid <= 0)
 		return 0;
-	memset(&si, 0, sizeof(si));
-	if (waitid(P_PIDFD, (id_t)z->sp.pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
-	    si.si_pid == 0)
+	if (sandbox_spare_alive(&z->sp) == 1)
 		return 1;
 	log_output(z);
 	log_msg(LOG_LEVEL_WARN, "zygote: pid %ld is gone; runs start cold until it is "
@@ -256,25 +268,13 @@ pid_t zygote_fork(struct zygote *z, int init_sock, int status_w, const char *roo
 
 static const char *const run_vars[ZYGOTE_RUN_NVARS] = ZYGOTE_RUN_VARS;
 
-/* The index in run_vars of the variable entry ("NAME=value") names, or -1. */
-static int run_var(const char *entry)
-{
-	for (int i = 0; i < ZYGOTE_RUN_NVARS; i++) {
-		size_t len = strlen(run_vars[i]);
-
-		if (strncmp(entry, run_vars[i], len) == 0 && entry[len] == '=')
-			return i;
-	}
-	return -1;
-}
-
 /* Whether two entries are the same variable with the same value, or (for
  * a plain zygote) one of run_vars with a value of the same length. */
 static int same_entry(const struct zygote *z, const char *a, const char *b)
 {
-	int i = z->plain ? run_var(a) : -1;
+	int i = z->plain ? zygote_run_var(a) : -1;
 
-	return strcmp(a, b) == 0 || (i >= 0 && run_var(b) == i && strlen(a) == strlen(b));
+	return strcmp(a, b) == 0 || (i >= 0 && zygote_run_var(b) == i && strlen(a) == strlen(b));
 }
 
 int zygote_matches(const struct zygote *z, const struct run_spec *spec)
@@ -291,32 +291,19 @@ int zygote_matches(const struct zygote *z, const struct run_spec *spec)
 }
 
 /* The child of zygote_launch_plain (async-signal-safe only): a session of
- * its own, death with parent, cwd dir, 0 an empty pipe, 1 and 2 log_w,
- * ZYGOTE_SOCK_FD sock, then the zygote. */
+ * its own, death with parent, cwd dir, then the zygote with its fds. */
 __attribute__((noreturn))
 static void plain_child(pid_t parent, const char *dir, int sock, int log_w, int binary_fd,
 			char *const *argv, char *const *envp)
 {
-	int p[2], in, log, s;
-
 	(void)setsid();
 	run_child_signals_default(log_w);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
 	if (chdir(dir) < 0)
 		asyncsafe_fail(log_w, "change directory to", dir, errno);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		asyncsafe_fail(log_w, "create the zygote's stdin", NULL, errno);
-	(void)close(p[1]);
-	/* Above the numbers they go to, so that no dup2 closes another. */
-	in = fcntl(p[0], F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
-	log = fcntl(log_w, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
-	s = fcntl(sock, F_DUPFD_CLOEXEC, ZYGOTE_SOCK_FD + 1);
-	if (in < 0 || log < 0 || s < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 ||
-	    dup2(log, 2) < 0 || dup2(s, ZYGOTE_SOCK_FD) < 0)
-		asyncsafe_fail(log_w, "set up the zygote's fds", NULL, errno);
-	syscall(SYS_execveat, binary_fd, "", argv, envp, AT_EMPTY_PATH);
-	asyncsafe_fail(2, "execute", "pyexec-zygote", errno);
+	asyncsafe_fail(log_w, sandbox_exec_zygote(binary_fd, log_w, sock, argv, envp), NULL,
+		       errno);
 }
 
 /* Sends a plain zygote its configuration: preload, nothing else. */
@@ -346,24 +333,9 @@ int zygote_launch_plain(struct zygote *z, const char *dir, int binary_fd, char *
 	sigset_t all, old;
 	pid_t parent = getpid(), pid;
 
-	zygote_stop(z);
-	z->plain = 1;
-	z->why[0] = '\0';
-	z->forks = 0;
-	z->launched_ns = z->ready_ns = 0;
-	if ((size_t)snprintf(z->sp.root, sizeof(z->sp.root), "%s/%d-zygote.XXXXXX", dir,
-			     (int)getpid()) >= sizeof(z->sp.root) || mkdtemp(z->sp.root) == NULL) {
-		snprintf(z->why, sizeof(z->why), "cannot create the zygote's directory in %s: %s",
-			 dir, strerror(errno));
-		z->sp.root[0] = '\0';
+	if (launch_begin(z, 1, dir, z->sp.root, argv, envp) < 0)
 		return -1;
-	}
 	z->sp.own_root = 1;
-	if (keep_vectors(z, argv, envp) < 0) {
-		snprintf(z->why, sizeof(z->why), "the run's argv and environment are too long "
-			 "for the zygote");
-		goto fail;
-	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(lp, O_CLOEXEC) < 0) {
 		snprintf(z->why, sizeof(z->why), "cannot make the zygote's socket: %s",
@@ -388,9 +360,7 @@ int zygote_launch_plain(struct zygote *z, const char *dir, int binary_fd, char *
 	sv[0] = -1;
 	(void)close(sv[1]);
 	(void)close(lp[1]);
-	z->log_r = lp[0];
-	(void)util_set_nonblock(z->log_r);
-	z->launched_ns = util_now_ns();
+	launch_done(z, lp[0]);
 	if (z->sp.pidfd < 0 || send_plain_config(z->sp.sock, preload) < 0) {
 		snprintf(z->why, sizeof(z->why), "cannot start the zygote: %s", strerror(errno));
 		zygote_stop(z);
@@ -416,7 +386,7 @@ static int run_request(struct zygote_run *zr, const struct run_spec *spec)
 		return -1;
 	strcpy(zr->cwd, spec->cwd);
 	for (char *const *e = spec->envp; *e != NULL; e++) {
-		int i = run_var(*e);
+		int i = zygote_run_var(*e);
 		const char *v = *e + (i >= 0 ? strlen(run_vars[i]) + 1 : 0);
 
 		if (i < 0)
@@ -430,42 +400,11 @@ static int run_request(struct zygote_run *zr, const struct run_spec *spec)
 }
 
 /* The plain zygote's run forked ahead of its request (zygote_spare_make). */
-static struct {
-	pid_t pid;                        /* 0: none */
-	int pidfd, sock;
-	const struct cgroup_slot *cgroup; /* where it waits */
-} spare = { 0, -1, -1, NULL };
+static struct sandbox_spare spare = { .pidfd = -1, .sock = -1, .status_r = -1, .work_fd = -1 };
 
 void zygote_spare_discard(void)
 {
-	if (spare.pid > 0) {
-		siginfo_t si;
-
-		(void)pidfd_send_signal(spare.pidfd, SIGKILL, NULL, 0);
-		memset(&si, 0, sizeof(si));
-		while (waitid(P_PIDFD, (id_t)spare.pidfd, &si, WEXITED | __WALL) < 0 &&
-		       errno == EINTR)
-			;
-	}
-	if (spare.pidfd >= 0)
-		(void)close(spare.pidfd);
-	if (spare.sock >= 0)
-		(void)close(spare.sock);
-	spare.pid = 0;
-	spare.pidfd = spare.sock = -1;
-	spare.cgroup = NULL;
-}
-
-/* Whether the spare is there, alive, and in cg. */
-static int spare_ready(const struct cgroup_slot *cg)
-{
-	siginfo_t si;
-
-	if (spare.pid <= 0 || spare.cgroup != cg)
-		return 0;
-	memset(&si, 0, sizeof(si));
-	return waitid(P_PIDFD, (id_t)spare.pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
-	       si.si_pid == 0;
+	sandbox_spare_discard(&spare);
 }
 
 int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err, size_t errlen)
@@ -475,9 +414,9 @@ int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err,
 	int sv[2];
 	pid_t pid;
 
-	if (spare_ready(cg))
+	if (spare.pid > 0 && spare.cgroup == cg && sandbox_spare_alive(&spare) == 1)
 		return 0;
-	zygote_spare_discard();
+	sandbox_spare_discard(&spare);
 	if (z == NULL || !z->ready || !z->plain) {
 		snprintf(err, errlen, "no zygote");
 		return -1;
@@ -501,9 +440,7 @@ int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err,
 			return 0;
 		}
 		snprintf(err, errlen, "cannot move the run into its cgroup: %s", strerror(errno));
-		if (spare.pidfd < 0)
-			(void)kill(pid, SIGKILL);   /* the run's clean-up reaps it */
-		zygote_spare_discard();
+		sandbox_spare_discard(&spare);
 		return -1;
 	}
 	(void)close(sv[0]);
@@ -539,17 +476,14 @@ pid_t zygote_run(struct zygote *z, const struct run_spec *spec, int stdin_fd, in
 	if (sandbox_msg_send_fds(spare.sock, iov, 2, fds, 3) == (ssize_t)(sizeof(m) + sizeof(zr))) {
 		/* from here on the run's: run_program reaps it */
 		pid = spare.pid;
-		(void)close(spare.pidfd);
-		(void)close(spare.sock);
 		spare.pid = 0;
-		spare.pidfd = spare.sock = -1;
-		spare.cgroup = NULL;
+		sandbox_spare_discard(&spare);
 		/* Either side may win the race, as with a cold run. */
 		(void)setpgid(pid, pid);
 	} else {
 		snprintf(err, errlen, "the zygote's run did not take its request: %s",
 			 strerror(errno));
-		zygote_spare_discard();
+		sandbox_spare_discard(&spare);
 	}
 	if (in != stdin_fd)
 		(void)close(in);

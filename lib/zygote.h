@@ -39,6 +39,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "run.h"
@@ -81,6 +82,21 @@ struct zygote_fork {
  * any other difference from the zygote's environment makes a run cold. */
 #define ZYGOTE_RUN_VARS { "HOME", "TMPDIR", "OUTPUT_DIR" }
 #define ZYGOTE_RUN_NVARS 3
+
+/* The index in ZYGOTE_RUN_VARS of the variable an environment entry
+ * ("NAME=value") sets, or -1. */
+static inline int zygote_run_var(const char *entry)
+{
+	static const char *const vars[ZYGOTE_RUN_NVARS] = ZYGOTE_RUN_VARS;
+
+	for (int i = 0; i < ZYGOTE_RUN_NVARS; i++) {
+		size_t len = strlen(vars[i]);
+
+		if (strncmp(entry, vars[i], len) == 0 && entry[len] == '=')
+			return i;
+	}
+	return -1;
+}
 
 /* A plain zygote's MSG_ZFORK is a struct sandbox_msg alone with one fd:
  * the socket its child (a spare until its run comes) waits on. MSG_ZRUN,

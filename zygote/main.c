@@ -559,16 +559,16 @@ static void run_point_at_own(void)
 	char cwd[PATH_MAX], *file, *rest;
 
 	/* Over the stand-ins, in the block the kernel shows. */
-	for (char **e = own_envp; *e != NULL; e++)
-		for (int i = 0; i < ZYGOTE_RUN_NVARS; i++) {
-			size_t n = strlen(run_vars[i]);
+	for (char **e = own_envp; *e != NULL; e++) {
+		int i = zygote_run_var(*e);
+		char *value = i >= 0 ? *e + strlen(run_vars[i]) + 1 : NULL;
 
-			if (strncmp(*e, run_vars[i], n) != 0 || (*e)[n] != '=')
-				continue;
-			if (strlen(*e + n + 1) != strlen(zr.values[i]))
-				asyncsafe_fail(STDERR_FILENO, "set the run's", run_vars[i], EINVAL);
-			memcpy(*e + n + 1, zr.values[i], strlen(zr.values[i]));
-		}
+		if (value == NULL)
+			continue;
+		if (strlen(value) != strlen(zr.values[i]))
+			asyncsafe_fail(STDERR_FILENO, "set the run's", run_vars[i], EINVAL);
+		memcpy(value, zr.values[i], strlen(zr.values[i]));
+	}
 	for (int i = 0; environ != NULL && i < ZYGOTE_RUN_NVARS; i++) {
 		PyObject *v = PyUnicode_DecodeFSDefault(zr.values[i]);
 
