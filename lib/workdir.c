@@ -110,8 +110,6 @@ int workdir_create(struct workdir *wd, const char *root, const char *id)
 		return -1;
 	memcpy(wd->work_path, wd->path, (size_t)n);
 	memcpy(wd->work_path + n, "/work", sizeof("/work"));
-	memcpy(wd->tmp_path, wd->path, (size_t)n);
-	memcpy(wd->tmp_path + n, "/tmp", sizeof("/tmp"));
 
 	wd->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wd->root_fd < 0) {
@@ -127,7 +125,6 @@ int workdir_create(struct workdir *wd, const char *root, const char *id)
 	made = 1;
 	wd->req_fd = openat(wd->root_fd, id, DIR_OPEN_FLAGS);
 	if (wd->req_fd < 0 || mkdirat(wd->req_fd, "work", 0700) < 0 ||
-	    mkdirat(wd->req_fd, "tmp", 0700) < 0 ||
 	    (wd->work_fd = openat(wd->req_fd, "work", DIR_OPEN_FLAGS)) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "workdir: cannot set up %s: %s", wd->path,
 			strerror(errno));

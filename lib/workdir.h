@@ -29,14 +29,14 @@ struct workdir {
 	char id[64];
 	char path[PATH_MAX];      /* absolute path of <work_root>/<id> */
 	char work_path[PATH_MAX]; /* absolute path of .../work */
-	char tmp_path[PATH_MAX];  /* absolute path of .../tmp, or of the short
-	                           * directory once workdir_make_short_tmp made it */
+	char tmp_path[PATH_MAX];  /* the short temporary directory once
+	                           * workdir_make_short_tmp made it, else "" */
 };
 
 #define WORKDIR_SHORT_TMP "/tmp/pyexec-XXXXXX"  /* mkdtemp(3) template */
 #define WORKDIR_TMP_LINK  "tmpdir"              /* names it in the request dir */
 
-/* Makes <root>/<id>, work/ and tmp/ (root must exist). id is [A-Za-z0-9_-],
+/* Makes <root>/<id> and work/ (root must exist). id is [A-Za-z0-9_-],
  * 1..63 bytes. 0, or -1 with errno (ENOSPC, EDQUOT, EEXIST...), logged. On
  * failure nothing is left behind and wd holds no fd. */
 int workdir_create(struct workdir *wd, const char *root, const char *id);

@@ -262,10 +262,10 @@ START_TEST(test_create_layout)
 	ck_assert(S_ISDIR(st.st_mode));
 	ck_assert_int_eq(fstat(wd.work_fd, &st2), 0);
 	ck_assert(st.st_ino == st2.st_ino && st.st_dev == st2.st_dev);
-	pathf(p, "%s/req-1_A/tmp", root);
-	ck_assert_str_eq(wd.tmp_path, p);
-	ck_assert_int_eq(lstat(p, &st), 0);
-	ck_assert(S_ISDIR(st.st_mode));
+	/* No tmp/: a run's temporary directory is its sandbox's /tmp, or the
+	 * short one workdir_make_short_tmp makes. */
+	ck_assert_str_eq(wd.tmp_path, "");
+	ck_assert_int_eq(count_entries(wd.path), 1);
 	ck_assert_int_eq(fcntl(wd.work_fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	ck_assert_int_eq(fcntl(wd.req_fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	ck_assert_int_eq(fcntl(wd.root_fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
@@ -292,8 +292,7 @@ START_TEST(test_create_relative_root)
 	ck_assert_str_eq(wd.path, want);
 	pathf(want, "%s/root/r/work", real);
 	ck_assert_str_eq(wd.work_path, want);
-	pathf(want, "%s/root/r/tmp", real);
-	ck_assert_str_eq(wd.tmp_path, want);
+	ck_assert_str_eq(wd.tmp_path, "");
 	ck_assert_int_eq(workdir_remove(&wd), 0);
 	ck_assert_int_eq(chdir("/"), 0);
 }
@@ -520,7 +519,7 @@ START_TEST(test_create_file_bad_names)
 	}
 	ck_assert_int_eq(workdir_create_file(&wd, NULL), -1);
 	ck_assert_int_eq(count_entries(wd.work_path), 0);
-	ck_assert_int_eq(count_entries(wd.path), 2);
+	ck_assert_int_eq(count_entries(wd.path), 1);
 	ck_assert_int_eq(count_entries(outside), 0);
 	ck_assert_int_eq(workdir_remove(&wd), 0);
 	/* After removal there is no work_fd to create in. */
@@ -558,7 +557,7 @@ START_TEST(test_private_file)
 		ck_assert_msg(workdir_private_file(&wd, bad[i]) == -1, "\"%s\" accepted", bad[i]);
 		ck_assert_int_eq(errno, EINVAL);
 	}
-	ck_assert_int_eq(count_entries(wd.path), 3);
+	ck_assert_int_eq(count_entries(wd.path), 2);
 	ck_assert_int_eq(workdir_remove(&wd), 0);
 	ck_assert_int_eq(count_entries(root), 0);
 }
@@ -578,10 +577,11 @@ START_TEST(test_remove_hostile_leftovers)
 	/* A hard link to an outside file shares its inode: only the link goes. */
 	pathf(p, "%s/secret", outside);
 	ck_assert_int_eq(linkat(AT_FDCWD, p, wd.work_fd, "hardlink", 0), 0);
-	/* The private side and tmp/ get leftovers too. */
+	/* The private side and the short temporary directory get leftovers too. */
 	fd = workdir_private_file(&wd, "stdin");
 	ck_assert_int_ge(fd, 0);
 	close(fd);
+	ck_assert_int_eq(workdir_make_short_tmp(&wd), 0);
 	pathf(p, "%s", wd.tmp_path);
 	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);

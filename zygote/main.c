@@ -23,12 +23,14 @@
 #include <linux/filter.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "asyncsafe.h"
@@ -466,21 +468,15 @@ static void python_start(int argc, char **argv)
 #define MADV_POPULATE_WRITE 23    /* Linux 5.14 */
 #endif
 
-/* A run's copy, made while it waits for its request (forked ahead: the
- * payload of a warm sandbox, or a plain zygote's run), of every page of
- * the zygote's writable private memory that is present: its Python (its
- * exit above all, which touches most of what start-up made) would copy
- * them one fault at a time while the request waits. Without
- * MADV_POPULATE_WRITE (before Linux 5.14) the faults stay the run's. */
-static void copy_present_pages(void)
+/* Calls fn(a, b, arg) for each writable private mapping [a, b) of this
+ * process but its stack, in /proc/self/maps. -1 when that cannot be read. */
+static int each_private_mapping(void (*fn)(unsigned long, unsigned long, void *), void *arg)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
-	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
-	static unsigned char vec[1 << 16];
 	char line[512];
 
 	if (f == NULL)
-		return;
+		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		unsigned long a, b;
 		char perms[8];
@@ -489,21 +485,166 @@ static void copy_present_pages(void)
 		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 || strncmp(perms, "rw", 2) != 0 ||
 		    perms[3] != 'p' || strstr(line, "[stack]") != NULL)
 			continue;
-		for (unsigned long p = a; p < b; p += sizeof(vec) * page) {
-			unsigned long n = (b - p) / page < sizeof(vec) ? (b - p) / page : sizeof(vec);
-
-			if (mincore((void *)p, n * page, vec) < 0)
-				break;
-			for (unsigned long i = 0, j; i < n; i = j + 1) {
-				for (j = i; j < n && (vec[j] & 1); j++)
-					;
-				if (j > i)
-					(void)madvise((void *)(p + i * page), (j - i) * page,
-						      MADV_POPULATE_WRITE);
-			}
-		}
+		fn(a, b, arg);
 	}
 	(void)fclose(f);
+	return 0;
+}
+
+/* MADV_POPULATE_WRITE over the pages of [a, b) that are present. */
+static void populate_present(unsigned long a, unsigned long b, void *unused)
+{
+	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+	static unsigned char vec[1 << 16];
+
+	(void)unused;
+	for (unsigned long p = a; p < b; p += sizeof(vec) * page) {
+		unsigned long n = (b - p) / page < sizeof(vec) ? (b - p) / page : sizeof(vec);
+
+		if (mincore((void *)p, n * page, vec) < 0)
+			break;
+		for (unsigned long i = 0, j; i < n; i = j + 1) {
+			for (j = i; j < n && (vec[j] & 1); j++)
+				;
+			if (j > i)
+				(void)madvise((void *)(p + i * page), (j - i) * page,
+					      MADV_POPULATE_WRITE);
+		}
+	}
+}
+
+/* The pages of the zygote a run writes, as learnt_written_pages found
+ * them: nhot ranges of pages, none when that failed. */
+struct page_range {
+	unsigned long start, end;
+};
+enum { HOT_MAX = 4096 };
+static struct page_range hot[HOT_MAX];
+static size_t nhot;
+
+/* A run's copy, made while it waits for its request (forked ahead: the
+ * payload of a warm sandbox, or a plain zygote's run), of the zygote's
+ * pages that it will write: its Python (its exit above all, which touches
+ * most of what start-up made) would copy them one fault at a time while
+ * the request waits. Those learnt_written_pages found, or else every
+ * present page of the zygote's writable private memory (some of which no
+ * run writes). Without MADV_POPULATE_WRITE (before Linux 5.14) the faults
+ * stay the run's. */
+static void copy_present_pages(void)
+{
+	if (nhot == 0) {
+		(void)each_private_mapping(populate_present, NULL);
+		return;
+	}
+	for (size_t i = 0; i < nhot; i++)
+		populate_present(hot[i].start, hot[i].end, NULL);
+}
+
+#define PM_PRESENT   (1ULL << 63)
+#define PM_EXCLUSIVE (1ULL << 56)  /* mapped by this process only: Linux 4.2 */
+
+/* The zygote's own pagemap, opened while it is still dumpable (an
+ * undumpable process's /proc files are root's), and closed once read:
+ * no run has it. */
+static int own_pagemap = -1;
+
+/* Adds to hot[] the ranges of [a, b) that this process holds alone. */
+static void add_own_pages(unsigned long a, unsigned long b, void *unused)
+{
+	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+	uint64_t e[512];
+
+	(void)unused;
+	for (unsigned long p = a; p < b; p += 512 * page) {
+		unsigned long n = (b - p) / page < 512 ? (b - p) / page : 512;
+
+		if (pread(own_pagemap, e, n * sizeof(e[0]), (off_t)(p / page * sizeof(e[0]))) !=
+		    (ssize_t)(n * sizeof(e[0]))) {
+			nhot = HOT_MAX + 1;   /* unknown: none */
+			return;
+		}
+		for (unsigned long i = 0; i < n && nhot <= HOT_MAX; i++) {
+			unsigned long at = p + i * page;
+
+			if ((e[i] & (PM_PRESENT | PM_EXCLUSIVE)) != (PM_PRESENT | PM_EXCLUSIVE))
+				continue;
+			if (nhot > 0 && hot[nhot - 1].end == at)
+				hot[nhot - 1].end = at + page;
+			else if (nhot < HOT_MAX)
+				hot[nhot++] = (struct page_range){ at, at + page };
+			else
+				nhot = HOT_MAX + 1;
+		}
+	}
+}
+
+/* learnt_written_pages' child: an empty script, and Python's finalisation
+ * as at a run's exit (what it prints goes to out, a pipe nobody reads);
+ * then a byte on done, and it waits for hold to close. */
+__attribute__((noreturn))
+static void probe_child(int done, int hold, int out)
+{
+	char c;
+
+	PyOS_AfterFork_Child();
+	if (dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
+		_exit(1);
+	(void)PyRun_SimpleString("pass");
+	(void)Py_FinalizeEx();
+	if (util_write_all(done, "", 1) < 0)
+		_exit(1);
+	while (read(hold, &c, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		(void)close(*fd);
+	*fd = -1;
+}
+
+/* Which of the zygote's pages a run writes, learnt once per zygote: a
+ * child of it finalises Python as a run does at its exit, then waits.
+ * Each page it wrote is now a copy of its own, and the zygote's page the
+ * zygote's alone again: the zygote's pagemap says which (with the few the
+ * zygote writes meanwhile). A run's spare then copies those only. Nothing
+ * of any request is involved. When anything fails, or without a /proc
+ * (the namespace layer's zygote has none), runs copy every present page. */
+static void learnt_written_pages(void)
+{
+	int done[2] = { -1, -1 }, hold[2] = { -1, -1 }, out[2] = { -1, -1 };
+	pid_t pid = -1;
+	ssize_t n = -1;
+	char c;
+
+	if (own_pagemap >= 0 && pipe2(done, O_CLOEXEC) == 0 && pipe2(hold, O_CLOEXEC) == 0 &&
+	    pipe2(out, O_CLOEXEC) == 0) {
+		PyOS_BeforeFork();
+		pid = fork();
+		if (pid == 0) {
+			(void)close(hold[1]);
+			probe_child(done[1], hold[0], out[1]);
+		}
+		PyOS_AfterFork_Parent();
+	}
+	close_fd(&out[0]);
+	close_fd(&out[1]);
+	close_fd(&done[1]);
+	close_fd(&hold[0]);
+	while (pid > 0 && (n = read(done[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	nhot = 0;
+	if (n != 1 || each_private_mapping(add_own_pages, NULL) < 0)
+		nhot = HOT_MAX + 1;
+	close_fd(&hold[1]);           /* the child exits */
+	close_fd(&done[0]);
+	if (pid > 0 && waitpid(pid, NULL, 0) != pid)
+		nhot = HOT_MAX + 1;
+	if (nhot > HOT_MAX)
+		nhot = 0;
+	close_fd(&own_pagemap);
 }
 
 /* One MSG_ZFORK: an init for its root, with its socket and status pipe. */
@@ -711,12 +852,14 @@ int main(int argc, char **argv, char **envp)
 	read_config();
 	if (getcwd(own_cwd, sizeof(own_cwd)) == NULL)
 		fail("cannot find the zygote's directory");
+	own_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	/* Out of reach of the runs of the same user (the rlimits layer): no
 	 * ptrace, no /proc/<pid>/mem. */
 	if (zc.plain && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("cannot make the zygote undumpable");
 	python_start(argc, own_argv);
 	preload();
+	learnt_written_pages();
 	/* Its directory goes: each run starts in its own. Removed here, it
 	 * is not left for the worker to see to between requests. */
 	if (zc.plain && (chdir("/") < 0 || rmdir(own_cwd) < 0))
