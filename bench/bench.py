@@ -52,7 +52,9 @@ free loopback ports with t/harness.py, then measures in one run:
      and network namespaces, with no sandbox and no HTTP. Targets: warm p50
      <= 0.5 x bare p50, warm rate at 8 >= 2 x bare's, preloaded import
      numpy p50 <= 0.25 x a bare one. On the namespace layer, or with
-     --sandbox rlimits on the rlimits layer.
+     --sandbox rlimits on the rlimits layer; with --tmpfs-work-root (as
+     root) each server's work_root is on a tmpfs of its own, else where
+     the harness makes it (under /tmp): the output names its file system.
 
 and prints a table and the ratios the project targets (README, "Performance"):
 
@@ -522,7 +524,29 @@ def floor_rates(duration, conc):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def warm_start(n, duration, layer):
+def tmpfs_work_root(server):
+    """Harness before_start hook: a tmpfs (1 GiB) on the directory that
+    holds the server's work_root (needs root)."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0777,size=1g", "pyexec-bench",
+                    server.outer], check=True, capture_output=True)
+
+
+def work_root_fs(path):
+    """The file system type and options of path's mount, from
+    /proc/self/mountinfo (the longest mount point above it)."""
+    best, what = "", "?"
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            point = left.split()[4]
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+                best, fs = point, right.split()
+                what = "%s (%s)" % (fs[0], fs[2])
+    return what
+
+
+def warm_start(n, duration, layer, tmpfs=False):
     """The warm start (README "Warm start") against a cold server and a bare
     start, in one run: hello world p50, sample by sample in turn (bare,
     cold, warm, and warm with a zygote replaced every 5 runs, each finding
@@ -538,15 +562,18 @@ def warm_start(n, duration, layer):
              "refresh": ["warm=yes", "warm_runs=5"]}
     if have_numpy:
         kinds["preload"] = ["warm=yes", "warm_preload=numpy"]
-    servers = {k: harness.Server(name="bench-" + k, sandbox=layer, options=o)
+    hook = tmpfs_work_root if tmpfs else None
+    servers = {k: harness.Server(name="bench-" + k, sandbox=layer, options=o,
+                                 before_start=hook)
                for k, o in kinds.items()}
     # 8 workers: 8 runs at a time, as the bare baseline has 8 pythons
     servers["warm8"] = harness.Server(name="bench-warm8", sandbox=layer,
-                                      options=["warm=yes"], workers=8)
+                                      options=["warm=yes"], workers=8, before_start=hook)
     d = tempfile.mkdtemp(prefix="pyexec-bench-warm-")
     try:
         for srv in servers.values():
             srv.start()
+        fs = work_root_fs(servers["warm"].work_root)
         health = servers["warm"].request("GET", "/healthz").json()
         if health.get("sandbox") != layer or health.get("warm") != "on":
             print("warm start: not measured (%s)\n" % health.get("warm_why", "no " + layer))
@@ -610,10 +637,12 @@ def warm_start(n, duration, layer):
                 m = [memory_kib(z) for z in zyg]
                 mem[k] = (len(zyg), sum(x[0] for x in m), sum(x[1] for x in m))
         return {"latency": r, "rate8": rate, "cpu8": cpu, "memory": mem, "child": child,
-                "floor": floor, "floor_why": floor_why}
+                "floor": floor, "floor_why": floor_why, "work_root_fs": fs}
     finally:
         for srv in servers.values():
             srv.stop()
+            if tmpfs and getattr(srv, "outer", None):
+                subprocess.run(["umount", srv.outer], capture_output=True)
             srv.cleanup_dir()
         shutil.rmtree(d, ignore_errors=True)
 
@@ -624,7 +653,9 @@ def print_warm(w, figures):
     lat = {"%s_%s" % k: percentile(v, 50) * 1e3 for k, v in w["latency"].items()}
     p90 = {"%s_%s" % k: percentile(v, 90) * 1e3 for k, v in w["latency"].items()}
     rate = w["rate8"]
-    figures["warm"] = {"p50_ms": lat, "p90_ms": p90, "rate8": rate, "memory": w["memory"]}
+    figures["warm"] = {"p50_ms": lat, "p90_ms": p90, "rate8": rate, "memory": w["memory"],
+                       "work_root_fs": w["work_root_fs"]}
+    print("warm start: work_root on %s" % w["work_root_fs"])
     print("%-40s %9s %9s %9s %9s" % ("warm start (%d each), p50 / p90"
                                      % len(w["latency"][("hello", "bare")]),
                                      "bare", "cold", "warm", "refresh"))
@@ -700,8 +731,12 @@ def main():
                     help="samples per layer for bare/rlimits/namespaces (100; 0 skips)")
     ap.add_argument("--warm-requests", type=int, default=100,
                     help="samples of bare/cold/warm for the warm start (100; 0 skips)")
+    ap.add_argument("--tmpfs-work-root", action="store_true",
+                    help="part f's servers keep work_root on a tmpfs of their own (needs root)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     a = ap.parse_args()
+    if a.tmpfs_work_root and os.geteuid() != 0:
+        ap.error("--tmpfs-work-root needs root (it mounts a tmpfs)")
     cores = os.cpu_count() or 1
     size = a.size_mib << 20
 
@@ -730,7 +765,7 @@ def main():
             ix.stop()
     lay = layers(a.layer_requests) if a.layer_requests > 0 else None
     warm = (warm_start(a.warm_requests, a.duration,
-                       "rlimits" if a.sandbox == "rlimits" else "namespaces")
+                       "rlimits" if a.sandbox == "rlimits" else "namespaces", a.tmpfs_work_root)
             if a.warm_requests > 0 else None)
 
     bare50, bare90 = percentile(bare, 50), percentile(bare, 90)
