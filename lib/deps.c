@@ -1,11 +1,17 @@
 #include "config.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sha2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "deps.h"
 #include "util.h"
@@ -514,4 +520,189 @@ void deps_normalize_name(const char *name, size_t len, char *out)
 		}
 	}
 	out[o] = '\0';
+}
+
+/* Top-level modules of an installed set (deps_top_level). */
+
+#define DEPS_TOP_MAX 256          /* names kept of one set */
+
+struct deps_names {
+	unsigned n;
+	char name[DEPS_TOP_MAX][DEPS_NAME_MAX + 1];
+};
+
+static int deps_is_identifier(const char *s, size_t len)
+{
+	if (len == 0 || len > DEPS_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!deps_is_alnum(s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+static void deps_names_add(struct deps_names *names, const char *s, size_t len)
+{
+	if (!deps_is_identifier(s, len) || names->n >= DEPS_TOP_MAX)
+		return;
+	for (unsigned i = 0; i < names->n; i++)
+		if (strlen(names->name[i]) == len && memcmp(names->name[i], s, len) == 0)
+			return;
+	memcpy(names->name[names->n], s, len);
+	names->name[names->n][len] = '\0';
+	names->n++;
+}
+
+/* The file name in dirfd, read whole (at most DEPS_META_MAX bytes): a
+ * malloc'd NUL-ended buffer, or NULL (none, not a regular file, too big). */
+static char *deps_read_meta(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= DEPS_META_MAX &&
+	    (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+		while (got < (size_t)st.st_size) {
+			ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		buf[got] = '\0';
+	}
+	(void)close(fd);
+	return buf;
+}
+
+/* One path of a RECORD, at the top of the set: MOD.py, PKG/__init__.py,
+ * MOD.TAG.so. */
+static void deps_record_path(struct deps_names *names, const char *p, size_t len)
+{
+	const char *slash = memchr(p, '/', len);
+	const char *dot;
+
+	if (slash != NULL) {
+		if ((size_t)(p + len - slash) == sizeof("/__init__.py") - 1 &&
+		    memcmp(slash, "/__init__.py", sizeof("/__init__.py") - 1) == 0)
+			deps_names_add(names, p, (size_t)(slash - p));
+		return;
+	}
+	dot = memchr(p, '.', len);
+	if (dot == NULL)
+		return;
+	if ((size_t)(p + len - dot) == 3 && memcmp(dot, ".py", 3) == 0)
+		deps_names_add(names, p, (size_t)(dot - p));
+	else if (len > 3 && memcmp(p + len - 3, ".so", 3) == 0)
+		deps_names_add(names, p, (size_t)(dot - p));
+}
+
+/* A RECORD: CSV rows whose first field is a path (quoted when it holds a
+ * comma or a quote). */
+static void deps_record(struct deps_names *names, const char *text)
+{
+	char path[PATH_MAX];
+
+	while (*text != '\0') {
+		size_t n = 0;
+		const char *eol = strchr(text, '\n');
+		const char *end = eol != NULL ? eol : text + strlen(text);
+
+		if (*text == '"') {
+			for (const char *c = text + 1; c < end && n < sizeof(path); c++) {
+				if (*c == '"' && c + 1 < end && c[1] == '"')
+					path[n++] = *c++;
+				else if (*c == '"')
+					break;
+				else
+					path[n++] = *c;
+			}
+		} else {
+			for (const char *c = text; c < end && *c != ',' && n < sizeof(path); c++)
+				path[n++] = *c;
+		}
+		if (n < sizeof(path))
+			deps_record_path(names, path, n);
+		text = eol != NULL ? eol + 1 : end;
+	}
+}
+
+/* A top_level.txt: one name a line (a "/" in one names a package inside
+ * the first part). */
+static void deps_top_level_txt(struct deps_names *names, const char *text)
+{
+	while (*text != '\0') {
+		const char *eol = strchr(text, '\n');
+		const char *end = eol != NULL ? eol : text + strlen(text);
+		const char *slash = memchr(text, '/', (size_t)(end - text));
+		size_t n = (size_t)((slash != NULL ? slash : end) - text);
+
+		while (n > 0 && (text[n - 1] == '\r' || text[n - 1] == ' '))
+			n--;
+		deps_names_add(names, text, n);
+		text = eol != NULL ? eol + 1 : end;
+	}
+}
+
+static int deps_name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int deps_top_level(int site_fd, char *out, size_t len)
+{
+	static struct deps_names names;   /* 33K: off the stack */
+	int fd = openat(site_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	size_t used = 0;
+	int count = 0;
+
+	if (d == NULL) {
+		if (fd >= 0)
+			(void)close(fd);
+		return -1;
+	}
+	names.n = 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		int info;
+		char *text;
+
+		if (n <= sizeof(".dist-info") - 1 ||
+		    strcmp(de->d_name + n - (sizeof(".dist-info") - 1), ".dist-info") != 0)
+			continue;
+		info = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (info < 0)
+			continue;
+		if ((text = deps_read_meta(info, "top_level.txt")) != NULL) {
+			deps_top_level_txt(&names, text);
+		} else if ((text = deps_read_meta(info, "RECORD")) != NULL) {
+			deps_record(&names, text);
+		}
+		free(text);
+		(void)close(info);
+	}
+	(void)closedir(d);
+	qsort(names.name, names.n, sizeof(names.name[0]), deps_name_cmp);
+	if (len > 0)
+		out[0] = '\0';
+	for (unsigned i = 0; i < names.n; i++) {
+		size_t n = strlen(names.name[i]);
+
+		if (used + (used > 0) + n + 1 > len)
+			continue;
+		if (used > 0)
+			out[used++] = ',';
+		memcpy(out + used, names.name[i], n + 1);
+		used += n;
+		count++;
+	}
+	return count;
 }

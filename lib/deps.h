@@ -43,4 +43,16 @@ void deps_key(const struct deps_set *set, const char *salt, char *key);
  * lowercase, every run of '-', '_', '.' becomes one '-'. */
 void deps_normalize_name(const char *name, size_t len, char *out);
 
+/* The top-level modules an installed set provides, from the metadata of
+ * the distributions in site_fd (a pip --target directory: one
+ * NAME-VERSION.dist-info each): each one's top_level.txt, or else what its
+ * RECORD lists at the top (MOD.py, PKG/__init__.py, MOD.TAG.so). Only
+ * Python identifiers; a distribution's files are never trusted further
+ * (no symlink followed, DEPS_META_MAX bytes of a file read). Writes them
+ * into out (len bytes) sorted, without duplicates, comma-separated (""
+ * when none); a name that does not fit is left out. The number written,
+ * or -1 with errno when site_fd cannot be listed. */
+#define DEPS_META_MAX (1 << 20)
+int deps_top_level(int site_fd, char *out, size_t len);
+
 #endif

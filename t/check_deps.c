@@ -1,9 +1,13 @@
 #include "config.h"
 
 #include <check.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "deps.h"
 #include "check_main.h"
@@ -523,6 +527,141 @@ START_TEST(test_key_differs)
 }
 END_TEST
 
+/* A site directory of its own, made under TMPDIR (or /tmp), and its fd. */
+static char site[PATH_MAX];
+
+static int site_make(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(site, sizeof(site), "%s/check_deps.XXXXXX", tmp != NULL ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(site));
+	return open(site, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void site_file(const char *name, const char *text)
+{
+	char p[PATH_MAX * 2];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", site, name);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A file of n bytes c. */
+static void site_file_of(const char *name, char c, size_t n)
+{
+	char *text = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(text);
+	memset(text, c, n);
+	text[n] = '\0';
+	site_file(name, text);
+	free(text);
+}
+
+static void site_dir(const char *name)
+{
+	char p[PATH_MAX * 2];
+
+	snprintf(p, sizeof(p), "%s/%s", site, name);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+}
+
+static void site_remove(int fd)
+{
+	char cmd[PATH_MAX + 16];
+
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", site);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_top_level_from_metadata)
+{
+	int fd = site_make();
+	char out[256];
+
+	/* setuptools' top_level.txt, a private extension module among them */
+	site_dir("PyYAML-6.0.dist-info");
+	site_file("PyYAML-6.0.dist-info/top_level.txt", "_yaml\nyaml\n");
+	site_file("PyYAML-6.0.dist-info/RECORD", "notthis.py,,\n");
+	/* no top_level.txt (flit, hatchling): the RECORD's top */
+	site_dir("b_dist-1.0.dist-info");
+	site_file("b_dist-1.0.dist-info/RECORD",
+		  "bpkg/__init__.py,sha256=abc,10\n"
+		  "bpkg/sub.py,sha256=abc,10\n"
+		  "bmod.py,sha256=abc,10\n"
+		  "bext.cpython-311-x86_64-linux-gnu.so,sha256=abc,10\n"
+		  "b_dist-1.0.dist-info/METADATA,,\n"
+		  "b_dist.pth,,\n"
+		  "../../bin/bscript,,\n"
+		  "nsonly/mod.py,,\n"
+		  "\"q,uoted.py\",,\n"
+		  "\"ok_quoted.py\",,\r\n"
+		  "__pycache__/bmod.cpython-311.pyc,,\n");
+	/* a package inside another's namespace names its first part; names
+	 * that are not identifiers are left out; a duplicate counts once */
+	site_dir("c-2.dist-info");
+	site_file("c-2.dist-info/top_level.txt",
+		  "google/protobuf\nos; rm -rf /\na,b\n1abc\n\n  \nyaml\n");
+	/* what is not a distribution's metadata is not read */
+	site_dir("d-1.data");
+	site_file("d-1.data/top_level.txt", "nope\n");
+	site_file("e-1.dist-info", "not a directory\n");
+	ck_assert_int_eq(deps_top_level(fd, out, sizeof(out)), 7);
+	ck_assert_str_eq(out, "_yaml,bext,bmod,bpkg,google,ok_quoted,yaml");
+	site_remove(fd);
+}
+END_TEST
+
+START_TEST(test_top_level_untrusted_files)
+{
+	int fd = site_make();
+	char out[256], p[PATH_MAX * 2];
+
+	/* a symlink is not followed: the RECORD is read instead */
+	site_dir("a-1.dist-info");
+	snprintf(p, sizeof(p), "%s/a-1.dist-info/top_level.txt", site);
+	ck_assert_int_eq(symlink("/etc/hostname", p), 0);
+	site_file("a-1.dist-info/RECORD", "amod.py,,\n");
+	/* nor is a file over DEPS_META_MAX */
+	site_dir("b-1.dist-info");
+	site_file_of("b-1.dist-info/top_level.txt", 'x', DEPS_META_MAX + 1);
+	/* a path longer than PATH_MAX, unquoted and never ended */
+	site_dir("c-1.dist-info");
+	site_file_of("c-1.dist-info/RECORD", 'y', 3 * PATH_MAX);
+	ck_assert_int_eq(deps_top_level(fd, out, sizeof(out)), 1);
+	ck_assert_str_eq(out, "amod");
+	site_remove(fd);
+}
+END_TEST
+
+START_TEST(test_top_level_bounds)
+{
+	int fd = site_make();
+	char out[12];
+
+	site_dir("a-1.dist-info");
+	site_file("a-1.dist-info/top_level.txt", "aaaa\nbbbbbbbbbbbb\ncc\n");
+	/* what does not fit is left out, what does is kept, whole */
+	ck_assert_int_eq(deps_top_level(fd, out, sizeof(out)), 2);
+	ck_assert_str_eq(out, "aaaa,cc");
+	ck_assert_int_eq(deps_top_level(fd, out, 1), 0);
+	ck_assert_str_eq(out, "");
+	site_remove(fd);
+	/* an empty set, and a directory that cannot be listed */
+	fd = site_make();
+	ck_assert_int_eq(deps_top_level(fd, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "");
+	site_remove(fd);
+	ck_assert_int_eq(deps_top_level(-1, out, sizeof(out)), -1);
+}
+END_TEST
+
 static Suite *deps_suite(void)
 {
 	Suite *s = suite_create("deps");
@@ -555,6 +694,9 @@ static Suite *deps_suite(void)
 	tcase_add_test(tc, test_key_format);
 	tcase_add_test(tc, test_key_equal_for_equivalent_sets);
 	tcase_add_test(tc, test_key_differs);
+	tcase_add_test(tc, test_top_level_from_metadata);
+	tcase_add_test(tc, test_top_level_untrusted_files);
+	tcase_add_test(tc, test_top_level_bounds);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -55,6 +55,7 @@ def index():
             "probe_pth.pth": "import os; os.environ['PROBE_PTH'] = 'ran'\nprobe_pth_extra\n",
             "probe_pth_extra/pth_extra_mod.py": "WHERE = 'pth path entry'\n",
         }))
+        ix.add(pyindex.heavy_wheel(ix.dir, "probe-heavy", "1.0"))
         ix.add_module("probe-ro", "1.0")
         ix.add_module("probe-conc", "1.0")
         ix.add_module("probe-spell", "1.0")
@@ -377,6 +378,16 @@ class Deps(DepsCase):
         for how in ("installed", "cached"):
             r, _ = self.install(self.s, "probe-pth", src, how)
             self.assertEqual(r.stdout, b"ran\npth path entry\n", r.describe())
+
+    def test_set_of_300_modules_imports(self):
+        # the heavy synthetic set the warm start's benchmark uses
+        src = ("import sys, probe_heavy\n"
+               "mods = [m for m in sys.modules if m.startswith('probe_heavy.')]\n"
+               "print(len(mods), probe_heavy.m299.f3(2), probe_heavy.m299._other.__name__)\n"
+               "print(probe_heavy.m150.C150().m7(1), len(probe_heavy.m000.TABLE))\n")
+        for how in ("installed", "cached"):
+            r, _ = self.install(self.s, "probe-heavy", src, how)
+            self.assertEqual(r.stdout, b"300 25 probe_heavy.m149\n8 40\n", r.describe())
 
     def test_debian_setuptools_wheel_imports(self):
         wheels = [w for w in pyindex.debian_wheels()
