@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -135,8 +136,10 @@ static void healthz_warm(const struct server *srv, struct zygote *z, char *buf, 
 			   : zygote_alive(z) ? NULL
 			   : z->why[0] != '\0' ? z->why : "the zygote is not ready";
 
+	unsigned sets = worker_warm != NULL ? warm_sets_ready(worker_warm) : 0;
+
 	if (text == NULL) {
-		snprintf(buf, len, "\"warm\":\"on\"");
+		snprintf(buf, len, "\"warm\":\"on\",\"set_zygotes\":%u", sets);
 		return;
 	}
 	/* In JSON without escapes: '"', '\\' and anything unprintable become '?'. */
@@ -144,7 +147,8 @@ static void healthz_warm(const struct server *srv, struct zygote *z, char *buf, 
 	for (char *p = why; *p != '\0'; p++)
 		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
 			*p = '?';
-	snprintf(buf, len, "\"warm\":\"off\",\"warm_why\":\"%s\"", why);
+	snprintf(buf, len, "\"warm\":\"off\",\"warm_why\":\"%s\",\"set_zygotes\":%u", why,
+		 sets);
 }
 
 static int healthz_body(const struct server *srv, struct zygote *z, char *buf, size_t len)
@@ -473,6 +477,15 @@ static int worker_await_connection(int fd, int ms)
 	return poll(&p, 1, ms) != 0;
 }
 
+/* Waits at most ms for a connection on fd or a word on other: 1 when a
+ * connection waits, 0 when not (other spoke, or the time is up). */
+static int worker_await_connection_or(int fd, int other, int ms)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = other, .events = POLLIN } };
+
+	return poll(p, 2, ms) > 0 && (p[0].revents & POLLIN) != 0;
+}
+
 /* Whether fd listens on a Unix socket. */
 static int is_unix_listener(int fd)
 {
@@ -488,7 +501,7 @@ static void plain_spare(const struct execute_ctx *ectx)
 {
 	char err[256];
 
-	if (zygote_spare_make(warm_current(worker_warm), ectx->cgroup, err, sizeof(err)) < 0)
+	if (zygote_spare_make(warm_spare_zygote(worker_warm), ectx->cgroup, err, sizeof(err)) < 0)
 		log_msg(LOG_LEVEL_DEBUG, "worker: no run made ahead: %s", err);
 }
 
@@ -521,6 +534,11 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 		 * second, or as warm.h backs off) while no request comes. */
 		if (worker_warm != NULL && !warm && !worker_await_connection(srv->listen_fd, 1000))
 			continue;
+		/* A dependency set's zygote on its way is taken in as soon as it
+		 * is ready, unless a request comes first. */
+		if (worker_warm != NULL && warm_pending_fd(worker_warm) >= 0 &&
+		    !worker_await_connection_or(srv->listen_fd, warm_pending_fd(worker_warm), 5000))
+			continue;
 		if (FCGX_Accept_r(req) < 0) {
 			if (server_stopping)
 				break;
@@ -530,6 +548,9 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 			usleep(100000);
 			continue;
 		}
+		/* No process this worker starts holds the client's connection. */
+		if (req->ipcFd >= 0)
+			(void)fcntl(req->ipcFd, F_SETFD, FD_CLOEXEC);
 		handle(srv, ectx, req, util_now_ns());
 		if (unix_listener && FCGX_HasSeenEOF(req->in) == EOF)
 			FCGX_Detach(req);

@@ -95,6 +95,9 @@ static const struct config_key config_keys[] = {
 	{ "warm_runs", CT_UNSIGNED, F(warm_runs), 1, 1000000, 0, NULL },
 	{ "warm_seconds", CT_MS, F(warm_ms), 1000, SECONDS_MAX_MS, 0, NULL },
 	{ "warm_preload", CT_MODULES, F(warm_preload), 0, 0, 0, NULL },
+	{ "warm_deps_after", CT_UNSIGNED, F(warm_deps_after), 0, 1000000, 0, NULL },
+	{ "warm_zygotes_max", CT_UNSIGNED, F(warm_zygotes_max), 0, CONFIG_SET_ZYGOTES_MAX, 0,
+	  NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 	{ "sandbox_etc", CT_ETC, F(sandbox_etc), 0, 0, 0, NULL },
@@ -590,6 +593,8 @@ void config_defaults(struct config *cfg)
 	cfg->warm_runs = 200;
 	cfg->warm_ms = 300 * 1000;
 	cfg->warm_preload[0] = '\0';
+	cfg->warm_deps_after = 2;
+	cfg->warm_zygotes_max = 4;
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

@@ -13,6 +13,7 @@
 #define CONFIG_ETC_MAX 32          /* entries of sandbox_etc */
 #define CONFIG_PRELOAD_MAX 32      /* modules of warm_preload */
 #define CONFIG_PRELOAD_LEN 1024    /* bytes of warm_preload */
+#define CONFIG_SET_ZYGOTES_MAX 16  /* warm_zygotes_max's highest value */
 
 /* The defaults that follow configure's --localstatedir (/var unless told). */
 #ifndef LOCALSTATEDIR
@@ -56,6 +57,9 @@ struct config {
 	unsigned warm_runs;             /* a zygote is replaced after forking this many */
 	uint64_t warm_ms;               /* ... or after being this old */
 	char warm_preload[CONFIG_PRELOAD_LEN]; /* modules a zygote imports, comma-separated */
+	unsigned warm_deps_after;       /* a dependency set gets a zygote once asked for
+	                                 * this many times (0: never) */
+	unsigned warm_zygotes_max;      /* zygotes of dependency sets per worker */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */

@@ -15,6 +15,7 @@
 #include "request.h"
 #include "sandbox.h"
 #include "util.h"
+#include "zygote.h"
 
 /* The seed's words, which its clients may match on. */
 #define MISSING_MAIN_DETAIL "main.py not found. Please upload a valid main.py file."
@@ -141,6 +142,22 @@ static int make_workdir(struct request *r)
 	return answer_disk(r, err, "The server could not create a work directory.");
 }
 
+/* The zygote of the request's dependency set, when its worker has one
+ * (the set is known from the query, its entry from its key), or NULL. */
+static struct zygote *set_zygote(const struct request *r)
+{
+	const struct config *cfg = r->ctx->cfg;
+	char key[DEPS_KEY_HEX + 1], entry[PATH_MAX];
+
+	if (r->set.n == 0 || !cfg->warm || cfg->warm_deps_after == 0 || r->ctx->cache == NULL ||
+	    !r->ctx->cache->usable)
+		return NULL;
+	deps_key(&r->set, r->ctx->cache->salt, key);
+	if ((size_t)snprintf(entry, sizeof(entry), "%s/%s", cfg->deps_cache, key) >= sizeof(entry))
+		return NULL;
+	return zygote_of_set(entry);
+}
+
 /* In the namespace layer the uploads are written once, straight into the
  * run's /work: its sandbox (the worker's spare, or a new one) is taken
  * before the body is read, and kept alive through a dependency install.
@@ -149,12 +166,23 @@ static int make_workdir(struct request *r)
 static void hold_sandbox(struct request *r)
 {
 	const struct sandbox_config *sbc = r->ctx->sandbox;
+	struct sandbox_spare *sp;
+	struct zygote *want;
 	mode_t dir_bits, file_bits;
 	int wfd;
 
 	sandbox_run_init(&r->sb, sbc, r->wd.path, r->wd.work_fd, NULL, NULL);
 	r->sb.spare = r->ctx->spare;
 	r->have_sb = 1;
+	/* A set with a zygote of its own has its sandbox forked by that one.
+	 * A spare forked by another zygote than the run's goes first (it waits
+	 * in the run's cgroup), and the run's is forked now. */
+	r->sb.zygote = set_zygote(r);
+	want = r->set.n > 0 ? r->sb.zygote : zygote_in_use();
+	sp = r->ctx->spare;
+	if (want != NULL && sp != NULL && sp->pid > 0 &&
+	    (sp->zygote != want || !zygote_same(want, sp->zygote_gen)))
+		sandbox_spare_discard(sp);
 	wfd = sandbox_run_take(&r->sb, r->ctx->cgroup);
 	if (wfd < 0) {
 		log_msg(LOG_LEVEL_DEBUG, "request %s: no sandbox before the upload: %s",
@@ -273,8 +301,11 @@ static int resolve_deps(struct request *r)
 	int out_fd, truncated = 0, evicted = 0, rc;
 
 	r->json = r->q.json || reply_prefers_json(r->in->accept);
-	if (r->set.n == 0)
+	if (r->set.n == 0) {
+		if (ctx->cfg->warm && ctx->cfg->warm_deps_after > 0)
+			zygote_note_set(NULL, -1);
 		return PHASE_NEXT;
+	}
 	out_fd = memfd_create("pyexec-pip", MFD_CLOEXEC);
 	if (out_fd < 0) {
 		log_msg(LOG_LEVEL_ERROR, "request %s: memfd_create: %s", r->in->request_id,
@@ -287,6 +318,9 @@ static int resolve_deps(struct request *r)
 	r->log->deps_ns = util_now_ns() - t0;
 	metrics_count_deps(ctx->metrics, METRICS_DEPS_EVICTION, (unsigned)evicted);
 	rc = deps_outcome(r, res, out_fd, truncated);
+	/* the worker counts the sets asked for, and gives one a zygote */
+	if (rc == PHASE_NEXT && ctx->cfg->warm && ctx->cfg->warm_deps_after > 0)
+		zygote_note_set(r->use.path, r->use.lock_fd);
 	close(out_fd);
 	return rc;
 }
@@ -319,7 +353,8 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 	p->argv[4] = NULL;
 }
 
-int execute_program_like(const struct config *cfg, struct execute_program *p)
+int execute_program_like(const struct config *cfg, struct execute_program *p,
+			 const char *pythonpath)
 {
 	char id[EXECUTE_REQUEST_ID_LEN + 1], dirname[96], work[CONFIG_PATH_MAX];
 
@@ -328,7 +363,7 @@ int execute_program_like(const struct config *cfg, struct execute_program *p)
 	workdir_name(dirname, sizeof(dirname), id);
 	if (workdir_work_path(cfg->work_root, dirname, work, sizeof(work)) < 0)
 		return -1;
-	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, NULL);
+	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, pythonpath);
 	return 0;
 }
 
@@ -458,7 +493,9 @@ static int run(struct request *r)
 			return answer(r, 500, "internal", "The server is out of memory.");
 		spawner = &r->sb_spawner;
 	} else if (spawner == NULL && zygote_in_use() != NULL) {
-		/* the rlimits layer's zygote, when it has one for this run */
+		/* the rlimits layer's zygote, when it has one for this run (a
+		 * set's, waited for when it is starting) */
+		(void)set_zygote(r);
 		r->sb_spawner = zygote_spawner;
 		r->sb_spawner.arg = &r->zs;
 		spawner = &r->sb_spawner;
@@ -470,6 +507,8 @@ static int run(struct request *r)
 		metrics_count_setup(ctx->metrics, r->sb.spare_used ? METRICS_SETUP_AHEAD
 								   : METRICS_SETUP_REQUEST);
 	metrics_count_start(ctx->metrics, warm(r));
+	if (r->set.n > 0)
+		metrics_count_set_start(ctx->metrics, warm(r));
 	if (ctx->cgroup != NULL && cgroup_slot_empty(ctx->cgroup) < 0)
 		log_msg(LOG_LEVEL_ERROR, "request %s: the run's cgroup is not empty: %s",
 			r->in->request_id, strerror(errno));

@@ -83,10 +83,11 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 #define EXECUTE_REQUEST_ID_LEN 32
 
 /* As execute_program for a run of this process on the rlimits layer
- * without dependencies, with stand-ins of the lengths its own directories
- * will have (a plain zygote's runs write theirs over them: lib/zygote.h).
- * 0, or -1 with errno. */
-int execute_program_like(const struct config *cfg, struct execute_program *p);
+ * (with the dependency entry pythonpath, or NULL), with stand-ins of the
+ * lengths its own directories will have (a plain zygote's runs write
+ * theirs over them: lib/zygote.h). 0, or -1 with errno. */
+int execute_program_like(const struct config *cfg, struct execute_program *p,
+			 const char *pythonpath);
 
 /* Handles one POST execute. The whole reply is written to sink and ended
  * (reply_end) before the request's directory is removed; log is

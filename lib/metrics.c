@@ -30,6 +30,9 @@ struct metrics {
 	uint64_t setups[METRICS_SETUP_N];
 	uint64_t starts[2];             /* cold, warm */
 	uint64_t zygotes[METRICS_ZYGOTE_N];
+	uint64_t set_starts[2];         /* cold, warm */
+	uint64_t set_zygotes[METRICS_SET_ZYGOTE_N];
+	int64_t set_zygotes_now, set_zygotes_bytes;
 	int64_t busy;
 };
 
@@ -112,6 +115,26 @@ void metrics_count_zygote(struct metrics *m, enum metrics_zygote what)
 {
 	if (m != NULL && what < METRICS_ZYGOTE_N)
 		add(&m->zygotes[what], 1);
+}
+
+void metrics_count_set_start(struct metrics *m, int warm)
+{
+	if (m != NULL)
+		add(&m->set_starts[warm != 0], 1);
+}
+
+void metrics_count_set_zygote(struct metrics *m, enum metrics_set_zygote what)
+{
+	if (m != NULL && what < METRICS_SET_ZYGOTE_N)
+		add(&m->set_zygotes[what], 1);
+}
+
+void metrics_set_zygotes(struct metrics *m, int count, int64_t bytes)
+{
+	if (m == NULL)
+		return;
+	__atomic_fetch_add(&m->set_zygotes_now, count, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->set_zygotes_bytes, bytes, __ATOMIC_RELAXED);
 }
 
 void metrics_count_setup(struct metrics *m, enum metrics_setup when)
@@ -261,6 +284,33 @@ static void render_workers(struct out *o, const struct metrics *m, const struct 
 	    (unsigned long long)get(&m->zygotes[METRICS_ZYGOTE_STARTED]),
 	    (unsigned long long)get(&m->zygotes[METRICS_ZYGOTE_REFRESHED]),
 	    (unsigned long long)get(&m->zygotes[METRICS_ZYGOTE_LOST]));
+	put(o, "# HELP pyexec_set_runs_started_total Programs run with a dependency set, by "
+	       "how they started: forked by the set's zygote (warm) or not (cold).\n"
+	       "# TYPE pyexec_set_runs_started_total counter\n"
+	       "pyexec_set_runs_started_total{start=\"warm\"} %llu\n"
+	       "pyexec_set_runs_started_total{start=\"cold\"} %llu\n",
+	    (unsigned long long)get(&m->set_starts[1]), (unsigned long long)get(&m->set_starts[0]));
+	put(o, "# HELP pyexec_set_zygotes_total Zygotes of dependency sets: ready (each "
+	       "generation), replaced after warm_runs or warm_seconds, retired for another "
+	       "(warm_zygotes_max), lost (failed to start, or died).\n"
+	       "# TYPE pyexec_set_zygotes_total counter\n"
+	       "pyexec_set_zygotes_total{event=\"started\"} %llu\n"
+	       "pyexec_set_zygotes_total{event=\"refreshed\"} %llu\n"
+	       "pyexec_set_zygotes_total{event=\"retired\"} %llu\n"
+	       "pyexec_set_zygotes_total{event=\"lost\"} %llu\n",
+	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_STARTED]),
+	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_REFRESHED]),
+	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_RETIRED]),
+	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_LOST]));
+	put(o, "# HELP pyexec_set_zygotes Zygotes of dependency sets the workers have now.\n"
+	       "# TYPE pyexec_set_zygotes gauge\n"
+	       "pyexec_set_zygotes %lld\n"
+	       "# HELP pyexec_set_zygotes_resident_bytes Their resident memory, each counted "
+	       "whole (pages they share are counted in each).\n"
+	       "# TYPE pyexec_set_zygotes_resident_bytes gauge\n"
+	       "pyexec_set_zygotes_resident_bytes %lld\n",
+	    (long long)__atomic_load_n(&m->set_zygotes_now, __ATOMIC_RELAXED),
+	    (long long)__atomic_load_n(&m->set_zygotes_bytes, __ATOMIC_RELAXED));
 }
 
 int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,

@@ -44,6 +44,20 @@ enum metrics_zygote { METRICS_ZYGOTE_STARTED, METRICS_ZYGOTE_REFRESHED, METRICS_
 		      METRICS_ZYGOTE_N };
 void metrics_count_zygote(struct metrics *m, enum metrics_zygote what);
 
+/* Runs with a dependency set, by how they started: warm (forked by the
+ * set's zygote) or cold. */
+void metrics_count_set_start(struct metrics *m, int warm);
+/* Zygotes of dependency sets: ready (each generation), replaced after
+ * warm_runs or warm_seconds, retired (warm_zygotes_max), lost (failed to
+ * start, or died). */
+enum metrics_set_zygote { METRICS_SET_ZYGOTE_STARTED, METRICS_SET_ZYGOTE_REFRESHED,
+			  METRICS_SET_ZYGOTE_RETIRED, METRICS_SET_ZYGOTE_LOST,
+			  METRICS_SET_ZYGOTE_N };
+void metrics_count_set_zygote(struct metrics *m, enum metrics_set_zygote what);
+/* Zygotes of dependency sets there are now, and their resident memory:
+ * each worker adds its own as they come (+) and go (-). */
+void metrics_set_zygotes(struct metrics *m, int count, int64_t bytes);
+
 /* A worker starts (+1) or ends (-1) handling a request. */
 void metrics_busy(struct metrics *m, int delta);
 

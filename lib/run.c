@@ -585,8 +585,8 @@ int run_kill_children(const pid_t *keep, size_t nkeep)
 }
 
 /* The children run_program's clean-up leaves alive: run_keep_child's and
- * run_keep_helper's (0: none). */
-enum { KEEP_CHILD, KEEP_HELPER, KEEP_HELPER2, KEEP_N };
+ * run_keep_helpers' (0: none). */
+enum { KEEP_CHILD, KEEP_HELPER, KEEP_N = KEEP_HELPER + RUN_HELPERS_MAX };
 static pid_t keep_pids[KEEP_N];
 
 void run_keep_child(pid_t pid)
@@ -594,10 +594,10 @@ void run_keep_child(pid_t pid)
 	keep_pids[KEEP_CHILD] = pid;
 }
 
-void run_keep_helpers(pid_t a, pid_t b)
+void run_keep_helpers(const pid_t *pids, size_t n)
 {
-	keep_pids[KEEP_HELPER] = a;
-	keep_pids[KEEP_HELPER2] = b;
+	for (size_t i = 0; i < RUN_HELPERS_MAX; i++)
+		keep_pids[KEEP_HELPER + i] = i < n ? pids[i] : 0;
 }
 
 /* The kept children, packed into out: how many. */

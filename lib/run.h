@@ -126,10 +126,11 @@ int run_program(const struct run_spec *spec, const struct run_spawner *spawner,
  * then no longer kept): reach it through a pidfd. */
 void run_keep_child(pid_t pid);
 
-/* Two more children left alive the same way, for as long as the caller
- * keeps them: the worker's zygote, and the one replacing it (zygote.h).
- * 0: none. */
-void run_keep_helpers(pid_t a, pid_t b);
+/* More children left alive the same way, for as long as the caller keeps
+ * them (n of them, at most RUN_HELPERS_MAX; 0s are none): the worker's
+ * zygote, the one replacing it, and those of dependency sets (zygote.h). */
+#define RUN_HELPERS_MAX 18
+void run_keep_helpers(const pid_t *pids, size_t n);
 
 /* "ok", "error", "timeout", "memory", "killed": X-Execution-Status. */
 const char *run_status_name(enum run_status s);

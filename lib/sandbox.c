@@ -435,7 +435,7 @@ static int clone_init(struct sandbox_run *run, struct sandbox_init_args *a,
 
 /* As clone_init, but init is forked by the zygote (into its user
  * namespace, as this process's child): 0, or -1 with run->error. */
-static int fork_init(struct sandbox_run *run, struct sandbox_init_args *a,
+static int fork_init(struct sandbox_run *run, struct sandbox_init_args *a, struct zygote *z,
 		     const struct cgroup_slot *cg, struct sandbox_spare *sp)
 {
 	int sv[2] = { -1, -1 }, stp[2] = { -1, -1 };
@@ -444,7 +444,7 @@ static int fork_init(struct sandbox_run *run, struct sandbox_init_args *a,
 
 	if (init_channels(run, a, sv, stp) < 0)
 		return -1;
-	pid = zygote_fork(zygote_in_use(), sv[1], stp[1], a->root, cg != NULL, err, sizeof(err));
+	pid = zygote_fork(z, sv[1], stp[1], a->root, cg != NULL, err, sizeof(err));
 	fd_close(&sv[1]);
 	fd_close(&stp[1]);
 	if (pid < 0) {
@@ -455,6 +455,8 @@ static int fork_init(struct sandbox_run *run, struct sandbox_init_args *a,
 	}
 	spare_hold(sp, pid, sv[0], stp[0]);
 	sp->warm = 1;
+	sp->zygote = z;
+	sp->zygote_gen = z->generation;
 	return 0;
 }
 
@@ -508,22 +510,23 @@ static int start_check(struct sandbox_run *run, const struct sandbox_config *cfg
 }
 
 /* Starts init in new namespaces (into cg when not NULL) with root as its
- * new root's mount point: forked by the zygote when there is one for cfg,
- * else cloned (so too when the zygote fails, which is logged). Lets it
+ * new root's mount point: forked by the zygote when there is one for cfg
+ * (run->zygote, or the one in use), else cloned (so too when the zygote
+ * fails, which is logged). Lets it
  * set up everything that does not depend on a request. Fills sp; 0, or
  * -1 with run->error and sp empty. */
 static int sandbox_start(struct sandbox_run *run, const struct sandbox_config *cfg,
 			 const char *root, const struct cgroup_slot *cg, struct sandbox_spare *sp)
 {
 	struct sandbox_init_args a;
-	struct zygote *z = zygote_in_use();
+	struct zygote *z = run->zygote != NULL ? run->zygote : zygote_in_use();
 	int forked = -1;
 
 	spare_clear(sp);
 	if (start_check(run, cfg, root) < 0 || init_args_fill(&a, run, cfg, root) < 0)
 		return -1;
 	if (z != NULL && z->sp.cfg == cfg && zygote_alive(z)) {
-		forked = fork_init(run, &a, cg, sp);
+		forked = fork_init(run, &a, z, cg, sp);
 		if (forked < 0) {
 			log_msg(LOG_LEVEL_WARN, "sandbox: the zygote did not fork (%s); this "
 				"sandbox is cloned", run->error);
@@ -559,6 +562,7 @@ static int send_zygote_config(int sock, const struct sandbox_init_args *a,
 	zc.args.cfg = NULL;
 	zc.args.filter = NULL;
 	snprintf(zc.preload, sizeof(zc.preload), "%s", preload);
+	zc.runs_import = a->zygote_deps != NULL;
 	zc.filter_len = a->filter->len;
 	if (zc.filter_len > ZYGOTE_FILTER_MAX || strlen(preload) >= sizeof(zc.preload)) {
 		errno = E2BIG;
@@ -576,7 +580,8 @@ static int send_zygote_config(int sock, const struct sandbox_init_args *a,
 
 int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *cfg,
 			 const char *root, int binary_fd, int log_fd, char *const *argv,
-			 char *const *envp, const char *preload, char *err, size_t errlen)
+			 char *const *envp, const char *deps, const char *preload, char *err,
+			 size_t errlen)
 {
 	struct sandbox_run run;
 	struct sandbox_init_args a;
@@ -589,6 +594,7 @@ int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *
 	a.log_fd = log_fd;
 	a.zygote_argv = argv;
 	a.zygote_envp = envp;
+	a.zygote_deps = deps;
 	if (clone_init(&run, &a, NULL, sp, 1) < 0)
 		goto fail;
 	memcpy(sp->root, a.root, sizeof(sp->root));
@@ -706,7 +712,8 @@ static pid_t sandbox_enter(struct sandbox_run *run, struct sandbox_spare *sp,
 	sp->status_r = -1;
 	/* Its payload runs in the zygote's interpreter when the run is the
 	 * zygote's program; else it execs python, as a cold run does. */
-	run->warm = sp->warm && zygote_in_use() != NULL && zygote_matches(zygote_in_use(), spec);
+	run->warm = sp->warm && zygote_same(sp->zygote, sp->zygote_gen) &&
+		    zygote_matches(sp->zygote, spec);
 	sp->pid = 0;                 /* the run's now: run_program reaps it */
 	spare_end(sp);
 	return pid;
@@ -972,8 +979,12 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 	char root[PATH_MAX];
 
 	if (sp->pid > 0) {
-		/* still there, and still waiting? */
-		if (sp->cfg == cfg && sp->cgroup == cg && sandbox_spare_alive(sp) == 1)
+		struct zygote *want = zygote_for_spares();
+
+		/* still there, still waiting, and of the zygote spares come from? */
+		if (sp->cfg == cfg && sp->cgroup == cg && sandbox_spare_alive(sp) == 1 &&
+		    (!sp->warm || want == NULL ||
+		     (sp->zygote == want && zygote_same(want, sp->zygote_gen))))
 			return 0;
 		spare_end(sp);
 	}
@@ -987,6 +998,7 @@ int sandbox_spare_make(struct sandbox_spare *sp, const struct sandbox_config *cf
 	if (mkdtemp(root) == NULL)
 		return -1;
 	memset(&err, 0, sizeof(err));
+	err.zygote = zygote_for_spares();
 	if (sandbox_start(&err, cfg, root, cg, sp) < 0) {
 		int saved = errno;
 

@@ -118,12 +118,16 @@ const char *sandbox_list_next(const char *list, const char *cur);
  * one process (a worker), which must not reap it by other means than
  * these functions and run_program (a run_program that reaps every child,
  * as for a pip install, ends it: it is then replaced). */
+struct zygote;
+
 struct sandbox_spare {
 	pid_t pid;                      /* init; 0 = none */
 	int pidfd, sock, status_r;      /* -1 when none */
 	int work_fd;                    /* its /work, once init sent it (MSG_WORK); -1 before */
 	int own_root;                   /* 1: root is ours to remove */
 	int warm;                       /* 1: init was forked by the zygote */
+	struct zygote *zygote;          /* ... that one (NULL when cloned), of */
+	uint64_t zygote_gen;            /* this generation (zygote_same) */
 	char root[PATH_MAX];            /* the new root's mount point on the host */
 	const struct sandbox_config *cfg;      /* what it was made for */
 	const struct cgroup_slot *cgroup;
@@ -144,6 +148,8 @@ struct sandbox_run {
 	                                 * (left empty) whether it served or not */
 	struct sandbox_spare held;      /* the sandbox taken before the body, which
 	                                 * holds the uploads (pid 0: none) */
+	struct zygote *zygote;          /* the zygote a new sandbox is forked by (a
+	                                 * dependency set's); NULL: the one in use */
 	int work_fd;                    /* out: /work inside (a tmpfs), open until
 	                                 * sandbox_run_close; -1 before the run */
 	int status_fd;                  /* internal: the payload's wait status */
@@ -209,11 +215,13 @@ void sandbox_spare_discard(struct sandbox_spare *sp);
 
 /* For zygote.c: clones the zygote's init into sp, with root as its new
  * root's mount point, binary_fd (exec'd by fd), log_fd, argv and envp
- * (sandbox_init_zygote_main), writes its maps, and sends it MSG_ZCONFIG
+ * (sandbox_init_zygote_main), deps (a dependency entry bound read-only
+ * at its path; NULL: none), writes its maps, and sends it MSG_ZCONFIG
  * with preload (zygote.h).
  * 0, or -1 with a sentence in err (sp then empty). */
 int sandbox_start_zygote(struct sandbox_spare *sp, const struct sandbox_config *cfg,
 			 const char *root, int binary_fd, int log_fd, char *const *argv,
-			 char *const *envp, const char *preload, char *err, size_t errlen);
+			 char *const *envp, const char *deps, const char *preload, char *err,
+			 size_t errlen);
 
 #endif

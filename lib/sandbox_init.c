@@ -650,16 +650,21 @@ static void init_recv_request(const struct sandbox_init_args *a, struct init_req
 /* The request's part of the setup: its dependency entry bound read-only at
  * its own path, the host's root detached, the new root made read-only.
  * Then MSG_READY tells the supervisor the sandbox is ready. */
+/* A dependency entry, read-only at its own path in the new root. */
+static void init_bind_deps(const struct sandbox_init_args *a, const char *path)
+{
+	char src[PATH_MAX];
+
+	if (old_root_path(src, sizeof(src), path) < 0)
+		init_fail(a, STEP_SETUP, "bind-mount", path, ENAMETOOLONG);
+	init_mkdir_p(a, rel(path));
+	init_bind_ro_as(a, src, rel(path), path);
+}
+
 static void init_enter(const struct sandbox_init_args *a, const struct init_req *r)
 {
-	if (r->deps_path != NULL) {
-		char src[PATH_MAX];
-
-		if (old_root_path(src, sizeof(src), r->deps_path) < 0)
-			init_fail(a, STEP_SETUP, "bind-mount", r->deps_path, ENAMETOOLONG);
-		init_mkdir_p(a, rel(r->deps_path));
-		init_bind_ro_as(a, src, rel(r->deps_path), r->deps_path);
-	}
+	if (r->deps_path != NULL)
+		init_bind_deps(a, r->deps_path);
 	init_masks_seal(a);
 	/* The host's root is gone for good. */
 	if (umount2(SANDBOX_OLD_ROOT, MNT_DETACH) < 0)
@@ -895,7 +900,7 @@ static void init_serve(const struct sandbox_init_args *a)
 		pid_t payload = fork();
 
 		if (payload == 0) {
-			a->payload_ahead();
+			a->payload_ahead(a->sock);
 			init_take_request(a, &r, umask_was);
 			payload_main(a, &r);
 		}
@@ -955,6 +960,13 @@ const char *sandbox_exec_zygote(int binary_fd, int log_fd, int sock, char *const
 	if (in < 0 || log < 0 || s < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 ||
 	    dup2(log, 2) < 0 || dup2(s, ZYGOTE_SOCK_FD) < 0)
 		return "set up the zygote's fds";
+	/* Nothing else goes with it, whatever its maker held at the time (a
+	 * worker launches one while a request's connection is open). */
+	{
+		const int keep[] = { 0, 1, 2, ZYGOTE_SOCK_FD, binary_fd };
+
+		asyncsafe_close_except(keep, sizeof(keep) / sizeof(keep[0]));
+	}
 	syscall(SYS_execveat, binary_fd, "", argv, envp, AT_EMPTY_PATH);
 	return "execute the zygote";
 }
@@ -969,6 +981,9 @@ void sandbox_init_zygote_main(const struct sandbox_init_args *a)
 	umask_was = umask(022);
 	wfd = init_setup(a);
 	(void)close(wfd);
+	/* A dependency set's zygote sees its entry where a run of the set does. */
+	if (a->zygote_deps != NULL)
+		init_bind_deps(a, a->zygote_deps);
 	(void)umask(umask_was);
 	/* Python starts where a run's does: its main.py is /work/main.py. */
 	if (chdir(SANDBOX_WORK) < 0)

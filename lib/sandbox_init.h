@@ -40,6 +40,8 @@ struct sandbox_init_args {
 	int log_fd;                   /* the zygote's stdout and stderr; -1 */
 	char *const *zygote_argv;     /* its argv and environment */
 	char *const *zygote_envp;
+	const char *zygote_deps;      /* its dependency entry, bound read-only at
+	                               * its own path as a run's is; NULL: none */
 	/* An init forked by a zygote (sandbox_init_warm_main) only: */
 	int new_cgroup_ns;            /* 1: a cgroup namespace of its own, once the
 	                               * supervisor has moved it into the run's cgroup */
@@ -48,9 +50,10 @@ struct sandbox_init_args {
 	void (*payload_exec)(const struct run_spec *spec);
 	/* When not NULL, the payload is forked ahead of the request, once the
 	 * sandbox is set up, and calls this while it waits (the zygote's
-	 * inits: it copies the pages its Python would write); it then takes
+	 * inits: it copies the pages its Python would write, until its
+	 * argument, the fd the request comes on, is readable); it then takes
 	 * the request itself, and init only waits for it. */
-	void (*payload_ahead)(void);
+	void (*payload_ahead)(int request_fd);
 };
 
 /* Execs pyexec-zygote (binary_fd) with argv and envp, its fds set up:

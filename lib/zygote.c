@@ -35,6 +35,94 @@ struct zygote *zygote_in_use(void)
 	return in_use;
 }
 
+static struct zygote *const *sets_in_use;
+static size_t nsets_in_use;
+
+void zygote_use_sets(struct zygote *const *sets, size_t n)
+{
+	sets_in_use = sets;
+	nsets_in_use = sets != NULL ? n : 0;
+}
+
+struct zygote *zygote_for(const struct run_spec *spec)
+{
+	if (in_use != NULL && zygote_alive(in_use) && zygote_matches(in_use, spec))
+		return in_use;
+	for (size_t i = 0; i < nsets_in_use; i++)
+		if (zygote_alive(sets_in_use[i]) && zygote_matches(sets_in_use[i], spec))
+			return sets_in_use[i];
+	return NULL;
+}
+
+static char note_deps[PATH_MAX];
+static int note_lease = -1, noted;
+static void (*note_fn)(void *);
+static void *note_arg;
+static struct zygote *for_spares;
+
+void zygote_use_for_spares(struct zygote *z)
+{
+	for_spares = z;
+}
+
+struct zygote *zygote_for_spares(void)
+{
+	return for_spares != NULL ? for_spares : in_use;
+}
+
+void zygote_note_set(const char *deps, int lock_fd)
+{
+	if (note_lease >= 0)
+		(void)close(note_lease);
+	note_lease = -1;
+	note_deps[0] = '\0';
+	noted = 1;
+	if (deps == NULL || lock_fd < 0 || strlen(deps) >= sizeof(note_deps))
+		return;
+	note_lease = fcntl(lock_fd, F_DUPFD_CLOEXEC, 3);
+	if (note_lease >= 0)
+		strcpy(note_deps, deps);
+	if (note_lease >= 0 && note_fn != NULL)
+		note_fn(note_arg);
+}
+
+void zygote_note_hook(void (*fn)(void *), void *arg)
+{
+	note_fn = fn;
+	note_arg = arg;
+}
+
+int zygote_take_note(char *deps, int *was_noted)
+{
+	int lease = note_lease;
+
+	strcpy(deps, note_deps);
+	*was_noted = noted;
+	note_lease = -1;
+	note_deps[0] = '\0';
+	noted = 0;
+	return lease;
+}
+
+static struct zygote *(*finder)(const char *, void *);
+static void *finder_arg;
+
+void zygote_set_finder(struct zygote *(*fn)(const char *deps, void *arg), void *arg)
+{
+	finder = fn;
+	finder_arg = arg;
+}
+
+struct zygote *zygote_of_set(const char *deps)
+{
+	if (finder != NULL && deps != NULL)
+		return finder(deps, finder_arg);
+	for (size_t i = 0; deps != NULL && i < nsets_in_use; i++)
+		if (strcmp(sets_in_use[i]->deps, deps) == 0 && zygote_alive(sets_in_use[i]))
+			return sets_in_use[i];
+	return NULL;
+}
+
 void zygote_init(struct zygote *z)
 {
 	memset(z, 0, sizeof(*z));
@@ -135,9 +223,12 @@ fail:
 static int launch_begin(struct zygote *z, int plain, const char *dir, char *root,
 			char *const *argv, char *const *envp)
 {
+	static uint64_t generations;
+
 	zygote_stop(z);
 	z->plain = plain;
 	z->why[0] = '\0';
+	z->generation = ++generations;
 	z->forks = 0;
 	z->launched_ns = z->ready_ns = 0;
 	if (keep_vectors(z, argv, envp) < 0) {
@@ -175,8 +266,8 @@ int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char
 		snprintf(z->why, sizeof(z->why), "pipe: %s", strerror(errno));
 		goto fail_dir;
 	}
-	if (sandbox_start_zygote(&z->sp, cfg, root, binary_fd, lp[1], argv, envp, preload, err,
-				 sizeof(err)) < 0) {
+	if (sandbox_start_zygote(&z->sp, cfg, root, binary_fd, lp[1], argv, envp,
+				 z->deps[0] != '\0' ? z->deps : NULL, preload, err, sizeof(err)) < 0) {
 		snprintf(z->why, sizeof(z->why), "%s", err);
 		goto fail_dir;
 	}
@@ -306,8 +397,9 @@ static void plain_child(pid_t parent, const char *dir, int sock, int log_w, int 
 		       errno);
 }
 
-/* Sends a plain zygote its configuration: preload, nothing else. */
-static int send_plain_config(int sock, const char *preload)
+/* Sends a plain zygote its configuration: preload (runs_import), nothing
+ * else. */
+static int send_plain_config(int sock, const char *preload, int runs_import)
 {
 	struct sandbox_msg m;
 	static struct zygote_config zc;
@@ -317,6 +409,7 @@ static int send_plain_config(int sock, const char *preload)
 	m.type = MSG_ZCONFIG;
 	memset(&zc, 0, sizeof(zc));
 	zc.plain = 1;
+	zc.runs_import = runs_import;
 	if (strlen(preload) >= sizeof(zc.preload)) {
 		errno = E2BIG;
 		return -1;
@@ -361,7 +454,7 @@ int zygote_launch_plain(struct zygote *z, const char *dir, int binary_fd, char *
 	(void)close(sv[1]);
 	(void)close(lp[1]);
 	launch_done(z, lp[0]);
-	if (z->sp.pidfd < 0 || send_plain_config(z->sp.sock, preload) < 0) {
+	if (z->sp.pidfd < 0 || send_plain_config(z->sp.sock, preload, z->deps[0] != '\0') < 0) {
 		snprintf(z->why, sizeof(z->why), "cannot start the zygote: %s", strerror(errno));
 		zygote_stop(z);
 		return -1;
@@ -399,8 +492,12 @@ static int run_request(struct zygote_run *zr, const struct run_spec *spec)
 	return 0;
 }
 
-/* The plain zygote's run forked ahead of its request (zygote_spare_make). */
+/* The plain zygote's run forked ahead of its request (zygote_spare_make),
+ * and the dependency entry of the zygote that forked it ("": none). It
+ * serves a zygote of the same entry (an earlier one's is as good); a run
+ * of another zygote discards it first, as it waits in the run's cgroup. */
 static struct sandbox_spare spare = { .pidfd = -1, .sock = -1, .status_r = -1, .work_fd = -1 };
+static char spare_deps[PATH_MAX];
 
 void zygote_spare_discard(void)
 {
@@ -414,7 +511,8 @@ int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err,
 	int sv[2];
 	pid_t pid;
 
-	if (spare.pid > 0 && spare.cgroup == cg && sandbox_spare_alive(&spare) == 1)
+	if (spare.pid > 0 && spare.cgroup == cg && z != NULL && strcmp(spare_deps, z->deps) == 0 &&
+	    sandbox_spare_alive(&spare) == 1)
 		return 0;
 	sandbox_spare_discard(&spare);
 	if (z == NULL || !z->ready || !z->plain) {
@@ -437,6 +535,7 @@ int zygote_spare_make(struct zygote *z, const struct cgroup_slot *cg, char *err,
 		 * the kernel's RCU grace period (milliseconds). */
 		if (spare.pidfd >= 0 && (cg == NULL || cgroup_slot_attach(cg, pid) == 0)) {
 			spare.cgroup = cg;
+			memcpy(spare_deps, z->deps, sizeof(spare_deps));
 			return 0;
 		}
 		snprintf(err, errlen, "cannot move the run into its cgroup: %s", strerror(errno));
@@ -494,11 +593,11 @@ static pid_t spawn_zygote(void *arg, const struct run_spec *spec, int stdin_fd, 
 			  int err_w)
 {
 	struct zygote_spawn *zs = arg;
-	struct zygote *z = in_use;
+	struct zygote *z = zygote_for(spec);
 	char err[256];
 
 	zs->warm = 0;
-	if (z != NULL && z->plain && zygote_alive(z) && zygote_matches(z, spec)) {
+	if (z != NULL && z->plain) {
 		pid_t pid = zygote_run(z, spec, stdin_fd, out_w, err_w, err, sizeof(err));
 
 		if (pid > 0) {

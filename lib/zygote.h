@@ -65,6 +65,9 @@ struct zygote_config {
 	struct sandbox_init_args args;
 	char preload[ZYGOTE_PRELOAD_LEN]; /* modules to preload, comma-separated */
 	int32_t plain;            /* 1: the rlimits layer's (cfg, args, filter unused) */
+	int32_t runs_import;      /* 1: its runs import the preloads (a dependency
+	                           * set's zygote): it learns the pages their exit
+	                           * writes with them imported */
 	uint32_t filter_len;
 };
 
@@ -123,6 +126,10 @@ struct zygote {
 	char strs[ZYGOTE_STRS_MAX];     /* its argv and environment, for zygote_matches */
 	char *argv[ZYGOTE_VEC_MAX + 2];
 	char **envp;
+	char deps[PATH_MAX];      /* a dependency set's zygote: its entry, on its
+	                           * PYTHONPATH and (namespace layer) bound in its
+	                           * sandbox; "" for the zygote of runs without */
+	uint64_t generation;      /* a number of its own, new at each launch */
 	uint64_t forks;           /* sandboxes it forked */
 	int64_t launched_ns;      /* util_now_ns() of zygote_launch; 0: not launched */
 	int64_t ready_ns;         /* ... and of its MSG_ZREADY */
@@ -135,8 +142,9 @@ void zygote_init(struct zygote *z);
  * root's mount point in dir (a "<pid>-zygote.XXXXXX"), and execs binary_fd
  * (pyexec-zygote, left open for the caller) with argv (the run's python argv, whose argv[0] is python's path) and
  * envp (the run's environment), and preload (modules it imports and vets,
- * comma-separated: README "Warm start"); its interpreter then starts
- * while the caller goes on. 0, or -1 with z->why (z then holds nothing). */
+ * comma-separated: README "Warm start"); z->deps, when not "", is bound
+ * in its sandbox; its interpreter then starts while the caller goes on.
+ * 0, or -1 with z->why (z then holds nothing). */
 int zygote_launch(struct zygote *z, const struct sandbox_config *cfg, const char *dir,
 		  int binary_fd, char *const *argv, char *const *envp, const char *preload);
 
@@ -197,6 +205,47 @@ extern const struct run_spawner zygote_spawner;
  * is alive, and started cold as before when it is not or the fork fails;
  * NULL: always cold. */
 void zygote_use(struct zygote *z);
+/* The zygotes of dependency sets this process may also fork runs and
+ * sandboxes from (n of them, each ready): zygote_for picks among them and
+ * the one in use. The array is the caller's and must stay valid until the
+ * next call. */
+void zygote_use_sets(struct zygote *const *sets, size_t n);
+/* The ready zygote (in use, or of a set) whose program a run of spec
+ * would be (zygote_matches), or NULL. */
+struct zygote *zygote_for(const struct run_spec *spec);
+/* The ready zygote of the set whose entry is deps, or NULL: as the
+ * worker's finder says (it may wait for one that is starting), or else
+ * among those of zygote_use_sets. */
+struct zygote *zygote_of_set(const char *deps);
+void zygote_set_finder(struct zygote *(*fn)(const char *deps, void *arg), void *arg);
+
+/* What the last request's run used of the dependency cache, for the
+ * worker to count between requests (warm.h): the entry deps, and a lease
+ * on it (a dup of lock_fd, the shared lock of the request's use, kept until
+ * taken). A note not taken is replaced by the next. */
+void zygote_note_set(const char *deps, int lock_fd);
+/* fn(arg) is called by zygote_note_set once a set is noted (NULL: none):
+ * the worker counts it at once, so that a zygote it earns starts while
+ * the request that earned it runs. */
+void zygote_note_hook(void (*fn)(void *), void *arg);
+/* Takes the note: the entry into deps (PATH_MAX bytes) and the lease, the
+ * caller's now (-1 and "" when there is none: the last request had no
+ * dependency set, or none was noted since, which *noted tells). */
+int zygote_take_note(char *deps, int *noted);
+
+/* The zygote the sandboxes and runs made ahead of a request are forked by
+ * (the one of the set the worker's last request used, while it has one);
+ * NULL: the one in use. */
+void zygote_use_for_spares(struct zygote *z);
+struct zygote *zygote_for_spares(void);
+
+/* Whether z, forked by zygote z (NULL: cloned) of generation gen, is still
+ * that zygote (not replaced since). */
+static inline int zygote_same(const struct zygote *z, uint64_t gen)
+{
+	return z != NULL && z->generation == gen;
+}
+
 /* The zygote zygote_use named last. */
 struct zygote *zygote_in_use(void);
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/filter.h>
 #include <sched.h>
 #include <signal.h>
@@ -469,9 +470,12 @@ static void python_start(int argc, char **argv)
 #endif
 
 /* Calls fn(a, b, arg) for each writable private mapping [a, b) of this
- * process but its stack, in /proc/self/maps. -1 when that cannot be read. */
-static int each_private_mapping(void (*fn)(unsigned long, unsigned long, void *), void *arg)
+ * process but its stack, in /proc/self/maps, until one returns -1. -1 when
+ * that cannot be read, or fn returned -1. */
+static int each_private_mapping(int (*fn)(unsigned long, unsigned long, void *), void *arg)
 {
+	int rc = 0;
+
 	FILE *f = fopen("/proc/self/maps", "re");
 	char line[512];
 
@@ -485,32 +489,44 @@ static int each_private_mapping(void (*fn)(unsigned long, unsigned long, void *)
 		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 || strncmp(perms, "rw", 2) != 0 ||
 		    perms[3] != 'p' || strstr(line, "[stack]") != NULL)
 			continue;
-		fn(a, b, arg);
+		if (fn(a, b, arg) < 0) {
+			rc = -1;
+			break;
+		}
 	}
 	(void)fclose(f);
-	return 0;
+	return rc;
 }
 
-/* MADV_POPULATE_WRITE over the pages of [a, b) that are present. */
-static void populate_present(unsigned long a, unsigned long b, void *unused)
+/* MADV_POPULATE_WRITE over the pages of [a, b) that are present, a batch
+ * at a time, until the fd *until (-1: none) is readable: a request there
+ * already is better served at once, its run copying what it writes as it
+ * writes it. 0, or -1 once it was. */
+static int populate_present(unsigned long a, unsigned long b, void *until)
 {
+	enum { BATCH = 256 };         /* pages between two looks at *until */
 	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
 	static unsigned char vec[1 << 16];
+	struct pollfd pfd = { .fd = until != NULL ? *(int *)until : -1, .events = POLLIN };
 
-	(void)unused;
 	for (unsigned long p = a; p < b; p += sizeof(vec) * page) {
 		unsigned long n = (b - p) / page < sizeof(vec) ? (b - p) / page : sizeof(vec);
 
 		if (mincore((void *)p, n * page, vec) < 0)
 			break;
-		for (unsigned long i = 0, j; i < n; i = j + 1) {
-			for (j = i; j < n && (vec[j] & 1); j++)
+		for (unsigned long i = 0, j; i < n; i = j) {
+			for (; i < n && !(vec[i] & 1); i++)
 				;
-			if (j > i)
-				(void)madvise((void *)(p + i * page), (j - i) * page,
-					      MADV_POPULATE_WRITE);
+			for (j = i; j < n && j - i < BATCH && (vec[j] & 1); j++)
+				;
+			if (j == i)
+				continue;
+			if (pfd.fd >= 0 && poll(&pfd, 1, 0) != 0)
+				return -1;
+			(void)madvise((void *)(p + i * page), (j - i) * page, MADV_POPULATE_WRITE);
 		}
 	}
+	return 0;
 }
 
 /* The pages of the zygote a run writes, as learnt_written_pages found
@@ -528,16 +544,18 @@ static size_t nhot;
  * most of what start-up made) would copy them one fault at a time while
  * the request waits. Those learnt_written_pages found, or else every
  * present page of the zygote's writable private memory (some of which no
- * run writes). Without MADV_POPULATE_WRITE (before Linux 5.14) the faults
+ * run writes). It stops when until_fd, where the request comes, is
+ * readable. Without MADV_POPULATE_WRITE (before Linux 5.14) the faults
  * stay the run's. */
-static void copy_present_pages(void)
+static void copy_present_pages(int until_fd)
 {
 	if (nhot == 0) {
-		(void)each_private_mapping(populate_present, NULL);
+		(void)each_private_mapping(populate_present, &until_fd);
 		return;
 	}
 	for (size_t i = 0; i < nhot; i++)
-		populate_present(hot[i].start, hot[i].end, NULL);
+		if (populate_present(hot[i].start, hot[i].end, &until_fd) < 0)
+			return;
 }
 
 #define PM_PRESENT   (1ULL << 63)
@@ -549,7 +567,7 @@ static void copy_present_pages(void)
 static int own_pagemap = -1;
 
 /* Adds to hot[] the ranges of [a, b) that this process holds alone. */
-static void add_own_pages(unsigned long a, unsigned long b, void *unused)
+static int add_own_pages(unsigned long a, unsigned long b, void *unused)
 {
 	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
 	uint64_t e[512];
@@ -561,7 +579,7 @@ static void add_own_pages(unsigned long a, unsigned long b, void *unused)
 		if (pread(own_pagemap, e, n * sizeof(e[0]), (off_t)(p / page * sizeof(e[0]))) !=
 		    (ssize_t)(n * sizeof(e[0]))) {
 			nhot = HOT_MAX + 1;   /* unknown: none */
-			return;
+			return -1;
 		}
 		for (unsigned long i = 0; i < n && nhot <= HOT_MAX; i++) {
 			unsigned long at = p + i * page;
@@ -576,11 +594,13 @@ static void add_own_pages(unsigned long a, unsigned long b, void *unused)
 				nhot = HOT_MAX + 1;
 		}
 	}
+	return 0;
 }
 
-/* learnt_written_pages' child: an empty script, and Python's finalisation
- * as at a run's exit (what it prints goes to out, a pipe nobody reads);
- * then a byte on done, and it waits for hold to close. */
+/* learnt_written_pages' child: an empty script (one that imports the
+ * preloads, when runs do), and Python's finalisation as at a run's exit
+ * (what it prints goes to out, a pipe nobody reads); then a byte on done,
+ * and it waits for hold to close. */
 __attribute__((noreturn))
 static void probe_child(int done, int hold, int out)
 {
@@ -589,7 +609,15 @@ static void probe_child(int done, int hold, int out)
 	PyOS_AfterFork_Child();
 	if (dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
 		_exit(1);
-	(void)PyRun_SimpleString("pass");
+	/* A dependency set's runs import its modules, then exit with them. */
+	if (zc.runs_import && zc.preload[0] != '\0') {
+		char script[ZYGOTE_PRELOAD_LEN + 16];
+
+		snprintf(script, sizeof(script), "import %s\n", zc.preload);
+		(void)PyRun_SimpleString(script);
+	} else {
+		(void)PyRun_SimpleString("pass");
+	}
 	(void)Py_FinalizeEx();
 	if (util_write_all(done, "", 1) < 0)
 		_exit(1);
@@ -761,7 +789,7 @@ static void run_child(int sock, pid_t worker)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
 		_exit(127);
 	util_title_set("sandbox (spare)");
-	copy_present_pages();
+	copy_present_pages(sock);
 	n = sandbox_msg_recv_fds(sock, iov, 2, fds, SANDBOX_MSG_FDS, &nfd);
 	if (n != (ssize_t)(sizeof(m) + sizeof(zr)) || m.type != MSG_ZRUN || nfd != 3 ||
 	    memchr(zr.cwd, '\0', sizeof(zr.cwd)) == NULL)

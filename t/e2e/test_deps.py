@@ -684,7 +684,8 @@ class PipTimeout(DepsCase):
 
 class Eviction(DepsCase):
     """deps_cache_max=1M, wheels of 400 KiB of random bytes: two entries fit,
-    three do not."""
+    three do not. No set gets a zygote here (warm_deps_after=0): an entry a
+    set's zygote holds is in use, as one a running request holds."""
 
     def big(self, s, n, how="installed"):
         src = ("import os, probe_big_%d as m\n"
@@ -710,7 +711,7 @@ class Eviction(DepsCase):
 
     def test_lru_entry_evicted_under_cap(self):
         s = self.private_server(name="deps-lru", **server_kwargs(
-            self.ix, ["deps_cache_max=" + CAP], workers=2))
+            self.ix, ["deps_cache_max=" + CAP, "warm_deps_after=0"], workers=2))
         e1 = self.big(s, 1)
         e2 = self.big(s, 2)
         self.assertEqual(entries(s), sorted([e1, e2]))
@@ -727,7 +728,7 @@ class Eviction(DepsCase):
 
     def test_entry_in_use_is_not_evicted(self):
         s = self.private_server(name="deps-inuse", **server_kwargs(
-            self.ix, ["deps_cache_max=" + CAP], workers=4))
+            self.ix, ["deps_cache_max=" + CAP, "warm_deps_after=0"], workers=4))
         e1 = self.big(s, 1)
         e2 = self.big(s, 2)
         sleeper = {}

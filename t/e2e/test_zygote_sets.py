@@ -1,0 +1,205 @@
+"""End-to-end: zygotes of dependency sets (README "Warm start"), behind
+nginx, with a package index on loopback (t/pyindex.py): a set asked for
+warm_deps_after times gets a zygote of its own, whose runs answer as cold
+ones do; a module of the set that breaks a preload rule is simply not
+preloaded; warm_zygotes_max bounds them, the least recently used going
+first; requests without dependencies keep the worker's own zygote. On the
+namespace layer (Sets) and on the rlimits layer (PlainSets)."""
+
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+import pyindex  # noqa: E402
+from harness import script  # noqa: E402
+
+_index = None
+
+
+def index():
+    """The package index of this run (built and started on first use)."""
+    global _index
+    if _index is not None:
+        return _index
+    ix = pyindex.PackageIndex().start()
+    try:
+        ix.add_module("set-plain", "1.0", body="TABLE = {'a': 1}\n")
+        # an import that prints: it must not be preloaded
+        ix.add_module("set-printer", "1.0", body="print('printer imported')\n")
+        # a .pth file (run by site, as in a cold run), and a module that
+        # shadows a standard one (the set's site dir comes first)
+        ix.add(pyindex.build_wheel(ix.dir, "set-pth", "1.0", {
+            "set_pth/__init__.py": "VERSION = '1.0'\n",
+            "set_pth.pth": "import os; os.environ['SET_PTH'] = 'ran'\n",
+            "colorsys.py": "WHERE = 'the set'\n",
+        }))
+        ix.add(pyindex.heavy_wheel(ix.dir, "set-heavy", "1.0", modules=40))
+    except BaseException:
+        ix.stop()
+        raise
+    _index = ix
+    return ix
+
+
+# What a run sees of itself and of the set, printed before and after it
+# imports the set's modules: compared byte for byte between warm and cold
+# (sys.path[0] is the run's directory, its own on the rlimits layer).
+PROBE = script('''
+    import os, sys
+    print(sorted(sys.modules))
+    print(sys.path[1:])
+    print(os.environ.get("PYTHONPATH"), os.environ.get("SET_PTH"))
+    import importlib
+    for name in sys.argv[1:] or MODULES:
+        m = importlib.import_module(name)
+        print(name, m.__file__, m.__spec__.origin, sorted(k for k in vars(m) if not k.startswith("__")))
+    print(sorted(sys.modules))
+''')
+
+
+def probe(*modules):
+    return PROBE.replace(b"MODULES", repr(list(modules)).encode())
+
+
+def metric(s, name):
+    """The value of one line of /metrics (labels included in name)."""
+    for line in s.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+class Sets(harness.E2ETestCase):
+    """Zygotes of dependency sets, namespace layer."""
+
+    LAYER = "namespaces"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ix = index()
+
+    def server(self, options=(), workers=1, name="sets"):
+        kw = {} if self.LAYER == "namespaces" else {"sandbox": "rlimits"}
+        s = self.private_server(name=name, workers=workers, options=[
+            "warm=yes", "pip_index_url=" + self.ix.simple_url, "pip_only_binary=yes"]
+            + list(options), **kw)
+        health = s.request("GET", "/healthz").json()
+        if health.get("sandbox") != self.LAYER:
+            self.skipTest("these tests are of the %s layer; this server runs %s"
+                          % (self.LAYER, health.get("sandbox")))
+        self.assertEqual(health.get("warm"), "on", health)
+        return s
+
+    def run_set(self, s, deps, src, start=None):
+        r = s.post_execute({"main.py": src}, query="dependencies=" + deps)
+        self.assertRan(r)
+        if start is not None:
+            self.assertEqual(r.headers.get("X-Execution-Start"), start, r.describe())
+        return r
+
+    def test_third_request_runs_warm_and_as_a_cold_one(self):
+        s = self.server()
+        src = probe("set_plain", "set_heavy")
+        # the first two are counted (cold: installed, then cached), the set
+        # then gets its zygote
+        want = self.run_set(s, "set-plain,set-heavy", src, "cold")
+        for start in ("cold", "warm", "warm"):
+            r = self.run_set(s, "set-plain,set-heavy", src, start)
+            self.assertEqual((r.stdout, r.stderr), (want.stdout, want.stderr))
+        self.assertEqual(metric(s, 'pyexec_set_runs_started_total{start="warm"}'), 2)
+        self.assertEqual(metric(s, 'pyexec_set_runs_started_total{start="cold"}'), 2)
+        self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="started"}'), 1)
+        self.assertEqual(metric(s, "pyexec_set_zygotes"), 1)
+        self.assertGreater(metric(s, "pyexec_set_zygotes_resident_bytes"), 1 << 20)
+        self.assertEqual(s.request("GET", "/healthz").json().get("set_zygotes"), 1)
+        self.assertRegex(s.log_since_mark(), r"zygote \d+ for dependency set [0-9a-f]{16} "
+                         r"ready \(preloaded: set_heavy,set_plain\)")
+        # the set's modules were preloaded: a warm import takes no time
+        timed = script('''
+            import time
+            t = time.perf_counter()
+            import set_heavy
+            print(time.perf_counter() - t < 0.01, len(set_heavy.m039.TABLE))
+        ''')
+        self.assertEqual(self.run_set(s, "set-plain,set-heavy", timed, "warm").stdout,
+                         b"True 40\n")
+
+    def test_pth_files_and_a_shadowed_standard_module(self):
+        s = self.server()
+        src = probe("set_pth", "colorsys")
+        want = self.run_set(s, "set-pth", src, "cold")
+        self.assertIn(b" ran\n", want.stdout)
+        self.assertIn(b"colorsys.py", want.stdout)
+        for start in ("cold", "warm", "warm"):
+            r = self.run_set(s, "set-pth", src, start)
+            self.assertEqual((r.stdout, r.stderr), (want.stdout, want.stderr))
+        shadow = script('import colorsys\nprint(colorsys.WHERE)\n')
+        self.assertEqual(self.run_set(s, "set-pth", shadow, "warm").stdout, b"the set\n")
+
+    def test_module_that_prints_is_not_preloaded(self):
+        s = self.server()
+        src = script('import set_printer\nprint("after", set_printer.VERSION)\n')
+        for start in ("cold", "cold", "warm", "warm"):
+            r = self.run_set(s, "set-printer,set-plain", src, start)
+            self.assertEqual(r.stdout, b"printer imported\nafter 1.0\n")
+        log = s.log_since_mark()
+        self.assertIn("not preloaded: set_printer printed when imported", log)
+        self.assertRegex(log, r"ready \(preloaded: set_plain\)")
+
+    def test_warm_zygotes_max_retires_the_least_recently_used(self):
+        s = self.server(options=["warm_zygotes_max=1"])
+        hello = script('print("hi")\n')
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-plain", hello, start)
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-heavy", hello, start)
+        self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="retired"}'), 1)
+        self.assertEqual(metric(s, "pyexec_set_zygotes"), 1)
+        self.assertIn("retired (warm_zygotes_max", s.log_since_mark())
+        # the retired set earns its zygote again, as a new one does
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-plain", hello, start)
+
+    def test_runs_without_dependencies_stay_warm_between(self):
+        s = self.server()
+        hello = script('import sys\nprint("set_plain" in sys.modules)\n')
+        for i in range(3):
+            self.run_set(s, "set-plain", hello)
+        for i in range(3):
+            r = s.post_execute({"main.py": hello})
+            self.assertRan(r)
+            self.assertEqual(r.headers.get("X-Execution-Start"), "warm", r.describe())
+            self.assertEqual(r.stdout, b"False\n")
+            r = self.run_set(s, "set-plain", hello, "warm")
+            self.assertEqual(r.stdout, b"False\n")
+
+    def test_zygote_of_a_set_killed(self):
+        s = self.server()
+        hello = script('print("hi")\n')
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-plain", hello, start)
+        set_zygotes = [p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
+                       if "PYTHONPATH=" in (harness._read("/proc/%d/environ" % p, "r") or "")]
+        self.assertEqual(len(set_zygotes), 1, "the set's zygote among the worker's")
+        os.kill(set_zygotes[0], 9)
+        # served all the same (cold until replaced), then warm again
+        r = self.run_set(s, "set-plain", hello)
+        self.assertEqual(r.stdout, b"hi\n")
+        self.assertTrue(harness.wait_for(
+            lambda: self.run_set(s, "set-plain", hello).headers.get("X-Execution-Start")
+            == "warm", 10), "the set's zygote was not replaced")
+        self.assertRegex(s.log_since_mark(), re.compile(
+            r"the zygote of dependency set [0-9a-f]{16} is gone|zygote: pid \d+ is gone"))
+
+
+class PlainSets(Sets):
+    """The same on the rlimits layer."""
+
+    LAYER = "rlimits"
+
+
+if __name__ == "__main__":
+    harness.main()
