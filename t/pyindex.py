@@ -93,22 +93,23 @@ def module_wheel(outdir, name, version, body="", requires=(), extra_files=None):
     return build_wheel(outdir, name, version, files, requires)
 
 
-def heavy_wheel(outdir, name, version, modules=300, body=""):
+def heavy_wheel(outdir, name, version, modules=300, body="", functions=70, methods=40):
     """A wheel whose import costs like a data package's: a package named
-    like the project with `modules` submodules, each defining functions, a
-    class and tables, and importing another (module i imports i // 2);
-    __init__ imports them all, then runs body."""
+    like the project with `modules` submodules, each defining `functions`
+    functions, a class of `methods` methods and tables, and importing
+    another (module i imports i // 2); __init__ imports them all, then runs
+    body."""
     pkg = dist_escape(name).lower()
     files = {}
     for i in range(modules):
         lines = ["from . import m%03d as _other" % (i // 2) if i else "_other = None",
                  "TABLE = {%s}" % ", ".join("'k%d': %d" % (k, k * i) for k in range(40)),
                  "NAMES = tuple('n%d_' + str(k) for k in range(40))" % i]
-        for f in range(70):
+        for f in range(functions):
             lines.append("def f%d(x, y=%d):\n    return (x * %d + y) %% 97" % (f, f, i + f))
         lines.append("class C%d:\n    \"Module %d's class.\"\n    limit = %d\n" % (i, i, i)
                      + "".join("    def m%d(self, v):\n        return v + %d\n" % (k, k)
-                               for k in range(40)))
+                               for k in range(methods)))
         files["%s/m%03d.py" % (pkg, i)] = "\n".join(lines) + "\n"
     files[pkg + "/__init__.py"] = ("VERSION = %r\n" % version
                                    + "".join("from . import m%03d\n" % i for i in range(modules))

@@ -479,6 +479,11 @@ static int each_private_mapping(int (*fn)(unsigned long, unsigned long, void *),
 	FILE *f = fopen("/proc/self/maps", "re");
 	char line[512];
 
+	/* The namespace layer's zygote has no /proc of its own, but sees the
+	 * host's root (its inits go back to it), and there its own process. */
+	if (f == NULL)
+		f = fopen("/" SANDBOX_OLD_ROOT "/proc/self/maps", "re");
+
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -638,8 +643,8 @@ static void close_fd(int *fd)
  * Each page it wrote is now a copy of its own, and the zygote's page the
  * zygote's alone again: the zygote's pagemap says which (with the few the
  * zygote writes meanwhile). A run's spare then copies those only. Nothing
- * of any request is involved. When anything fails, or without a /proc
- * (the namespace layer's zygote has none), runs copy every present page. */
+ * of any request is involved. When anything fails, runs copy every
+ * present page. */
 static void learnt_written_pages(void)
 {
 	int done[2] = { -1, -1 }, hold[2] = { -1, -1 }, out[2] = { -1, -1 };
@@ -881,6 +886,8 @@ int main(int argc, char **argv, char **envp)
 	if (getcwd(own_cwd, sizeof(own_cwd)) == NULL)
 		fail("cannot find the zygote's directory");
 	own_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (own_pagemap < 0)
+		own_pagemap = open("/" SANDBOX_OLD_ROOT "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	/* Out of reach of the runs of the same user (the rlimits layer): no
 	 * ptrace, no /proc/<pid>/mem. */
 	if (zc.plain && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
