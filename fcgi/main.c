@@ -66,6 +66,9 @@ static int prefetch_main(struct cache *c, const char *value)
 	r = cache_acquire(c, &set, &use, out_fd, &truncated, -1, NULL, &evicted);
 	if (r == CACHE_HIT || r == CACHE_INSTALLED) {
 		printf("%s %s\n", r == CACHE_HIT ? "cached" : "installed", use.key);
+		if (cache_mark_prefetched(c->cfg, use.key) < 0)
+			log_msg(LOG_LEVEL_WARN, "--prefetch: cannot mark %s as prefetched: %s",
+				use.key, strerror(errno));
 		cache_release(&use);
 		rc = 0;
 	} else if (r == CACHE_UNUSABLE) {

@@ -534,6 +534,12 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 		 * second, or as warm.h backs off) while no request comes. */
 		if (worker_warm != NULL && !warm && !worker_await_connection(srv->listen_fd, 1000))
 			continue;
+		/* Zygotes of dependency sets are looked at once a second while
+		 * no request comes (the cache may want a set's entry back). */
+		if (worker_warm != NULL && warm_sets_held(worker_warm) &&
+		    warm_pending_fd(worker_warm) < 0 &&
+		    !worker_await_connection(srv->listen_fd, 1000))
+			continue;
 		/* A dependency set's zygote on its way is taken in as soon as it
 		 * is ready, unless a request comes first. */
 		if (worker_warm != NULL && warm_pending_fd(worker_warm) >= 0 &&

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "deps.h"
 #include "execute.h"
 #include "log.h"
@@ -556,11 +557,66 @@ static struct zygote *set_found(const char *deps, void *arg)
 	return NULL;
 }
 
+/* A set whose cache entry eviction wanted (its least recently used) has
+ * its zygote retired, and the entry then goes if the cache is still over
+ * deps_cache_max. */
+static void set_wanted(struct warm *w, struct warm_set *ws)
+{
+	struct cache *c = w->srv->cache;
+
+	if (!set_has_zygote(ws) || c == NULL || !cache_wanted(c->cfg, set_name(ws)))
+		return;
+	log_msg(LOG_LEVEL_INFO, "worker: the zygote of dependency set %.16s retired: the cache "
+		"wants its entry", set_name(ws));
+	metrics_count_set_zygote(w->srv->metrics, METRICS_SET_ZYGOTE_RETIRED);
+	set_retire(w, ws);
+	(void)cache_evict(c);
+}
+
+/* Once, at the worker's start: the sets --prefetch put in the cache get
+ * their zygotes at once (as many as warm_zygotes_max). */
+static void sets_prefetched(struct warm *w, int64_t now)
+{
+	const struct config *cfg = w->srv->cfg;
+	static char keys[CONFIG_SET_ZYGOTES_MAX][DEPS_KEY_HEX + 1];
+	size_t n;
+
+	if (w->prefetched_done || w->srv->cache == NULL || cfg->warm_deps_after == 0)
+		return;
+	w->prefetched_done = 1;
+	n = cache_prefetched(cfg, keys, cfg->warm_zygotes_max);
+	for (size_t i = 0; i < n; i++) {
+		char deps[PATH_MAX];
+		struct warm_set *ws;
+		int lease;
+
+		if ((size_t)snprintf(deps, sizeof(deps), "%s/%s", cfg->deps_cache, keys[i]) >=
+		    sizeof(deps) || (lease = cache_lease(cfg, keys[i])) < 0)
+			continue;
+		ws = set_find(w, deps);
+		if (ws == NULL || set_has_zygote(ws)) {
+			(void)close(lease);
+			continue;
+		}
+		ws->lease = lease;
+		ws->asks = cfg->warm_deps_after;
+		ws->used_ns = now;
+		set_modules(ws);
+		if (set_launch(w, ws) < 0) {
+			log_msg(LOG_LEVEL_WARN, "worker: no zygote for prefetched dependency set "
+				"%.16s: %s", set_name(ws), ws->z.why);
+			set_retire(w, ws);
+		}
+	}
+}
+
 static void sets_tend(struct warm *w, int64_t now)
 {
+	sets_prefetched(w, now);
 	set_note(w, now);
 	for (size_t i = 0; i < WARM_ASKED_MAX; i++) {
 		w->sets[i].earned_now = 0;
+		set_wanted(w, &w->sets[i]);
 		set_tend(w, &w->sets[i], now, now);
 	}
 	sets_publish(w);
@@ -582,6 +638,14 @@ int warm_pending_fd(const struct warm *w)
 		if (w->sets[i].z.launched_ns != 0 && !w->sets[i].z.ready && w->sets[i].z.sp.sock >= 0)
 			return w->sets[i].z.sp.sock;
 	return -1;
+}
+
+int warm_sets_held(const struct warm *w)
+{
+	for (size_t i = 0; i < WARM_ASKED_MAX; i++)
+		if (set_has_zygote(&w->sets[i]))
+			return 1;
+	return 0;
 }
 
 unsigned warm_sets_ready(const struct warm *w)

@@ -39,6 +39,7 @@ struct warm {
 	struct warm_set sets[WARM_ASKED_MAX];
 	struct zygote *ready[CONFIG_SET_ZYGOTES_MAX]; /* the sets' zygotes in use */
 	struct warm_set *last;    /* the set of the last request (NULL: none) */
+	int prefetched_done;      /* 1: the prefetched sets were given zygotes */
 };
 
 /* Opens pyexec-zygote (O_RDONLY, O_CLOEXEC: workers exec it by fd, so a
@@ -71,6 +72,10 @@ struct zygote *warm_current(struct warm *w);
 /* The socket of a dependency set's zygote that is starting (it says on it
  * when it is ready), or -1: the worker waits for it or a request. */
 int warm_pending_fd(const struct warm *w);
+
+/* Whether the worker has a zygote of a dependency set (ready or not): it
+ * then looks at them at least once a second while no request comes. */
+int warm_sets_held(const struct warm *w);
 
 /* How many zygotes of dependency sets the worker has (ready ones). */
 unsigned warm_sets_ready(const struct warm *w);

@@ -115,7 +115,8 @@ static int key_try_lock(const struct config *cfg, const char *key)
 /* The cache's own directories, made when missing. 0, or -1 with err. */
 static int cache_dirs(const struct config *cfg, char *err, size_t errlen)
 {
-	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home" };
+	static const char *const dirs[] = { ".staging", ".locks", ".sizes", ".home", ".wanted",
+					    ".prefetched" };
 
 	if (mkdir(cfg->deps_cache, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "deps_cache %s: %s", cfg->deps_cache, strerror(errno));
@@ -276,13 +277,90 @@ static int entry_exists(const struct config *cfg, const char *key)
 	       lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The entry was used now: its size file's mtime orders eviction. */
+/* An entry the cache wanted to evict and could not (in use): its mark in
+ * .wanted, seen by the workers whose zygotes hold it (cache_wanted), gone
+ * once the entry is used again or evicted. */
+static void mark_wanted(const struct config *cfg, const char *key, int wanted)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (path_in(p, sizeof(p), cfg->deps_cache, ".wanted", key) < 0)
+		return;
+	if (!wanted) {
+		(void)unlink(p);
+		return;
+	}
+	fd = open(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		(void)close(fd);
+}
+
+int cache_mark_prefetched(const struct config *cfg, const char *key)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (path_in(p, sizeof(p), cfg->deps_cache, ".prefetched", key) < 0)
+		return -1;
+	fd = open(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	(void)close(fd);
+	return 0;
+}
+
+size_t cache_prefetched(const struct config *cfg, char (*keys)[DEPS_KEY_HEX + 1], size_t max)
+{
+	char p[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+	size_t n = 0;
+
+	if (path_in(p, sizeof(p), cfg->deps_cache, ".prefetched", NULL) < 0 ||
+	    (d = opendir(p)) == NULL)
+		return 0;
+	while (n < max && (de = readdir(d)) != NULL)
+		if (strlen(de->d_name) == DEPS_KEY_HEX && entry_exists(cfg, de->d_name))
+			memcpy(keys[n++], de->d_name, DEPS_KEY_HEX + 1);
+	(void)closedir(d);
+	return n;
+}
+
+int cache_lease(const struct config *cfg, const char *key)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (path_in(p, sizeof(p), cfg->deps_cache, ".locks", key) < 0)
+		return -1;
+	fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 || !entry_exists(cfg, key)) {
+		(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int cache_wanted(const struct config *cfg, const char *key)
+{
+	char p[PATH_MAX];
+
+	return path_in(p, sizeof(p), cfg->deps_cache, ".wanted", key) == 0 &&
+	       faccessat(AT_FDCWD, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* The entry was used now: its size file's mtime orders eviction (and
+ * eviction's mark goes). */
 static void touch_entry(const struct config *cfg, const char *key)
 {
 	char p[PATH_MAX];
 
 	if (path_in(p, sizeof(p), cfg->deps_cache, ".sizes", key) == 0)
 		(void)utimensat(AT_FDCWD, p, NULL, AT_SYMLINK_NOFOLLOW);
+	mark_wanted(cfg, key, 0);
 }
 
 /* nftw walks: one install at a time per process, so a static total is fine. */
@@ -700,11 +778,14 @@ int cache_evict(struct cache *c)
 	if (total > cfg->deps_cache_max && n > 0)
 		qsort(v, n, sizeof(*v), by_use);
 	for (size_t i = 0; i < n && total > cfg->deps_cache_max; i++) {
-		/* In use (shared lock held) or being installed: not now. */
+		/* In use (shared lock held) or being installed: not now. A
+		 * zygote that holds it sees the mark, and lets it go. */
 		int fd = key_try_lock(cfg, v[i].key);
 
-		if (fd < 0)
+		if (fd < 0) {
+			mark_wanted(cfg, v[i].key, 1);
 			continue;
+		}
 		/* The entry's top is read-only, and moving a directory to another
 		 * parent rewrites its "..": make it writable first. */
 		if (util_random_hex(rnd, 4) == 0 &&
@@ -714,6 +795,9 @@ int cache_evict(struct cache *c)
 		    (chmod(p, 0700) == 0 || errno == ENOENT) &&
 		    (rename(p, gone) == 0 || errno == ENOENT)) {
 			if (path_in(p, sizeof(p), cfg->deps_cache, ".sizes", v[i].key) == 0)
+				(void)unlink(p);
+			mark_wanted(cfg, v[i].key, 0);
+			if (path_in(p, sizeof(p), cfg->deps_cache, ".prefetched", v[i].key) == 0)
 				(void)unlink(p);
 			close(fd);      /* the entry is gone from its name: let others in */
 			remove_path(gone);

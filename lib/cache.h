@@ -8,6 +8,8 @@
  *   <deps_cache>/.sizes/<key>      the entry's size in bytes; its mtime is
  *                                  the entry's last use (LRU)
  *   <deps_cache>/.home/            HOME and TMPDIR of pip
+ *   <deps_cache>/.wanted/<key>     eviction wanted the entry while it was in use
+ *   <deps_cache>/.prefetched/<key> put there by --prefetch: a zygote at start
  *
  * An entry appears by rename(2) of a complete staging directory, so nobody
  * sees half an install; concurrent requests for a new set wait on its lock
@@ -75,6 +77,21 @@ void cache_release(struct cache_use *use);
 /* Evicts least-recently-used entries not in use until the entries' total is
  * at most deps_cache_max. Returns the number evicted, or -1 (logged). */
 int cache_evict(struct cache *c);
+
+/* --prefetch's mark on the entry named key: a server started later gives
+ * its set a zygote at once (README "Warm start"). 0, or -1 with errno. */
+int cache_mark_prefetched(const struct config *cfg, const char *key);
+/* The keys (at most max) of prefetched entries that are there now. */
+size_t cache_prefetched(const struct config *cfg, char (*keys)[DEPS_KEY_HEX + 1], size_t max);
+/* A lease on the entry named key, as a zygote of its set holds: a shared
+ * lock on it, the fd (close it to let go), or -1 (no such entry, or an
+ * install or eviction holds it). */
+int cache_lease(const struct config *cfg, const char *key);
+
+/* Whether eviction wanted the entry named key and could not have it, as
+ * it was in use (a zygote of its set holds it: README "Warm start"), since
+ * it was last used. */
+int cache_wanted(const struct config *cfg, const char *key);
 
 /* The entries' recorded total size and count (for /metrics). 0, or -1 when
  * the cache cannot be read. */

@@ -8,6 +8,8 @@ namespace layer (Sets) and on the rlimits layer (PlainSets)."""
 
 import os
 import re
+import signal
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -37,6 +39,12 @@ def index():
             "colorsys.py": "WHERE = 'the set'\n",
         }))
         ix.add(pyindex.heavy_wheel(ix.dir, "set-heavy", "1.0", modules=40))
+        # 400 KiB each: two fit in a cache of 1M, three do not
+        for n in range(1, 4):
+            ix.add(pyindex.build_wheel(ix.dir, "set-big-%d" % n, "1.0", {
+                "set_big_%d/__init__.py" % n: "VERSION = '1.0'\n",
+                "set_big_%d/data.bin" % n: os.urandom(400 << 10),
+            }))
     except BaseException:
         ix.stop()
         raise
@@ -62,6 +70,22 @@ PROBE = script('''
 
 def probe(*modules):
     return PROBE.replace(b"MODULES", repr(list(modules)).encode())
+
+
+def prefetch(s, value):
+    """pyexec-fcgi --prefetch value with s's configuration: (status, out)."""
+    argv, skip = [], False
+    for a in s.pyexec_argv():
+        if skip:
+            skip = False
+        elif a in ("-l", "-w"):
+            skip = True
+        else:
+            argv.append(a)
+    p = harness.spawn(argv + ["--prefetch", value], stdin=subprocess.DEVNULL,
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/")
+    out, _ = p.communicate(timeout=120)
+    return p.returncode, out.decode("utf-8", "replace")
 
 
 def metric(s, name):
@@ -193,6 +217,41 @@ class Sets(harness.E2ETestCase):
             == "warm", 10), "the set's zygote was not replaced")
         self.assertRegex(s.log_since_mark(), re.compile(
             r"the zygote of dependency set [0-9a-f]{16} is gone|zygote: pid \d+ is gone"))
+
+
+    def test_entry_the_cache_wants_retires_its_zygote(self):
+        s = self.server(options=["deps_cache_max=1M"])
+        hello = script('print("hi")\n')
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-big-1", hello, start)
+        self.assertEqual(metric(s, "pyexec_set_zygotes"), 1)
+        # two more entries: the cache is over its size, and its least
+        # recently used entry is the one the zygote holds
+        self.run_set(s, "set-big-2", hello, "cold")
+        self.run_set(s, "set-big-3", hello, "cold")
+        self.assertTrue(harness.wait_for(lambda: metric(s, "pyexec_set_zygotes") == 0, 5),
+                        "the zygote still holds the entry:\n" + s.log_since_mark())
+        self.assertRegex(s.log_since_mark(), r"zygote of dependency set [0-9a-f]{16} "
+                         r"retired: the cache wants its entry")
+        self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="retired"}'), 1)
+        # the set is served all the same, cold, and earns its zygote again
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-big-1", hello, start)
+
+
+    def test_prefetched_set_has_its_zygote_from_the_start(self):
+        s = self.server(workers=2)
+        rc, out = prefetch(s, "set-plain")
+        self.assertEqual(rc, 0, out)
+        # a reload: the new workers start with the set's zygote
+        old = set(s.worker_pids())
+        os.kill(s.proc.pid, signal.SIGHUP)
+        self.assertTrue(harness.wait_for(
+            lambda: len(s.worker_pids()) == 2 and not set(s.worker_pids()) & old, 10),
+            "the workers were not replaced")
+        self.assertTrue(harness.wait_for(lambda: metric(s, "pyexec_set_zygotes") == 2, 10),
+                        "no zygote for the prefetched set:\n" + s.log_since_mark())
+        self.run_set(s, "set-plain", script('print("hi")\n'), "warm")
 
 
 class PlainSets(Sets):
