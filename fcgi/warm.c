@@ -250,7 +250,7 @@ static int set_has_zygote(const struct warm_set *ws)
 static void set_uncount(struct warm *w, struct warm_set *ws)
 {
 	if (ws->counted != 0)
-		metrics_set_zygotes(w->srv->metrics, -1, -ws->counted);
+		metrics_set_zygotes(w->srv->metrics, set_name(ws), -1, -ws->counted);
 	ws->counted = 0;
 }
 
@@ -274,7 +274,7 @@ static void set_count(struct warm *w, struct warm_set *ws)
 	ws->counted = (int64_t)resident * sysconf(_SC_PAGESIZE);
 	if (ws->counted == 0)
 		ws->counted = 1;      /* counted all the same */
-	metrics_set_zygotes(w->srv->metrics, 1, ws->counted);
+	metrics_set_zygotes(w->srv->metrics, set_name(ws), 1, ws->counted);
 }
 
 /* Its zygote stopped and its lease let go; the set must earn a zygote
@@ -391,6 +391,44 @@ static struct warm_set *set_find(struct warm *w, const char *deps)
 	return free_one;
 }
 
+/* The worker's share of warm_zygotes_memory: its sets' ready zygotes
+ * together hold no more than this (0: no bound). */
+static uint64_t set_memory_share(const struct warm *w)
+{
+	unsigned workers = w->srv->workers > 0 ? w->srv->workers : 1;
+
+	return w->srv->cfg->warm_zygotes_memory / workers;
+}
+
+/* While this worker's ready set zygotes hold more than its share, the
+ * least recently used one (but keep, just made ready) is retired. */
+static void set_memory_bound(struct warm *w, const struct warm_set *keep)
+{
+	uint64_t share = set_memory_share(w);
+
+	for (;;) {
+		struct warm_set *oldest = NULL;
+		uint64_t total = 0;
+
+		for (size_t i = 0; i < WARM_ASKED_MAX; i++) {
+			struct warm_set *ws = &w->sets[i];
+
+			if (ws->counted <= 0)
+				continue;
+			total += (uint64_t)ws->counted;
+			if (ws != keep && (oldest == NULL || ws->used_ns < oldest->used_ns))
+				oldest = ws;
+		}
+		if (share == 0 || total <= share || oldest == NULL)
+			return;
+		log_msg(LOG_LEVEL_INFO, "worker: the zygote of dependency set %.16s retired "
+			"(warm_zygotes_memory: %llu bytes, this worker's share %llu)",
+			set_name(oldest), (unsigned long long)total, (unsigned long long)share);
+		metrics_count_set_zygote(w->srv->metrics, METRICS_SET_ZYGOTE_RETIRED);
+		set_retire(w, oldest);
+	}
+}
+
 /* Room for one more set zygote: the least recently used one retired when
  * warm_zygotes_max are there. 0, or -1 when there may be none. */
 static int set_room(struct warm *w)
@@ -488,6 +526,7 @@ static void set_tend(struct warm *w, struct warm_set *ws, int64_t now, int64_t d
 		return;
 	if (r == 1 && same_python(w->srv, z) == 0) {
 		set_count(w, ws);
+		set_memory_bound(w, ws);
 		log_msg(LOG_LEVEL_INFO, "worker: zygote %ld for dependency set %.16s ready "
 			"(preloaded: %s)", (long)z->sp.pid, set_name(ws),
 			ws->preload[0] != '\0' ? ws->preload : "none");

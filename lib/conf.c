@@ -98,6 +98,7 @@ static const struct config_key config_keys[] = {
 	{ "warm_deps_after", CT_UNSIGNED, F(warm_deps_after), 0, 1000000, 0, NULL },
 	{ "warm_zygotes_max", CT_UNSIGNED, F(warm_zygotes_max), 0, CONFIG_SET_ZYGOTES_MAX, 0,
 	  NULL },
+	{ "warm_zygotes_memory", CT_SIZE, F(warm_zygotes_memory), 0, 1024 * GiB, 0, NULL },
 	{ "sandbox", CT_SANDBOX, F(sandbox), 0, 0, 0, NULL },
 	{ "cgroup", CT_CGROUP, F(cgroup), 0, 0, 0, NULL },
 	{ "sandbox_etc", CT_ETC, F(sandbox_etc), 0, 0, 0, NULL },
@@ -595,6 +596,7 @@ void config_defaults(struct config *cfg)
 	cfg->warm_preload[0] = '\0';
 	cfg->warm_deps_after = 2;
 	cfg->warm_zygotes_max = 4;
+	cfg->warm_zygotes_memory = 2 * GiB;
 	cfg->sandbox = SANDBOX_AUTO;
 	cfg->auth_metrics = 1;
 }

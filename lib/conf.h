@@ -60,6 +60,7 @@ struct config {
 	unsigned warm_deps_after;       /* a dependency set gets a zygote once asked for
 	                                 * this many times (0: never) */
 	unsigned warm_zygotes_max;      /* zygotes of dependency sets per worker */
+	uint64_t warm_zygotes_memory;   /* their resident bytes, all workers' together */
 	enum sandbox_level sandbox;
 	char cgroup[CONFIG_PATH_MAX];   /* "auto", "no" or a cgroup v2 or v1 (memory) directory */
 	char tokens_file[CONFIG_PATH_MAX]; /* bearer tokens for execute; "" = none */

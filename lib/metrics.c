@@ -1,11 +1,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "metrics.h"
 
@@ -32,7 +34,11 @@ struct metrics {
 	uint64_t zygotes[METRICS_ZYGOTE_N];
 	uint64_t set_starts[2];         /* cold, warm */
 	uint64_t set_zygotes[METRICS_SET_ZYGOTE_N];
-	int64_t set_zygotes_now, set_zygotes_bytes;
+	int sets_lock;                  /* held while rows are claimed or freed */
+	struct {
+		char set[17];           /* "" : a free row */
+		int64_t count, bytes;
+	} sets[METRICS_SETS + 1];       /* the last: "other" */
 	int64_t busy;
 };
 
@@ -129,12 +135,56 @@ void metrics_count_set_zygote(struct metrics *m, enum metrics_set_zygote what)
 		add(&m->set_zygotes[what], 1);
 }
 
-void metrics_set_zygotes(struct metrics *m, int count, int64_t bytes)
+/* The rows' lock: the pid of its holder (0: free). A holder that died
+ * holding it (a worker killed) is taken over; one that holds it too long
+ * makes the caller give up (-1), the counts then left as they are. */
+static int sets_lock(struct metrics *m)
 {
-	if (m == NULL)
+	int self = (int)getpid();
+
+	for (long spins = 0; spins < 10000000L; spins++) {
+		int holder = 0;
+
+		if (__atomic_compare_exchange_n(&m->sets_lock, &holder, self, 0, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return 0;
+		if (spins % 4096 == 4095 && kill(holder, 0) < 0 && errno == ESRCH &&
+		    __atomic_compare_exchange_n(&m->sets_lock, &holder, self, 0, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return 0;
+	}
+	return -1;
+}
+
+static void sets_unlock(struct metrics *m)
+{
+	__atomic_store_n(&m->sets_lock, 0, __ATOMIC_RELEASE);
+}
+
+void metrics_set_zygotes(struct metrics *m, const char *set, int count, int64_t bytes)
+{
+	size_t i, free_row = METRICS_SETS;
+
+	if (m == NULL || set == NULL || sets_lock(m) < 0)
 		return;
-	__atomic_fetch_add(&m->set_zygotes_now, count, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&m->set_zygotes_bytes, bytes, __ATOMIC_RELAXED);
+	for (i = 0; i < METRICS_SETS; i++) {
+		if (strncmp(m->sets[i].set, set, 16) == 0 && m->sets[i].set[0] != '\0')
+			break;
+		if (m->sets[i].set[0] == '\0' && free_row == METRICS_SETS)
+			free_row = i;
+	}
+	if (i == METRICS_SETS) {
+		i = free_row;
+		if (i < METRICS_SETS)
+			snprintf(m->sets[i].set, sizeof(m->sets[i].set), "%.16s", set);
+	}
+	m->sets[i].count += count;
+	m->sets[i].bytes += bytes;
+	if (i < METRICS_SETS && m->sets[i].count <= 0) {
+		m->sets[i].set[0] = '\0';
+		m->sets[i].count = m->sets[i].bytes = 0;
+	}
+	sets_unlock(m);
 }
 
 void metrics_count_setup(struct metrics *m, enum metrics_setup when)
@@ -241,6 +291,28 @@ static void render_cache(struct out *o, const struct metrics *m, const struct me
 		    (unsigned long long)st->cache_bytes, st->cache_entries);
 }
 
+/* Zygotes of dependency sets by set: how many, their resident memory. */
+static void render_sets(struct out *o, struct metrics *m)
+{
+	put(o, "# HELP pyexec_set_zygotes Zygotes of dependency sets the workers have now, by "
+	       "set (its key's first 16 hex digits).\n"
+	       "# TYPE pyexec_set_zygotes gauge\n");
+	if (sets_lock(m) < 0)
+		return;
+	for (size_t i = 0; i <= METRICS_SETS; i++)
+		if (m->sets[i].count > 0)
+			put(o, "pyexec_set_zygotes{set=\"%s\"} %lld\n",
+			    i < METRICS_SETS ? m->sets[i].set : "other", (long long)m->sets[i].count);
+	put(o, "# HELP pyexec_set_zygotes_resident_bytes Their resident memory, by set, each "
+	       "zygote counted whole (pages they share are counted in each).\n"
+	       "# TYPE pyexec_set_zygotes_resident_bytes gauge\n");
+	for (size_t i = 0; i <= METRICS_SETS; i++)
+		if (m->sets[i].count > 0)
+			put(o, "pyexec_set_zygotes_resident_bytes{set=\"%s\"} %lld\n",
+			    i < METRICS_SETS ? m->sets[i].set : "other", (long long)m->sets[i].bytes);
+	sets_unlock(m);
+}
+
 static void render_workers(struct out *o, const struct metrics *m, const struct metrics_state *st)
 {
 	int64_t busy = __atomic_load_n(&m->busy, __ATOMIC_RELAXED);
@@ -302,15 +374,7 @@ static void render_workers(struct out *o, const struct metrics *m, const struct 
 	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_REFRESHED]),
 	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_RETIRED]),
 	    (unsigned long long)get(&m->set_zygotes[METRICS_SET_ZYGOTE_LOST]));
-	put(o, "# HELP pyexec_set_zygotes Zygotes of dependency sets the workers have now.\n"
-	       "# TYPE pyexec_set_zygotes gauge\n"
-	       "pyexec_set_zygotes %lld\n"
-	       "# HELP pyexec_set_zygotes_resident_bytes Their resident memory, each counted "
-	       "whole (pages they share are counted in each).\n"
-	       "# TYPE pyexec_set_zygotes_resident_bytes gauge\n"
-	       "pyexec_set_zygotes_resident_bytes %lld\n",
-	    (long long)__atomic_load_n(&m->set_zygotes_now, __ATOMIC_RELAXED),
-	    (long long)__atomic_load_n(&m->set_zygotes_bytes, __ATOMIC_RELAXED));
+	render_sets(o, (struct metrics *)m);
 }
 
 int metrics_render(const struct metrics *m, const struct metrics_state *st, char *buf,

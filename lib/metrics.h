@@ -54,9 +54,12 @@ enum metrics_set_zygote { METRICS_SET_ZYGOTE_STARTED, METRICS_SET_ZYGOTE_REFRESH
 			  METRICS_SET_ZYGOTE_RETIRED, METRICS_SET_ZYGOTE_LOST,
 			  METRICS_SET_ZYGOTE_N };
 void metrics_count_set_zygote(struct metrics *m, enum metrics_set_zygote what);
-/* Zygotes of dependency sets there are now, and their resident memory:
- * each worker adds its own as they come (+) and go (-). */
-void metrics_set_zygotes(struct metrics *m, int count, int64_t bytes);
+/* Zygotes of dependency sets there are now, and their resident memory, by
+ * set (the first 16 hex digits of its key): each worker adds its own as
+ * they come (+) and go (-). A set beyond METRICS_SETS at once is counted
+ * under "other". */
+#define METRICS_SETS 64
+void metrics_set_zygotes(struct metrics *m, const char *set, int count, int64_t bytes);
 
 /* A worker starts (+1) or ends (-1) handling a request. */
 void metrics_busy(struct metrics *m, int delta);

@@ -210,6 +210,8 @@ static const struct good goods[] = {
 	{ "warm_deps_after", "7", O(warm_deps_after), K_UINT, 7, NULL },
 	{ "warm_zygotes_max", "0", O(warm_zygotes_max), K_UINT, 0, NULL },
 	{ "warm_zygotes_max", "16", O(warm_zygotes_max), K_UINT, 16, NULL },
+	{ "warm_zygotes_memory", "0", O(warm_zygotes_memory), K_U64, 0, NULL },
+	{ "warm_zygotes_memory", "512M", O(warm_zygotes_memory), K_U64, 512 * MiB, NULL },
 	{ "warm_preload", " numpy , matplotlib.pyplot,_x9 ", O(warm_preload), K_STR, 0,
 	  "numpy,matplotlib.pyplot,_x9" },
 	{ "sandbox_etc", "", O(sandbox_etc), K_STR, 0, "" },

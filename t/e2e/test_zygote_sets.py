@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -88,6 +89,21 @@ def prefetch(s, value):
     return p.returncode, out.decode("utf-8", "replace")
 
 
+def by_set(s, name):
+    """A gauge of /metrics by set: {set: value}."""
+    out = {}
+    for line in s.request("GET", "/metrics").body.decode().splitlines():
+        m = re.match(r'^%s\{set="([0-9a-f]{16}|other)"\} (\S+)$' % name, line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def zygotes(s):
+    """How many zygotes of dependency sets the server's workers have."""
+    return sum(by_set(s, "pyexec_set_zygotes").values())
+
+
 def metric(s, name):
     """The value of one line of /metrics (labels included in name)."""
     for line in s.request("GET", "/metrics").body.decode().splitlines():
@@ -136,8 +152,10 @@ class Sets(harness.E2ETestCase):
         self.assertEqual(metric(s, 'pyexec_set_runs_started_total{start="warm"}'), 2)
         self.assertEqual(metric(s, 'pyexec_set_runs_started_total{start="cold"}'), 2)
         self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="started"}'), 1)
-        self.assertEqual(metric(s, "pyexec_set_zygotes"), 1)
-        self.assertGreater(metric(s, "pyexec_set_zygotes_resident_bytes"), 1 << 20)
+        self.assertEqual(zygotes(s), 1)
+        rss = by_set(s, "pyexec_set_zygotes_resident_bytes")
+        self.assertEqual(list(rss), list(by_set(s, "pyexec_set_zygotes")))
+        self.assertGreater(sum(rss.values()), 1 << 20)
         self.assertEqual(s.request("GET", "/healthz").json().get("set_zygotes"), 1)
         self.assertRegex(s.log_since_mark(), r"zygote \d+ for dependency set [0-9a-f]{16} "
                          r"ready \(preloaded: set_heavy,set_plain\)")
@@ -181,11 +199,26 @@ class Sets(harness.E2ETestCase):
         for start in ("cold", "cold", "warm"):
             self.run_set(s, "set-heavy", hello, start)
         self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="retired"}'), 1)
-        self.assertEqual(metric(s, "pyexec_set_zygotes"), 1)
+        self.assertEqual(zygotes(s), 1)
         self.assertIn("retired (warm_zygotes_max", s.log_since_mark())
         # the retired set earns its zygote again, as a new one does
         for start in ("cold", "cold", "warm"):
             self.run_set(s, "set-plain", hello, start)
+
+    def test_warm_zygotes_memory_retires_the_least_recently_used(self):
+        # a share smaller than any zygote: the newest is kept, the others go
+        s = self.server(options=["warm_zygotes_memory=1M"])
+        hello = script('print("hi")\n')
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-plain", hello, start)
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-heavy", hello, start)
+        self.assertEqual(zygotes(s), 1)
+        self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="retired"}'), 1)
+        self.assertRegex(s.log_since_mark(), r"set [0-9a-f]{16} retired \(warm_zygotes_memory: "
+                         r"\d+ bytes, this worker's share 1048576\)")
+        self.run_set(s, "set-heavy", hello, "warm")
+        self.run_set(s, "set-plain", hello, "cold")
 
     def test_runs_without_dependencies_stay_warm_between(self):
         s = self.server()
@@ -224,12 +257,12 @@ class Sets(harness.E2ETestCase):
         hello = script('print("hi")\n')
         for start in ("cold", "cold", "warm"):
             self.run_set(s, "set-big-1", hello, start)
-        self.assertEqual(metric(s, "pyexec_set_zygotes"), 1)
+        self.assertEqual(zygotes(s), 1)
         # two more entries: the cache is over its size, and its least
         # recently used entry is the one the zygote holds
         self.run_set(s, "set-big-2", hello, "cold")
         self.run_set(s, "set-big-3", hello, "cold")
-        self.assertTrue(harness.wait_for(lambda: metric(s, "pyexec_set_zygotes") == 0, 5),
+        self.assertTrue(harness.wait_for(lambda: zygotes(s) == 0, 5),
                         "the zygote still holds the entry:\n" + s.log_since_mark())
         self.assertRegex(s.log_since_mark(), r"zygote of dependency set [0-9a-f]{16} "
                          r"retired: the cache wants its entry")
@@ -249,9 +282,37 @@ class Sets(harness.E2ETestCase):
         self.assertTrue(harness.wait_for(
             lambda: len(s.worker_pids()) == 2 and not set(s.worker_pids()) & old, 10),
             "the workers were not replaced")
-        self.assertTrue(harness.wait_for(lambda: metric(s, "pyexec_set_zygotes") == 2, 10),
+        self.assertTrue(harness.wait_for(lambda: zygotes(s) == 2, 10),
                         "no zygote for the prefetched set:\n" + s.log_since_mark())
         self.run_set(s, "set-plain", script('print("hi")\n'), "warm")
+
+
+    def test_zygote_of_a_set_gone_during_its_run(self):
+        s = self.server()
+        hello = script('print("hi")\n')
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-plain", hello, start)
+        zygote = [p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
+                  if "PYTHONPATH=" in (harness._read("/proc/%d/environ" % p, "r") or "")]
+        self.assertEqual(len(zygote), 1)
+        slow = script('''
+            import time, set_plain
+            print("started", flush=True)
+            time.sleep(1.5)
+            print("done", set_plain.TABLE)
+            ''')
+        killer = threading.Timer(0.5, lambda: os.kill(zygote[0], signal.SIGKILL))
+        killer.start()
+        try:
+            r = self.run_set(s, "set-plain", slow, "warm")
+        finally:
+            killer.cancel()
+        self.assertEqual(r.stdout, b"started\ndone {'a': 1}\n")
+        # and the next ones are served, warm again once it is replaced
+        self.assertEqual(self.run_set(s, "set-plain", hello).stdout, b"hi\n")
+        self.assertTrue(harness.wait_for(
+            lambda: self.run_set(s, "set-plain", hello).headers.get("X-Execution-Start")
+            == "warm", 10), "the set's zygote was not replaced")
 
 
 class PlainSets(Sets):
