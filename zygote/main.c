@@ -611,6 +611,9 @@ static void probe_child(int done, int hold, int out)
 {
 	char c;
 
+	/* it goes with the zygote, whatever it is doing */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		_exit(1);
 	PyOS_AfterFork_Child();
 	if (dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
 		_exit(1);
