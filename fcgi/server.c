@@ -518,6 +518,7 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 
 	while (!server_stopping) {
 		int warm = worker_warm != NULL && warm_tend(worker_warm);
+		int pending;
 
 		/* One cloned while there was no zygote gives way to a warm one. */
 		if (warm && ectx->spare != NULL && spare->pid > 0 && !spare->warm)
@@ -534,16 +535,15 @@ static void worker_loop(const struct server *srv, const struct execute_ctx *ectx
 		 * second, or as warm.h backs off) while no request comes. */
 		if (worker_warm != NULL && !warm && !worker_await_connection(srv->listen_fd, 1000))
 			continue;
-		/* Zygotes of dependency sets are looked at once a second while
-		 * no request comes (the cache may want a set's entry back). */
-		if (worker_warm != NULL && warm_sets_held(worker_warm) &&
-		    warm_pending_fd(worker_warm) < 0 &&
-		    !worker_await_connection(srv->listen_fd, 1000))
-			continue;
 		/* A dependency set's zygote on its way is taken in as soon as it
-		 * is ready, unless a request comes first. */
-		if (worker_warm != NULL && warm_pending_fd(worker_warm) >= 0 &&
-		    !worker_await_connection_or(srv->listen_fd, warm_pending_fd(worker_warm), 5000))
+		 * is ready, unless a request comes first; the others are looked
+		 * at once a second while none comes (the cache may want a set's
+		 * entry back). */
+		pending = worker_warm != NULL ? warm_pending_fd(worker_warm) : -1;
+		if (pending >= 0 && !worker_await_connection_or(srv->listen_fd, pending, 5000))
+			continue;
+		if (pending < 0 && worker_warm != NULL && warm_sets_held(worker_warm) &&
+		    !worker_await_connection(srv->listen_fd, 1000))
 			continue;
 		if (FCGX_Accept_r(req) < 0) {
 			if (server_stopping)

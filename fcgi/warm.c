@@ -72,10 +72,12 @@ int warm_open_binary(char *why, size_t len)
 	return fd;
 }
 
-/* Launches z with the run's command line and environment (a run without
- * dependencies): in the namespace sandbox, or for the rlimits layer a
- * plain one, whose runs' directories are their own. 0, or -1 with z->why. */
-static int launch(struct warm *w, struct zygote *z)
+/* Launches z with the run's command line and environment: a run without
+ * dependencies (deps NULL), or one of the set whose entry is deps, on its
+ * PYTHONPATH; preload its modules to import. In the namespace sandbox,
+ * or for the rlimits layer a plain one, whose runs' directories are their
+ * own. 0, or -1 with z->why. */
+static int launch(struct warm *w, struct zygote *z, const char *deps, const char *preload)
 {
 	const struct server *srv = w->srv;
 	struct execute_program prog;
@@ -84,18 +86,19 @@ static int launch(struct warm *w, struct zygote *z)
 		snprintf(z->why, sizeof(z->why), "%s", srv->zygote_why);
 		return -1;
 	}
+	snprintf(z->deps, sizeof(z->deps), "%s", deps != NULL ? deps : "");
 	if (srv->sandbox_cfg == NULL) {
-		if (execute_program_like(srv->cfg, &prog, NULL) < 0) {
+		if (execute_program_like(srv->cfg, &prog, deps) < 0) {
 			snprintf(z->why, sizeof(z->why), "cannot make the zygote's environment: %s",
 				 strerror(errno));
 			return -1;
 		}
 		return zygote_launch_plain(z, srv->cfg->work_root, srv->zygote_fd, prog.argv,
-					   prog.envp, srv->cfg->warm_preload);
+					   prog.envp, preload);
 	}
-	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, NULL);
+	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, deps);
 	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
-			     prog.argv, prog.envp, srv->cfg->warm_preload);
+			     prog.argv, prog.envp, preload);
 }
 
 int warm_vet(const struct server *srv, char *err, size_t errlen)
@@ -110,7 +113,7 @@ int warm_vet(const struct server *srv, char *err, size_t errlen)
 	memset(&w, 0, sizeof(w));
 	w.srv = srv;
 	zygote_init(z);
-	if (launch(&w, z) == 0 &&
+	if (launch(&w, z, NULL, srv->cfg->warm_preload) == 0 &&
 	    zygote_await(z, INT64_MAX) == 1) {
 		log_msg(LOG_LEVEL_INFO, "warm_preload: %s imported and vetted",
 			srv->cfg->warm_preload);
@@ -188,7 +191,7 @@ static int start(struct warm *w, int64_t now)
 
 	if (now < w->next_start)
 		return 0;
-	if (launch(w, z) < 0 ||
+	if (launch(w, z, NULL, w->srv->cfg->warm_preload) < 0 ||
 	    zygote_await(z, INT64_MAX) != 1 ||
 	    same_python(w->srv, z) < 0) {
 		failed(w, z, now, "no zygote, runs start cold");
@@ -212,7 +215,7 @@ static void refresh(struct warm *w, int64_t now)
 		if ((z->forks < cfg->warm_runs &&
 		     now - z->ready_ns < (int64_t)cfg->warm_ms * 1000000) || now < w->next_refresh)
 			return;
-		if (launch(w, next) < 0)
+		if (launch(w, next, NULL, cfg->warm_preload) < 0)
 			failed(w, next, now, "cannot replace the zygote");
 		keep(w);
 		return;
@@ -336,33 +339,12 @@ static int set_drop_module(struct warm_set *ws, const char *why)
 	return dropped;
 }
 
-/* Launches ws's zygote: the run's command line and environment with the
- * entry on PYTHONPATH, its top-level modules preloaded. 0, or -1 with
- * ws->z.why. */
+/* Launches ws's zygote: its set's entry on PYTHONPATH, its top-level
+ * modules preloaded (one more try). 0, or -1 with ws->z.why. */
 static int set_launch(struct warm *w, struct warm_set *ws)
 {
-	const struct server *srv = w->srv;
-	struct execute_program prog;
-	struct zygote *z = &ws->z;
-
 	ws->tries++;
-	if (srv->zygote_fd < 0) {
-		snprintf(z->why, sizeof(z->why), "%s", srv->zygote_why);
-		return -1;
-	}
-	memcpy(z->deps, ws->deps, sizeof(z->deps));
-	if (srv->sandbox_cfg == NULL) {
-		if (execute_program_like(srv->cfg, &prog, ws->deps) < 0) {
-			snprintf(z->why, sizeof(z->why), "cannot make the zygote's environment: %s",
-				 strerror(errno));
-			return -1;
-		}
-		return zygote_launch_plain(z, srv->cfg->work_root, srv->zygote_fd, prog.argv,
-					   prog.envp, ws->preload);
-	}
-	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, ws->deps);
-	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
-			     prog.argv, prog.envp, ws->preload);
+	return launch(w, &ws->z, ws->deps, ws->preload);
 }
 
 /* The set of entry deps, found or made (the least recently asked one
@@ -629,8 +611,8 @@ static void sets_prefetched(struct warm *w, int64_t now)
 		struct warm_set *ws;
 		int lease;
 
-		if ((size_t)snprintf(deps, sizeof(deps), "%s/%s", cfg->deps_cache, keys[i]) >=
-		    sizeof(deps) || (lease = cache_lease(cfg, keys[i])) < 0)
+		if (cache_entry_path(cfg, keys[i], deps, sizeof(deps)) < 0 ||
+		    (lease = cache_lease(cfg, keys[i])) < 0)
 			continue;
 		ws = set_find(w, deps);
 		if (ws == NULL || set_has_zygote(ws)) {

@@ -296,6 +296,11 @@ static void mark_wanted(const struct config *cfg, const char *key, int wanted)
 		(void)close(fd);
 }
 
+int cache_entry_path(const struct config *cfg, const char *key, char *out, size_t len)
+{
+	return path_in(out, len, cfg->deps_cache, key, NULL);
+}
+
 int cache_mark_prefetched(const struct config *cfg, const char *key)
 {
 	char p[PATH_MAX];
@@ -622,7 +627,7 @@ enum cache_result cache_acquire(struct cache *c, const struct deps_set *set,
 		return CACHE_UNUSABLE;
 	deps_key(set, c->salt, use->key);
 	if (path_in(lockpath, sizeof(lockpath), cfg->deps_cache, ".locks", use->key) < 0 ||
-	    path_in(use->path, sizeof(use->path), cfg->deps_cache, use->key, NULL) < 0)
+	    cache_entry_path(cfg, use->key, use->path, sizeof(use->path)) < 0)
 		return CACHE_ERROR;
 	fd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -78,6 +78,10 @@ void cache_release(struct cache_use *use);
  * at most deps_cache_max. Returns the number evicted, or -1 (logged). */
 int cache_evict(struct cache *c);
 
+/* The path of the entry named key (deps_cache/key) into out (len bytes).
+ * 0, or -1 (ENAMETOOLONG). */
+int cache_entry_path(const struct config *cfg, const char *key, char *out, size_t len);
+
 /* --prefetch's mark on the entry named key: a server started later gives
  * its set a zygote at once (README "Warm start"). 0, or -1 with errno. */
 int cache_mark_prefetched(const struct config *cfg, const char *key);

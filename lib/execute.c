@@ -153,7 +153,7 @@ static struct zygote *set_zygote(const struct request *r)
 	    !r->ctx->cache->usable)
 		return NULL;
 	deps_key(&r->set, r->ctx->cache->salt, key);
-	if ((size_t)snprintf(entry, sizeof(entry), "%s/%s", cfg->deps_cache, key) >= sizeof(entry))
+	if (cache_entry_path(cfg, key, entry, sizeof(entry)) < 0)
 		return NULL;
 	return zygote_of_set(entry);
 }

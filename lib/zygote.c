@@ -115,12 +115,7 @@ void zygote_set_finder(struct zygote *(*fn)(const char *deps, void *arg), void *
 
 struct zygote *zygote_of_set(const char *deps)
 {
-	if (finder != NULL && deps != NULL)
-		return finder(deps, finder_arg);
-	for (size_t i = 0; deps != NULL && i < nsets_in_use; i++)
-		if (strcmp(sets_in_use[i]->deps, deps) == 0 && zygote_alive(sets_in_use[i]))
-			return sets_in_use[i];
-	return NULL;
+	return finder != NULL && deps != NULL ? finder(deps, finder_arg) : NULL;
 }
 
 void zygote_init(struct zygote *z)

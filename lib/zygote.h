@@ -214,8 +214,8 @@ void zygote_use_sets(struct zygote *const *sets, size_t n);
  * would be (zygote_matches), or NULL. */
 struct zygote *zygote_for(const struct run_spec *spec);
 /* The ready zygote of the set whose entry is deps, or NULL: as the
- * worker's finder says (it may wait for one that is starting), or else
- * among those of zygote_use_sets. */
+ * worker's finder says (it may wait for one that is starting); none
+ * without a finder. */
 struct zygote *zygote_of_set(const char *deps);
 void zygote_set_finder(struct zygote *(*fn)(const char *deps, void *arg), void *arg);
 
