@@ -15,6 +15,13 @@ leaves is seen by another, and every reply says how the run was started
 (X-Execution-Start). When B's /healthz says "warm":"off", every test of B
 skips with the reason /healthz gives (warm_why).
 
+The same again with a dependency set (DifferentialSet, FreshnessSet):
+every run names the set, served by a package index on loopback
+(t/pyindex.py), and B runs it in the set's own zygote: a package with a
+.pth file, packages whose import prints or writes a file (so they are not
+preloaded), a package that shadows a standard module, and one that is
+preloaded. Each of B's runs of the set must say it started warm.
+
 $PYEXEC_TEST_WARM=cold, a development aid: both servers start with
 warm = no, the /healthz skip and the X-Execution-Start test are bypassed,
 and the comparisons run cold against cold, which shows the corpus itself
@@ -33,6 +40,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
+import pyindex  # noqa: E402
 from harness import script  # noqa: E402
 
 COLD_ONLY = os.environ.get("PYEXEC_TEST_WARM") == "cold"
@@ -49,6 +57,50 @@ HAVE_NUMPY = subprocess.run([os.environ.get("TEST_PYTHON", "/usr/bin/python3"), 
 PRELOAD = "json,numpy" if HAVE_NUMPY else "json"
 PRELOADED = dict(workers=2, options=["warm=no"] if COLD_ONLY
                  else ["warm=yes", "warm_preload=" + PRELOAD])
+
+
+# The dependency set of DifferentialSet and FreshnessSet.
+SET = "diff-pth,diff-printer,diff-writer,diff-plain"
+_index = None
+
+
+def index():
+    """The package index of the set (built and started on first use)."""
+    global _index
+    if _index is None:
+        ix = pyindex.PackageIndex().start()
+        try:
+            # its .pth file runs in site; its colorsys shadows the standard one
+            ix.add(pyindex.build_wheel(ix.dir, "diff-pth", "1.0", {
+                "diff_pth/__init__.py": "VERSION = '1.0'\n",
+                "diff_pth.pth": "import os; os.environ['DIFF_PTH'] = 'ran'\n",
+                "colorsys.py": "WHERE = 'the set'\n",
+            }))
+            # imports that print and that write a file: not preloaded
+            ix.add_module("diff-printer", "1.0", body="print('diff_printer imported')\n")
+            ix.add_module("diff-writer", "1.0", body=(
+                "with open('written-by-import.txt', 'w') as f:\n"
+                "    f.write('diff_writer imported\\n')\n"))
+            ix.add_module("diff-plain", "1.0", body="TABLE = {'a': 1}\n")
+        except BaseException:
+            ix.stop()
+            raise
+        _index = ix
+    return _index
+
+
+def set_kind(kind):
+    """kind, for servers that install the set from index() (and keep a
+    set's zygote for the whole run: no refresh in the middle of a test)."""
+    options = kind["options"] + ["pip_index_url=" + index().simple_url, "pip_only_binary=yes"]
+    if "warm=yes" in options:
+        options += ["warm_deps_after=1", "warm_runs=100000", "warm_seconds=86400"]
+    return dict(kind, workers=1 if "warm=yes" in options else kind["workers"],
+                options=options)
+
+
+def with_set(query):
+    return "&".join(x for x in ("dependencies=" + SET, query) if x)
 
 
 def cold_server(test):
@@ -72,9 +124,16 @@ def normalize(outcome, reply, server):
     paths of the request's own (README), per-run by nature: they are put
     as <work> and <tmp> wherever they show."""
     work = re.compile(re.escape(server.work_root.encode()) + rb"/[^/\s'\"]+")
+    # each server has a dependency cache of its own in its directory: the
+    # cache's path is <deps>, and the directory's name (which a run of a
+    # set sees in /tmp, where the namespace layer binds the set's entry at
+    # its path) is <server>
+    deps = os.path.join(server.tmp, "deps").encode()
+    name = os.path.basename(server.tmp).encode()
 
     def fix(data):
-        return re.sub(rb"/tmp/pyexec-[A-Za-z0-9_]{6}", b"<tmp>", work.sub(b"<work>", data))
+        data = work.sub(b"<work>", data).replace(deps, b"<deps>").replace(name, b"<server>")
+        return re.sub(rb"/tmp/pyexec-[A-Za-z0-9_]{6}", b"<tmp>", data)
     out = dict(outcome)
     if "body" in out:
         # the JSON form: wall and CPU time and peak memory are the run's own;
@@ -582,27 +641,35 @@ class Differential(harness.E2ETestCase):
         self.a = cold_server(self)
         self.b = warm_server(self)
 
+    NAMES = ("A (cold)", "B (warm)")
+
+    def query(self, p):
+        return p.query
+
     def run_both(self, p):
-        replies = [s.post_execute(p.files, stdin=p.stdin, query=p.query)
+        replies = [s.post_execute(p.files, stdin=p.stdin, query=self.query(p))
                    for s in (self.a, self.b)]
         bad = _outcome_errors(p, replies[0])
         if bad:
             self.fail("probe %s on A (cold): %s\n%s" % (p.name, "; ".join(bad),
                                                         replies[0].describe(4000)))
-        self.assertSameRun(*replies, names=("A (cold)", "B (warm)"),
+        if not COLD_ONLY:
+            self.assertEqual(replies[1].headers.get("X-Execution-Start"), "warm",
+                             "B ran it cold:\n" + replies[1].describe())
+        self.assertSameRun(*replies, names=self.NAMES,
                            normalize=lambda o, r: normalize(
                                o, r, self.a if r is replies[0] else self.b))
 
 
-def _add_probe_test(p):
-    def test(self):
-        self.run_both(p)
-    test.__doc__ = "probe %s: the same run on A and B" % p.name
-    setattr(Differential, "test_" + p.name, test)
+def _add_probe_tests(cls, corpus, what):
+    for p in corpus:
+        def test(self, p=p):
+            self.run_both(p)
+        test.__doc__ = "probe %s%s: the same run on A and B" % (p.name, what)
+        setattr(cls, "test_" + p.name, test)
 
 
-for _p in CORPUS:
-    _add_probe_test(_p)
+_add_probe_tests(Differential, CORPUS, "")
 
 
 class DifferentialPreloaded(Differential):
@@ -615,6 +682,61 @@ class DifferentialPreloaded(Differential):
         harness.E2ETestCase.setUp(self)
         self.a = cold_server(self)
         self.b = warm_server(self, "warm-c", PRELOADED)
+
+
+# What DifferentialSet runs besides the corpus: the set's own modules.
+SET_CORPUS = [Probe("set_modules", script('''
+    import os, sys
+    print("PYTHONPATH:", os.environ.get("PYTHONPATH"), "DIFF_PTH:", os.environ.get("DIFF_PTH"))
+    print("before:", sorted(n for n in sys.modules if "diff" in n or n == "colorsys"))
+    import colorsys, diff_plain, diff_printer, diff_pth, diff_writer
+    for m in (colorsys, diff_plain, diff_printer, diff_pth, diff_writer):
+        print(m.__name__, m.__file__, m.__spec__.origin, type(m.__loader__).__name__,
+              sorted(k for k in vars(m) if not k.startswith("__")))
+    print("colorsys:", colorsys.WHERE)
+    print("after:", sorted(n for n in sys.modules if "diff" in n or n == "colorsys"))
+    '''), stdout=["DIFF_PTH: ran", "diff_printer imported", "colorsys: the set"]),
+    Probe("set_module_shadowed_by_upload", {
+        "main.py": script('''
+            import diff_plain, diff_printer
+            print(diff_plain.__file__, diff_plain.TABLE, diff_printer.__file__)
+            '''),
+        "diff_plain.py": b"TABLE = 'uploaded'\n"}, stdout=["/diff_plain.py uploaded"])]
+
+
+class DifferentialSet(Differential):
+    """Each probe of the corpus, and of SET_CORPUS, with the dependency set
+    SET, on A (cold) and on B, where the set has a zygote of its own: the
+    same bytes, and B's runs warm."""
+
+    def setUp(self):
+        harness.E2ETestCase.setUp(self)
+        self.a = self.server("warm-a-set", **set_kind(COLD))
+        self.b = warm_server(self, "warm-b-set", set_kind(WARM))
+        warm_up_set(self, self.b)
+
+    NAMES = ("A (cold)", "B (warm, the set's zygote)")
+
+    def query(self, p):
+        return with_set(p.query)
+
+
+def warm_up_set(test, s):
+    """Runs SET on s until a run starts warm (bounded): with
+    warm_deps_after = 1 the first request installs the set and earns its
+    zygote, the next waits for it to be ready."""
+    if COLD_ONLY:
+        return
+    for _ in range(5):
+        r = s.post_execute({"main.py": script("pass\n")}, query=with_set(None))
+        test.assertRan(r)
+        if r.headers.get("X-Execution-Start") == "warm":
+            return
+    test.fail("the set's runs are still cold after 5 requests:\n%s\n%s"
+              % (r.describe(), s.log_tail()))
+
+
+_add_probe_tests(DifferentialSet, SET_CORPUS, " with the set")
 
 
 class Comparison(harness.E2ETestCase):
@@ -693,17 +815,20 @@ FRESH = script('''
     ''')
 
 
-def _fresh_runs(server, n, concurrency=2):
-    """n runs of FRESH, concurrency at a time (both workers busy): their
-    printed documents, in the order they ended."""
+def _fresh_runs(server, n, concurrency=2, query=None, start=None):
+    """n runs of FRESH, concurrency at a time (both workers busy), with
+    query, each started as start says when given: their printed documents,
+    in the order they ended."""
     docs, lock, errors = [], threading.Lock(), []
 
     def worker(count):
         for _ in range(count):
-            r = server.post_execute({"main.py": FRESH})
+            r = server.post_execute({"main.py": FRESH}, query=query)
             with lock:
                 if r.status != 200 or r.headers.get("X-Exit-Code") != "0":
                     errors.append(r.describe())
+                elif start and not COLD_ONLY and r.headers.get("X-Execution-Start") != start:
+                    errors.append("not %s:\n%s" % (start, r.describe()))
                 else:
                     docs.append(json.loads(r.stdout))
     threads = [threading.Thread(target=worker, args=(n // concurrency + (i < n % concurrency),))
@@ -807,6 +932,25 @@ class Freshness(harness.E2ETestCase):
 
     def test_no_file_in_dev_shm_left(self):
         self.assertNoRunSees("file in /dev/shm")
+
+
+class FreshnessSet(Freshness):
+    """The same, FRESH_RUNS warm runs of the set in its zygote on B."""
+
+    warm_docs = None
+    cold_docs = None
+
+    def setUp(self):
+        harness.E2ETestCase.setUp(self)
+        self.b = warm_server(self, "warm-b-set", set_kind(WARM))
+        cls = type(self)
+        if cls.warm_docs is None:
+            warm_up_set(self, self.b)
+            # one worker: one run at a time, each from the set's zygote
+            cls.warm_docs = _fresh_runs(self.b, FRESH_RUNS, concurrency=1,
+                                        query=with_set(None), start="warm")
+            cls.cold_docs = _fresh_runs(self.server("warm-a-set", **set_kind(COLD)), 4,
+                                        query=with_set(None))
 
 
 # ---------------------------------------------------------------- headers
