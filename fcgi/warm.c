@@ -540,8 +540,6 @@ static void set_noted(void *arg)
 	keep(w);
 }
 
-/* Between requests: the sets counted and their zygotes tended; those
- * ready are the ones runs are forked from (zygote_use_sets). */
 /* The sets' ready zygotes, for runs (zygote_use_sets). */
 static void sets_publish(struct warm *w)
 {

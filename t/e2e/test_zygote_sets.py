@@ -233,6 +233,24 @@ class Sets(harness.E2ETestCase):
             r = self.run_set(s, "set-plain", hello, "warm")
             self.assertEqual(r.stdout, b"False\n")
 
+    def test_zygote_of_a_set_refreshed_after_warm_runs(self):
+        s = self.server(options=["warm_runs=2"])
+        hello = script('import set_plain\nprint("hi", set_plain.TABLE)\n')
+        for start in ("cold", "cold", "warm"):
+            self.run_set(s, "set-plain", hello, start)
+        pids = set()
+        # each run is warm: one while its zygote is replaced waits for the new one
+        for _ in range(6):
+            r = self.run_set(s, "set-plain", hello, "warm")
+            self.assertEqual(r.stdout, b"hi {'a': 1}\n")
+            pids |= {p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
+                     if "PYTHONPATH=" in (harness._read("/proc/%d/environ" % p, "r") or "")}
+        self.assertGreaterEqual(metric(s, 'pyexec_set_zygotes_total{event="refreshed"}'), 2)
+        self.assertGreaterEqual(len(pids), 3, "the set's zygotes seen: %r" % sorted(pids))
+        # the last one was replaced as it made the next run ahead
+        self.assertTrue(harness.wait_for(lambda: zygotes(s) == 1, 5), s.log_since_mark())
+        self.assertEqual(metric(s, 'pyexec_set_zygotes_total{event="lost"}'), 0)
+
     def test_zygote_of_a_set_killed(self):
         s = self.server()
         hello = script('print("hi")\n')
