@@ -2,7 +2,7 @@
 # pyexec.sh: run main.py (and helper files) on a pyexec server with curl.
 #
 #   examples/pyexec.sh [-u URL] [-t TOKEN] [-d DEPS] [-s SECONDS] [-m MIB]
-#                      [-i STDIN_FILE] [-o DIR] main.py [files...]
+#                      [-i STDIN_FILE] [-a ARG]... [-e NAME=VALUE]... [-o DIR] main.py [files...]
 #
 #   -u URL      the execute URL (default $PYEXEC_URL or http://127.0.0.1:8000/execute)
 #   -t TOKEN    bearer token (default $PYEXEC_TOKEN; it reaches curl in a file,
@@ -10,6 +10,8 @@
 #   -d DEPS     pip requirements, comma-separated (requests,numpy==1.26.*)
 #   -s SECONDS  wall-clock limit of the run;  -m MIB  its memory
 #   -i FILE     the program's standard input
+#   -a ARG      an argument of the program (sys.argv[1:]), repeatable
+#   -e N=V      a variable of the program's environment, repeatable
 #   -o DIR      save the generated files in DIR (default: not saved)
 #
 # The first file is sent as main.py; the others keep the path given when it
@@ -25,7 +27,7 @@ set -u
 
 url=${PYEXEC_URL:-http://127.0.0.1:8000/execute}
 token=${PYEXEC_TOKEN:-}
-deps= seconds= memory= stdin= outdir=
+deps= seconds= memory= stdin= outdir= nargs=0 nenv=0
 
 usage() {
 	printf 'usage: ' >&2
@@ -34,7 +36,14 @@ usage() {
 	exit 2
 }
 
-while getopts u:t:d:s:m:i:o:h opt; do
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pyexec-sh.XXXXXX") || exit 125
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+: >"$tmp/args"
+: >"$tmp/env"
+
+while getopts u:t:d:s:m:i:a:e:o:h opt; do
 	case $opt in
 	u) url=$OPTARG ;;
 	t) token=$OPTARG ;;
@@ -43,16 +52,18 @@ while getopts u:t:d:s:m:i:o:h opt; do
 	m) memory=$OPTARG ;;
 	i) stdin=$OPTARG ;;
 	o) outdir=$OPTARG ;;
+	# NUL-separated: a value may hold any other byte
+	a) printf '%s\0' "$OPTARG" >>"$tmp/args"; nargs=$((nargs + 1)) ;;
+	e)
+		case $OPTARG in
+		*=*) printf '%s\0' "$OPTARG" >>"$tmp/env"; nenv=$((nenv + 1)) ;;
+		*) echo "pyexec.sh: -e $OPTARG: give NAME=VALUE" >&2; exit 2 ;;
+		esac ;;
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -ge 1 ] || usage
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pyexec-sh.XXXXXX") || exit 125
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # A value inside -F's double quotes: backslash and '"' escaped.
 quote() {
@@ -79,6 +90,21 @@ for f in "$@"; do
 done
 if [ -n "$stdin" ]; then
 	printf -- '-F\nstdin=<"%s"\n' "$(quote "$stdin")" >>"$tmp/form"
+fi
+# args and env: JSON, made by python3 from the NUL-separated values
+if [ $nargs -gt 0 ]; then
+	python3 -c 'import json, sys
+print(json.dumps([a.decode("utf-8", "surrogateescape") for a in
+                  open(sys.argv[1], "rb").read().split(b"\0")[:-1]]))' "$tmp/args" >"$tmp/args.json" ||
+		exit 2
+	printf -- '-F\nargs=<"%s"\n' "$(quote "$tmp/args.json")" >>"$tmp/form"
+fi
+if [ $nenv -gt 0 ]; then
+	python3 -c 'import json, sys
+print(json.dumps(dict(e.decode("utf-8", "surrogateescape").split("=", 1) for e in
+                      open(sys.argv[1], "rb").read().split(b"\0")[:-1])))' "$tmp/env" >"$tmp/env.json" ||
+		exit 2
+	printf -- '-F\nenv=<"%s"\n' "$(quote "$tmp/env.json")" >>"$tmp/form"
 fi
 
 # The query: curl --data-urlencode would make a GET or a body; -G cannot

@@ -7,7 +7,8 @@ As a module:
 
     r = run("http://127.0.0.1:8000/execute",
             {"main.py": b"print('hello')\\n", "helper.py": "path/to/helper.py"},
-            dependencies=["requests"], timeout=5)
+            dependencies=["requests"], timeout=5,
+            args=["--rows", "10"], env={"MODE": "fast"})
     print(r.status, r.exit_code, r.stdout.decode())
     for name, (content_type, data) in r.files.items():
         ...
@@ -21,7 +22,8 @@ that cannot be reached raises PyexecError with status None.
 As a command:
 
     python3 pyexec_client.py [--url URL] [--token T] [--deps a,b] [--timeout S]
-                             [--memory MiB] [--stdin FILE] [--json] [--out DIR]
+                             [--memory MiB] [--stdin FILE] [--arg A ...]
+                             [--env NAME=VALUE ...] [--json] [--out DIR]
                              main.py [helper.py ...]
 
 prints the program's stdout and stderr, saves its generated files under
@@ -148,9 +150,10 @@ def _read_input(value):
     raise TypeError("expected bytes, a path or a file object, not %s" % type(value).__name__)
 
 
-def encode_multipart(files, stdin=None):
+def encode_multipart(files, stdin=None, args=None, env=None):
     """(body, content_type) of a multipart/form-data request: one part
-    "files" per file (the name the seed's clients use), then "stdin"."""
+    "files" per file (the name the seed's clients use), then "stdin",
+    "args" and "env" (JSON) when given."""
     fields = []
     for name, value in files.items():
         if not isinstance(name, str):
@@ -158,6 +161,14 @@ def encode_multipart(files, stdin=None):
         fields.append(("files", name, _read_input(value)))
     if stdin is not None:
         fields.append(("stdin", None, _read_input(stdin)))
+    if args is not None:
+        if isinstance(args, str) or not all(isinstance(a, str) for a in args):
+            raise TypeError("args is a list of str")
+        fields.append(("args", None, json.dumps(list(args)).encode("utf-8")))
+    if env is not None:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise TypeError("env maps str to str")
+        fields.append(("env", None, json.dumps(dict(env)).encode("utf-8")))
     while True:
         boundary = "pyexec-" + uuid.uuid4().hex
         b = boundary.encode("ascii")
@@ -174,13 +185,15 @@ def encode_multipart(files, stdin=None):
 
 
 def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, token=None,
-        json_mode=False, http_timeout=600):
+        json_mode=False, http_timeout=600, args=None, env=None):
     """POSTs files to pyexec and returns a Result.
 
     url: the execute URL (or the service's base URL: "/execute" is added);
     files: {name in the work directory: bytes, a path or a file object};
     "main.py" is the one run; names may have directories ("pkg/util.py");
     stdin: bytes, a path or a file object for the program's standard input;
+    args: the program's arguments (sys.argv[1:]), a list of str;
+    env: variables added to the program's environment, {name: value};
     dependencies: pip requirements, a list or a comma-separated str;
     timeout: wall-clock seconds; memory: MiB; token: the bearer token;
     json_mode: ask for the JSON form instead of multipart (same Result);
@@ -204,7 +217,7 @@ def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, toke
     target = execute_url(url)
     if query:
         target += "?" + urllib.parse.urlencode(query, safe=",", quote_via=urllib.parse.quote)
-    body, ctype = encode_multipart(files, stdin)
+    body, ctype = encode_multipart(files, stdin, args, env)
     headers = {"Content-Type": ctype, "User-Agent": "pyexec-client/1"}
     # pyexec answers JSON when Accept names application/json at all
     headers["Accept"] = "application/json" if json_mode else "multipart/form-data"
@@ -420,6 +433,11 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, metavar="S", help="wall-clock seconds for the run")
     p.add_argument("--memory", type=int, metavar="MIB", help="memory for the run, MiB")
     p.add_argument("--stdin", metavar="FILE", help="the program's standard input ('-': ours)")
+    p.add_argument("--arg", action="append", metavar="A",
+                   help="an argument of the program (sys.argv[1:]), repeatable; "
+                        "--arg=-x for one that starts with -")
+    p.add_argument("--env", action="append", metavar="NAME=VALUE",
+                   help="a variable of the program's environment, repeatable")
     p.add_argument("--json", action="store_true", help="ask for the JSON form of the reply")
     p.add_argument("--out", default="pyexec-out", metavar="DIR",
                    help="where generated files are saved (default ./%(default)s)")
@@ -433,6 +451,14 @@ def main(argv=None):
         if not a.quiet:
             print("pyexec-client: " + msg, file=sys.stderr)
 
+    env = None
+    if a.env is not None:
+        env = {}
+        for item in a.env:
+            name, eq, value = item.partition("=")
+            if not eq:
+                p.error("--env %r: give NAME=VALUE" % item)
+            env[name] = value
     files = {}
     try:
         for i, path in enumerate([a.main] + a.helpers):
@@ -452,7 +478,7 @@ def main(argv=None):
         return 2
     try:
         r = run(a.url, files, stdin=stdin, dependencies=a.deps, timeout=a.timeout,
-                memory=a.memory, token=a.token, json_mode=a.json)
+                memory=a.memory, token=a.token, json_mode=a.json, args=a.arg, env=env)
     except (PyexecError, ValueError) as e:
         print("pyexec-client: %s" % e, file=sys.stderr)
         return EXIT_FAILED

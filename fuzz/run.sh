@@ -22,7 +22,7 @@ esac
 [ -d "$builddir" ] || { echo "$0: $builddir: no such directory" >&2; exit 2; }
 
 srcdir=$(cd "$(dirname "$0")" && pwd)
-[ $# -gt 0 ] || set -- multipart names deps query conf
+[ $# -gt 0 ] || set -- multipart names deps query conf argenv
 
 artifacts=$builddir/fuzz-artifacts
 logs=$builddir/fuzz-logs

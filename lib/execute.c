@@ -353,6 +353,22 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 	p->argv[4] = NULL;
 }
 
+void execute_program_add(struct execute_program *p, const struct argenv *ae)
+{
+	size_t n = 0, i;
+
+	while (p->argv[n] != NULL)
+		n++;
+	for (i = 0; i < ae->argc; i++)
+		p->argv[n++] = ae->argv[i];
+	p->argv[n] = NULL;
+	for (n = 0; p->envp[n] != NULL; n++)
+		;
+	for (i = 0; i < ae->envc; i++)
+		p->envp[n++] = ae->env[i];
+	p->envp[n] = NULL;
+}
+
 int execute_program_like(const struct config *cfg, struct execute_program *p,
 			 const char *pythonpath)
 {
@@ -379,6 +395,7 @@ static void build_spec(struct request *r)
 	execute_program(cfg, &r->prog, sandboxed ? "/tmp" : r->wd.tmp_path,
 			sandboxed ? SANDBOX_WORK : r->wd.work_path,
 			r->use.lock_fd >= 0 ? r->use.path : NULL);
+	execute_program_add(&r->prog, &r->up.ae);
 	memset(spec, 0, sizeof(*spec));
 	spec->path = cfg->python;
 	spec->argv = r->prog.argv;

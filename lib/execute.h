@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "argenv.h"
 #include "cache.h"
 #include "conf.h"
 #include "deps.h"
@@ -63,13 +64,14 @@ struct execute_request {
 };
 
 /* A run's command line and environment, built from nothing (the
- * README's "POST execute"): python -s -B main.py. */
-#define EXECUTE_ENV_MAX 16          /* variables of the run's environment */
+ * README's "POST execute"): python -s -B main.py, then the request's args,
+ * and pyexec's variables, then the request's env. */
+#define EXECUTE_ENV_MAX 16          /* variables pyexec sets */
 #define EXECUTE_ENV_LEN (CONFIG_PATH_MAX + 32)
 struct execute_program {
 	char env[EXECUTE_ENV_MAX][EXECUTE_ENV_LEN];
-	char *envp[EXECUTE_ENV_MAX + 1];
-	char *argv[5];
+	char *envp[EXECUTE_ENV_MAX + ARGENV_ENV_MAX + 1];
+	char *argv[5 + ARGENV_ARGS_MAX];
 };
 
 /* Fills p for cfg's python, with tmp as HOME and TMPDIR, work as
@@ -77,6 +79,10 @@ struct execute_program {
  * PYTHONPATH. p's vectors point into p. */
 void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
 		     const char *work, const char *pythonpath);
+
+/* Adds ae's arguments and variables (borrowed: ae must outlive p's use)
+ * to p, filled by execute_program. */
+void execute_program_add(struct execute_program *p, const struct argenv *ae);
 
 /* The hex digits of a request id (X-Request-Id); the request's
  * directory in work_root is "<worker pid>-<id>". */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@ void upload_init(struct upload *u, const struct config *cfg, struct workdir *wd,
 	u->fd = -1;
 	u->stdin_fd = -1;
 	u->dir_fd = -1;
+	argenv_init(&u->ae);
 }
 
 void upload_into(struct upload *u, int dir_fd, mode_t dir_bits, mode_t file_bits,
@@ -41,6 +43,10 @@ void upload_close(struct upload *u)
 		close(u->stdin_fd);
 	u->fd = -1;
 	u->stdin_fd = -1;
+	free(u->field_buf);
+	u->field_buf = NULL;
+	u->field = NULL;
+	argenv_free(&u->ae);
 }
 
 void upload_fail(struct upload *u, int status, const char *error, const char *fmt, ...)
@@ -78,6 +84,7 @@ static int on_part_begin(void *data)
 
 	u->have_disp = 0;
 	u->is_stdin = 0;
+	u->field = NULL;
 	return 0;
 }
 
@@ -103,17 +110,46 @@ static int on_header(void *data, const char *name, size_t name_len,
 	return 0;
 }
 
-/* A part without a filename: only the field "stdin" is one, a private
- * file the run reads as its standard input. */
+static int is_field(const struct upload *u, const char *name)
+{
+	return u->disp.has_name && u->disp.name_len == strlen(name) &&
+	       memcmp(u->disp.name, name, u->disp.name_len) == 0;
+}
+
+/* The field "args" or "env": read into memory, parsed at its end. */
+static int open_field(struct upload *u, const char *name)
+{
+	if (name[0] == 'a' ? u->ae.have_args : u->ae.have_env) {
+		upload_fail(u, 400, "bad_field", "%s: given twice", name);
+		return -1;
+	}
+	u->field = name;
+	u->field_len = 0;
+	if (u->field_buf == NULL)
+		u->field_buf = malloc(ARGENV_FIELD_MAX);
+	if (u->field_buf == NULL) {
+		upload_fail_errno(u, ENOMEM, "a form field");
+		return -1;
+	}
+	return 0;
+}
+
+/* A part without a filename: the field "stdin", a private file the run
+ * reads as its standard input, or "args" or "env". */
 static int open_stdin(struct upload *u)
 {
 	char shown[256];
 
 	util_sanitize(u->disp.name, u->disp.name_len, shown, sizeof(shown));
-	if (!u->disp.has_name || strcmp(u->disp.name, "stdin") != 0 || u->disp.name_len != 5) {
+	if (is_field(u, "args"))
+		return open_field(u, "args");
+	if (is_field(u, "env"))
+		return open_field(u, "env");
+	if (!is_field(u, "stdin")) {
 		upload_fail(u, 400, "unexpected_field",
 			    "The form field '%s' is not a file; send files with a filename, "
-			    "and standard input as a field named 'stdin'.", shown);
+			    "standard input as a field named 'stdin', and the program's "
+			    "arguments and environment as fields 'args' and 'env'.", shown);
 		return -1;
 	}
 	if (u->have_stdin) {
@@ -180,6 +216,16 @@ static int on_data(void *data, const char *at, size_t len)
 {
 	struct upload *u = data;
 
+	if (u->field != NULL) {
+		if (len > ARGENV_FIELD_MAX - u->field_len) {
+			upload_fail(u, 400, "bad_field", "%s: over %u bytes", u->field,
+				    ARGENV_FIELD_MAX);
+			return -1;
+		}
+		memcpy(u->field_buf + u->field_len, at, len);
+		u->field_len += len;
+		return 0;
+	}
 	if (util_write_all(u->fd, at, len) < 0) {
 		upload_fail_errno(u, errno, "writing the upload");
 		return -1;
@@ -192,6 +238,19 @@ static int on_part_end(void *data)
 	struct upload *u = data;
 	struct stat st;
 
+	if (u->field != NULL) {
+		char err[UPLOAD_DETAIL_MAX];
+		int rc = u->field[0] == 'a'
+			 ? argenv_parse_args(&u->ae, u->field_buf, u->field_len, err, sizeof(err))
+			 : argenv_parse_env(&u->ae, u->field_buf, u->field_len, err, sizeof(err));
+
+		u->field = NULL;
+		if (rc < 0) {
+			upload_fail(u, 400, "bad_field", "%s", err);
+			return -1;
+		}
+		return 0;
+	}
 	if (u->is_stdin) {
 		u->stdin_fd = u->fd;    /* the run reads it from offset 0 */
 		u->fd = -1;

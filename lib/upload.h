@@ -2,7 +2,9 @@
  * directory one chunk at a time (an upload is never held whole in memory).
  * Every part with a filename becomes a file under work/ and is recorded in
  * the snapshot; the field "stdin" becomes a private file the run reads as
- * its standard input. The first refusal (a bad name, a file too many, a
+ * its standard input; the fields "args" and "env" (lib/argenv.h), held in
+ * memory (ARGENV_FIELD_MAX bytes each), become the run's arguments and
+ * variables. The first refusal (a bad name, a file too many, a
  * full disk) is kept as the error reply to send: status, code and detail,
  * the README's error table. */
 #ifndef PYEXEC_UPLOAD_H
@@ -11,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "argenv.h"
 #include "collect.h"
 #include "conf.h"
 #include "multipart.h"
@@ -36,6 +39,10 @@ struct upload {
 	int is_stdin;
 	int have_stdin;
 	int stdin_fd;              /* owned: the "stdin" field, kept open for the run */
+	const char *field;         /* the field "args" or "env" being read, or NULL */
+	char *field_buf;           /* owned: its bytes so far */
+	size_t field_len;
+	struct argenv ae;          /* owned: the run's arguments and variables */
 	unsigned files;
 	char name[NAMES_PATH_MAX + 1];
 	/* the error reply, when the body was refused; status 0 otherwise */
@@ -68,7 +75,8 @@ int upload_receive(struct upload *u, struct multipart_parser *mp,
 void upload_fail(struct upload *u, int status, const char *error, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Closes what u holds open (the file being written, stdin_fd). Safe twice. */
+/* Closes what u holds open (the file being written, stdin_fd) and frees
+ * its fields (ae). Safe twice. */
 void upload_close(struct upload *u);
 
 /* The parser's callbacks; their data is a struct upload. */

@@ -365,6 +365,95 @@ class Api(harness.E2ETestCase):
         self.assertEqual(r.stdout, b"''\n")
         self.assertLess(r.elapsed, 5)
 
+    # ------------------------------------------------------------ args and env
+
+    ARGS_ENV_PROBE = script('''
+        import json, os, sys
+        own = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+               "MPLBACKEND", "OUTPUT_DIR", "PYTHONPATH"}
+        print(json.dumps({"argv": sys.argv, "env": {k: v for k, v in os.environ.items()
+                                                     if k not in own},
+                          "order": [k for k in os.environ if k not in own],
+                          "PATH": os.environ["PATH"], "LANG": os.environ["LANG"]}))
+        ''')
+
+    def run_args_env(self, args=None, env=None, raw_args=None, raw_env=None):
+        parts = []
+        if args is not None or raw_args is not None:
+            parts.append(("args", None, raw_args if raw_args is not None
+                          else json.dumps(args).encode(), None))
+        if env is not None or raw_env is not None:
+            parts.append(("env", None, raw_env if raw_env is not None
+                          else json.dumps(env).encode(), None))
+        return self.s.post_execute({"main.py": self.ARGS_ENV_PROBE}, extra_parts=parts)
+
+    def test_args_and_env_reach_the_program_exactly(self):
+        args = ["plain", "", "x=y=z", "caf\u00e9 \u2603 \U0001f600", "  spaces  ", "-c",
+                "--flag=1", "$HOME", "a\nb", "\\"]
+        env = {"GREETING": "caf\u00e9 \u2603", "EMPTY": "", "EQ": "a=b=c", "LC_ALL": "C.UTF-8",
+               "lower_case": "1", "_X9": "multi\nline", "A": "last"}
+        r = self.run_args_env(args, env)
+        self.assertRan(r, "ok", 0)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["argv"], ["main.py"] + args)
+        self.assertEqual(doc["env"], env)
+        self.assertEqual(doc["order"], list(env), "the variables in the order given")
+        # pyexec's own are still pyexec's
+        self.assertEqual((doc["PATH"], doc["LANG"]), ("/usr/local/bin:/usr/bin:/bin", "C.UTF-8"))
+
+    def test_args_alone_env_alone_and_empty(self):
+        for kw, argv, env in ((dict(args=["one"]), ["main.py", "one"], {}),
+                              (dict(env={"ONE": "1"}), ["main.py"], {"ONE": "1"}),
+                              (dict(args=[], env={}), ["main.py"], {})):
+            with self.subTest(**kw):
+                r = self.run_args_env(**kw)
+                self.assertRan(r, "ok", 0)
+                doc = json.loads(r.stdout)
+                self.assertEqual((doc["argv"], doc["env"]), (argv, env))
+
+    def test_args_and_env_refused(self):
+        """Each refusal is a 400 bad_field whose detail starts with the
+        field's name and says why; the program does not run."""
+        many = json.dumps(["a"] * 129).encode()
+        cases = [
+            ("args", dict(raw_args=b'"a b"'), "args: must be a JSON array of strings"),
+            ("args", dict(raw_args=b'["a", 1]'), "args: item 1 is not a string"),
+            ("args", dict(raw_args=b'["a\\u0000b"]'), "args: item 0 holds a NUL character"),
+            ("args", dict(raw_args=b'["a"'), "args: not valid JSON"),
+            ("args", dict(raw_args=b'["\xff"]'), "args: not valid JSON"),
+            ("args", dict(raw_args=many), "args: more than 128 strings"),
+            ("args", dict(raw_args=b"[" + b" " * 65536 + b"]"), "args: over 65536 bytes"),
+            ("args", dict(args=["x" * 40000]), "args: the arguments and environment given "
+                                               "are over 32768 bytes"),
+            ("env", dict(raw_env=b'["A=1"]'), "env: must be a JSON object of names to strings"),
+            ("env", dict(env={"A": 1}), "env: the value of 'A' is not a string"),
+            ("env", dict(raw_env=b'{"A": "1", "A": "2"}'), "env: not valid JSON"),
+            ("env", dict(env={"1A": "x"}), "env: '1A' is not a variable name"),
+            ("env", dict(env={"A-B": "x"}), "env: 'A-B' is not a variable name"),
+            ("env", dict(env={"A=B": "x"}), "env: 'A=B' is not a variable name"),
+            ("env", dict(env={"": "x"}), "env: '' is not a variable name"),
+        ] + [("env", dict(env={n: "x"}), "env: '%s' is set by pyexec" % n)
+             for n in ("PATH", "HOME", "TMPDIR", "OUTPUT_DIR", "LANG", "MPLBACKEND")] + [
+            ("env", dict(env={"PYTHONSTARTUP": "/x"}), "env: 'PYTHONSTARTUP' starts with PYTHON"),
+            ("env", dict(env={"PYTHONPATH": "/x"}), "env: 'PYTHONPATH' starts with PYTHON"),
+            ("env", dict(env={"LD_PRELOAD": "/x.so"}), "env: 'LD_PRELOAD' starts with LD_"),
+            ("env", dict(env={"V%d" % i: "" for i in range(65)}), "env: more than 64 variables"),
+        ]
+        for field, kw, detail in cases:
+            with self.subTest(field=field, detail=detail):
+                r = self.run_args_env(**kw)
+                doc = self.assertError(r, 400, detail)
+                self.assertEqual(doc["error"], "bad_field", r.describe())
+                self.assertTrue(doc["detail"].startswith(field + ": "), doc)
+
+    def test_args_or_env_given_twice(self):
+        for field, value in (("args", b'["a"]'), ("env", b'{"A": "1"}')):
+            with self.subTest(field=field):
+                r = self.s.post_execute({"main.py": HELLO}, raw=True, extra_parts=[
+                    (field, None, value, None), (field, None, value, None)])
+                doc = self.assertError(r, 400, field + ": given twice")
+                self.assertEqual(doc["error"], "bad_field")
+
     # ------------------------------------------------------------ limits
 
     def test_timeout_keeps_partial_output(self):

@@ -121,6 +121,23 @@ class Examples(harness.E2ETestCase):
                               stdin=b"some input\n")
         self.assertEqual(r.stdout, b"hello from helper\nstdin: some input\n")
 
+    ARGV_ENV = script('''
+        import os, sys
+        print(sys.argv[1:], os.environ.get("MODE"), os.environ.get("EMPTY"))
+        ''')
+    ARGV_ENV_OUT = b"['--rows', '10', 'caf\xc3\xa9 x=y', ''] fast=1 \n"
+
+    def test_python_client_args_and_env(self):
+        for json_mode in (False, True):
+            r = pyexec_client.run(self.s.url(), {"main.py": self.ARGV_ENV},
+                                  args=["--rows", "10", "caf\u00e9 x=y", ""],
+                                  env={"MODE": "fast=1", "EMPTY": ""}, json_mode=json_mode)
+            self.assertEqual((r.status, r.stdout), ("ok", self.ARGV_ENV_OUT), r)
+        with self.assertRaises(pyexec_client.PyexecError) as cm:
+            pyexec_client.run(self.s.url(), {"main.py": MAIN}, env={"PATH": "/x"})
+        self.assertEqual((cm.exception.status, cm.exception.error), (400, "bad_field"))
+        self.assertIn("env: 'PATH' is set by pyexec", cm.exception.detail)
+
     def test_python_client_json_mode_gives_the_same(self):
         files = {"main.py": MAIN, "helper.py": HELPER}
         m = pyexec_client.run(self.s.url(), files)
@@ -173,6 +190,18 @@ class Examples(harness.E2ETestCase):
         self.assertEqual((rc, out_b, err_b), (3, STDOUT, STDERR))
         self.assertEqual(self.saved("q", "plot.png"), PNG)
 
+    def test_python_cli_args_and_env(self):
+        self.write("argv.py", self.ARGV_ENV)
+        rc, out_b, err_b = self.command([PY, CLIENT, "-q", "--url", self.s.url(),
+                                         "--arg=--rows", "--arg", "10",
+                                         "--arg", "caf\u00e9 x=y", "--arg", "",
+                                         "--env", "MODE=fast=1", "--env", "EMPTY=", "argv.py"])
+        self.assertEqual((rc, out_b, err_b), (0, self.ARGV_ENV_OUT, b""))
+        rc, out_b, err_b = self.command([PY, CLIENT, "--url", self.s.url(), "--env", "NOEQ",
+                                         "argv.py"])
+        self.assertEqual(rc, 2, err_b)
+        self.assertIn(b"give NAME=VALUE", err_b)
+
     def test_python_cli_errors_and_timeout(self):
         rc, out_b, err_b = self.command([PY, CLIENT, "--url", self.s.url(), "--timeout", "0.5",
                                          "sleep.py"])
@@ -198,6 +227,18 @@ class Examples(harness.E2ETestCase):
         rc, out_b, err_b = self.command(["sh", SHELL, "-u", self.s.url(), "-i", "input.txt",
                                          "main.py", "helper.py"])
         self.assertEqual((rc, out_b), (3, b"hello from helper\nstdin: from a file\n"))
+
+    def test_shell_client_args_and_env(self):
+        self.write("argv.py", self.ARGV_ENV)
+        rc, out_b, err_b = self.command(["sh", SHELL, "-u", self.s.url(), "-a", "--rows",
+                                         "-a", "10", "-a", "caf\u00e9 x=y", "-a", "",
+                                         "-e", "MODE=fast=1", "-e", "EMPTY=", "argv.py"])
+        self.assertEqual((rc, out_b, err_b), (0, self.ARGV_ENV_OUT, b""))
+        rc, out_b, err_b = self.command(["sh", SHELL, "-u", self.s.url(), "-e", "LD_PRELOAD=x",
+                                         "argv.py"])
+        self.assertEqual(rc, 125, err_b)
+        self.assertIn(b"HTTP 400 (bad_field)", err_b)
+        self.assertIn(b"starts with LD_", err_b)
 
     def test_shell_client_errors_and_timeout(self):
         rc, out_b, err_b = self.command(["sh", SHELL, "-u", self.s.url(), "-s", "0.5",

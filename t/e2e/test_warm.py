@@ -987,6 +987,23 @@ class ExecutionStart(harness.E2ETestCase):
                             self.assertEqual(r.json().get("start"), want, r.describe())
 
 
+    def test_runs_with_args_or_env_are_cold(self):
+        """A run's command line and environment are the zygote's: one with
+        the fields args or env starts cold (README "Warm start"), and gets
+        them; the next without them is warm again."""
+        b = warm_server(self)
+        main = script('import os, sys\nprint(sys.argv[1:], os.environ.get("GREETING"))\n')
+        for parts, out in (([("args", None, b'["a", "b"]', None)], b"['a', 'b'] None\n"),
+                           ([("env", None, b'{"GREETING": "hi"}', None)], b"[] hi\n"),
+                           ([], b"[] None\n")):
+            with self.subTest(parts=parts):
+                r = b.post_execute({"main.py": main}, extra_parts=parts)
+                self.assertRan(r)
+                self.assertEqual(r.stdout, out)
+                self.assertEqual(r.headers.get("X-Execution-Start"),
+                                 "cold" if parts else "warm", r.describe())
+
+
 @unittest.skipIf(COLD_ONLY, "PYEXEC_TEST_WARM=cold: both servers are cold")
 class Preloads(harness.E2ETestCase):
     """Server C's preloaded modules, in warm runs."""
