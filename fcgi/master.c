@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "cgroup.h"
 #include "sandbox.h"
+#include "figures.h"
 #include "sandbox_probe.h"
 #include "subid.h"
 #include "log.h"
@@ -558,6 +559,8 @@ static int master_start_sandbox(struct master *m, char *err, size_t errlen)
 		return 0;
 	if (sandbox_lists(&m->sbcfg, cfg, m->cl.config_path, err, errlen) < 0)
 		return -1;
+	snprintf(m->sbcfg.figures_dir, sizeof(m->sbcfg.figures_dir), "%s",
+		 figures_dir() != NULL ? figures_dir() : "");
 	if (sandbox_probe(&m->sbcfg, cfg->python, cfg->max_disk, cfg->network, cfg->work_root,
 			  err, errlen) == 0) {
 		/* Every worker's run cgroup is made from cgcfg: with its
@@ -611,6 +614,10 @@ int master_start(struct master *m, char *err, size_t errlen)
 	m->mime = mime_open(NULL, err, errlen);
 	if (m->mime == NULL)
 		return -1;
+	/* plt.show()'s backend: without it, runs do as before */
+	if (figures_install(m->cfg.deps_cache, err, errlen) < 0)
+		log_msg(LOG_LEVEL_WARN, "figures: %s: plt.show() saves nothing (MPLBACKEND=Agg)",
+			err);
 	memset(srv, 0, sizeof(*srv));
 	if (master_start_cgroup(m, err, errlen) < 0)
 		return -1;

@@ -12,6 +12,7 @@
 #include "cgroup.h"
 #include "collect.h"
 #include "execute.h"
+#include "figures.h"
 #include "request.h"
 #include "sandbox.h"
 #include "util.h"
@@ -337,12 +338,15 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 	snprintf(p->env[n++], len, "LANG=C.UTF-8");
 	snprintf(p->env[n++], len, "PYTHONUNBUFFERED=1");
 	snprintf(p->env[n++], len, "PYTHONDONTWRITEBYTECODE=1");
-	snprintf(p->env[n++], len, "MPLBACKEND=Agg");
+	snprintf(p->env[n++], len, "MPLBACKEND=%s",
+		 figures_dir() != NULL ? "module://" FIGURES_MODULE : "Agg");
 	snprintf(p->env[n++], len, "OUTPUT_DIR=%s", work);
 	/* The dependency entry: its sitecustomize.py adds its packages with
 	 * site semantics (.pth files), ahead of the system's. */
-	if (pythonpath != NULL)
-		snprintf(p->env[n++], len, "PYTHONPATH=%s", pythonpath);
+	if (pythonpath != NULL || figures_dir() != NULL)
+		snprintf(p->env[n++], len, "PYTHONPATH=%s%s%s", pythonpath != NULL ? pythonpath : "",
+			 pythonpath != NULL && figures_dir() != NULL ? ":" : "",
+			 figures_dir() != NULL ? figures_dir() : "");
 	for (int i = 0; i < n; i++)
 		p->envp[i] = p->env[i];
 	p->envp[n] = NULL;

@@ -501,7 +501,8 @@ static int start_check(struct sandbox_run *run, const struct sandbox_config *cfg
 {
 	if (cfg->disk_bytes == 0 || !path_ok(root) ||
 	    (cfg->python_prefix[0] != '\0' && !path_ok(cfg->python_prefix)) ||
-	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv))) {
+	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv)) ||
+	    (cfg->figures_dir[0] != '\0' && !path_ok(cfg->figures_dir))) {
 		errno = EINVAL;
 		run_error(run, STEP_PREPARE, "the disk size is 0 or a path is not absolute");
 		return -1;

@@ -539,6 +539,10 @@ static int init_setup(const struct sandbox_init_args *a)
 		init_mkdir_p(a, rel(cfg->python_venv));
 		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
 	}
+	if (cfg->figures_dir[0] != '\0') {
+		init_mkdir_p(a, rel(cfg->figures_dir));
+		init_bind_ro(a, cfg->figures_dir, rel(cfg->figures_dir));
+	}
 	init_dev(a);
 	init_masks(a);
 	/* The binds hold the disk tmpfs; its own mount point goes away. */

@@ -559,9 +559,11 @@ class Api(harness.E2ETestCase):
         self.assertEqual(env, raw)
         want = {"PATH": "/usr/local/bin:/usr/bin:/bin",
                 "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
-                "MPLBACKEND": "Agg"}
+                "MPLBACKEND": "module://pyexec_figures"}
         for k, v in want.items():
             self.assertEqual(env.get(k), v, k)
+        # pyexec's own modules (plt.show()'s backend): in deps_cache
+        self.assertEqual(env.get("PYTHONPATH"), os.path.join(self.s.tmp, "deps", ".python"))
         self.assertIn("OUTPUT_DIR", env)
         # /work inside a namespace sandbox, the work directory itself otherwise
         self.assertIn(env["OUTPUT_DIR"], ("/work", doc["cwd"]))

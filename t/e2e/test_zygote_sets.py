@@ -104,6 +104,14 @@ def zygotes(s):
     return sum(by_set(s, "pyexec_set_zygotes").values())
 
 
+def set_zygote_pids(s):
+    """The pids of s's zygotes of dependency sets: those with a cache entry
+    (deps_cache/<key>) on PYTHONPATH."""
+    return [p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
+            if re.search(r"(^|\0)PYTHONPATH=[^\0]*/deps/[0-9a-f]{64}(:|\0)",
+                         harness._read("/proc/%d/environ" % p, "r") or "")]
+
+
 def metric(s, name):
     """The value of one line of /metrics (labels included in name)."""
     for line in s.request("GET", "/metrics").body.decode().splitlines():
@@ -243,8 +251,7 @@ class Sets(harness.E2ETestCase):
         for _ in range(6):
             r = self.run_set(s, "set-plain", hello, "warm")
             self.assertEqual(r.stdout, b"hi {'a': 1}\n")
-            pids |= {p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
-                     if "PYTHONPATH=" in (harness._read("/proc/%d/environ" % p, "r") or "")}
+            pids |= set(set_zygote_pids(s))
         self.assertGreaterEqual(metric(s, 'pyexec_set_zygotes_total{event="refreshed"}'), 2)
         self.assertGreaterEqual(len(pids), 3, "the set's zygotes seen: %r" % sorted(pids))
         # the last one was replaced as it made the next run ahead
@@ -256,8 +263,7 @@ class Sets(harness.E2ETestCase):
         hello = script('print("hi")\n')
         for start in ("cold", "cold", "warm"):
             self.run_set(s, "set-plain", hello, start)
-        set_zygotes = [p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
-                       if "PYTHONPATH=" in (harness._read("/proc/%d/environ" % p, "r") or "")]
+        set_zygotes = set_zygote_pids(s)
         self.assertEqual(len(set_zygotes), 1, "the set's zygote among the worker's")
         os.kill(set_zygotes[0], 9)
         # served all the same (cold until replaced), then warm again
@@ -310,8 +316,7 @@ class Sets(harness.E2ETestCase):
         hello = script('print("hi")\n')
         for start in ("cold", "cold", "warm"):
             self.run_set(s, "set-plain", hello, start)
-        zygote = [p for p in harness.zygote_pids(harness.proc_table(), s.worker_pids())
-                  if "PYTHONPATH=" in (harness._read("/proc/%d/environ" % p, "r") or "")]
+        zygote = set_zygote_pids(s)
         self.assertEqual(len(zygote), 1)
         slow = script('''
             import time, set_plain
