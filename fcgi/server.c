@@ -67,6 +67,14 @@ static int sink_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+/* An event of a streamed reply: what libfcgi holds goes out now. */
+static int sink_flush(void *ctx)
+{
+	FCGX_Request *r = ctx;
+
+	return FCGX_FFlush(r->out) != 0 ? -1 : 0;
+}
+
 /* Ends the request's output streams: libfcgi sends FCGI_END_REQUEST and the
  * web server can answer its client while this worker cleans up. */
 static int sink_end(void *ctx)
@@ -403,7 +411,7 @@ static void handle(const struct server *srv, const struct execute_ctx *ectx, FCG
 {
 	struct exchange x = {
 		.srv = srv, .ectx = ectx, .r = r,
-		.sink = { .write = sink_write, .end = sink_end, .ctx = r },
+		.sink = { .write = sink_write, .end = sink_end, .flush = sink_flush, .ctx = r },
 	};
 	char segment[ROUTE_MAX], id[EXECUTE_REQUEST_ID_LEN + 1], shown[ROUTE_MAX * 4];
 

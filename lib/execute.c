@@ -52,6 +52,12 @@ static int reply_error(struct reply_sink *sink, struct log_request *log, const c
 
 static int answer(struct request *r, int status, const char *error, const char *detail)
 {
+	/* a stream under way says it in an event of its own */
+	if (r->stream && r->sink->in_body) {
+		r->log->error = error;
+		log_msg(LOG_LEVEL_ERROR, "request %s: %s", r->in->request_id, detail);
+		return reply_stream_error(&r->rs, error, detail);
+	}
 	return reply_error(r->sink, r->log, r->in->request_id, status, error, detail);
 }
 
@@ -301,7 +307,9 @@ static int resolve_deps(struct request *r)
 	int64_t t0 = util_now_ns();
 	int out_fd, truncated = 0, evicted = 0, rc;
 
-	r->json = r->q.json || reply_prefers_json(r->in->accept);
+	r->stream = r->q.has_stream ? r->q.stream : reply_wants_events(r->in->accept);
+	/* a stream's errors before the run, and its result, are the JSON form's */
+	r->json = r->stream || r->q.json || reply_prefers_json(r->in->accept);
 	if (r->set.n == 0) {
 		if (ctx->cfg->warm && ctx->cfg->warm_deps_after > 0)
 			zygote_note_set(NULL, -1);
@@ -387,6 +395,44 @@ int execute_program_like(const struct config *cfg, struct execute_program *p,
 	return 0;
 }
 
+static int warm(const struct request *r);
+
+/* A streamed reply's head, once: with the first output, or the result. */
+static int stream_head(struct request *r)
+{
+	if (r->sink->in_body)
+		return 0;
+	return reply_stream_head(&r->rs, warm(r) ? "warm" : "cold", r->deps, r->in->request_id);
+}
+
+/* run_spec's on_output: each piece of output, as an event; a UTF-8
+ * character cut off by the read waits for the next piece. */
+static int stream_output(void *arg, int which, const unsigned char *buf, size_t len)
+{
+	struct request *r = arg;
+	size_t n, used;
+
+	if (which < 0)          /* a beat: a comment line, which clients ignore */
+		return stream_head(r) < 0 || reply_stream_beat(&r->rs) < 0 ? -1 : 0;
+	n = r->ncarry[which] + len;
+	if (n > r->sbuf_size) {
+		unsigned char *p = realloc(r->sbuf, n);
+
+		if (p == NULL)
+			return -1;
+		r->sbuf = p;
+		r->sbuf_size = n;
+	}
+	memcpy(r->sbuf, r->carry[which], r->ncarry[which]);
+	memcpy(r->sbuf + r->ncarry[which], buf, len);
+	if (stream_head(r) < 0 ||
+	    reply_stream_output(&r->rs, which ? "stderr" : "stdout", r->sbuf, n, 0, &used) < 0)
+		return -1;
+	r->ncarry[which] = n - used;
+	memcpy(r->carry[which], r->sbuf + used, n - used);
+	return 0;
+}
+
 /* What to run, how, and within which limits. In the namespace sandbox the
  * program sees /work and its own /tmp; with the rlimits layer, the
  * request's real directories. */
@@ -417,6 +463,14 @@ static void build_spec(struct request *r)
 	spec->lim.nofile = cfg->max_open_files;
 	spec->cancel = r->ctx->cancel;
 	spec->watch_fd = r->in->conn_fd;
+	if (r->stream) {
+		spec->on_output = stream_output;
+		spec->on_output_arg = r;
+		r->rs.sink = r->sink;
+		r->rs.send_fd = r->in->conn_fd;
+		r->rs.deadline_ns = util_now_ns() + (int64_t)spec->lim.wall_ms * 1000000 +
+				    EXECUTE_REPLY_SECONDS * 1000000000LL;
+	}
 }
 
 /* Phase 4a: the run's output files, its /tmp, environment and limits. */
@@ -592,6 +646,21 @@ static int reply(struct request *r)
 	reply_bounds(r, &rx);
 	r->log->status = 200;
 	t0 = util_now_ns();
+	if (r->stream) {
+		/* the head if nothing was written, the rest of a cut character,
+		 * then the JSON form's body as the result event */
+		rx.event = 1;
+		if (stream_head(r) < 0)
+			return -1;
+		for (int i = 0; i < 2; i++) {
+			size_t used;
+
+			if (r->ncarry[i] > 0 &&
+			    reply_stream_output(&r->rs, i ? "stderr" : "stdout", r->carry[i],
+						r->ncarry[i], 1, &used) < 0)
+				return -1;
+		}
+	}
 	rc = reply_write_execution(r->sink, &rx);
 	/* failed while planning it (a file gone, the time out): nothing sent yet */
 	if (rc < 0 && !r->sink->in_body)

@@ -10,10 +10,10 @@
 #define QUERY_MEMORY_MIN_MIB 16   /* below this the interpreter does not start */
 #define MIB (1024ULL * 1024)
 
-enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_COUNT };
+enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_STREAM, QK_COUNT };
 
 static const char *const query_key_names[QK_COUNT] = {
-	"dependencies", "timeout", "memory", "format"
+	"dependencies", "timeout", "memory", "format", "stream"
 };
 
 long query_decode(const char *src, size_t len, char *dst)
@@ -140,6 +140,14 @@ static int query_value(enum query_key key, const char *v, size_t len,
 			return 0;
 		}
 		util_errorf(err, errlen, "format: must be 'json' or 'multipart'");
+		return -1;
+	case QK_STREAM:
+		if ((v[0] == '0' || v[0] == '1') && v[1] == '\0') {
+			out->stream = v[0] == '1';
+			out->has_stream = 1;
+			return 0;
+		}
+		util_errorf(err, errlen, "stream: must be 1 (Server-Sent Events) or 0");
 		return -1;
 	default:
 		return -1;

@@ -216,8 +216,9 @@ static int accept_weight(const char *v)
 }
 
 /* q of the most specific range of accept matching type/subtype (exact,
- * then type/ *, then * / *), in thousandths; -1 when none matches. */
-static int accept_q(const char *accept, const char *type, const char *subtype)
+ * then type/ *, then * / *), in thousandths; -1 when none matches. *how
+ * (when not NULL) says which matched: 2 exact, 1 type/ *, 0 * / *, -1 none. */
+static int accept_q_how(const char *accept, const char *type, const char *subtype, int *how)
 {
 	int best = -1, best_spec = -1;
 
@@ -260,7 +261,25 @@ static int accept_q(const char *accept, const char *type, const char *subtype)
 		if (*p == ',')
 			p++;
 	}
+	if (how != NULL)
+		*how = best_spec;
 	return best;
+}
+
+static int accept_q(const char *accept, const char *type, const char *subtype)
+{
+	return accept_q_how(accept, type, subtype, NULL);
+}
+
+int reply_wants_events(const char *accept)
+{
+	int how, events;
+
+	if (accept == NULL)
+		return 0;
+	events = accept_q_how(accept, "text", "event-stream", &how);
+	return how == 2 && events > 0 && events >= accept_q(accept, "application", "json") &&
+	       events >= accept_q(accept, "multipart", "form-data");
 }
 
 int reply_prefers_json(const char *accept)
@@ -998,6 +1017,8 @@ static int plan_make(const struct out *o, const struct reply_execution *e, struc
 	return plan_budget(e, pl);
 }
 
+static int stream_send(struct out *o);
+
 int reply_write_execution(struct reply_sink *sink, const struct reply_execution *e)
 {
 	struct out o;
@@ -1023,14 +1044,27 @@ int reply_write_execution(struct reply_sink *sink, const struct reply_execution 
 	memset(&pl, 0, sizeof(pl));
 	pl.boundary = boundary;
 	pl.chunk = chunk;
-	if (out_begin(&o, sink, e->status) < 0)
+	if (e->event) {
+		/* the body alone, as the stream's last event */
+		if (sink == NULL || !sink->in_body) {
+			log_msg(LOG_LEVEL_ERROR, "reply: a result event before the stream's head");
+			return -1;
+		}
+		out_init(&o, sink);
+	} else if (out_begin(&o, sink, e->status) < 0) {
 		return -1;
+	}
 	if (e->deadline_ns != 0) {
 		o.deadline_ns = e->deadline_ns;
 		o.send_fd = e->send_fd;
 	}
-	if (plan_make(&o, e, &pl) == 0 && write_headers(&o, e, &pl) == 0)
+	if (plan_make(&o, e, &pl) == 0 && (e->event ? out_str(&o, "event: result\ndata: ")
+					  : write_headers(&o, e, &pl)) == 0)
 		rc = write_body(&o, e, &pl);
+	if (rc == 0 && e->event) {
+		out_str(&o, "\n\n");
+		rc = stream_send(&o);
+	}
 	free(pl.files);
 	return rc;
 }
@@ -1076,4 +1110,95 @@ int reply_write_simple(struct reply_sink *sink, int status, const char *content_
 	if (len > 0)
 		out_put(&o, body, len);
 	return out_flush(&o);
+}
+
+/* ---- Server-Sent Events ---- */
+
+static int stream_begin(struct out *o, const struct reply_stream *s)
+{
+	if (s->sink == NULL || s->sink->write == NULL || !s->sink->in_body) {
+		log_msg(LOG_LEVEL_ERROR, "reply: an event before the stream's head");
+		return -1;
+	}
+	out_init(o, s->sink);
+	o->deadline_ns = s->deadline_ns;
+	o->send_fd = s->send_fd;
+	return 0;
+}
+
+/* What o holds goes to the client now, through the web server. */
+static int stream_send(struct out *o)
+{
+	if (out_flush(o) < 0)
+		return -1;
+	return o->sink->flush != NULL ? o->sink->flush(o->sink->ctx) : 0;
+}
+
+int reply_stream_head(const struct reply_stream *s, const char *start, const char *dependencies,
+		      const char *request_id)
+{
+	struct out o;
+
+	if (out_begin(&o, s->sink, 200) < 0)
+		return -1;
+	o.deadline_ns = s->deadline_ns;
+	o.send_fd = s->send_fd;
+	out_header(&o, "Content-Type", "text/event-stream");
+	if (start != NULL)
+		out_header(&o, "X-Execution-Start", start);
+	if (dependencies != NULL)
+		out_header(&o, "X-Dependencies", dependencies);
+	if (request_id != NULL)
+		out_header(&o, "X-Request-Id", request_id);
+	out_header(&o, "Cache-Control", "no-store");
+	/* nginx passes the events on as they come instead of buffering them */
+	out_header(&o, "X-Accel-Buffering", "no");
+	if (out_end_headers(&o) < 0)
+		return -1;
+	return stream_send(&o);
+}
+
+int reply_stream_output(const struct reply_stream *s, const char *name,
+			const unsigned char *buf, size_t len, int final, size_t *used)
+{
+	struct out o;
+	size_t text_len = 0, consumed;
+	int text = utf8_check(buf, len, final, 1, &text_len);
+
+	*used = text ? text_len : len;
+	if (*used == 0)
+		return 0;
+	if (stream_begin(&o, s) < 0)
+		return -1;
+	out_printf(&o, "event: %s\ndata: {\"data\":\"", name);
+	if (text)
+		json_escape(&o, buf, text_len, 1, &consumed);
+	else
+		base64_put(&o, buf, len);
+	out_printf(&o, "\",\"encoding\":\"%s\"}\n\n", text ? "utf-8" : "base64");
+	return stream_send(&o);
+}
+
+int reply_stream_beat(const struct reply_stream *s)
+{
+	struct out o;
+
+	if (stream_begin(&o, s) < 0)
+		return -1;
+	out_str(&o, ":\n\n");
+	return stream_send(&o);
+}
+
+int reply_stream_error(const struct reply_stream *s, const char *error, const char *detail)
+{
+	struct out o;
+
+	if (stream_begin(&o, s) < 0)
+		return -1;
+	out_str(&o, "event: error\ndata: {\"detail\": ");
+	json_string(&o, detail);
+	out_str(&o, ", \"error\": ");
+	json_string(&o, error);
+	out_str(&o, "}\n\n");
+	return stream_send(&o);
 }

@@ -32,6 +32,9 @@ struct reply_sink {
 	/* optional: the reply is complete, deliver it now (the caller still
 	 * has cleaning up to do); 0 or -1 */
 	int (*end)(void *ctx);
+	/* optional: deliver what was written so far now (an event of a
+	 * stream); 0, or -1 when the client is gone */
+	int (*flush)(void *ctx);
 	void *ctx;
 	uint64_t body_bytes;         /* body bytes written so far (set by reply_*) */
 	int in_body;                 /* set by reply_* once the header block ended */
@@ -61,6 +64,10 @@ struct reply_execution {
 	reply_typer typer;
 	void *typer_ctx;
 	int json;                    /* JSON instead of multipart */
+	/* The JSON body alone, as the last event of a stream whose head was
+	 * sent (reply_stream_head): "event: result", "data: " and the body,
+	 * then a blank line. */
+	int event;
 	/* The most body bytes the reply may take; 0 = no cap. stdout and stderr
 	 * are always sent whole (the configuration keeps max_reply at least
 	 * 4 x max_output + 1M); generated files that would pass it are left out,
@@ -114,6 +121,44 @@ int reply_json_string_body(struct reply_sink *sink, const void *buf, size_t len)
  * (a higher q for the most specific range matching each), 0 otherwise, so a
  * tie, "* / *" or no header keeps the multipart reply. */
 int reply_prefers_json(const char *accept);
+
+/* Server-Sent Events (the README's "Live output"): a head, then events,
+ * each written whole and flushed through the web server (sink->flush),
+ * each write bounded by deadline_ns as reply_execution's are. */
+struct reply_stream {
+	struct reply_sink *sink;
+	int64_t deadline_ns;         /* 0 = none */
+	int send_fd;                 /* -1 = none */
+};
+
+/* The head: 200, Content-Type: text/event-stream, X-Execution-Start and
+ * X-Dependencies (when not NULL), X-Request-Id, Cache-Control: no-store,
+ * X-Accel-Buffering: no. 0 or -1. */
+int reply_stream_head(const struct reply_stream *s, const char *start, const char *dependencies,
+		      const char *request_id);
+
+/* An event "name" (stdout, stderr) of output: data {"data": ...,
+ * "encoding": "utf-8"} when the bytes are printable UTF-8 (as the JSON
+ * form decides), else "base64". Unless final, an incomplete UTF-8
+ * character at the end is left out: *used says how many bytes went (the
+ * caller keeps the rest, at most 3, for the next call; 0 sends nothing).
+ * 0, or -1 when the client is gone. */
+int reply_stream_output(const struct reply_stream *s, const char *name,
+			const unsigned char *buf, size_t len, int final, size_t *used);
+
+/* A comment line (":"), which clients ignore: written while the program
+ * is silent, it finds out whether the client is still there, and keeps
+ * proxies from timing an idle stream out. 0, or -1 when the client is gone. */
+int reply_stream_beat(const struct reply_stream *s);
+
+/* An event "error" with the usual {"detail", "error"}: a failure of the
+ * server after the stream started. 0 or -1. */
+int reply_stream_error(const struct reply_stream *s, const char *error, const char *detail);
+
+/* 1 when an Accept header value (NULL when absent) names
+ * text/event-stream itself, with a q above 0 and no lower than those of
+ * application/json and multipart/form-data. */
+int reply_wants_events(const char *accept);
 
 /* Calls sink->end when set, at most once per reply. 0, or -1 when it failed. */
 int reply_end(struct reply_sink *sink);

@@ -56,6 +56,7 @@ void request_cleanup(struct request *r)
 	if (r->have_wd)
 		(void)workdir_remove(&r->wd);
 	collect_snapshot_free(r->snap);
+	free(r->sbuf);
 	free(r->buf);
 	free(r);
 }

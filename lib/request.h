@@ -35,6 +35,7 @@ struct request {
 	struct deps_set set;
 	char boundary[MULTIPART_BOUNDARY_MAX + 1];
 	int json;                       /* the reply is JSON */
+	int stream;                     /* the reply is Server-Sent Events */
 	char detail[REQUEST_DETAIL_MAX];/* an error reply's sentence */
 
 	/* the upload */
@@ -63,6 +64,13 @@ struct request {
 	                                   * (only when none was taken before the
 	                                   * body; NULL otherwise) */
 	struct run_result res;
+	/* a streamed reply: its writes' bounds, and per output the bytes of
+	 * a UTF-8 character cut off at the end of a read, for the next */
+	struct reply_stream rs;
+	unsigned char carry[2][4];
+	size_t ncarry[2];
+	unsigned char *sbuf;            /* a carry and the next read, together */
+	size_t sbuf_size;
 
 	/* what it generated */
 	int results_fd;                 /* borrowed: wd's or sb's work directory */

@@ -247,6 +247,9 @@ struct run_stream {
 	int last;                /* last byte kept, -1 before any */
 	int write_errno;         /* first failure writing out; 0 if none */
 	unsigned char *tail;     /* ring of the last RUN_TAIL_SIZE bytes, or NULL */
+	const struct run_spec *spec; /* its on_output, given the kept bytes */
+	int which;               /* 0 stdout, 1 stderr, for on_output */
+	int gone;                /* on_output failed: the client is gone */
 };
 
 /* One read: keeps what fits under the cap, counts and discards the rest so
@@ -277,6 +280,9 @@ static int stream_read(struct run_stream *s, unsigned char *buf, size_t len)
 		else
 			s->last = buf[keep - 1];
 	}
+	if (keep > 0 && !s->gone && s->spec != NULL && s->spec->on_output != NULL &&
+	    s->spec->on_output(s->spec->on_output_arg, s->which, buf, (size_t)keep) < 0)
+		s->gone = 1;
 	if (s->tail != NULL) {
 		size_t from = (size_t)n > RUN_TAIL_SIZE ? (size_t)n - RUN_TAIL_SIZE : 0;
 		uint64_t pos = s->total + from;
@@ -734,6 +740,7 @@ struct run_state {
 	int fail_errno;                 /* why the run could not be kept; 0 if none */
 	int64_t spawn_ns, end_ns;
 	int64_t cg_cpu;                 /* the cgroup's count of the run's CPU; -1 none */
+	int64_t beat_ns;                /* on_output's last call */
 	enum run_end end;
 };
 
@@ -781,7 +788,7 @@ static int run_start(struct run_state *rs)
 			spec->path, rs->spawner->name, strerror(errno));
 		goto fail;
 	}
-	rs->spawn_ns = util_now_ns();
+	rs->spawn_ns = rs->beat_ns = util_now_ns();
 	(void)close(outp[1]);
 	(void)close(errp[1]);
 	(void)close(inp[0]);
@@ -801,6 +808,8 @@ static int run_start(struct run_state *rs)
 	for (int i = 0; i < 2; i++) {
 		rs->st[i].max = spec->lim.max_output;
 		rs->st[i].last = -1;
+		rs->st[i].spec = spec;
+		rs->st[i].which = i;
 	}
 	rs->st[1].tail = rs->tail;
 	return 0;
@@ -832,6 +841,8 @@ static int run_poll_timeout(const struct run_state *rs, int64_t deadline, int64_
 		timeout = RUN_SLICE_MS;
 	if (rs->spec->cgroup != NULL && (timeout < 0 || timeout > RUN_CGROUP_POLL_MS))
 		timeout = RUN_CGROUP_POLL_MS;
+	if (rs->spec->on_output != NULL && (timeout < 0 || timeout > RUN_BEAT_MS))
+		timeout = RUN_BEAT_MS;
 	return timeout;
 }
 
@@ -890,8 +901,17 @@ static enum run_end run_wait(struct run_state *rs)
 			return END_FAILED;
 		}
 		for (int i = 0; i < 2; i++)
-			if (rs->st[i].fd >= 0 && pfd[i].revents != 0)
-				(void)stream_read(&rs->st[i], rs->buf, RUN_READ_CHUNK);
+			if (rs->st[i].fd >= 0 && pfd[i].revents != 0 &&
+			    stream_read(&rs->st[i], rs->buf, RUN_READ_CHUNK) > 0)
+				rs->beat_ns = util_now_ns();
+		if (spec->on_output != NULL && !rs->st[0].gone && !rs->st[1].gone &&
+		    util_now_ns() - rs->beat_ns >= RUN_BEAT_MS * NS_PER_MS) {
+			rs->beat_ns = util_now_ns();
+			if (spec->on_output(spec->on_output_arg, -1, NULL, 0) < 0)
+				rs->st[0].gone = 1;
+		}
+		if (rs->st[0].gone || rs->st[1].gone)
+			return END_CANCEL;
 		if (rs->feed.fd >= 0 && pfd[4].revents != 0)
 			feed_step(&rs->feed);
 		check_exit = rs->pidfd < 0 || pfd[2].revents != 0;

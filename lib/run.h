@@ -57,7 +57,16 @@ struct run_spec {
 	 * cloned straight into it, and a kill by the kernel's OOM killer in it
 	 * is reported RUN_MEMORY. */
 	const struct cgroup_slot *cgroup;
+	/* When non-NULL: each piece of output kept (within max_output), as it
+	 * is read (which: 0 stdout, 1 stderr), and, after RUN_BEAT_MS without
+	 * one, a beat (which -1, no bytes): a chance to write something that
+	 * finds out whether the client is still there. A return < 0 (the
+	 * client is gone) stops the run as cancel does; no more calls come. */
+	int (*on_output)(void *arg, int which, const unsigned char *buf, size_t len);
+	void *on_output_arg;
 };
+
+#define RUN_BEAT_MS 1000
 
 /* How the program is started. spawn() forks (or clones) a child that ends up
  * exec'ing spec->path with fds 0, 1, 2 being stdin_fd (or /dev/null),

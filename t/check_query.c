@@ -107,6 +107,10 @@ END_TEST
 
 struct bad { const char *qs, *err; };
 static const struct bad bads[] = {
+	{ "stream=yes", "stream: must be 1 (Server-Sent Events) or 0" },
+	{ "stream=", "stream: must be 1 (Server-Sent Events) or 0" },
+	{ "stream=10", "stream: must be 1 (Server-Sent Events) or 0" },
+	{ "stream=1&stream=1", "stream: given twice" },
 	{ "timeout=abc", "timeout: 'abc' is not a number of seconds" },
 	{ "timeout=-1", "timeout: '-1' is not a number of seconds" },
 	{ "timeout=1e3", "timeout: '1e3' is not a number of seconds" },
@@ -226,6 +230,20 @@ START_TEST(test_format)
 	ck_assert_int_eq(p->json, 0);
 	ck_assert_int_eq(parse("format=%6Ason", p, err, sizeof(err)), 0);
 	ck_assert_int_eq(p->json, 1);
+}
+END_TEST
+
+START_TEST(test_stream)
+{
+	struct query_params *p = params();
+	char err[256];
+
+	ck_assert_int_eq(parse("stream=1", p, err, sizeof(err)), 0);
+	ck_assert_int_eq(p->stream, 1);
+	ck_assert_int_eq(parse("stream=0&format=json", p, err, sizeof(err)), 0);
+	ck_assert_int_eq(p->stream, 0);
+	ck_assert_int_eq(parse("timeout=1", p, err, sizeof(err)), 0);
+	ck_assert_int_eq(p->stream, 0);
 }
 END_TEST
 
@@ -437,6 +455,7 @@ static Suite *query_suite(void)
 	tcase_add_test(tc, test_timeout_max_with_decimals);
 	tcase_add_test(tc, test_memory_ok);
 	tcase_add_test(tc, test_format);
+	tcase_add_test(tc, test_stream);
 	tcase_add_loop_test(tc, test_dependencies, 0, (int)(sizeof(deps) / sizeof(deps[0])));
 	tcase_add_test(tc, test_dependencies_max);
 	tcase_add_test(tc, test_dependencies_max_after_decoding);
