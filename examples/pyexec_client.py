@@ -13,6 +13,10 @@ As a module:
     for name, (content_type, data) in r.files.items():
         ...
 
+    # live output: on_output(name, data) is called as the program writes
+    r = run(url, {"main.py": b"print('hello')\\n"},
+            on_output=lambda name, data: print(name, data))
+
 run() returns a Result whenever the program ran, whatever it did (status
 "ok", "error", "timeout", "memory", "killed"), and for a 424 (status
 "dependency_error", pip's output in stderr). Any other error reply (4xx,
@@ -23,7 +27,7 @@ As a command:
 
     python3 pyexec_client.py [--url URL] [--token T] [--deps a,b] [--timeout S]
                              [--memory MiB] [--stdin FILE] [--arg A ...]
-                             [--env NAME=VALUE ...] [--json] [--out DIR]
+                             [--env NAME=VALUE ...] [--json | --stream] [--out DIR]
                              main.py [helper.py ...]
 
 prints the program's stdout and stderr, saves its generated files under
@@ -185,7 +189,7 @@ def encode_multipart(files, stdin=None, args=None, env=None):
 
 
 def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, token=None,
-        json_mode=False, http_timeout=600, args=None, env=None):
+        json_mode=False, http_timeout=600, args=None, env=None, on_output=None):
     """POSTs files to pyexec and returns a Result.
 
     url: the execute URL (or the service's base URL: "/execute" is added);
@@ -197,6 +201,8 @@ def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, toke
     dependencies: pip requirements, a list or a comma-separated str;
     timeout: wall-clock seconds; memory: MiB; token: the bearer token;
     json_mode: ask for the JSON form instead of multipart (same Result);
+    on_output: live output: called as on_output("stdout" or "stderr", bytes)
+    as the program writes (the reply is Server-Sent Events; same Result);
     http_timeout: seconds this call waits for the server's reply (a first
     install of dependencies happens before the reply starts).
 
@@ -212,7 +218,9 @@ def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, toke
         query.append(("timeout", str(timeout)))
     if memory is not None:
         query.append(("memory", str(memory)))
-    if json_mode:
+    if on_output is not None:
+        query.append(("stream", "1"))
+    elif json_mode:
         query.append(("format", "json"))
     target = execute_url(url)
     if query:
@@ -220,12 +228,15 @@ def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, toke
     body, ctype = encode_multipart(files, stdin, args, env)
     headers = {"Content-Type": ctype, "User-Agent": "pyexec-client/1"}
     # pyexec answers JSON when Accept names application/json at all
-    headers["Accept"] = "application/json" if json_mode else "multipart/form-data"
+    headers["Accept"] = ("text/event-stream" if on_output is not None
+                         else "application/json" if json_mode else "multipart/form-data")
     if token:
         headers["Authorization"] = "Bearer " + token
     req = urllib.request.Request(target, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=http_timeout) as resp:
+            if resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+                return _result_events(resp, on_output)
             return _result(resp.status, resp.headers, resp.read())
     except urllib.error.HTTPError as e:
         data = e.read()
@@ -303,6 +314,34 @@ def _result_json(http_status, headers, data):
                   times={"wall": t.get("wall"), "cpu": t.get("cpu"),
                          "max_rss_kib": doc.get("max_rss_kib")},
                   http_status=http_status, form="json")
+
+
+def _result_events(resp, on_output):
+    """Reads Server-Sent Events to the end: stdout and stderr events go to
+    on_output as they come; the result event is the JSON form's body."""
+    name, data = None, []
+    for line in resp:
+        line = line.rstrip(b"\r\n")
+        if line:
+            field, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if field == b"event":
+                name = value.decode("utf-8", "replace")
+            elif field == b"data":
+                data.append(value)
+            continue
+        if data:
+            body = b"\n".join(data)
+            if name in ("stdout", "stderr"):
+                doc = json.loads(body.decode("utf-8"))
+                on_output(name, _decoded(doc.get("data"), doc.get("encoding")))
+            elif name == "result":
+                return _result_json(200, resp.headers, body)
+            elif name == "error":
+                raise _error(500, resp.headers, body)
+        name, data = None, []
+    raise PyexecError(None, "the event stream ended without a result", None,
+                      resp.headers.get("X-Request-Id"), resp.headers)
 
 
 def _file_name(s):
@@ -439,6 +478,8 @@ def main(argv=None):
     p.add_argument("--env", action="append", metavar="NAME=VALUE",
                    help="a variable of the program's environment, repeatable")
     p.add_argument("--json", action="store_true", help="ask for the JSON form of the reply")
+    p.add_argument("--stream", action="store_true",
+                   help="print the output as the program writes it (live output)")
     p.add_argument("--out", default="pyexec-out", metavar="DIR",
                    help="where generated files are saved (default ./%(default)s)")
     p.add_argument("-q", "--quiet", action="store_true",
@@ -450,6 +491,11 @@ def main(argv=None):
     def note(msg):
         if not a.quiet:
             print("pyexec-client: " + msg, file=sys.stderr)
+
+    def live(name, data):
+        out = sys.stdout if name == "stdout" else sys.stderr
+        out.buffer.write(data)
+        out.flush()
 
     env = None
     if a.env is not None:
@@ -478,14 +524,14 @@ def main(argv=None):
         return 2
     try:
         r = run(a.url, files, stdin=stdin, dependencies=a.deps, timeout=a.timeout,
-                memory=a.memory, token=a.token, json_mode=a.json, args=a.arg, env=env)
+                memory=a.memory, token=a.token, json_mode=a.json, args=a.arg, env=env,
+                on_output=live if a.stream else None)
     except (PyexecError, ValueError) as e:
         print("pyexec-client: %s" % e, file=sys.stderr)
         return EXIT_FAILED
-    sys.stdout.buffer.write(r.stdout)
-    sys.stdout.flush()
-    sys.stderr.buffer.write(r.stderr)
-    sys.stderr.flush()
+    if not a.stream:
+        live("stdout", r.stdout)
+        live("stderr", r.stderr)
     if r.files:
         try:
             for path in save_files(r.files, a.out):

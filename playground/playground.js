@@ -1,5 +1,7 @@
-// pyexec playground: posts the form to execute?format=json (relative, so the
-// page works under any prefix) and shows the JSON reply. No dependencies.
+// pyexec playground: posts the form to execute?stream=1 (relative, so the
+// page works under any prefix), shows the output as the program writes it
+// (Server-Sent Events), then the result event: the JSON form's body. No
+// dependencies.
 'use strict';
 
 (function () {
@@ -154,6 +156,61 @@
     result.hidden = false;
   }
 
+  // --- live output: each stdout and stderr event appended as it comes
+  function liveStart() {
+    const status = $('status');
+    status.textContent = 'running';
+    status.className = 'status status-running';
+    $('exit').textContent = '';
+    $('times').textContent = '';
+    $('truncated').hidden = true;
+    $('files').replaceChildren();
+    $('files-section').hidden = true;
+    for (const id of ['stdout', 'stderr']) {
+      $(id).textContent = '';
+      $(id).classList.remove('empty');
+    }
+    result.hidden = false;
+    // a decoder per output: base64 pieces may end inside a character
+    return { stdout: new TextDecoder(), stderr: new TextDecoder() };
+  }
+
+  function liveAppend(decoders, name, piece) {
+    const bytes = piece.encoding === 'base64' ? bytesOf({ content: piece.data, encoding: 'base64' })
+      : new TextEncoder().encode(piece.data);
+    $(name).textContent += decoders[name].decode(bytes, { stream: true });
+  }
+
+  // Reads the event stream to its end: the result event's data, or an
+  // error event's ({detail, error}), or null when it ended without one.
+  async function readEvents(res) {
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    const decoders = liveStart();
+    let buffer = '';
+    let last = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return last;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) name = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (data.length === 0) continue;      // a comment: the server's beat
+        const doc = JSON.parse(data.join('\n'));
+        if (name === 'stdout' || name === 'stderr') liveAppend(decoders, name, doc);
+        else if (name === 'result' || name === 'error') last = { name, doc };
+      }
+    }
+  }
+
   function showError(text) {
     errorBox.textContent = text;
     errorBox.hidden = false;
@@ -184,7 +241,7 @@
       showError(e.message);
       return;
     }
-    const query = new URLSearchParams({ format: 'json' });
+    const query = new URLSearchParams({ stream: '1' });
     const deps = $('dependencies').value.trim();
     const timeout = $('timeout').value.trim();
     if (deps) query.set('dependencies', deps);
@@ -194,13 +251,19 @@
     $('busy').textContent = 'Running…';
     try {
       const res = await fetch('execute?' + query, {
-        method: 'POST', body: fd, headers: { Accept: 'application/json' },
+        method: 'POST', body: fd, headers: { Accept: 'text/event-stream' },
       });
-      const text = await res.text();
       let data = null;
-      try { data = JSON.parse(text); } catch (e) { /* not JSON: nginx's own page */ }
       for (const u of blobUrls) URL.revokeObjectURL(u);
       blobUrls = [];
+      if (/^text\/event-stream/.test(res.headers.get('Content-Type') || '')) {
+        const last = await readEvents(res);
+        data = last ? last.doc : { detail: 'the stream ended without a result' };
+      } else {
+        // an error before the run: JSON (or the web server's own page)
+        const text = await res.text();
+        try { data = JSON.parse(text); } catch (e) { /* not JSON */ }
+      }
       if (data && typeof data.status === 'string' && 'stdout' in data) {
         showResult(data);          // 200, or 424 with pip's output as stderr
       } else if (data && data.detail) {

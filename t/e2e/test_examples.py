@@ -138,6 +138,28 @@ class Examples(harness.E2ETestCase):
         self.assertEqual((cm.exception.status, cm.exception.error), (400, "bad_field"))
         self.assertIn("env: 'PATH' is set by pyexec", cm.exception.detail)
 
+    def test_python_client_live_output(self):
+        pieces = []
+        src = script('''
+            import sys, time
+            print("one", flush=True)
+            print("err", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+            sys.stdout.buffer.write(b"\\xff\\n")
+            ''')
+        r = pyexec_client.run(self.s.url(), {"main.py": src},
+                              on_output=lambda name, data: pieces.append((name, data)))
+        self.assertEqual((r.status, r.stdout, r.stderr), ("ok", b"one\n\xff\n", b"err\n"))
+        self.assertEqual(b"".join(d for n, d in pieces if n == "stdout"), b"one\n\xff\n")
+        self.assertEqual(b"".join(d for n, d in pieces if n == "stderr"), b"err\n")
+        self.assertEqual(r.form, "json")
+        self.assertScriptResult(pyexec_client.run(
+            self.s.url(), {"main.py": MAIN, "helper.py": HELPER}, on_output=lambda n, d: None))
+        # the command: --stream prints as it goes, the same bytes
+        rc, out_b, err_b = self.command([PY, CLIENT, "-q", "--stream", "--url", self.s.url(),
+                                         "main.py", "helper.py"])
+        self.assertEqual((rc, out_b, err_b), (3, STDOUT, STDERR))
+
     def test_python_client_json_mode_gives_the_same(self):
         files = {"main.py": MAIN, "helper.py": HELPER}
         m = pyexec_client.run(self.s.url(), files)

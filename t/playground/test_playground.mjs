@@ -151,6 +151,22 @@ try {
   assert.equal(await page.locator('#result').isHidden(), true);
   ok('run 3: a 400 is shown with its detail: ' + (await alert.textContent()));
 
+  // run 4: the output shows as the program writes it, before the run ends
+  await page.getByLabel('Timeout (seconds)').fill('20');
+  await editor.fill('import time\nprint("tick", flush=True)\ntime.sleep(3)\nprint("tock")\n');
+  const started = Date.now();
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await page.waitForFunction(() => document.getElementById('stdout').textContent.includes('tick'),
+    null, { timeout: 10000 });
+  const seen = Date.now() - started;
+  assert.equal(await page.locator('#status').textContent(), 'running');
+  assert.ok(seen < 2500, `tick shown after ${seen} ms`);
+  assert.ok(!(await page.locator('#stdout').textContent()).includes('tock'));
+  await runs(4);
+  assert.equal(await page.locator('#status').textContent(), 'ok');
+  assert.equal((await page.locator('#stdout').textContent()).trim(), 'tick\ntock');
+  ok(`run 4: live output: "tick" shown after ${seen} ms while running, then the result`);
+
   // a narrow window: nothing wider than the screen
   await page.setViewportSize({ width: 360, height: 740 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
