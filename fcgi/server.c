@@ -302,6 +302,15 @@ static void serve_metrics(struct exchange *x)
 		   "text/plain; version=0.0.4", page, "metrics page");
 }
 
+/* The OpenAPI document (openapi/openapi.json, made a string by make). */
+extern const char openapi_json[];
+
+static void serve_openapi(struct exchange *x)
+{
+	reply_page(x, (int)strlen(openapi_json), "application/json", openapi_json,
+		   "OpenAPI document");
+}
+
 /* When a route asks for the bearer token (with a tokens_file). */
 enum route_auth { ROUTE_OPEN, ROUTE_TOKEN, ROUTE_TOKEN_IF_AUTH_METRICS };
 
@@ -319,6 +328,8 @@ static const struct route {
 	{ "healthz", "GET, HEAD", "Use GET for the health check.", ROUTE_OPEN, serve_healthz },
 	{ "metrics", "GET, HEAD", "Use GET for the metrics.", ROUTE_TOKEN_IF_AUTH_METRICS,
 	  serve_metrics },
+	{ "openapi.json", "GET, HEAD", "Use GET for the OpenAPI document.", ROUTE_OPEN,
+	  serve_openapi },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -289,6 +289,22 @@ def parse_multipart(content_type, body):
     return parts
 
 
+# Checks every reply a server gives its client goes through: callables
+# (method, path, reply) returning a list of problems (t/openapi_check.py's,
+# which t/e2e/test_api.py registers). A problem fails the request.
+REPLY_CHECKS = []
+
+
+def _checked(method, path, reply):
+    for check in REPLY_CHECKS:
+        problems = check(method, path, reply)
+        if problems:
+            raise AssertionError("the reply to %s %s departs from openapi/openapi.json:\n  %s\n%s"
+                                 % (method, path, "\n  ".join(problems[:10]),
+                                    reply.describe(2000)))
+    return reply
+
+
 class Reply:
     """What a client got: status, headers, body, and for a multipart body
     its parts in order."""
@@ -1544,7 +1560,8 @@ class Server:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
             data = resp.read()
-            return Reply(resp.status, Headers(resp.getheaders()), data, time.monotonic() - t0)
+            return _checked(method, path, Reply(resp.status, Headers(resp.getheaders()), data,
+                                                time.monotonic() - t0))
         finally:
             conn.close()
 
@@ -1569,7 +1586,11 @@ class Server:
                 raise AssertionError("curl failed (%d): %s" % (r.returncode,
                                      r.stderr.decode("utf-8", "replace")))
             status, headers = _parse_header_file(_read(hdr) or b"")
-            return Reply(status, headers, _read(body) or b"", elapsed)
+            args = list(args)
+            method = (args[args.index("-X") + 1] if "-X" in args else "HEAD" if "-I" in args
+                      else "POST" if any(a in ("-F", "--data-binary", "-d") for a in args)
+                      else "GET")
+            return _checked(method, path, Reply(status, headers, _read(body) or b"", elapsed))
         finally:
             shutil.rmtree(d, ignore_errors=True)
 

@@ -1,5 +1,8 @@
 """End-to-end: POST /execute and friends through a real nginx, as a client
-of the seed (genezio-python-executor) sees them (README, "Using it")."""
+of the seed (genezio-python-executor) sees them (README, "Using it").
+Every reply this suite receives is checked against the OpenAPI document
+(openapi/openapi.json, t/openapi_check.py): its status, headers and body;
+without python3-jsonschema the check cannot run, and OpenApi says so."""
 
 import base64
 import hashlib
@@ -16,6 +19,14 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import script  # noqa: E402
+
+try:
+    import openapi_check  # noqa: E402
+    CHECKER = openapi_check.Checker()
+    harness.REPLY_CHECKS.append(CHECKER.check)
+    NO_CHECKER = None
+except ImportError as e:        # no python3-jsonschema
+    CHECKER, NO_CHECKER = None, "cannot check replies against openapi.json: %s" % e
 
 SECRET_ENV = "env-s3cr3t-" + os.urandom(4).hex()
 SECRET_HDR = "hdr-s3cr3t-" + os.urandom(4).hex()
@@ -769,6 +780,69 @@ class Api(harness.E2ETestCase):
         self.assertTrue(lines, r.describe())
         for l in lines:
             self.assertRegex(l, r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEinfNa]+$")
+
+
+class OpenApi(harness.E2ETestCase):
+    """The document itself, served at openapi.json (any prefix), and the
+    check of every reply, which must see replies and find departures."""
+
+    def setUp(self):
+        super().setUp()
+        if NO_CHECKER:
+            self.skipTest(NO_CHECKER)
+        self.s = self.server("main", **MAIN)
+
+    def test_served_document_is_the_file(self):
+        for path in ("/openapi.json", "/api/v1/openapi.json"):
+            r = self.s.request("GET", path)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.content_type, "application/json")
+            self.assertEqual(r.body, CHECKER.raw)
+        self.assertEqual(json.loads(CHECKER.raw)["openapi"], "3.1.0")
+        r = self.s.request("POST", "/openapi.json", body=b"")
+        self.assertError(r, 405, "Use GET")
+
+    def test_every_route_and_form_is_described(self):
+        before = CHECKER.checked
+        for method, path in (("GET", "/healthz"), ("HEAD", "/healthz"), ("GET", "/metrics"),
+                             ("GET", "/openapi.json")):
+            self.assertStatus(self.s.request(method, path), 200)
+        for query in (None, "format=json", "stream=1", "dependencies=no%20such"):
+            self.s.post_execute({"main.py": HELLO}, query=query)
+        self.s.post_execute({"helper.py": HELLO})
+        self.s.request("GET", "/execute")
+        self.s.request("GET", "/nowhere")
+        # every one but the 404, which has no operation to check it against
+        self.assertEqual(CHECKER.checked - before, 10)
+
+    def test_departures_are_seen(self):
+        r = self.s.post_execute({"main.py": HELLO}, query="format=json")
+        self.assertEqual(CHECKER.check("POST", "/execute", r), [])
+        doc = r.json()
+        bad = [("status", 404, None), ("header", "X-Execution-Status", "fine"),
+               ("header", "X-Request-Id", None), ("body", "exit_code", "0"),
+               ("body", "surprise", 1), ("body", "start", "lukewarm"),
+               ("type", "text/html", None)]
+        for kind, key, value in bad:
+            with self.subTest(kind=kind, key=key):
+                copy = harness.Reply(r.status, harness.Headers(list(r.headers.pairs)),
+                                     r.body, 0)
+                if kind == "status":
+                    copy.status = key
+                elif kind == "header" and value is None:
+                    copy.headers = harness.Headers([(k, v) for k, v in r.headers.pairs
+                                                    if k.lower() != key.lower()])
+                    self.assertEqual(CHECKER.check("POST", "/execute", copy), [])
+                    continue     # no X-Request-Id: the web server's own reply
+                elif kind == "header":
+                    copy.headers = harness.Headers([(k, value if k == key else v)
+                                                    for k, v in r.headers.pairs])
+                elif kind == "body":
+                    copy.body = json.dumps(dict(doc, **{key: value})).encode()
+                else:
+                    copy.headers = harness.Headers([(k, key if k == "Content-Type" else v)
+                                                    for k, v in r.headers.pairs])
+                self.assertNotEqual(CHECKER.check("POST", "/execute", copy), [])
 
 
 class Truncation(harness.E2ETestCase):

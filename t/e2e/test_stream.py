@@ -18,6 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import script  # noqa: E402
 
+try:
+    import openapi_check  # noqa: E402
+    CHECKER = openapi_check.Checker()
+except ImportError:             # no python3-jsonschema: the events' shapes go unchecked
+    CHECKER = None
+
 
 class Stream:
     """A streamed reply, read as it arrives: status, headers, and each event
@@ -59,8 +65,15 @@ class Stream:
                 data.append(value)
 
     def read_all(self):
+        """Every event to the end, each checked against the schema the
+        OpenAPI document gives it (openapi/openapi.json)."""
         while self.next_event() is not None:
             pass
+        if CHECKER is not None:
+            body = "".join("event: %s\ndata: %s\n\n" % (n, json.dumps(d))
+                           for n, d, _ in self.events).encode()
+            problems = CHECKER.check_events(body)
+            assert not problems, problems
         return self.events
 
     def output(self, which):

@@ -81,6 +81,13 @@ try {
   assert.equal(await page.title(), 'pyexec playground');
   ok('the page loads at /');
 
+  // the link to the API's description reaches pyexec's document
+  const api = await page.request.get(new URL(await page.locator('#openapi').getAttribute('href'),
+    base + '/').href);
+  assert.equal(api.status(), 200);
+  assert.equal((await api.json()).openapi, '3.1.0');
+  ok('the page links to openapi.json, which pyexec serves');
+
   // main.py: labelled, and Tab indents
   const editor = page.getByLabel('main.py', { exact: true });
   await editor.fill('');
