@@ -37,12 +37,19 @@ class Figures(harness.E2ETestCase):
 
     def setUp(self):
         super().setUp()
-        kw = {} if self.LAYER == "namespaces" else {"sandbox": "rlimits"}
-        self.s = self.server("figures-" + self.LAYER, workers=1, **kw)
+        self.s = self.server("figures-" + self.LAYER, workers=1, **self.layer())
         health = self.s.request("GET", "/healthz").json()
         if health.get("sandbox") != self.LAYER:
             self.skipTest("these tests are of the %s layer; this server runs %s"
                           % (self.LAYER, health.get("sandbox")))
+
+    def layer(self):
+        """The server's layer: on rlimits, RLIMIT_NPROC counts every process
+        of pyexec's uid (other suites' servers run as nobody too), and
+        matplotlib starts a thread: room for them."""
+        if self.LAYER == "namespaces":
+            return {}
+        return {"sandbox": "rlimits", "options": ["max_processes=4096"]}
 
     def run_script(self, src, **kw):
         r = self.s.post_execute({"main.py": script(src)}, query="timeout=60", timeout=120, **kw)
@@ -117,9 +124,10 @@ class Figures(harness.E2ETestCase):
                               capture_output=True, text=True)
         if made.returncode != 0:
             self.skipTest("no venv: " + made.stderr.strip()[-200:])
-        kw = {} if self.LAYER == "namespaces" else {"sandbox": "rlimits"}
-        s = self.private_server(name="nompl", workers=1, options=[
-            "python=" + os.path.join(venv, "bin", "python3")], **kw)
+        kw = self.layer()
+        s = self.private_server(name="nompl", workers=1, sandbox=kw.get("sandbox"),
+                                options=kw.get("options", []) + [
+                                    "python=" + os.path.join(venv, "bin", "python3")])
         r = s.post_execute({"main.py": script('''
             import sys
             try:
