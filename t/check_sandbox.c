@@ -1006,7 +1006,7 @@ START_TEST(probe_succeeds_and_fills_cfg)
 	memset(&c, 0xff, sizeof(c));
 	/* the caller's part, kept by the probe */
 	c.memory_cgroup = 0;
-	c.etc_extra[0] = c.hide[0] = '\0';
+	c.etc_extra[0] = c.hide[0] = c.figures_dir[0] = '\0';
 	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 		      "probe: %s", msg);
 	ck_assert_str_eq(msg, "");
