@@ -1404,6 +1404,92 @@ START_TEST(test_prefers_json)
 }
 END_TEST
 
+START_TEST(test_wants_events)
+{
+	static const struct { const char *accept; int events; } cases[] = {
+		{ NULL, 0 },
+		{ "", 0 },
+		{ "*/*", 0 },
+		{ "text/*", 0 },
+		{ "text/event-stream", 1 },
+		{ "Text/Event-Stream", 1 },
+		{ " text/event-stream ; charset=utf-8", 1 },
+		{ "text/event-stream;q=0", 0 },
+		{ "text/event-stream, */*", 1 },
+		{ "text/event-stream;q=0.5, application/json", 0 },
+		{ "application/json;q=0.5, text/event-stream", 1 },
+		{ "text/event-stream, multipart/form-data", 1 },
+		{ "text/event-streams", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(reply_wants_events(cases[i].accept) == cases[i].events,
+			      "Accept: %s", cases[i].accept ? cases[i].accept : "(none)");
+}
+END_TEST
+
+static int flushes;
+
+static int count_flush(void *ctx)
+{
+	(void)ctx;
+	flushes++;
+	return 0;
+}
+
+/* The head, then output events: text as text, a character cut off at the
+ * end held back (then sent whole), anything else as base64, each flushed. */
+START_TEST(test_stream_events)
+{
+	struct reply_stream s = { &sink, 0, -1 };
+	const unsigned char cut[] = "caf\xc3", rest[] = "\xc3\xa9!", bin[] = "\x00\xff";
+	size_t used;
+
+	sink.flush = count_flush;
+	flushes = 0;
+	ck_assert_int_eq(reply_stream_output(&s, "stdout", cut, 4, 0, &used), -1);
+	ck_assert_int_eq(reply_stream_head(&s, "warm", "none", "abc"), 0);
+	ck_assert_ptr_nonnull(strstr(cap.buf, "Status: 200 OK\r\n"));
+	ck_assert_ptr_nonnull(strstr(cap.buf, "Content-Type: text/event-stream\r\n"));
+	ck_assert_ptr_nonnull(strstr(cap.buf, "X-Accel-Buffering: no\r\n"));
+	ck_assert_ptr_nonnull(strstr(cap.buf, "X-Execution-Start: warm\r\n"));
+	ck_assert_int_eq(flushes, 1);
+	cap.len = 0;
+	ck_assert_int_eq(reply_stream_output(&s, "stdout", cut, 4, 0, &used), 0);
+	ck_assert_uint_eq(used, 3);
+	ck_assert_str_eq(cap.buf, "event: stdout\ndata: {\"data\":\"caf\",\"encoding\":\"utf-8\"}\n\n");
+	cap.len = 0;
+	ck_assert_int_eq(reply_stream_output(&s, "stderr", rest, 3, 0, &used), 0);
+	ck_assert_uint_eq(used, 3);
+	ck_assert_str_eq(cap.buf, "event: stderr\ndata: {\"data\":\"\xc3\xa9!\",\"encoding\":\"utf-8\"}\n\n");
+	cap.len = 0;
+	/* only a cut character: nothing yet; at the end (final) it goes */
+	ck_assert_int_eq(reply_stream_output(&s, "stdout", cut + 3, 1, 0, &used), 0);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_uint_eq(cap.len, 0);
+	ck_assert_int_eq(reply_stream_output(&s, "stdout", cut + 3, 1, 1, &used), 0);
+	ck_assert_uint_eq(used, 1);
+	ck_assert_str_eq(cap.buf, "event: stdout\ndata: {\"data\":\"ww==\",\"encoding\":\"base64\"}\n\n");
+	cap.len = 0;
+	ck_assert_int_eq(reply_stream_output(&s, "stdout", bin, 2, 0, &used), 0);
+	ck_assert_uint_eq(used, 2);
+	ck_assert_str_eq(cap.buf, "event: stdout\ndata: {\"data\":\"AP8=\",\"encoding\":\"base64\"}\n\n");
+	cap.len = 0;
+	ck_assert_int_eq(reply_stream_beat(&s), 0);
+	ck_assert_str_eq(cap.buf, ":\n\n");
+	cap.len = 0;
+	ck_assert_int_eq(reply_stream_error(&s, "internal", "a \"quoted\" fault"), 0);
+	ck_assert_str_eq(cap.buf, "event: error\ndata: {\"detail\": \"a \\\"quoted\\\" fault\", "
+			 "\"error\": \"internal\"}\n\n");
+	ck_assert_int_eq(flushes, 7);
+	/* a second head would land in the body */
+	ck_assert_int_eq(reply_stream_head(&s, "warm", "none", "abc"), -1);
+	/* a client gone: -1 */
+	cap.fail_after = (long)cap.len;
+	ck_assert_int_eq(reply_stream_beat(&s), -1);
+}
+END_TEST
+
 static Suite *reply_suite(void)
 {
 	Suite *s = suite_create("reply");
@@ -1451,6 +1537,8 @@ static Suite *reply_suite(void)
 	tcase_add_test(tc, test_simple_reply);
 	tcase_add_test(tc, test_status_text);
 	tcase_add_test(tc, test_prefers_json);
+	tcase_add_test(tc, test_wants_events);
+	tcase_add_test(tc, test_stream_events);
 	suite_add_tcase(s, tc);
 	return s;
 }
