@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "run.h"
 #include "util.h"
+#include "figures.h"
 #include "warm.h"
 
 /* Between two starts of a zygote: from a second, doubled after each
@@ -96,7 +97,7 @@ static int launch(struct warm *w, struct zygote *z, const char *deps, const char
 		return zygote_launch_plain(z, srv->cfg->work_root, srv->zygote_fd, prog.argv,
 					   prog.envp, preload);
 	}
-	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, deps);
+	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, deps, figures_path(1));
 	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
 			     prog.argv, prog.envp, preload);
 }

@@ -335,7 +335,7 @@ static int resolve_deps(struct request *r)
 }
 
 void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
-		     const char *work, const char *pythonpath)
+		     const char *work, const char *pythonpath, const char *modules)
 {
 	const size_t len = sizeof(p->env[0]);
 	int n = 0;
@@ -347,14 +347,14 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 	snprintf(p->env[n++], len, "PYTHONUNBUFFERED=1");
 	snprintf(p->env[n++], len, "PYTHONDONTWRITEBYTECODE=1");
 	snprintf(p->env[n++], len, "MPLBACKEND=%s",
-		 figures_dir() != NULL ? "module://" FIGURES_MODULE : "Agg");
+		 modules != NULL ? "module://" FIGURES_MODULE : "Agg");
 	snprintf(p->env[n++], len, "OUTPUT_DIR=%s", work);
 	/* The dependency entry: its sitecustomize.py adds its packages with
 	 * site semantics (.pth files), ahead of the system's. */
-	if (pythonpath != NULL || figures_dir() != NULL)
+	if (pythonpath != NULL || modules != NULL)
 		snprintf(p->env[n++], len, "PYTHONPATH=%s%s%s", pythonpath != NULL ? pythonpath : "",
-			 pythonpath != NULL && figures_dir() != NULL ? ":" : "",
-			 figures_dir() != NULL ? figures_dir() : "");
+			 pythonpath != NULL && modules != NULL ? ":" : "",
+			 modules != NULL ? modules : "");
 	for (int i = 0; i < n; i++)
 		p->envp[i] = p->env[i];
 	p->envp[n] = NULL;
@@ -391,7 +391,7 @@ int execute_program_like(const struct config *cfg, struct execute_program *p,
 	workdir_name(dirname, sizeof(dirname), id);
 	if (workdir_work_path(cfg->work_root, dirname, work, sizeof(work)) < 0)
 		return -1;
-	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, pythonpath);
+	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, pythonpath, figures_path(0));
 	return 0;
 }
 
@@ -444,7 +444,7 @@ static void build_spec(struct request *r)
 
 	execute_program(cfg, &r->prog, sandboxed ? "/tmp" : r->wd.tmp_path,
 			sandboxed ? SANDBOX_WORK : r->wd.work_path,
-			r->use.lock_fd >= 0 ? r->use.path : NULL);
+			r->use.lock_fd >= 0 ? r->use.path : NULL, figures_path(sandboxed));
 	execute_program_add(&r->prog, &r->up.ae);
 	memset(spec, 0, sizeof(*spec));
 	spec->path = cfg->python;

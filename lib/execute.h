@@ -75,10 +75,11 @@ struct execute_program {
 };
 
 /* Fills p for cfg's python, with tmp as HOME and TMPDIR, work as
- * OUTPUT_DIR, and pythonpath (a dependency entry; NULL: none) as
- * PYTHONPATH. p's vectors point into p. */
+ * OUTPUT_DIR, and pythonpath (a dependency entry; NULL: none) then
+ * modules (pyexec's own, lib/figures.h; NULL: none) as PYTHONPATH.
+ * p's vectors point into p. */
 void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
-		     const char *work, const char *pythonpath);
+		     const char *work, const char *pythonpath, const char *modules);
 
 /* Adds ae's arguments and variables (borrowed: ae must outlive p's use)
  * to p, filled by execute_program. */

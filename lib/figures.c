@@ -47,6 +47,11 @@ const char *figures_dir(void)
 	return dir_in_use[0] != '\0' ? dir_in_use : NULL;
 }
 
+const char *figures_path(int sandboxed)
+{
+	return figures_dir() == NULL ? NULL : sandboxed ? FIGURES_SANDBOX_DIR : figures_dir();
+}
+
 int figures_install(const char *deps_cache, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];

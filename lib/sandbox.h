@@ -86,8 +86,9 @@ struct sandbox_config {
 	                                 * not python_prefix and not under /usr (a venv
 	                                 * whose python links to the system's); "" = none */
 	char figures_dir[PATH_MAX];     /* pyexec's own modules (lib/figures.h), on runs'
-	                                 * PYTHONPATH: bound read-only at its path ("" =
-	                                 * none); the caller's, kept by sandbox_probe */
+	                                 * PYTHONPATH: bound read-only at
+	                                 * FIGURES_SANDBOX_DIR ("" = none); the caller's,
+	                                 * kept by sandbox_probe */
 	uint64_t disk_bytes;            /* size of the tmpfs for /work, /tmp, /dev/shm */
 	int network;                    /* 1: keep the host's network (no CLONE_NEWNET) */
 	int proc;                       /* 1: mount a fresh /proc; 0: the kernel refused it */

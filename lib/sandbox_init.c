@@ -40,6 +40,7 @@
 #include "collect.h"
 #include "run.h"
 #include "sandbox.h"
+#include "figures.h"
 #include "sandbox_init.h"
 #include "sandbox_proto.h"
 #include "util.h"
@@ -539,9 +540,11 @@ static int init_setup(const struct sandbox_init_args *a)
 		init_mkdir_p(a, rel(cfg->python_venv));
 		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
 	}
+	/* pyexec's own modules, at a path of their own: a run learns nothing
+	 * of where the server keeps them */
 	if (cfg->figures_dir[0] != '\0') {
-		init_mkdir_p(a, rel(cfg->figures_dir));
-		init_bind_ro(a, cfg->figures_dir, rel(cfg->figures_dir));
+		init_mkdir(a, rel(FIGURES_SANDBOX_DIR), 0755);
+		init_bind_ro(a, cfg->figures_dir, rel(FIGURES_SANDBOX_DIR));
 	}
 	init_dev(a);
 	init_masks(a);

@@ -573,8 +573,10 @@ class Api(harness.E2ETestCase):
                 "MPLBACKEND": "module://pyexec_figures"}
         for k, v in want.items():
             self.assertEqual(env.get(k), v, k)
-        # pyexec's own modules (plt.show()'s backend): in deps_cache
-        self.assertEqual(env.get("PYTHONPATH"), os.path.join(self.s.tmp, "deps", ".python"))
+        # pyexec's own modules (plt.show()'s backend): in deps_cache, bound
+        # at /pyexec in a namespace sandbox
+        self.assertEqual(env.get("PYTHONPATH"), "/pyexec" if env["OUTPUT_DIR"] == "/work"
+                         else os.path.join(self.s.tmp, "deps", ".python"))
         self.assertIn("OUTPUT_DIR", env)
         # /work inside a namespace sandbox, the work directory itself otherwise
         self.assertIn(env["OUTPUT_DIR"], ("/work", doc["cwd"]))
