@@ -418,8 +418,11 @@ static int stream_output(void *arg, int which, const unsigned char *buf, size_t 
 	if (n > r->sbuf_size) {
 		unsigned char *p = realloc(r->sbuf, n);
 
-		if (p == NULL)
+		if (p == NULL) {
+			log_msg(LOG_LEVEL_ERROR, "request %s: out of memory for the stream; "
+				"stopping the run", r->in->request_id);
 			return -1;
+		}
 		r->sbuf = p;
 		r->sbuf_size = n;
 	}
