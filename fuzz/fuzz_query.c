@@ -59,6 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(err[0] != '\0');
 	} else {
 		CHECK(params.json == 0 || params.json == 1);
+		CHECK(params.has_format == 0 || params.has_format == 1);
+		CHECK(params.json == 0 || params.has_format == 1);
+		CHECK((params.stream == 0 || params.stream == 1) &&
+		      (params.stream == 0 || params.has_stream == 1));
 		if (params.has_timeout)
 			CHECK(params.timeout_ms > 0 && params.timeout_ms <= lim.timeout_max_ms);
 		else

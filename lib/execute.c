@@ -307,7 +307,9 @@ static int resolve_deps(struct request *r)
 	int64_t t0 = util_now_ns();
 	int out_fd, truncated = 0, evicted = 0, rc;
 
-	r->stream = r->q.has_stream ? r->q.stream : reply_wants_events(r->in->accept);
+	/* the query's word goes before Accept's: format= names a form too */
+	r->stream = r->q.has_stream ? r->q.stream
+		    : !r->q.has_format && reply_wants_events(r->in->accept);
 	/* a stream's errors before the run, and its result, are the JSON form's */
 	r->json = r->stream || r->q.json || reply_prefers_json(r->in->accept);
 	if (r->set.n == 0) {

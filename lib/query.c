@@ -131,12 +131,9 @@ static int query_value(enum query_key key, const char *v, size_t len,
 	case QK_MEMORY:
 		return query_memory(v, len, lim, out, err, errlen);
 	case QK_FORMAT:
-		if (strcmp(v, "json") == 0) {
-			out->json = 1;
-			return 0;
-		}
-		if (strcmp(v, "multipart") == 0) {
-			out->json = 0;
+		if (strcmp(v, "json") == 0 || strcmp(v, "multipart") == 0) {
+			out->json = v[0] == 'j';
+			out->has_format = 1;
 			return 0;
 		}
 		util_errorf(err, errlen, "format: must be 'json' or 'multipart'");

@@ -19,7 +19,7 @@ struct query_limits {
 struct query_params {
 	int has_timeout;  uint64_t timeout_ms;
 	int has_memory;   uint64_t memory;  /* bytes; the value is in MiB */
-	int json;                            /* format=json */
+	int has_format;  int json;           /* format=json (1) or multipart (0) */
 	int has_stream;  int stream;         /* stream=1: Server-Sent Events */
 	int has_dependencies;
 	char dependencies[QUERY_DEPENDENCIES_MAX + 1]; /* decoded, NUL-ended */

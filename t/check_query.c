@@ -226,8 +226,12 @@ START_TEST(test_format)
 
 	ck_assert_int_eq(parse("format=json", p, err, sizeof(err)), 0);
 	ck_assert_int_eq(p->json, 1);
+	ck_assert_int_eq(p->has_format, 1);
 	ck_assert_int_eq(parse("format=multipart", p, err, sizeof(err)), 0);
 	ck_assert_int_eq(p->json, 0);
+	ck_assert_int_eq(p->has_format, 1);
+	ck_assert_int_eq(parse("timeout=1", p, err, sizeof(err)), 0);
+	ck_assert_int_eq(p->has_format, 0);
 	ck_assert_int_eq(parse("format=%6Ason", p, err, sizeof(err)), 0);
 	ck_assert_int_eq(p->json, 1);
 }

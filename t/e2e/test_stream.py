@@ -169,11 +169,16 @@ class LiveOutput(harness.E2ETestCase):
         self.addCleanup(st.close)
         st.read_all()
         self.assertEqual(st.output("stdout"), b"hi\n")
-        # stream=0 wins over the header: the multipart form
+        # stream=0 wins over the header: the multipart form; and format=
+        # names a form too
         r = self.s.post_execute({"main.py": script('print("hi")\n')}, query="stream=0",
                                 headers={"Accept": "text/event-stream"})
         self.assertRan(r)
         self.assertEqual(r.stdout, b"hi\n")
+        r = self.s.post_execute({"main.py": script('print("hi")\n')}, query="format=json",
+                                headers={"Accept": "text/event-stream"})
+        self.assertEqual((r.status, r.content_type, r.json()["stdout"]),
+                         (200, "application/json", "hi\n"))
 
     def test_multibyte_never_split_and_binary_as_base64(self):
         st = self.stream('''
