@@ -23,7 +23,7 @@
 #define WARM_RETRY_NS (1000 * 1000 * 1000LL)
 #define WARM_RETRY_MAX_NS (60 * WARM_RETRY_NS)
 
-static void set_noted(void *arg);
+static void set_noted(const char *deps, int lock_fd, void *arg);
 static struct zygote *set_found(const char *deps, void *arg);
 
 void warm_init(struct warm *w, const struct server *srv)
@@ -439,28 +439,28 @@ static int set_room(struct warm *w)
 	return 0;
 }
 
-/* The last request's set counted; the one that earns it gets a zygote. */
-static void set_note(struct warm *w, int64_t now)
+/* The set of the request in hand (deps, NULL: none) counted; the one that
+ * earns it gets a zygote, which leases the entry (a dup of lock_fd). */
+static void set_note(struct warm *w, const char *deps, int lock_fd, int64_t now)
 {
-	char deps[PATH_MAX];
-	int noted, lease = zygote_take_note(deps, &noted);
 	struct warm_set *ws;
+	int lease;
 
-	if (noted)
-		w->last = NULL;
-	if (lease < 0)
+	w->last = NULL;
+	if (deps == NULL)
 		return;
 	ws = set_find(w, deps);
 	w->last = ws;
-	if (ws == NULL || set_has_zygote(ws) || ++ws->asks < w->srv->cfg->warm_deps_after) {
-		if (ws != NULL)
-			ws->used_ns = now;
-		(void)close(lease);
+	if (ws == NULL)
 		return;
-	}
 	ws->used_ns = now;
-	if (set_room(w) < 0) {
-		(void)close(lease);
+	if (set_has_zygote(ws) || ++ws->asks < w->srv->cfg->warm_deps_after ||
+	    set_room(w) < 0)
+		return;
+	lease = fcntl(lock_fd, F_DUPFD_CLOEXEC, 3);
+	if (lease < 0) {
+		log_msg(LOG_LEVEL_WARN, "worker: no zygote for dependency set %.16s: cannot "
+			"lease its entry: %s", set_name(ws), strerror(errno));
 		return;
 	}
 	ws->lease = lease;
@@ -533,11 +533,11 @@ give_up:
 
 /* zygote_note_hook: the set the request in hand uses is counted now, and
  * a zygote it earns starts while the request runs. */
-static void set_noted(void *arg)
+static void set_noted(const char *deps, int lock_fd, void *arg)
 {
 	struct warm *w = arg;
 
-	set_note(w, util_now_ns());
+	set_note(w, deps, lock_fd, util_now_ns());
 	keep(w);
 }
 
@@ -633,7 +633,6 @@ static void sets_prefetched(struct warm *w, int64_t now)
 static void sets_tend(struct warm *w, int64_t now)
 {
 	sets_prefetched(w, now);
-	set_note(w, now);
 	for (size_t i = 0; i < WARM_ASKED_MAX; i++) {
 		w->sets[i].earned_now = 0;
 		set_wanted(w, &w->sets[i]);
@@ -698,11 +697,6 @@ int warm_tend(struct warm *w)
 
 void warm_stop(struct warm *w)
 {
-	char deps[PATH_MAX];
-	int noted, lease = zygote_take_note(deps, &noted);
-
-	if (lease >= 0)
-		(void)close(lease);
 	zygote_note_hook(NULL, NULL);
 	zygote_set_finder(NULL, NULL);
 	zygote_use_sets(NULL, 0);

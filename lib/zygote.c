@@ -54,9 +54,7 @@ struct zygote *zygote_for(const struct run_spec *spec)
 	return NULL;
 }
 
-static char note_deps[PATH_MAX];
-static int note_lease = -1, noted;
-static void (*note_fn)(void *);
+static void (*note_fn)(const char *deps, int lock_fd, void *arg);
 static void *note_arg;
 static struct zygote *for_spares;
 
@@ -72,36 +70,16 @@ struct zygote *zygote_for_spares(void)
 
 void zygote_note_set(const char *deps, int lock_fd)
 {
-	if (note_lease >= 0)
-		(void)close(note_lease);
-	note_lease = -1;
-	note_deps[0] = '\0';
-	noted = 1;
-	if (deps == NULL || lock_fd < 0 || strlen(deps) >= sizeof(note_deps))
-		return;
-	note_lease = fcntl(lock_fd, F_DUPFD_CLOEXEC, 3);
-	if (note_lease >= 0)
-		strcpy(note_deps, deps);
-	if (note_lease >= 0 && note_fn != NULL)
-		note_fn(note_arg);
+	if (deps == NULL || lock_fd < 0 || strlen(deps) >= PATH_MAX)
+		deps = NULL, lock_fd = -1;
+	if (note_fn != NULL)
+		note_fn(deps, lock_fd, note_arg);
 }
 
-void zygote_note_hook(void (*fn)(void *), void *arg)
+void zygote_note_hook(void (*fn)(const char *deps, int lock_fd, void *arg), void *arg)
 {
 	note_fn = fn;
 	note_arg = arg;
-}
-
-int zygote_take_note(char *deps, int *was_noted)
-{
-	int lease = note_lease;
-
-	strcpy(deps, note_deps);
-	*was_noted = noted;
-	note_lease = -1;
-	note_deps[0] = '\0';
-	noted = 0;
-	return lease;
 }
 
 static struct zygote *(*finder)(const char *, void *);

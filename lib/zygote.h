@@ -219,19 +219,14 @@ struct zygote *zygote_for(const struct run_spec *spec);
 struct zygote *zygote_of_set(const char *deps);
 void zygote_set_finder(struct zygote *(*fn)(const char *deps, void *arg), void *arg);
 
-/* What the last request's run used of the dependency cache, for the
- * worker to count between requests (warm.h): the entry deps, and a lease
- * on it (a dup of lock_fd, the shared lock of the request's use, kept until
- * taken). A note not taken is replaced by the next. */
+/* What the request in hand uses of the dependency cache, told at once to
+ * the worker's hook (warm.h), so that a zygote the set earns starts while
+ * the request that earned it runs: the entry deps and lock_fd, the shared
+ * lock of the request's use (the hook dups it for a lease of its own), or
+ * NULL and -1 when it uses none (or its path is over PATH_MAX). Nothing
+ * without a hook. */
 void zygote_note_set(const char *deps, int lock_fd);
-/* fn(arg) is called by zygote_note_set once a set is noted (NULL: none):
- * the worker counts it at once, so that a zygote it earns starts while
- * the request that earned it runs. */
-void zygote_note_hook(void (*fn)(void *), void *arg);
-/* Takes the note: the entry into deps (PATH_MAX bytes) and the lease, the
- * caller's now (-1 and "" when there is none: the last request had no
- * dependency set, or none was noted since, which *noted tells). */
-int zygote_take_note(char *deps, int *noted);
+void zygote_note_hook(void (*fn)(const char *deps, int lock_fd, void *arg), void *arg);
 
 /* The zygote the sandboxes and runs made ahead of a request are forked by
  * (the one of the set the worker's last request used, while it has one);
