@@ -412,29 +412,34 @@ static int stream_head(struct request *r)
 static int stream_output(void *arg, int which, const unsigned char *buf, size_t len)
 {
 	struct request *r = arg;
-	size_t n, used;
+	const unsigned char *data = buf;
+	size_t n = len, used;
 
 	if (which < 0)          /* a beat: a comment line, which clients ignore */
 		return stream_head(r) < 0 || reply_stream_beat(&r->rs) < 0 ? -1 : 0;
-	n = r->ncarry[which] + len;
-	if (n > r->sbuf_size) {
-		unsigned char *p = realloc(r->sbuf, n);
+	if (r->ncarry[which] > 0) {
+		/* the cut character first, then the piece */
+		n += r->ncarry[which];
+		if (n > r->sbuf_size) {
+			unsigned char *p = realloc(r->sbuf, n);
 
-		if (p == NULL) {
-			log_msg(LOG_LEVEL_ERROR, "request %s: out of memory for the stream; "
-				"stopping the run", r->in->request_id);
-			return -1;
+			if (p == NULL) {
+				log_msg(LOG_LEVEL_ERROR, "request %s: out of memory for the "
+					"stream; stopping the run", r->in->request_id);
+				return -1;
+			}
+			r->sbuf = p;
+			r->sbuf_size = n;
 		}
-		r->sbuf = p;
-		r->sbuf_size = n;
+		memcpy(r->sbuf, r->carry[which], r->ncarry[which]);
+		memcpy(r->sbuf + r->ncarry[which], buf, len);
+		data = r->sbuf;
 	}
-	memcpy(r->sbuf, r->carry[which], r->ncarry[which]);
-	memcpy(r->sbuf + r->ncarry[which], buf, len);
 	if (stream_head(r) < 0 ||
-	    reply_stream_output(&r->rs, which ? "stderr" : "stdout", r->sbuf, n, 0, &used) < 0)
+	    reply_stream_output(&r->rs, which ? "stderr" : "stdout", data, n, 0, &used) < 0)
 		return -1;
 	r->ncarry[which] = n - used;
-	memcpy(r->carry[which], r->sbuf + used, n - used);
+	memcpy(r->carry[which], data + used, n - used);
 	return 0;
 }
 
@@ -574,8 +579,10 @@ static int run(struct request *r)
 		spawner = &r->sb_spawner;
 	} else if (spawner == NULL && zygote_in_use() != NULL) {
 		/* the rlimits layer's zygote, when it has one for this run (a
-		 * set's, waited for when it is starting) */
-		(void)set_zygote(r);
+		 * set's, waited for when it is starting: its entry is the one
+		 * the request holds) */
+		if (r->use.lock_fd >= 0)
+			(void)zygote_of_set(r->use.path);
 		r->sb_spawner = zygote_spawner;
 		r->sb_spawner.arg = &r->zs;
 		spawner = &r->sb_spawner;

@@ -69,7 +69,8 @@ struct request {
 	struct reply_stream rs;
 	unsigned char carry[2][4];
 	size_t ncarry[2];
-	unsigned char *sbuf;            /* a carry and the next read, together */
+	unsigned char *sbuf;            /* a carry and the next read, together
+	                                 * (only when there is a carry) */
 	size_t sbuf_size;
 
 	/* what it generated */
