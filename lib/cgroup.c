@@ -394,7 +394,7 @@ static int remove_instance(int parent, const char *name)
  * remove_instance does). 0, or -1 when one stays. */
 static int remove_children(int dfd, const char *prefix, int depth)
 {
-	int fd = dup(dfd), rc = 0;
+	int fd = dup(dfd), rc = 0, err = 0;
 	struct dirent *de;
 	DIR *d;
 
@@ -413,10 +413,17 @@ static int remove_children(int dfd, const char *prefix, int depth)
 				   : strncmp(de->d_name, prefix, strlen(prefix)) != 0)
 			continue;
 		if ((prefix == NULL ? remove_instance(dfd, de->d_name)
-				    : remove_tree(dfd, de->d_name, depth)) < 0)
+				    : remove_tree(dfd, de->d_name, depth)) < 0 && rc == 0) {
+			/* the first failure's errno: the next child's work (a
+			 * kill of a process already gone) must not hide an EBUSY
+			 * the caller waits out */
+			err = errno;
 			rc = -1;
+		}
 	}
 	(void)closedir(d);
+	if (rc < 0)
+		errno = err;
 	return rc;
 }
 
