@@ -1,7 +1,7 @@
 #!/bin/sh
 # pyexec.sh: run main.py (and helper files) on a pyexec server with curl.
 #
-#   examples/pyexec.sh [-u URL] [-t TOKEN] [-d DEPS] [-s SECONDS] [-m MIB]
+#   examples/pyexec.sh [-u URL] [-t TOKEN] [-d DEPS] [-s SECONDS] [-m MIB] [-p PYTHON]
 #                      [-i STDIN_FILE] [-a ARG]... [-e NAME=VALUE]... [-o DIR] main.py [files...]
 #
 #   -u URL      the execute URL (default $PYEXEC_URL or http://127.0.0.1:8000/execute)
@@ -9,6 +9,7 @@
 #               not on its command line)
 #   -d DEPS     pip requirements, comma-separated (requests,numpy==1.26.*)
 #   -s SECONDS  wall-clock limit of the run;  -m MIB  its memory
+#   -p PYTHON   the interpreter, by its name on the server (default: its default)
 #   -i FILE     the program's standard input
 #   -a ARG      an argument of the program (sys.argv[1:]), repeatable
 #   -e N=V      a variable of the program's environment, repeatable
@@ -27,7 +28,7 @@ set -u
 
 url=${PYEXEC_URL:-http://127.0.0.1:8000/execute}
 token=${PYEXEC_TOKEN:-}
-deps= seconds= memory= stdin= outdir= nargs=0 nenv=0
+deps= seconds= memory= python= stdin= outdir= nargs=0 nenv=0
 
 usage() {
 	printf 'usage: ' >&2
@@ -43,13 +44,14 @@ trap 'exit 143' TERM
 : >"$tmp/args"
 : >"$tmp/env"
 
-while getopts u:t:d:s:m:i:a:e:o:h opt; do
+while getopts u:t:d:s:m:p:i:a:e:o:h opt; do
 	case $opt in
 	u) url=$OPTARG ;;
 	t) token=$OPTARG ;;
 	d) deps=$OPTARG ;;
 	s) seconds=$OPTARG ;;
 	m) memory=$OPTARG ;;
+	p) python=$OPTARG ;;
 	i) stdin=$OPTARG ;;
 	o) outdir=$OPTARG ;;
 	# NUL-separated: a value may hold any other byte
@@ -116,6 +118,7 @@ enc() {
 [ -n "$deps" ] && query="$query&dependencies=$(enc "$deps")"
 [ -n "$seconds" ] && query="$query&timeout=$(enc "$seconds")"
 [ -n "$memory" ] && query="$query&memory=$(enc "$memory")"
+[ -n "$python" ] && query="$query&python=$(enc "$python")"
 case $url in *\?*) sep='&' ;; *) sep='?' ;; esac
 
 : >"$tmp/auth"

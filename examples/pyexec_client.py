@@ -7,7 +7,7 @@ As a module:
 
     r = run("http://127.0.0.1:8000/execute",
             {"main.py": b"print('hello')\\n", "helper.py": "path/to/helper.py"},
-            dependencies=["requests"], timeout=5,
+            dependencies=["requests"], timeout=5, python="pypy3",
             args=["--rows", "10"], env={"MODE": "fast"})
     print(r.status, r.exit_code, r.stdout.decode())
     for name, (content_type, data) in r.files.items():
@@ -26,7 +26,7 @@ that cannot be reached raises PyexecError with status None.
 As a command:
 
     python3 pyexec_client.py [--url URL] [--token T] [--deps a,b] [--timeout S]
-                             [--memory MiB] [--stdin FILE] [--arg A ...]
+                             [--memory MiB] [--python NAME] [--stdin FILE] [--arg A ...]
                              [--env NAME=VALUE ...] [--json | --stream] [--out DIR]
                              main.py [helper.py ...]
 
@@ -189,7 +189,8 @@ def encode_multipart(files, stdin=None, args=None, env=None):
 
 
 def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, token=None,
-        json_mode=False, http_timeout=600, args=None, env=None, on_output=None):
+        json_mode=False, http_timeout=600, args=None, env=None, on_output=None,
+        python=None):
     """POSTs files to pyexec and returns a Result.
 
     url: the execute URL (or the service's base URL: "/execute" is added);
@@ -200,6 +201,8 @@ def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, toke
     env: variables added to the program's environment, {name: value};
     dependencies: pip requirements, a list or a comma-separated str;
     timeout: wall-clock seconds; memory: MiB; token: the bearer token;
+    python: the interpreter, by its name on the server (its /healthz
+    lists them as "pythons"); None: the server's default;
     json_mode: ask for the JSON form instead of multipart (same Result);
     on_output: live output: called as on_output("stdout" or "stderr", bytes)
     as the program writes (the reply is Server-Sent Events; same Result);
@@ -218,6 +221,8 @@ def run(url, files, stdin=None, dependencies=(), timeout=None, memory=None, toke
         query.append(("timeout", str(timeout)))
     if memory is not None:
         query.append(("memory", str(memory)))
+    if python is not None:
+        query.append(("python", python))
     if on_output is not None:
         query.append(("stream", "1"))
     elif json_mode:
@@ -471,6 +476,8 @@ def main(argv=None):
                    help="pip requirements, comma-separated (requests,numpy==1.26.*)")
     p.add_argument("--timeout", type=float, metavar="S", help="wall-clock seconds for the run")
     p.add_argument("--memory", type=int, metavar="MIB", help="memory for the run, MiB")
+    p.add_argument("--python", metavar="NAME",
+                   help="the interpreter, by its name on the server (default: its default)")
     p.add_argument("--stdin", metavar="FILE", help="the program's standard input ('-': ours)")
     p.add_argument("--arg", action="append", metavar="A",
                    help="an argument of the program (sys.argv[1:]), repeatable; "
@@ -525,7 +532,7 @@ def main(argv=None):
     try:
         r = run(a.url, files, stdin=stdin, dependencies=a.deps, timeout=a.timeout,
                 memory=a.memory, token=a.token, json_mode=a.json, args=a.arg, env=env,
-                on_output=live if a.stream else None)
+                on_output=live if a.stream else None, python=a.python)
     except (PyexecError, ValueError) as e:
         print("pyexec-client: %s" % e, file=sys.stderr)
         return EXIT_FAILED

@@ -27,6 +27,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pyexec-fcgi [-c FILE] [-l ADDR] [-w N] [-o KEY=VALUE]... [-t]\n"
+		"                   [--prefetch DEPS [--python NAME]]\n"
 		"  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ", if present)\n"
 		"  -l, --listen ADDR    unix:/path, tcp:HOST:PORT or fd:N (default: the socket\n"
 		"                       systemd passes (LISTEN_FDS), fd 0 when started on a\n"
@@ -36,13 +37,16 @@ static void usage(FILE *f)
 		"  -t, --test-config    check the configuration and exit\n"
 		"      --prefetch DEPS  install a dependency set (as in ?dependencies=) into\n"
 		"                       the cache and exit: 0 when it is there\n"
+		"      --python NAME    ... for this interpreter of pythons (default: the first)\n"
 		"  -h, --help           this text\n"
 		"  -V, --version        the version\n");
 }
 
-/* --prefetch: one dependency set into the cache, then exit. */
-static int prefetch_main(struct cache *c, const char *value)
+/* --prefetch: one dependency set into the cache of the interpreter named
+ * python (NULL: the default), then exit. */
+static int prefetch_main(struct master *m, const char *value, const char *python)
 {
+	struct cache *c = &m->caches[0];
 	static struct deps_set set;
 	struct cache_use use;
 	char err[512], buf[4096];
@@ -50,6 +54,13 @@ static int prefetch_main(struct cache *c, const char *value)
 	enum cache_result r;
 	ssize_t n;
 
+	for (unsigned i = 0; python != NULL && i < m->npythons; i++)
+		if (strcmp(m->caches[i].name, python) == 0)
+			c = &m->caches[i], python = NULL;
+	if (python != NULL) {
+		log_msg(LOG_LEVEL_ERROR, "--python: %s is not an interpreter of pythons", python);
+		return 2;
+	}
 	if (deps_parse(value, DEPS_COUNT_MAX, &set, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERROR, "--prefetch: %s", err);
 		return 2;
@@ -66,7 +77,8 @@ static int prefetch_main(struct cache *c, const char *value)
 	r = cache_acquire(c, &set, &use, out_fd, &truncated, -1, NULL, &evicted);
 	if (r == CACHE_HIT || r == CACHE_INSTALLED) {
 		printf("%s %s\n", r == CACHE_HIT ? "cached" : "installed", use.key);
-		if (cache_mark_prefetched(c->cfg, use.key) < 0)
+		/* zygotes embed the default interpreter: its sets alone get one */
+		if (c == &m->caches[0] && cache_mark_prefetched(c->cfg, use.key) < 0)
 			log_msg(LOG_LEVEL_WARN, "--prefetch: cannot mark %s as prefetched: %s",
 				use.key, strerror(errno));
 		cache_release(&use);
@@ -82,6 +94,26 @@ static int prefetch_main(struct cache *c, const char *value)
 	return rc;
 }
 
+/* Every interpreter of the configuration can be executed. 0, or -1 with err. */
+static int pythons_executable(const struct config *cfg, char *err, size_t errlen)
+{
+	static struct config_python list[CONFIG_PYTHONS_MAX];
+	unsigned n = config_pythons(cfg, list);
+
+	for (unsigned i = 0; i < n; i++) {
+		if (access(list[i].path, X_OK) == 0)
+			continue;
+		if (n > 1)
+			snprintf(err, errlen, "pythons: %s: %s is not executable: %s", list[i].name,
+				 list[i].path, strerror(errno));
+		else
+			snprintf(err, errlen, "python %s is not executable: %s", list[i].path,
+				 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads the options into m->cl (copies: argv is wiped later) and
  * m->prefetch. 0 to go on; 1 to exit with *status (after --help,
  * --version, a usage error); -1 with err. */
@@ -95,12 +127,13 @@ static int read_cmdline(int argc, char **argv, struct master *m, int *test_only,
 		{ "set", required_argument, NULL, 'o' },
 		{ "test-config", no_argument, NULL, 't' },
 		{ "prefetch", required_argument, NULL, 'P' },
+		{ "python", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *workers_opt = NULL, *listen_opt = NULL;
-	const char *prefetch = NULL;
+	const char *prefetch = NULL, *python = NULL;
 	struct cmdline *cl = &m->cl;
 	char **sets;
 	int nsets = 0, c;
@@ -118,12 +151,13 @@ static int read_cmdline(int argc, char **argv, struct master *m, int *test_only,
 		case 'o': sets[nsets++] = optarg; break;
 		case 't': *test_only = 1; break;
 		case 'P': prefetch = optarg; break;
+		case 'p': python = optarg; break;
 		case 'h': usage(stdout); *status = 0; goto done;
 		case 'V': printf("pyexec-fcgi %s\n", PACKAGE_VERSION); *status = 0; goto done;
 		default: usage(stderr); *status = 2; goto done;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (python != NULL && prefetch == NULL)) {
 		usage(stderr);
 		*status = 2;
 		goto done;
@@ -139,10 +173,12 @@ static int read_cmdline(int argc, char **argv, struct master *m, int *test_only,
 		cl->nsets++;
 	free(sets);
 	m->prefetch = prefetch != NULL ? strdup(prefetch) : NULL;
+	m->prefetch_python = python != NULL ? strdup(python) : NULL;
 	if ((config_path != NULL && cl->config_path == NULL) || cl->nsets != nsets ||
 	    (listen_opt != NULL && cl->listen_opt == NULL) ||
 	    (workers_opt != NULL && cl->workers_opt == NULL) ||
-	    (prefetch != NULL && m->prefetch == NULL)) {
+	    (prefetch != NULL && m->prefetch == NULL) ||
+	    (python != NULL && m->prefetch_python == NULL)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -176,11 +212,8 @@ int main(int argc, char **argv)
 	 * see them. */
 	util_title_init(argc, argv, "pyexec-fcgi");
 	util_title_set("master");
-	if (access(m.cfg.python, X_OK) < 0) {
-		snprintf(err, sizeof(err), "python %s is not executable: %s", m.cfg.python,
-			 strerror(errno));
+	if (pythons_executable(&m.cfg, err, sizeof(err)) < 0)
 		goto fatal;
-	}
 	if (test_only) {
 		printf("configuration ok\n");
 		master_free(&m);
@@ -189,7 +222,7 @@ int main(int argc, char **argv)
 	if (master_prepare(&m, err, sizeof(err)) < 0)
 		goto fatal;
 	if (m.prefetch != NULL) {
-		rc = prefetch_main(&m.cache, m.prefetch);
+		rc = prefetch_main(&m, m.prefetch, m.prefetch_python);
 		master_free(&m);
 		return rc;
 	}

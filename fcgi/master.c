@@ -67,7 +67,7 @@ static void cmdline_free(struct cmdline *cl)
  * the directories, and what the sandbox probe and the dependency cache's
  * key were built from. */
 static const char *const restart_keys[] = {
-	"listen", "workers", "user", "group", "python", "work_root", "deps_cache",
+	"listen", "workers", "user", "group", "python", "pythons", "work_root", "deps_cache",
 	"pip_index_url", "pip_extra_index_url", "pip_find_links", "pip_only_binary",
 	"network", "sandbox", "cgroup", "subordinate_ids",
 };
@@ -452,6 +452,33 @@ static int reload(struct master *m)
 	return 0;
 }
 
+/* Each interpreter of pythons asked for its identity, with its part of
+ * the dependency cache. 0, or -1 with err naming the one that failed. */
+static int master_prepare_pythons(struct master *m, char *err, size_t errlen)
+{
+	static struct config_python list[CONFIG_PYTHONS_MAX];
+	char why[1024];
+
+	m->npythons = config_pythons(&m->cfg, list);
+	for (unsigned i = 0; i < m->npythons; i++) {
+		if (cache_init(&m->caches[i], &m->cfg, &list[i], why, sizeof(why)) < 0) {
+			if (m->npythons > 1)
+				snprintf(err, errlen, "pythons: %s: %s", list[i].name, why);
+			else
+				snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		/* one of several that prints no sys.version is no Python: a run
+		 * asking for it by name would only fail */
+		if (m->npythons > 1 && m->caches[i].python_version[0] == '\0') {
+			snprintf(err, errlen, "pythons: %s: %s did not say its version (sys.version): "
+				 "is it a Python interpreter?", list[i].name, list[i].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* As root: pyexec's user, the socket (its directory, /run/pyexec, may need
  * root), the directories it owns and cgroup v1's, then privileges dropped.
  * Then tokens_file and the dependency cache. 0, or -1 with err. */
@@ -483,7 +510,7 @@ int master_prepare(struct master *m, char *err, size_t errlen)
 		return -1;
 	if (cfg->tokens_file[0] != '\0' && auth_load(&m->auth, cfg->tokens_file, err, errlen) < 0)
 		return -1;
-	return cache_init(&m->cache, cfg, err, errlen);
+	return master_prepare_pythons(m, err, errlen);
 }
 
 /* Before any child exists: the master moves itself into the cgroup's
@@ -566,6 +593,17 @@ static int master_start_sandbox(struct master *m, char *err, size_t errlen)
 		/* Every worker's run cgroup is made from cgcfg: with its
 		 * memory.max, memfds are counted and need not be refused. */
 		m->sbcfg.memory_cgroup = m->srv.cgroup != NULL && m->cgcfg.memory;
+		/* the other interpreters: each must start in the sandbox too */
+		for (unsigned i = 1; i < m->npythons; i++) {
+			char why[1024];
+
+			if (sandbox_probe_python(&m->sbcfg, m->caches[i].python, cfg->work_root,
+						 why, sizeof(why)) < 0) {
+				snprintf(err, errlen, "pythons: %s does not run in the sandbox: %s",
+					 m->caches[i].name, why);
+				return -1;
+			}
+		}
 		m->srv.sandbox_cfg = &m->sbcfg;
 		choose_run_ids(cfg, &m->sbcfg, m->nworkers, m->single, &m->run_ids);
 	} else if (cfg->sandbox == SANDBOX_NAMESPACES) {
@@ -628,7 +666,8 @@ int master_start(struct master *m, char *err, size_t errlen)
 	srv->listen_fd = m->listen_fd;
 	srv->sandbox = srv->sandbox_cfg != NULL ? "namespaces" : "rlimits";
 	srv->workers = m->nworkers;
-	srv->cache = &m->cache;
+	srv->caches = m->caches;
+	srv->npythons = m->npythons;
 	srv->auth = m->auth.n > 0 ? &m->auth : NULL;
 	srv->mime = m->mime;
 	/* Under mod_fcgid every process serving is one Apache started, and
@@ -807,5 +846,6 @@ void master_free(struct master *m)
 		mime_close(m->mime);
 	auth_free(&m->auth);
 	free(m->prefetch);
+	free(m->prefetch_python);
 	cmdline_free(&m->cl);
 }

@@ -35,13 +35,15 @@ struct master {
 	struct config cfg;
 	struct cmdline cl;
 	char *prefetch;                 /* --prefetch's value; NULL when serving */
+	char *prefetch_python;          /* --python's: the interpreter (NULL: default) */
 	pid_t pid;
 	int as_root;
 	uid_t uid;                      /* pyexec's user and group, as root */
 	gid_t gid;
 	int listen_fd;
 	char unix_path[PATH_MAX];       /* the socket pyexec made, unlinked at the stop */
-	struct cache cache;
+	struct cache caches[CONFIG_PYTHONS_MAX]; /* per interpreter, the default first */
+	unsigned npythons;
 	struct sandbox_config sbcfg;
 	struct cgroup_config cgcfg;
 	struct auth auth;

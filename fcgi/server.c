@@ -135,6 +135,14 @@ static int64_t content_length_of(FCGX_Request *r)
 /* This worker's zygotes when warm is on. */
 static struct warm *worker_warm;
 
+/* JSON text without escapes: '"', '\\' and anything unprintable become '?'. */
+static void healthz_plain(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+			*s = '?';
+}
+
 /* Whether the worker has a zygote ("on"), or why not, for /healthz. */
 static void healthz_warm(const struct server *srv, struct zygote *z, char *buf, size_t len)
 {
@@ -150,18 +158,36 @@ static void healthz_warm(const struct server *srv, struct zygote *z, char *buf, 
 		snprintf(buf, len, "\"warm\":\"on\",\"set_zygotes\":%u", sets);
 		return;
 	}
-	/* In JSON without escapes: '"', '\\' and anything unprintable become '?'. */
 	snprintf(why, sizeof(why), "%s", text);
-	for (char *p = why; *p != '\0'; p++)
-		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
-			*p = '?';
+	healthz_plain(why);
 	snprintf(buf, len, "\"warm\":\"off\",\"warm_why\":\"%s\",\"set_zygotes\":%u", why,
 		 sets);
 }
 
+/* The interpreters runs may ask for (?python=), the default first: their
+ * names, versions, and whether they can install dependencies. */
+static void healthz_pythons(const struct server *srv, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "\"pythons\":[");
+
+	for (unsigned i = 0; i < srv->npythons && n < len; i++) {
+		const struct cache *c = &srv->caches[i];
+		char version[sizeof(c->python_version)];
+
+		snprintf(version, sizeof(version), "%s", c->python_version);
+		healthz_plain(version);
+		n += (size_t)snprintf(buf + n, len - n,
+				      "%s{\"name\":\"%s\",\"version\":\"%s\",\"default\":%s,"
+				      "\"dependencies\":%s}", i > 0 ? "," : "", c->name, version,
+				      i == 0 ? "true" : "false", c->usable ? "true" : "false");
+	}
+	if (n < len)
+		snprintf(buf + n, len - n, "]");
+}
+
 static int healthz_body(const struct server *srv, struct zygote *z, char *buf, size_t len)
 {
-	char warm[400];
+	char warm[400], pythons[CONFIG_PYTHONS_MAX * 400];
 	const struct sandbox_config *sb = srv->sandbox_cfg;
 	const struct cgroup_config *cg = srv->cgroup;
 	char cgpath[HEALTHZ_PATH_MAX + 4];
@@ -178,10 +204,11 @@ static int healthz_body(const struct server *srv, struct zygote *z, char *buf, s
 	if (cg != NULL && strlen(cg->path) > HEALTHZ_PATH_MAX)
 		strcpy(cgpath + i, "...");
 	healthz_warm(srv, z, warm, sizeof(warm));
+	healthz_pythons(srv, pythons, sizeof(pythons));
 	n = snprintf(buf, len,
 		     "{\"status\":\"ok\",\"sandbox\":\"%s\",\"version\":\"%s\",\"workers\":%u,"
 		     "%s,"
-		     "\"dependencies\":%s,"
+		     "\"dependencies\":%s,%s,"
 		     "\"cgroup\":%s%s%s,"
 		     "\"run_ids\":\"%s\",\"run_uid\":%lu,\"run_gid\":%lu,"
 		     "\"enforced\":{\"wall_time\":\"supervisor\",\"cpu_time\":\"%s\","
@@ -190,7 +217,7 @@ static int healthz_body(const struct server *srv, struct zygote *z, char *buf, s
 		     "\"filesystem\":\"%s\",\"syscalls\":\"%s\",\"proc\":\"%s\","
 		     "\"memfd\":\"%s\"}}\n",
 		     srv->sandbox, PACKAGE_VERSION, srv->workers, warm,
-		     srv->cache != NULL && srv->cache->usable ? "true" : "false",
+		     srv->caches != NULL && srv->caches[0].usable ? "true" : "false", pythons,
 		     cg ? "\"" : "", cg ? cgpath : "null", cg ? "\"" : "",
 		     sb && sb->run_uid != sb->uid ? "subordinate" : "shared",
 		     (unsigned long)(sb ? sb->run_uid : getuid()),
@@ -281,7 +308,7 @@ static void serve_execute(struct exchange *x)
 static void serve_healthz(struct exchange *x)
 {
 	struct zygote *z = worker_warm != NULL ? warm_current(worker_warm) : NULL;
-	char body[2048];
+	char body[8192];
 
 	reply_page(x, healthz_body(x->srv, z, body, sizeof(body)),
 		   "application/json", body, "health report");
@@ -296,8 +323,9 @@ static void serve_metrics(struct exchange *x)
 	/* This request is counted too, as Prometheus expects. */
 	metrics_count_request(srv->metrics, "metrics", 200);
 	x->counted = 1;
-	st.cache_known = srv->cache != NULL &&
-			 cache_usage(srv->cache, &st.cache_bytes, &st.cache_entries) == 0;
+	/* the interpreters share the cache's directory: the first counts it */
+	st.cache_known = srv->caches != NULL &&
+			 cache_usage(&srv->caches[0], &st.cache_bytes, &st.cache_entries) == 0;
 	reply_page(x, metrics_render(srv->metrics, &st, page, sizeof(page)),
 		   "text/plain; version=0.0.4", page, "metrics page");
 }
@@ -471,7 +499,8 @@ static int worker_context(const struct server *srv, struct execute_ctx *ectx,
 	ectx->mime = srv->mime;
 	ectx->spawner = NULL;
 	ectx->cancel = &cancel_run;
-	ectx->cache = srv->cache;
+	ectx->caches = srv->caches;
+	ectx->npythons = srv->npythons;
 	ectx->sandbox = srv->sandbox_cfg;
 	sandbox_spare_init(spare);
 	ectx->spare = srv->sandbox_cfg != NULL && srv->spares ? spare : NULL;

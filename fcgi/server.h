@@ -16,7 +16,10 @@ struct server {
 	const char *sandbox;               /* layer in force, for /healthz */
 	unsigned workers;
 	struct metrics *metrics;           /* shared by all workers */
-	struct cache *cache;               /* the dependency cache */
+	struct cache *caches;              /* per interpreter (pythons), the
+	                                    * default first; with the dependency
+	                                    * cache */
+	unsigned npythons;
 	const struct sandbox_config *sandbox_cfg; /* NULL: the rlimits layer */
 	const struct cgroup_config *cgroup; /* NULL: runs are not in a cgroup */
 	const struct auth *auth;           /* NULL: no tokens_file, no token needed */

@@ -97,7 +97,7 @@ static int launch(struct warm *w, struct zygote *z, const char *deps, const char
 		return zygote_launch_plain(z, srv->cfg->work_root, srv->zygote_fd, prog.argv,
 					   prog.envp, preload);
 	}
-	execute_program(srv->cfg, &prog, "/tmp", SANDBOX_WORK, deps, figures_path(1));
+	execute_program(srv->cfg->python, &prog, "/tmp", SANDBOX_WORK, deps, figures_path(1));
 	return zygote_launch(z, srv->sandbox_cfg, srv->cfg->work_root, srv->zygote_fd,
 			     prog.argv, prog.envp, preload);
 }
@@ -133,7 +133,7 @@ int warm_vet(const struct server *srv, char *err, size_t errlen)
  * the dependency cache learnt at start); -1 with z->why, z stopped. */
 static int same_python(const struct server *srv, struct zygote *z)
 {
-	const char *cold = srv->cache != NULL ? srv->cache->python_version : "";
+	const char *cold = srv->caches != NULL ? srv->caches[0].python_version : "";
 
 	if (cold[0] != '\0' && strcmp(cold, z->version) == 0)
 		return 0;
@@ -582,7 +582,7 @@ static struct zygote *set_found(const char *deps, void *arg)
  * deps_cache_max. */
 static void set_wanted(struct warm *w, struct warm_set *ws)
 {
-	struct cache *c = w->srv->cache;
+	struct cache *c = w->srv->caches; /* the default interpreter's */
 
 	if (!set_has_zygote(ws) || c == NULL || !cache_wanted(c->cfg, set_name(ws)))
 		return;
@@ -601,7 +601,7 @@ static void sets_prefetched(struct warm *w, int64_t now)
 	static char keys[CONFIG_SET_ZYGOTES_MAX][DEPS_KEY_HEX + 1];
 	size_t n;
 
-	if (w->prefetched_done || w->srv->cache == NULL || cfg->warm_deps_after == 0)
+	if (w->prefetched_done || w->srv->caches == NULL || cfg->warm_deps_after == 0)
 		return;
 	w->prefetched_done = 1;
 	n = cache_prefetched(cfg, keys, cfg->warm_zygotes_max);

@@ -77,12 +77,12 @@ static void first_line(char *s)
 
 /* A run of the interpreter for the cache's own work: no stdin, nothing
  * watched, output to the given fds, a wall limit; the caller adds more. */
-static void python_spec(struct run_spec *spec, const struct config *cfg, char **argv,
+static void python_spec(struct run_spec *spec, const char *python, char **argv,
 			char **envp, const char *cwd, int out_fd, int err_fd,
 			uint64_t wall_ms, uint64_t max_output)
 {
 	memset(spec, 0, sizeof(*spec));
-	spec->path = cfg->python;
+	spec->path = python;
 	spec->argv = argv;
 	spec->envp = envp;
 	spec->cwd = cwd;
@@ -167,8 +167,7 @@ static void sweep_staging(const struct config *cfg)
  * pip (c->usable; c->why and a warning when not). 0, or -1 with err. */
 static int probe_python(struct cache *c, char *out, size_t outlen, char *err, size_t errlen)
 {
-	const struct config *cfg = c->cfg;
-	char *argv[] = { (char *)cfg->python, "-s", "-c", (char *)probe_source, NULL };
+	char *argv[] = { c->python, "-s", "-c", (char *)probe_source, NULL };
 	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
 	char errout[1024], *last;
 	struct run_spec spec;
@@ -181,9 +180,9 @@ static int probe_python(struct cache *c, char *out, size_t outlen, char *err, si
 		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 		goto out;
 	}
-	python_spec(&spec, cfg, argv, envp, "/", ofd, efd, PROBE_TIMEOUT_MS, outlen - 1);
+	python_spec(&spec, c->python, argv, envp, "/", ofd, efd, PROBE_TIMEOUT_MS, outlen - 1);
 	if (run_program(&spec, NULL, &res) < 0) {
-		snprintf(err, errlen, "cannot run %s to learn its version: %s", cfg->python,
+		snprintf(err, errlen, "cannot run %s to learn its version: %s", c->python,
 			 strerror(errno));
 		goto out;
 	}
@@ -201,7 +200,7 @@ static int probe_python(struct cache *c, char *out, size_t outlen, char *err, si
 		last--;
 	snprintf(c->why, sizeof(c->why),
 		 "pip is not available for %s (%s); install it (apt-get install python3-pip) "
-		 "to serve requests with dependencies", cfg->python, *last ? last : "no output");
+		 "to serve requests with dependencies", c->python, *last ? last : "no output");
 	log_msg(LOG_LEVEL_WARN, "dependencies: %s", c->why);
 out:
 	util_close_keep_errno(ofd);
@@ -209,13 +208,16 @@ out:
 	return rc;
 }
 
-int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errlen)
+int cache_init(struct cache *c, const struct config *cfg, const struct config_python *py,
+	       char *err, size_t errlen)
 {
 	char out[1024];
 	int n;
 
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
+	snprintf(c->name, sizeof(c->name), "%s", py->name);
+	snprintf(c->python, sizeof(c->python), "%s", py->path);
 	if (cache_dirs(cfg, err, errlen) < 0)
 		return -1;
 	sweep_staging(cfg);
@@ -224,7 +226,7 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 	n = snprintf(c->salt, sizeof(c->salt),
 		     "pyexec-deps-1\npython=%s\n%sonly_binary=%d\nindex=%s\nextra_index=%s\n"
 		     "find_links=%s\n",
-		     cfg->python, out, cfg->pip_only_binary, cfg->pip_index_url,
+		     c->python, out, cfg->pip_only_binary, cfg->pip_index_url,
 		     cfg->pip_extra_index_url, cfg->pip_find_links);
 	if (n < 0 || (size_t)n >= sizeof(c->salt)) {
 		snprintf(err, errlen, "the interpreter's identity is too long");
@@ -233,7 +235,8 @@ int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errl
 	first_line(out);
 	snprintf(c->python_version, sizeof(c->python_version), "%.255s", out);
 	if (c->usable) {
-		log_msg(LOG_LEVEL_INFO, "dependencies: cache %s, python %s", cfg->deps_cache, out);
+		log_msg(LOG_LEVEL_INFO, "dependencies: cache %s, python %s (%s) %s", cfg->deps_cache,
+			c->name, c->python, out);
 	}
 	return 0;
 }
@@ -419,9 +422,9 @@ static void remove_path(const char *path)
 }
 
 /* Byte-compiles one file with the configured interpreter. 0 or -1. */
-static int compile_file(const struct config *cfg, const char *cwd, const char *path)
+static int compile_file(const char *python, const char *cwd, const char *path)
 {
-	char *argv[] = { (char *)cfg->python, "-s", "-m", "py_compile", (char *)path, NULL };
+	char *argv[] = { (char *)python, "-s", "-m", "py_compile", (char *)path, NULL };
 	char *envp[] = { "PATH=" UTIL_PATH, "LANG=C.UTF-8", NULL };
 	struct run_spec spec;
 	struct run_result res;
@@ -430,7 +433,7 @@ static int compile_file(const struct config *cfg, const char *cwd, const char *p
 
 	if (fd < 0)
 		return -1;
-	python_spec(&spec, cfg, argv, envp, cwd, fd, fd, PROBE_TIMEOUT_MS, 4096);
+	python_spec(&spec, python, argv, envp, cwd, fd, fd, PROBE_TIMEOUT_MS, 4096);
 	rc = run_program(&spec, NULL, &res) == 0 && res.status == RUN_OK ? 0 : -1;
 	close(fd);
 	return rc;
@@ -446,9 +449,10 @@ struct pip_cmd {
 };
 
 /* Fills cmd for set into site. 0, or -1 out of memory. */
-static int pip_cmd_make(struct pip_cmd *cmd, const struct config *cfg, const struct deps_set *set,
+static int pip_cmd_make(struct pip_cmd *cmd, const struct cache *c, const struct deps_set *set,
 			char *site)
 {
+	const struct config *cfg = c->cfg;
 	int n = 0;
 
 	cmd->argv = calloc(PIP_ARGS_FIXED + set->n + 1, sizeof(*cmd->argv));
@@ -463,7 +467,7 @@ static int pip_cmd_make(struct pip_cmd *cmd, const struct config *cfg, const str
 	cmd->envp[4] = NULL;
 	/* No shell, no option from the client: every requirement was
 	 * validated by deps_parse and comes after "--". */
-	cmd->argv[n++] = (char *)cfg->python;
+	cmd->argv[n++] = (char *)c->python;
 	cmd->argv[n++] = "-s";
 	cmd->argv[n++] = "-m";
 	cmd->argv[n++] = "pip";
@@ -499,15 +503,16 @@ static int pip_cmd_make(struct pip_cmd *cmd, const struct config *cfg, const str
 }
 
 /* Runs pip; on failure, says why on out_fd after pip's own output. */
-static enum cache_result pip_run(const struct config *cfg, const struct pip_cmd *cmd,
+static enum cache_result pip_run(const struct cache *c, const struct pip_cmd *cmd,
 				 const char *stage, const char *key, int out_fd, int *truncated,
 				 int watch_fd, volatile sig_atomic_t *cancel)
 {
+	const struct config *cfg = c->cfg;
 	struct run_spec spec;
 	struct run_result res;
 	char line[256];
 
-	python_spec(&spec, cfg, cmd->argv, (char **)cmd->envp, stage, out_fd, out_fd,
+	python_spec(&spec, c->python, cmd->argv, (char **)cmd->envp, stage, out_fd, out_fd,
 		    cfg->pip_timeout_ms, cfg->max_output);
 	spec.watch_fd = watch_fd;
 	spec.cancel = cancel;
@@ -537,9 +542,10 @@ static enum cache_result pip_run(const struct config *cfg, const struct pip_cmd 
  * compiled, everything read-only, renamed into place, its size noted.
  * CACHE_INSTALLED (also when another install of the set won the race), or
  * CACHE_ERROR (logged) with stage left for the caller to remove. */
-static enum cache_result stage_publish(const struct config *cfg, const char *stage,
+static enum cache_result stage_publish(const struct cache *c, const char *stage,
 				       const char *entry, const char *key)
 {
+	const struct config *cfg = c->cfg;
 	char file[PATH_MAX], size[32];
 
 	if (path_in(file, sizeof(file), stage, "sitecustomize.py", NULL) < 0 ||
@@ -549,7 +555,7 @@ static enum cache_result stage_publish(const struct config *cfg, const char *sta
 	}
 	/* Compiled now, while the entry is writable: every run imports it, and
 	 * a read-only entry would otherwise have it compiled at every start. */
-	if (compile_file(cfg, stage, file) < 0)
+	if (compile_file(c->python, stage, file) < 0)
 		log_msg(LOG_LEVEL_WARN, "dependencies: cannot precompile %s", file);
 	walk_total = 0;
 	if (nftw(stage, walk_size, 16, FTW_PHYS) != 0 ||
@@ -588,7 +594,7 @@ static enum cache_result install(struct cache *c, const struct deps_set *set, co
 		    (int)sizeof(stage) ||
 	    path_in(site, sizeof(site), stage, "site", NULL) < 0 ||
 	    path_in(entry, sizeof(entry), cfg->deps_cache, key, NULL) < 0 ||
-	    pip_cmd_make(&cmd, cfg, set, site) < 0) {
+	    pip_cmd_make(&cmd, c, set, site) < 0) {
 		free(cmd.argv);
 		return CACHE_ERROR;
 	}
@@ -599,9 +605,9 @@ static enum cache_result install(struct cache *c, const struct deps_set *set, co
 	}
 	log_msg(LOG_LEVEL_INFO, "dependencies: installing %s with pip (%u requirements)", key,
 		set->n);
-	rc = pip_run(cfg, &cmd, stage, key, out_fd, truncated, watch_fd, cancel);
+	rc = pip_run(c, &cmd, stage, key, out_fd, truncated, watch_fd, cancel);
 	if (rc == CACHE_INSTALLED)
-		rc = stage_publish(cfg, stage, entry, key);
+		rc = stage_publish(c, stage, entry, key);
 	/* What is left of the stage: all of it when pip or the publishing
 	 * failed or another install won; nothing once it was renamed. */
 	if (access(stage, F_OK) == 0)

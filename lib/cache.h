@@ -28,8 +28,13 @@
 #define CACHE_SALT_MAX 2048        /* bytes of the key's salt */
 #define CACHE_WAIT_EXTRA_MS 30000  /* waiting for another install: pip_timeout + this */
 
+/* One interpreter of the configuration (pythons) and its part of the
+ * dependency cache: the directory is shared, and the interpreter's
+ * identity in the salt gives its sets keys of their own. */
 struct cache {
 	const struct config *cfg;
+	char name[CONFIG_PYTHON_NAME_MAX + 1]; /* as ?python= names it */
+	char python[CONFIG_PATH_MAX];  /* its path: pip and runs use it */
 	char salt[CACHE_SALT_MAX];     /* interpreter identity + pip settings */
 	int usable;                    /* pip answered at start */
 	char python_version[256];      /* the interpreter's sys.version, one line
@@ -54,11 +59,12 @@ struct cache_use {
 };
 
 /* Creates the cache's directories (deps_cache must be writable), removes
- * stale staging directories, and asks the interpreter for its identity and
- * pip's version (one short run of python). A missing pip is not an error:
- * c->usable is 0 and c->why says what to install. 0, or -1 with a
- * sentence in err. */
-int cache_init(struct cache *c, const struct config *cfg, char *err, size_t errlen);
+ * stale staging directories, and asks the interpreter py (copied) for its
+ * identity and pip's version (one short run of it). A missing pip is not
+ * an error: c->usable is 0 and c->why says what to install. 0, or -1 with
+ * a sentence in err. */
+int cache_init(struct cache *c, const struct config *cfg, const struct config_python *py,
+	       char *err, size_t errlen);
 
 /* Finds or installs set's entry and holds it in use. pip's output (stdout and
  * stderr together, capped at max_output) goes to out_fd; *truncated is set

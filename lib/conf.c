@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@ enum config_type {
 	CT_OPTPATH,     /* char[] field: "" or as CT_PATH */
 	CT_ETC,         /* char[] field: paths below /etc, as CT_DIR, comma-separated */
 	CT_MODULES,     /* char[] field: Python module names, comma-separated */
+	CT_PYTHONS,     /* char[] field: "name=path" entries, comma-separated */
 };
 
 struct config_key {
@@ -62,6 +64,7 @@ static const struct config_key config_keys[] = {
 	{ "user", CT_NAME, F(user), 0, 0, 0, NULL },
 	{ "group", CT_NAME, F(group), 0, 0, 0, NULL },
 	{ "python", CT_PATH, F(python), 0, 0, 0, NULL },
+	{ "pythons", CT_PYTHONS, F(pythons), 0, 0, 0, NULL },
 	{ "work_root", CT_DIR, F(work_root), 0, 0, 0, NULL },
 	{ "deps_cache", CT_DIR, F(deps_cache), 0, 0, 0, NULL },
 	{ "deps_cache_max", CT_SIZE, F(deps_cache_max), 1 * MiB, 1024 * GiB, 0, NULL },
@@ -112,7 +115,7 @@ static int config_key_is_string(const struct config_key *k)
 {
 	switch (k->type) {
 	case CT_LISTEN: case CT_NAME: case CT_PATH: case CT_DIR: case CT_URL: case CT_LINKS:
-	case CT_CGROUP: case CT_OPTPATH: case CT_ETC: case CT_MODULES:
+	case CT_CGROUP: case CT_OPTPATH: case CT_ETC: case CT_MODULES: case CT_PYTHONS:
 		return 1;
 	default:
 		return 0;
@@ -430,6 +433,113 @@ static int config_module_item(const char *key, char *item, size_t *n, char *err,
 	return -1;
 }
 
+int config_python_name_ok(const char *name, size_t len)
+{
+	if (len == 0 || len > CONFIG_PYTHON_NAME_MAX || !isalnum((unsigned char)name[0]))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && strchr("._-", name[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/* "name = /path": a name (config_python_name_ok) and an absolute path,
+ * kept as "name=/path". */
+static int config_python_item(const char *key, char *item, size_t *n, char *err,
+			      size_t errlen)
+{
+	char shown[UTIL_SHOWN_MAX + 8];
+	char *eq = strchr(item, '='), *path;
+	size_t name_len;
+
+	util_shown(item, *n, shown, sizeof(shown));
+	if (eq == NULL) {
+		util_errorf(err, errlen, "%s: '%s' must be NAME=PATH, such as "
+			    "pypy3=/usr/bin/pypy3 (entries are separated by commas)", key, shown);
+		return -1;
+	}
+	name_len = (size_t)(eq - item);
+	while (name_len > 0 && (item[name_len - 1] == ' ' || item[name_len - 1] == '\t'))
+		name_len--;
+	if (!config_python_name_ok(item, name_len)) {
+		util_errorf(err, errlen, "%s: '%s': a name is 1 to %d letters, digits, '.', "
+			    "'_' or '-', starting with a letter or digit", key, shown,
+			    CONFIG_PYTHON_NAME_MAX);
+		return -1;
+	}
+	for (path = eq + 1; *path == ' ' || *path == '\t'; path++)
+		;
+	if (config_check_path(key, path, err, errlen) < 0)
+		return -1;
+	memmove(item + name_len + 1, path, strlen(path) + 1);
+	item[name_len] = '=';
+	*n = strlen(item);
+	return 0;
+}
+
+/* Walks the canonical "name=path,..." of pythons: the entry after *p into
+ * out, advancing *p; 0 at the end. */
+static int config_pythons_next(const char **p, struct config_python *out)
+{
+	size_t n = strcspn(*p, ","), name_len;
+	const char *eq;
+
+	if (n == 0)
+		return 0;
+	eq = memchr(*p, '=', n);
+	name_len = eq != NULL ? (size_t)(eq - *p) : 0;
+	if (name_len > CONFIG_PYTHON_NAME_MAX)
+		name_len = CONFIG_PYTHON_NAME_MAX;
+	memcpy(out->name, *p, name_len);
+	out->name[name_len] = '\0';
+	snprintf(out->path, sizeof(out->path), "%.*s", eq != NULL ? (int)(n - name_len - 1) : 0,
+		 eq != NULL ? eq + 1 : "");
+	*p += n + ((*p)[n] == ',');
+	return 1;
+}
+
+/* Every name of canonical pythons given once. */
+static int config_pythons_unique(const char *key, const char *canon, char *err, size_t errlen)
+{
+	static struct config_python seen[CONFIG_PYTHONS_MAX], cur;
+	const char *p = canon;
+	unsigned n = 0;
+
+	while (n < CONFIG_PYTHONS_MAX && config_pythons_next(&p, &cur)) {
+		for (unsigned i = 0; i < n; i++) {
+			if (strcmp(seen[i].name, cur.name) == 0) {
+				util_errorf(err, errlen, "%s: the name '%s' is given twice", key,
+					    cur.name);
+				return -1;
+			}
+		}
+		seen[n++] = cur;
+	}
+	return 0;
+}
+
+unsigned config_pythons(const struct config *cfg, struct config_python *out)
+{
+	const char *p = cfg->pythons, *base;
+	unsigned n = 0;
+	size_t len;
+
+	while (n < CONFIG_PYTHONS_MAX && config_pythons_next(&p, &out[n]))
+		n++;
+	if (n > 0)
+		return n;
+	/* python alone: named by its file, "python" when that is no name */
+	base = strrchr(cfg->python, '/');
+	base = base != NULL ? base + 1 : cfg->python;
+	len = strlen(base);
+	if (!config_python_name_ok(base, len))
+		base = "python", len = 6;
+	memcpy(out[0].name, base, len);
+	out[0].name[len] = '\0';
+	snprintf(out[0].path, sizeof(out[0].path), "%s", cfg->python);
+	return 1;
+}
+
 /* A comma-separated list of at most max entries, each checked by check,
  * into out (len bytes) in its canonical spelling: entries without the
  * blanks around them, joined by single commas. 0, or -1 with err. */
@@ -521,15 +631,22 @@ static int config_set_string(const struct config_key *k, char *field, const char
 		rc = value[0] == '\0' ? 0 : config_check_path(k->name, value, err, errlen);
 		break;
 	case CT_ETC:
-	case CT_MODULES: {
+	case CT_MODULES:
+	case CT_PYTHONS: {
 		char canon[CONFIG_PATH_MAX];
-		int etc = k->type == CT_ETC;
+		config_item_check check = k->type == CT_ETC ? config_etc_item
+					  : k->type == CT_MODULES ? config_module_item
+								  : config_python_item;
+		size_t max = k->type == CT_ETC ? CONFIG_ETC_MAX
+			     : k->type == CT_MODULES ? CONFIG_PRELOAD_MAX : CONFIG_PYTHONS_MAX;
 
 		/* kept in its canonical spelling, which is never longer */
 		if (config_parse_list(k->name, value, canon,
 				      k->size < sizeof(canon) ? k->size : sizeof(canon),
-				      etc ? config_etc_item : config_module_item,
-				      etc ? CONFIG_ETC_MAX : CONFIG_PRELOAD_MAX, err, errlen) < 0)
+				      check, max, err, errlen) < 0)
+			return -1;
+		if (k->type == CT_PYTHONS && config_pythons_unique(k->name, canon, err,
+								   errlen) < 0)
 			return -1;
 		memcpy(field, canon, strlen(canon) + 1);
 		return 0;
@@ -625,8 +742,21 @@ int config_set(struct config *cfg, const char *key, const char *value,
 	case CT_SANDBOX:
 		return config_set_sandbox(k, field, value, err, errlen);
 	default:
-		return config_set_string(k, field, value, err, errlen);
+		break;
 	}
+	if (config_set_string(k, field, value, err, errlen) < 0)
+		return -1;
+	/* python and pythons say the same thing: the last one given wins */
+	if (k->type == CT_PATH && strcmp(k->name, "python") == 0) {
+		cfg->pythons[0] = '\0';
+	} else if (k->type == CT_PYTHONS && cfg->pythons[0] != '\0') {
+		static struct config_python first;
+		const char *p = cfg->pythons;
+
+		(void)config_pythons_next(&p, &first);
+		memcpy(cfg->python, first.path, strlen(first.path) + 1);
+	}
+	return 0;
 }
 
 /* One line, NUL-ended, without its newline: "key = value", a comment or

@@ -14,6 +14,8 @@
 #define CONFIG_PRELOAD_MAX 32      /* modules of warm_preload */
 #define CONFIG_PRELOAD_LEN 1024    /* bytes of warm_preload */
 #define CONFIG_SET_ZYGOTES_MAX 16  /* warm_zygotes_max's highest value */
+#define CONFIG_PYTHONS_MAX 8       /* interpreters of pythons */
+#define CONFIG_PYTHON_NAME_MAX 32  /* bytes of an interpreter's name */
 
 /* The defaults that follow configure's --localstatedir (/var unless told). */
 #ifndef LOCALSTATEDIR
@@ -28,7 +30,8 @@ struct config {
 	char listen[CONFIG_PATH_MAX];   /* "" = fd 0 when it is a socket, else the default */
 	unsigned workers;               /* 0 = number of CPUs */
 	char user[256], group[256];
-	char python[CONFIG_PATH_MAX];
+	char python[CONFIG_PATH_MAX];   /* the default interpreter: pythons' first */
+	char pythons[CONFIG_PATH_MAX];  /* "name=path,..." canonical; "" = python alone */
 	char work_root[CONFIG_PATH_MAX];
 	char deps_cache[CONFIG_PATH_MAX];
 	uint64_t deps_cache_max;        /* bytes */
@@ -69,6 +72,12 @@ struct config {
 	int auth_metrics;               /* bool: /metrics needs a token too */
 };
 
+/* An interpreter runs may ask for by name (?python=). */
+struct config_python {
+	char name[CONFIG_PYTHON_NAME_MAX + 1];
+	char path[CONFIG_PATH_MAX];
+};
+
 /* Fills cfg with the defaults of pyexec.conf(5). */
 void config_defaults(struct config *cfg);
 
@@ -91,6 +100,15 @@ int config_key_equal(const struct config *a, const struct config *b, const char 
 
 /* Copies key's value from src to dst; 0, or -1 for an unknown key. */
 int config_key_copy(struct config *dst, const struct config *src, const char *key);
+
+/* The interpreters of cfg into out (CONFIG_PYTHONS_MAX entries), the
+ * default first: pythons' entries, or python alone, named by its file's
+ * base name ("python3"). Returns how many (at least 1). */
+unsigned config_pythons(const struct config *cfg, struct config_python *out);
+
+/* Whether name is one config_pythons could give: 1 to
+ * CONFIG_PYTHON_NAME_MAX of [A-Za-z0-9._-], starting with a letter or digit. */
+int config_python_name_ok(const char *name, size_t len);
 
 /* The name of a sandbox level as config and /healthz spell it. */
 const char *config_sandbox_name(enum sandbox_level level);

@@ -87,6 +87,41 @@ static void reply_bounds(const struct request *r, struct reply_execution *rx)
 	rx->json = r->json;
 }
 
+/* The interpreter the query names (?python=), or the default (the first
+ * of pythons) into r->cache. 0, or -1 with r->detail listing the names. */
+static int choose_python(struct request *r)
+{
+	const struct execute_ctx *ctx = r->ctx;
+	char shown[UTIL_SHOWN_MAX + 8];
+	size_t n;
+
+	r->cache = ctx->npythons > 0 ? &ctx->caches[0] : NULL;
+	if (!r->q.has_python)
+		return 0;
+	for (unsigned i = 0; i < ctx->npythons; i++) {
+		if (strcmp(ctx->caches[i].name, r->q.python) == 0) {
+			r->cache = &ctx->caches[i];
+			return 0;
+		}
+	}
+	n = (size_t)snprintf(r->detail, sizeof(r->detail),
+			     "python: '%s' is not an interpreter of this server; it has",
+			     util_shown(r->q.python, strlen(r->q.python), shown, sizeof(shown)));
+	for (unsigned i = 0; i < ctx->npythons && n < sizeof(r->detail); i++)
+		n += (size_t)snprintf(r->detail + n, sizeof(r->detail) - n, "%s %s%s",
+				      i > 0 ? "," : "", ctx->caches[i].name,
+				      i == 0 ? " (the default)" : "");
+	if (ctx->npythons == 0)
+		snprintf(r->detail + n, sizeof(r->detail) - n, " none by name");
+	return -1;
+}
+
+/* Whether the request runs the default interpreter, the one zygotes embed. */
+static int default_python(const struct request *r)
+{
+	return r->cache == NULL || r->cache == &r->ctx->caches[0];
+}
+
 /* Phase 1: everything that can be refused is refused before the body is
  * read (the query, the dependencies' syntax, the Content-Type and -Length). */
 static int check_request(struct request *r)
@@ -98,6 +133,8 @@ static int check_request(struct request *r)
 	int is_415 = 0;
 
 	if (query_parse(in->query, &qlim, &r->q, r->detail, sizeof(r->detail)) < 0)
+		return refuse(r, 400, "bad_parameter", r->detail);
+	if (choose_python(r) < 0)
 		return refuse(r, 400, "bad_parameter", r->detail);
 	if (r->q.has_dependencies &&
 	    deps_parse(r->q.dependencies, cfg->max_dependencies, &r->set, r->detail,
@@ -156,10 +193,10 @@ static struct zygote *set_zygote(const struct request *r)
 	const struct config *cfg = r->ctx->cfg;
 	char key[DEPS_KEY_HEX + 1], entry[PATH_MAX];
 
-	if (r->set.n == 0 || !cfg->warm || cfg->warm_deps_after == 0 || r->ctx->cache == NULL ||
-	    !r->ctx->cache->usable)
+	if (r->set.n == 0 || !cfg->warm || cfg->warm_deps_after == 0 || r->cache == NULL ||
+	    !r->cache->usable || !default_python(r))
 		return NULL;
-	deps_key(&r->set, r->ctx->cache->salt, key);
+	deps_key(&r->set, r->cache->salt, key);
 	if (cache_entry_path(cfg, key, entry, sizeof(entry)) < 0)
 		return NULL;
 	return zygote_of_set(entry);
@@ -285,7 +322,7 @@ static int deps_outcome(struct request *r, enum cache_result res, int out_fd, in
 		metrics_count_deps(m, METRICS_DEPS_FAILURE, 1);
 		return reply_pip_failed(r, out_fd, truncated) < 0 ? -1 : 0;
 	case CACHE_UNUSABLE:
-		return answer(r, 503, "dependencies_unavailable", r->ctx->cache->why) < 0 ? -1 : 0;
+		return answer(r, 503, "dependencies_unavailable", r->cache->why) < 0 ? -1 : 0;
 	case CACHE_CANCELLED:
 		metrics_count_deps(m, METRICS_DEPS_MISS, 1);
 		r->log->status = 499;
@@ -324,19 +361,20 @@ static int resolve_deps(struct request *r)
 		return answer(r, 500, "internal",
 			      "The server could not prepare the dependency install.") < 0 ? -1 : 0;
 	}
-	res = cache_acquire(ctx->cache, &r->set, &r->use, out_fd, &truncated, r->in->conn_fd,
+	res = cache_acquire(r->cache, &r->set, &r->use, out_fd, &truncated, r->in->conn_fd,
 			    ctx->cancel, &evicted);
 	r->log->deps_ns = util_now_ns() - t0;
 	metrics_count_deps(ctx->metrics, METRICS_DEPS_EVICTION, (unsigned)evicted);
 	rc = deps_outcome(r, res, out_fd, truncated);
-	/* the worker counts the sets asked for, and gives one a zygote */
+	/* the worker counts the sets asked for, and gives one a zygote (of
+	 * the interpreter zygotes embed) */
 	if (rc == PHASE_NEXT && ctx->cfg->warm && ctx->cfg->warm_deps_after > 0)
-		zygote_note_set(r->use.path, r->use.lock_fd);
+		zygote_note_set(default_python(r) ? r->use.path : NULL, r->use.lock_fd);
 	close(out_fd);
 	return rc;
 }
 
-void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
+void execute_program(const char *python, struct execute_program *p, const char *tmp,
 		     const char *work, const char *pythonpath, const char *modules)
 {
 	const size_t len = sizeof(p->env[0]);
@@ -360,7 +398,7 @@ void execute_program(const struct config *cfg, struct execute_program *p, const 
 	for (int i = 0; i < n; i++)
 		p->envp[i] = p->env[i];
 	p->envp[n] = NULL;
-	p->argv[0] = (char *)cfg->python;
+	p->argv[0] = (char *)python;
 	p->argv[1] = "-s";
 	p->argv[2] = "-B";
 	p->argv[3] = "main.py";
@@ -393,7 +431,7 @@ int execute_program_like(const struct config *cfg, struct execute_program *p,
 	workdir_name(dirname, sizeof(dirname), id);
 	if (workdir_work_path(cfg->work_root, dirname, work, sizeof(work)) < 0)
 		return -1;
-	execute_program(cfg, p, WORKDIR_SHORT_TMP, work, pythonpath, figures_path(0));
+	execute_program(cfg->python, p, WORKDIR_SHORT_TMP, work, pythonpath, figures_path(0));
 	return 0;
 }
 
@@ -451,13 +489,14 @@ static void build_spec(struct request *r)
 	const struct config *cfg = r->ctx->cfg;
 	struct run_spec *spec = &r->spec;
 	int sandboxed = r->ctx->sandbox != NULL;
+	const char *python = r->cache != NULL ? r->cache->python : cfg->python;
 
-	execute_program(cfg, &r->prog, sandboxed ? "/tmp" : r->wd.tmp_path,
+	execute_program(python, &r->prog, sandboxed ? "/tmp" : r->wd.tmp_path,
 			sandboxed ? SANDBOX_WORK : r->wd.work_path,
 			r->use.lock_fd >= 0 ? r->use.path : NULL, figures_path(sandboxed));
 	execute_program_add(&r->prog, &r->up.ae);
 	memset(spec, 0, sizeof(*spec));
-	spec->path = cfg->python;
+	spec->path = python;
 	spec->argv = r->prog.argv;
 	spec->envp = r->prog.envp;
 	spec->cwd = r->wd.work_path;

@@ -38,7 +38,9 @@ struct execute_ctx {
 	struct mime *mime;                  /* loaded once per worker */
 	const struct run_spawner *spawner;  /* NULL = run_spawner_rlimits */
 	volatile sig_atomic_t *cancel;      /* set when the client is gone */
-	struct cache *cache;                /* the dependency cache */
+	struct cache *caches;               /* per interpreter, the default first
+	                                     * (?python=), with the dependency cache */
+	unsigned npythons;
 	/* the namespace sandbox, or NULL for the rlimits layer */
 	const struct sandbox_config *sandbox;
 	/* with it, a sandbox the worker made while it waited, or NULL */
@@ -74,11 +76,11 @@ struct execute_program {
 	char *argv[5 + ARGENV_ARGS_MAX];
 };
 
-/* Fills p for cfg's python, with tmp as HOME and TMPDIR, work as
+/* Fills p for the interpreter python (a path), with tmp as HOME and TMPDIR, work as
  * OUTPUT_DIR, and pythonpath (a dependency entry; NULL: none) then
  * modules (pyexec's own, lib/figures.h; NULL: none) as PYTHONPATH.
  * p's vectors point into p. */
-void execute_program(const struct config *cfg, struct execute_program *p, const char *tmp,
+void execute_program(const char *python, struct execute_program *p, const char *tmp,
 		     const char *work, const char *pythonpath, const char *modules);
 
 /* Adds ae's arguments and variables (borrowed: ae must outlive p's use)
@@ -89,7 +91,7 @@ void execute_program_add(struct execute_program *p, const struct argenv *ae);
  * directory in work_root is "<worker pid>-<id>". */
 #define EXECUTE_REQUEST_ID_LEN 32
 
-/* As execute_program for a run of this process on the rlimits layer
+/* As execute_program for a run of cfg's default python on the rlimits layer
  * (with the dependency entry pythonpath, or NULL), with stand-ins of the
  * lengths its own directories will have (a plain zygote's runs write
  * theirs over them: lib/zygote.h). 0, or -1 with errno. */

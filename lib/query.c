@@ -10,10 +10,11 @@
 #define QUERY_MEMORY_MIN_MIB 16   /* below this the interpreter does not start */
 #define MIB (1024ULL * 1024)
 
-enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_STREAM, QK_COUNT };
+enum query_key { QK_DEPENDENCIES, QK_TIMEOUT, QK_MEMORY, QK_FORMAT, QK_STREAM, QK_PYTHON,
+		 QK_COUNT };
 
 static const char *const query_key_names[QK_COUNT] = {
-	"dependencies", "timeout", "memory", "format", "stream"
+	"dependencies", "timeout", "memory", "format", "stream", "python"
 };
 
 long query_decode(const char *src, size_t len, char *dst)
@@ -146,6 +147,16 @@ static int query_value(enum query_key key, const char *v, size_t len,
 		}
 		util_errorf(err, errlen, "stream: must be 1 (Server-Sent Events) or 0");
 		return -1;
+	case QK_PYTHON:
+		/* which names there are is the server's to say (execute.c) */
+		if (len == 0 || len > QUERY_PYTHON_MAX) {
+			util_errorf(err, errlen, "python: must name an interpreter in 1 to %d bytes",
+				    QUERY_PYTHON_MAX);
+			return -1;
+		}
+		memcpy(out->python, v, len + 1);
+		out->has_python = 1;
+		return 0;
 	default:
 		return -1;
 	}

@@ -1,5 +1,5 @@
 /* query: the query string of POST execute (README, "POST execute"): dependencies, timeout,
- * memory, format. Keys and values are percent-decoded ('+' is a space). An
+ * memory, format, stream, python. Keys and values are percent-decoded ('+' is a space). An
  * unknown key, a key given twice, or a malformed or over-limit value is an
  * error with a sentence that names it. */
 #ifndef PYEXEC_QUERY_H
@@ -10,6 +10,7 @@
 
 #define QUERY_MAX 16384            /* bytes of a whole query string */
 #define QUERY_DEPENDENCIES_MAX 8192 /* bytes of the decoded dependencies value */
+#define QUERY_PYTHON_MAX 64        /* bytes of the decoded python value */
 
 struct query_limits {
 	uint64_t timeout_max_ms;
@@ -21,6 +22,7 @@ struct query_params {
 	int has_memory;   uint64_t memory;  /* bytes; the value is in MiB */
 	int has_format;  int json;           /* format=json (1) or multipart (0) */
 	int has_stream;  int stream;         /* stream=1: Server-Sent Events */
+	int has_python;  char python[QUERY_PYTHON_MAX + 1]; /* an interpreter's name, decoded */
 	int has_dependencies;
 	char dependencies[QUERY_DEPENDENCIES_MAX + 1]; /* decoded, NUL-ended */
 };

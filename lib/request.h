@@ -33,6 +33,8 @@ struct request {
 	/* what the request asked for */
 	struct query_params q;
 	struct deps_set set;
+	struct cache *cache;            /* the interpreter (?python=) and its part of the
+	                                 * dependency cache; NULL: cfg->python, no cache */
 	char boundary[MULTIPART_BOUNDARY_MAX + 1];
 	int json;                       /* the reply is JSON */
 	int stream;                     /* the reply is Server-Sent Events */

@@ -499,9 +499,12 @@ static int release_init(struct sandbox_run *run, const struct sandbox_config *cf
 static int start_check(struct sandbox_run *run, const struct sandbox_config *cfg,
 		       const char *root)
 {
-	if (cfg->disk_bytes == 0 || !path_ok(root) ||
-	    (cfg->python_prefix[0] != '\0' && !path_ok(cfg->python_prefix)) ||
-	    (cfg->python_venv[0] != '\0' && !path_ok(cfg->python_venv)) ||
+	int dirs_ok = 1;
+
+	for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL;
+	     p = sandbox_list_next(cfg->python_dirs, p))
+		dirs_ok &= path_ok(p);
+	if (cfg->disk_bytes == 0 || !path_ok(root) || !dirs_ok ||
 	    (cfg->figures_dir[0] != '\0' && !path_ok(cfg->figures_dir))) {
 		errno = EINVAL;
 		run_error(run, STEP_PREPARE, "the disk size is 0 or a path is not absolute");

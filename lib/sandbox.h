@@ -81,10 +81,6 @@
 
 /* What stays the same for every run of a worker. */
 struct sandbox_config {
-	char python_prefix[PATH_MAX];   /* bound read-only when not under /usr ("" = none) */
-	char python_venv[PATH_MAX];     /* the configured path's own prefix, when it is
-	                                 * not python_prefix and not under /usr (a venv
-	                                 * whose python links to the system's); "" = none */
 	char figures_dir[PATH_MAX];     /* pyexec's own modules (lib/figures.h), on runs'
 	                                 * PYTHONPATH: bound read-only at
 	                                 * FIGURES_SANDBOX_DIR ("" = none); the caller's,
@@ -105,13 +101,19 @@ struct sandbox_config {
 	 * empty one (a zeroed list is empty); filled with sandbox_list_add. */
 	char etc_extra[SANDBOX_LIST_MAX];  /* more of the host's /etc to mirror, besides
 	                                    * what Python and its packages read */
+	char python_dirs[SANDBOX_LIST_MAX]; /* the interpreters' prefixes that are not
+	                                    * under /usr, each bound read-only at its
+	                                    * own path: of the file each path resolves
+	                                    * to, and of the path itself (a venv whose
+	                                    * python links to the system's); filled
+	                                    * by the probe */
 	char hide[SANDBOX_LIST_MAX];       /* pyexec's own files (its configuration,
 	                                    * tokens, cache, work_root): masked, with
 	                                    * /usr/local/etc and SYSCONFDIR/pyexec,
 	                                    * wherever a bind of the system shows them */
 };
 
-/* Appends path to list (a sandbox_config's etc_extra or hide). 0, or -1
+/* Appends path to list (a sandbox_config's etc_extra, python_dirs or hide). 0, or -1
  * with EINVAL (not an absolute path) or ENAMETOOLONG (the list is full). */
 int sandbox_list_add(char *list, const char *path);
 /* The path after cur in list (the first when cur is NULL), NULL at its

@@ -426,9 +426,14 @@ static int mask_applies(const struct sandbox_config *cfg, const char *host)
 	for (const char *p = sandbox_list_next(cfg->etc_extra, NULL); p != NULL;
 	     p = sandbox_list_next(cfg->etc_extra, p))
 		shown |= path_under(host, p);
-	shown |= path_under(host, cfg->python_prefix) || path_under(host, cfg->python_venv);
-	return shown && !path_under(cfg->python_prefix, host) &&
-	       !path_under(cfg->python_venv, host);
+	for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL;
+	     p = sandbox_list_next(cfg->python_dirs, p))
+		shown |= path_under(host, p);
+	for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL;
+	     p = sandbox_list_next(cfg->python_dirs, p))
+		if (path_under(p, host))
+			return 0;
+	return shown;
 }
 
 /* The next path to mask (hidden_paths, then cfg->hide), NULL at the end;
@@ -532,13 +537,10 @@ static int init_setup(const struct sandbox_init_args *a)
 	init_etc(a);
 	init_disk(a);
 	/* After /tmp: a path below /tmp then shows through it. */
-	if (cfg->python_prefix[0] != '\0') {
-		init_mkdir_p(a, rel(cfg->python_prefix));
-		init_bind_ro(a, cfg->python_prefix, rel(cfg->python_prefix));
-	}
-	if (cfg->python_venv[0] != '\0') {
-		init_mkdir_p(a, rel(cfg->python_venv));
-		init_bind_ro(a, cfg->python_venv, rel(cfg->python_venv));
+	for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL;
+	     p = sandbox_list_next(cfg->python_dirs, p)) {
+		init_mkdir_p(a, rel(p));
+		init_bind_ro(a, p, rel(p));
 	}
 	/* pyexec's own modules, at a path of their own: a run learns nothing
 	 * of where the server keeps them */

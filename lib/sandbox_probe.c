@@ -231,14 +231,46 @@ static int probe_in(struct sandbox_config *cfg, const char *python, const char *
 	return rc;
 }
 
+/* The prefixes of python that are not under /usr added to cfg's
+ * python_dirs, each once: of the file it resolves to, and of the path
+ * itself. 0, or -1 with err. */
+static int python_dirs_add(struct sandbox_config *cfg, const char *python, char *err,
+			   size_t errlen)
+{
+	char real[PATH_MAX], dir[2][PATH_MAX];
+
+	if (python == NULL || python[0] != '/') {
+		util_errorf(err, errlen, "the interpreter must be an absolute path");
+		errno = EINVAL;
+		return -1;
+	}
+	if (realpath(python, real) == NULL) {
+		util_errorf(err, errlen, "cannot resolve %s: %s", python, strerror(errno));
+		return -1;
+	}
+	python_prefix_of(real, dir[0], sizeof(dir[0]));
+	python_prefix_of(python, dir[1], sizeof(dir[1]));
+	for (int i = 0; i < 2; i++) {
+		int seen = dir[i][0] == '\0';
+
+		for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL && !seen;
+		     p = sandbox_list_next(cfg->python_dirs, p))
+			seen = strcmp(p, dir[i]) == 0;
+		if (!seen && sandbox_list_add(cfg->python_dirs, dir[i]) < 0) {
+			util_errorf(err, errlen, "%s: too many interpreters' directories to bind "
+				    "(%d bytes of paths)", python, SANDBOX_LIST_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
 		  int network, const char *tmp_dir, char *err, size_t errlen)
 {
-	char real[PATH_MAX];
-
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	cfg->python_prefix[0] = cfg->python_venv[0] = '\0';
+	memset(cfg->python_dirs, 0, sizeof(cfg->python_dirs));
 	cfg->disk_bytes = 0;
 	cfg->network = cfg->proc = 0;
 	if (python == NULL || python[0] != '/' || tmp_dir == NULL || disk_bytes == 0) {
@@ -247,14 +279,8 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 		errno = EINVAL;
 		return -1;
 	}
-	if (realpath(python, real) == NULL) {
-		util_errorf(err, errlen, "cannot resolve %s: %s", python, strerror(errno));
+	if (python_dirs_add(cfg, python, err, errlen) < 0)
 		return -1;
-	}
-	python_prefix_of(real, cfg->python_prefix, sizeof(cfg->python_prefix));
-	python_prefix_of(python, cfg->python_venv, sizeof(cfg->python_venv));
-	if (strcmp(cfg->python_venv, cfg->python_prefix) == 0)
-		cfg->python_venv[0] = '\0';
 	cfg->disk_bytes = disk_bytes;
 	cfg->network = network != 0;
 	cfg->proc = 1;
@@ -263,6 +289,23 @@ int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_
 	cfg->run_uid = cfg->uid;
 	cfg->run_gid = cfg->gid;
 	return probe_in(cfg, python, tmp_dir, 1, err, errlen);
+}
+
+int sandbox_probe_python(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
+			 char *err, size_t errlen)
+{
+	char before[SANDBOX_LIST_MAX];
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	memcpy(before, cfg->python_dirs, sizeof(before));
+	rc = python_dirs_add(cfg, python, err, errlen);
+	if (rc == 0)
+		rc = probe_in(cfg, python, tmp_dir, 0, err, errlen);
+	if (rc < 0)
+		memcpy(cfg->python_dirs, before, sizeof(before));
+	return rc;
 }
 
 int sandbox_probe_run_ids(struct sandbox_config *cfg, const char *python, const char *tmp_dir,

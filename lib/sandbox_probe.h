@@ -14,7 +14,7 @@
 
 #include "sandbox.h"
 
-/* Fills cfg for python (its prefix), the disk size, network, uid and gid
+/* Fills cfg for python (its prefixes, python_dirs), the disk size, network, uid and gid
  * (memory_cgroup, etc_extra and hide are the caller's, and kept: start
  * from a zeroed cfg), then runs one complete throw-away sandbox (python printing "ok" inside,
  * everything but the uploads) in tmp_dir. 0 when it works; -1 with, in
@@ -25,6 +25,12 @@
  * fresh falls back to no /proc, with cfg->proc = 0 and a warning logged). */
 int sandbox_probe(struct sandbox_config *cfg, const char *python, uint64_t disk_bytes,
 		  int network, const char *tmp_dir, char *err, size_t errlen);
+
+/* After sandbox_probe: another interpreter, for runs that ask for it.
+ * Adds its prefixes to cfg->python_dirs and runs the probe's sandbox with
+ * it. 0 when it works; -1 with the cause in err, and cfg as it was. */
+int sandbox_probe_python(struct sandbox_config *cfg, const char *python, const char *tmp_dir,
+			 char *err, size_t errlen);
 
 /* After sandbox_probe (which leaves run_uid and run_gid = uid and gid: runs
  * share pyexec's ids): sets run_uid and run_gid and runs the probe's

@@ -216,6 +216,27 @@
     errorBox.hidden = false;
   }
 
+  // --- the interpreters: a choice when the server has more than one
+  // (/healthz lists them, the default first)
+  async function loadPythons() {
+    let pythons = [];
+    try {
+      const res = await fetch('healthz', { headers: { Accept: 'application/json' } });
+      if (res.ok) pythons = (await res.json()).pythons || [];
+    } catch (e) { /* no choice offered: the server's default runs */ }
+    if (pythons.length < 2) return;
+    const select = $('python');
+    for (const p of pythons) {
+      const opt = document.createElement('option');
+      opt.value = p.name;
+      const version = (p.version || '').split(' ')[0];
+      opt.textContent = p.name + (version ? ' (' + version + ')' : '');
+      select.append(opt);
+    }
+    $('python-field').hidden = false;
+  }
+  loadPythons();
+
   // --- running
   function buildForm() {
     const fd = new FormData();
@@ -246,6 +267,7 @@
     const timeout = $('timeout').value.trim();
     if (deps) query.set('dependencies', deps);
     if (timeout) query.set('timeout', timeout);
+    if (!$('python-field').hidden && $('python').value) query.set('python', $('python').value);
     button.disabled = true;
     form.setAttribute('aria-busy', 'true');
     $('busy').textContent = 'Running…';

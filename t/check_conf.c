@@ -394,6 +394,15 @@ static const struct bad bads[] = {
 	{ "sandbox_etc", "/etc/a b", "sandbox_etc: '/etc/a b' must be a path below /etc (entries are separated by commas)" },
 	{ "sandbox_etc", "/etc/../root", "sandbox_etc: '/etc/../root' must not contain '.', '..' or '//' components" },
 	{ "sandbox_etc", "/etc/a,/etc/b,/etc/c,/etc/d,/etc/e,/etc/f,/etc/g,/etc/h,/etc/i,/etc/j,/etc/k,/etc/l,/etc/m,/etc/n,/etc/o,/etc/p,/etc/q,/etc/r,/etc/s,/etc/t,/etc/u,/etc/v,/etc/w,/etc/x,/etc/y,/etc/z,/etc/A,/etc/B,/etc/C,/etc/D,/etc/E,/etc/F,/etc/G", "sandbox_etc: more than 32 entries" },
+	{ "pythons", "pypy3", "pythons: 'pypy3' must be NAME=PATH, such as pypy3=/usr/bin/pypy3 (entries are separated by commas)" },
+	{ "pythons", "pypy3=bin/pypy3", "pythons: 'bin/pypy3' must be an absolute path" },
+	{ "pythons", "=/usr/bin/pypy3", "pythons: '=/usr/bin/pypy3': a name is 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit" },
+	{ "pythons", "-x=/usr/bin/pypy3", "pythons: '-x=/usr/bin/pypy3': a name is 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit" },
+	{ "pythons", "py py=/usr/bin/pypy3", "pythons: 'py py=/usr/bin/pypy3': a name is 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit" },
+	{ "pythons", "a23456789012345678901234567890123=/x", "pythons: 'a23456789012345678901234567890123=/x': a name is 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit" },
+	{ "pythons", "a=/x, b=/y, a=/z", "pythons: the name 'a' is given twice" },
+	{ "pythons", "a=/x,", "pythons: an empty entry after the last ','" },
+	{ "pythons", "a=/1,b=/2,c=/3,d=/4,e=/5,f=/6,g=/7,h=/8,i=/9", "pythons: more than 8 entries" },
 	{ "cgroup", "sys/fs/cgroup", "cgroup: 'sys/fs/cgroup' must be auto, no or an absolute path" },
 	{ "cgroup", "/", "cgroup: '/' must not be the root directory" },
 	{ "cgroup", "/sys/fs/cgroup/../x", "cgroup: '/sys/fs/cgroup/../x' must not contain '.', '..' or '//' components" },
@@ -411,6 +420,50 @@ START_TEST(test_set_bad)
 		      "%s = %s accepted", b->key, b->value);
 	ck_assert_str_eq(err, b->err);
 	ck_assert_msg(memcmp(&c, &before, sizeof(c)) == 0, "%s changed cfg on error", b->key);
+}
+END_TEST
+
+/* pythons: every interpreter, the first the default; python alone is one
+ * named by its file; the last of the two keys given wins. */
+START_TEST(test_pythons)
+{
+	struct config c;
+	struct config_python list[CONFIG_PYTHONS_MAX];
+	char err[512] = "";
+
+	config_defaults(&c);
+	ck_assert_uint_eq(config_pythons(&c, list), 1);
+	ck_assert_str_eq(list[0].name, "python3");
+	ck_assert_str_eq(list[0].path, "/usr/bin/python3");
+	ck_assert_int_eq(config_set(&c, "pythons", " cp_3.11=/usr/bin/python3 ,pypy3 = /usr/bin/pypy3",
+				    err, sizeof(err)), 0);
+	ck_assert_str_eq(c.pythons, "cp_3.11=/usr/bin/python3,pypy3=/usr/bin/pypy3");
+	ck_assert_uint_eq(config_pythons(&c, list), 2);
+	ck_assert_str_eq(list[0].name, "cp_3.11");
+	ck_assert_str_eq(list[1].name, "pypy3");
+	ck_assert_str_eq(list[1].path, "/usr/bin/pypy3");
+	/* the first is python too: the default */
+	ck_assert_int_eq(config_set(&c, "pythons", "pypy3=/usr/bin/pypy3, python3=/usr/bin/python3",
+				    err, sizeof(err)), 0);
+	ck_assert_str_eq(c.python, "/usr/bin/pypy3");
+	/* a path with '=' in it, and eight entries */
+	ck_assert_int_eq(config_set(&c, "pythons", "a=/x=y,b=/2,c=/3,d=/4,e=/5,f=/6,g=/7,h=/8",
+				    err, sizeof(err)), 0);
+	ck_assert_uint_eq(config_pythons(&c, list), 8);
+	ck_assert_str_eq(list[0].path, "/x=y");
+	ck_assert_str_eq(list[7].name, "h");
+	/* python given after: it alone, named by its file (or "python") */
+	ck_assert_int_eq(config_set(&c, "python", "/opt/py/bin/python3.12", err, sizeof(err)), 0);
+	ck_assert_str_eq(c.pythons, "");
+	ck_assert_uint_eq(config_pythons(&c, list), 1);
+	ck_assert_str_eq(list[0].name, "python3.12");
+	ck_assert_int_eq(config_set(&c, "python", "/opt/py/bin/my python", err, sizeof(err)), 0);
+	ck_assert_uint_eq(config_pythons(&c, list), 1);
+	ck_assert_str_eq(list[0].name, "python");
+	ck_assert_str_eq(list[0].path, "/opt/py/bin/my python");
+	/* an empty pythons leaves python as it is */
+	ck_assert_int_eq(config_set(&c, "pythons", "", err, sizeof(err)), 0);
+	ck_assert_str_eq(c.python, "/opt/py/bin/my python");
 }
 END_TEST
 
@@ -900,8 +953,8 @@ END_TEST
 START_TEST(test_example_uncommented_is_defaults)
 {
 	static const char *const keys[] = {
-		"listen", "workers", "user", "group", "python", "work_root", "deps_cache",
-		"deps_cache_max", "pip_index_url", "pip_extra_index_url", "pip_find_links",
+		"listen", "workers", "user", "group", "python", "pythons", "work_root",
+		"deps_cache", "deps_cache_max", "pip_index_url", "pip_extra_index_url", "pip_find_links",
 		"pip_only_binary", "pip_timeout", "max_dependencies", "max_upload",
 		"max_files", "timeout", "timeout_max", "cpu_time", "memory", "memory_max",
 		"max_processes", "max_open_files", "max_file_size", "max_disk", "max_output",
@@ -960,6 +1013,7 @@ static Suite *config_suite(void)
 	tcase_add_loop_test(tc, test_set_good, 0, (int)(sizeof(goods) / sizeof(goods[0])));
 	tcase_add_test(tc, test_set_sandbox_auto);
 	tcase_add_loop_test(tc, test_set_bad, 0, (int)(sizeof(bads) / sizeof(bads[0])));
+	tcase_add_test(tc, test_pythons);
 	tcase_add_test(tc, test_set_string_too_long);
 	tcase_add_test(tc, test_set_user_too_long);
 	tcase_add_test(tc, test_listen_unix_path_max);

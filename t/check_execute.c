@@ -156,7 +156,8 @@ static int sink_end(void *ctx)
 
 static struct config cfg;
 static struct mime *mime;
-static struct cache cache;
+/* the interpreters: the default, and "alt", which does not exist */
+static struct cache caches[2];
 static volatile sig_atomic_t cancel;
 static struct execute_ctx ctx;
 static struct source *src;
@@ -200,14 +201,21 @@ static void setup(void)
 		cfg.memory = cfg.max_open_files = 0;
 	mime = mime_open(NULL, err, sizeof(err));
 	ck_assert_msg(mime != NULL, "%s", err);
-	memset(&cache, 0, sizeof(cache));
-	cache.cfg = &cfg;
-	snprintf(cache.why, sizeof(cache.why), "The interpreter has no pip.");
+	memset(caches, 0, sizeof(caches));
+	for (int i = 0; i < 2; i++) {
+		caches[i].cfg = &cfg;
+		snprintf(caches[i].why, sizeof(caches[i].why), "The interpreter has no pip.");
+	}
+	snprintf(caches[0].name, sizeof(caches[0].name), "python3");
+	snprintf(caches[0].python, sizeof(caches[0].python), "/usr/bin/python3");
+	snprintf(caches[1].name, sizeof(caches[1].name), "alt");
+	snprintf(caches[1].python, sizeof(caches[1].python), "%s/no-such-python", root);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = &cfg;
 	ctx.mime = mime;
 	ctx.cancel = &cancel;
-	ctx.cache = &cache;
+	ctx.caches = caches;
+	ctx.npythons = 2;
 	src = calloc(1, sizeof(*src));
 	out = calloc(1, sizeof(*out));
 	ck_assert_ptr_nonnull(src);
@@ -463,6 +471,10 @@ static const struct failure {
 	/* before the body is read */
 	{ no_failure, "timeout=soon", NULL, 400, "bad_parameter", "timeout" },
 	{ no_failure, "dependencies=%3Bnot-a-name", NULL, 400, "bad_dependency", "not-a-name" },
+	{ no_failure, "python=pypy9", NULL, 400, "bad_parameter",
+	  "python: 'pypy9' is not an interpreter of this server; it has python3 (the default), "
+	  "alt" },
+	{ no_failure, "python=", NULL, 400, "bad_parameter", "python: must name an interpreter" },
 	{ no_failure, NULL, "text/plain", 415, "unsupported_media_type", "multipart/form-data" },
 	{ small_max_upload, NULL, NULL, 413, "too_large", "limit of 16 bytes" },
 	{ file_as_work_root, NULL, NULL, 500, "internal", "could not create a work directory" },
@@ -545,11 +557,38 @@ START_TEST(missing_python_is_an_error_run)
 {
 	add_part("files", "main.py", "print(1)\n");
 	end_body();
-	snprintf(cfg.python, sizeof(cfg.python), "%s/no-such-python", root);
+	snprintf(caches[0].python, sizeof(caches[0].python), "%s/no-such-python", root);
 	ck_assert_int_eq(execute(NULL), 0);
 	assert_status(200, NULL);
 	assert_in("X-Execution-Status: error");
 	assert_in("pyexec: cannot execute");
+	assert_nothing_left();
+}
+END_TEST
+
+/* ?python= names the interpreter that runs: "alt", which does not exist. */
+START_TEST(python_names_the_interpreter)
+{
+	add_part("files", "main.py", "print(1)\n");
+	end_body();
+	ck_assert_int_eq(execute("python=alt"), 0);
+	assert_status(200, NULL);
+	assert_in("X-Execution-Status: error");
+	assert_in("pyexec: cannot execute");
+	assert_in("no-such-python");
+	assert_nothing_left();
+}
+END_TEST
+
+/* The default interpreter, by its name. */
+START_TEST(python_names_the_default)
+{
+	add_part("files", "main.py", "print(6 * 7)\n");
+	end_body();
+	ck_assert_int_eq(execute("python=python3"), 0);
+	assert_status(200, NULL);
+	assert_in("X-Execution-Status: ok");
+	assert_in("42");
 	assert_nothing_left();
 }
 END_TEST
@@ -704,6 +743,8 @@ static Suite *execute_suite(void)
 	tcase_add_test(tc, client_gone_during_upload);
 	tcase_add_test(tc, full_work_root_is_507);
 	tcase_add_test(tc, missing_python_is_an_error_run);
+	tcase_add_test(tc, python_names_the_interpreter);
+	tcase_add_test(tc, python_names_the_default);
 	tcase_add_test(tc, client_gone_during_run);
 	tcase_add_test(tc, sink_failure);
 	tcase_add_test(tc, runs_in_the_namespace_sandbox);

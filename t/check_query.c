@@ -111,6 +111,10 @@ static const struct bad bads[] = {
 	{ "stream=", "stream: must be 1 (Server-Sent Events) or 0" },
 	{ "stream=10", "stream: must be 1 (Server-Sent Events) or 0" },
 	{ "stream=1&stream=1", "stream: given twice" },
+	{ "python=", "python: must name an interpreter in 1 to 64 bytes" },
+	{ "python=a2345678901234567890123456789012345678901234567890123456789012345", "python: must name an interpreter in 1 to 64 bytes" },
+	{ "python=a&python=b", "python: given twice" },
+	{ "python=a%00", "python: bad percent escape or NUL byte in the value" },
 	{ "timeout=abc", "timeout: 'abc' is not a number of seconds" },
 	{ "timeout=-1", "timeout: '-1' is not a number of seconds" },
 	{ "timeout=1e3", "timeout: '1e3' is not a number of seconds" },
@@ -248,6 +252,25 @@ START_TEST(test_stream)
 	ck_assert_int_eq(p->stream, 0);
 	ck_assert_int_eq(parse("timeout=1", p, err, sizeof(err)), 0);
 	ck_assert_int_eq(p->stream, 0);
+}
+END_TEST
+
+/* python: any name of up to 64 bytes, decoded; which exist is the server's to say */
+START_TEST(test_python)
+{
+	struct query_params *p = params();
+	char err[256];
+
+	ck_assert_int_eq(parse("timeout=1", p, err, sizeof(err)), 0);
+	ck_assert_int_eq(p->has_python, 0);
+	ck_assert_int_eq(parse("python=pypy3", p, err, sizeof(err)), 0);
+	ck_assert_int_eq(p->has_python, 1);
+	ck_assert_str_eq(p->python, "pypy3");
+	ck_assert_int_eq(parse("python=a%2Fb+c", p, err, sizeof(err)), 0);
+	ck_assert_str_eq(p->python, "a/b c");
+	ck_assert_int_eq(parse("python=a234567890123456789012345678901234567890123456789012345678901234",
+			       p, err, sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(p->python), 64);
 }
 END_TEST
 
@@ -460,6 +483,7 @@ static Suite *query_suite(void)
 	tcase_add_test(tc, test_memory_ok);
 	tcase_add_test(tc, test_format);
 	tcase_add_test(tc, test_stream);
+	tcase_add_test(tc, test_python);
 	tcase_add_loop_test(tc, test_dependencies, 0, (int)(sizeof(deps) / sizeof(deps[0])));
 	tcase_add_test(tc, test_dependencies_max);
 	tcase_add_test(tc, test_dependencies_max_after_decoding);

@@ -995,6 +995,19 @@ START_TEST(run_cannot_be_started_twice)
 }
 END_TEST
 
+/* cfg's python_dirs, joined by ',' */
+static const char *python_dirs(const struct sandbox_config *c)
+{
+	static char buf[SANDBOX_LIST_MAX];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (const char *p = sandbox_list_next(c->python_dirs, NULL); p != NULL;
+	     p = sandbox_list_next(c->python_dirs, p))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n > 0 ? "," : "", p);
+	return buf;
+}
+
 START_TEST(probe_succeeds_and_fills_cfg)
 {
 	struct sandbox_config c = { .disk_bytes = 0 };
@@ -1010,8 +1023,7 @@ START_TEST(probe_succeeds_and_fills_cfg)
 	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 		      "probe: %s", msg);
 	ck_assert_str_eq(msg, "");
-	ck_assert_str_eq(c.python_prefix, "");
-	ck_assert_str_eq(c.python_venv, "");
+	ck_assert_str_eq(python_dirs(&c), "");
 	ck_assert_int_eq(c.disk_bytes, 4 * MIB);
 	ck_assert_int_eq(c.network, 0);
 	ck_assert_int_eq(c.proc, 1);
@@ -1041,8 +1053,7 @@ START_TEST(probe_binds_a_venv_and_a_prefix_outside_usr)
 	ck_assert_int_eq(symlink(PY, py), 0);
 	ck_assert_msg(sandbox_probe(&c, py, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 		      "probe: %s", msg);
-	ck_assert_str_eq(c.python_prefix, "");
-	ck_assert_str_eq(c.python_venv, venv);
+	ck_assert_str_eq(python_dirs(&c), venv);
 
 	/* a python of its own prefix (a copy of the system's binary: it finds
 	 * its standard library in /usr all the same) */
@@ -1064,8 +1075,7 @@ START_TEST(probe_binds_a_venv_and_a_prefix_outside_usr)
 		close(o);
 		ck_assert_msg(sandbox_probe(&c, bin, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
 			      "probe: %s", msg);
-		ck_assert_str_eq(c.python_prefix, opt);
-		ck_assert_str_eq(c.python_venv, "");
+		ck_assert_str_eq(python_dirs(&c), opt);
 		ck_assert_int_eq(workdir_rmtree_at(tmp_fd, "opt"), 0);
 	}
 
@@ -1075,6 +1085,43 @@ START_TEST(probe_binds_a_venv_and_a_prefix_outside_usr)
 	ck_assert_int_eq(sandbox_probe(&c, py, 4 * MIB, 0, tmpdir, msg, sizeof(msg)), -1);
 	ck_assert_msg(strstr(msg, "cannot resolve") != NULL && strstr(msg, py) != NULL,
 		      "probe: %s", msg);
+}
+END_TEST
+
+/* More interpreters after the first: each one's prefixes are added once,
+ * and one that does not run leaves the list as it was. */
+START_TEST(probe_adds_more_pythons)
+{
+	struct sandbox_config c = { .disk_bytes = 0 };
+	char msg[512], want[300], venv[2][128], py[2][160];
+
+	ck_assert_msg(sandbox_probe(&c, PY, 4 * MIB, 0, tmpdir, msg, sizeof(msg)) == 0,
+		      "probe: %s", msg);
+	for (int i = 0; i < 2; i++) {
+		snprintf(venv[i], sizeof(venv[i]), "%s/venv%d", tmpdir, i);
+		snprintf(py[i], sizeof(py[i]), "%s/bin/python3", venv[i]);
+		ck_assert_int_eq(mkdir(venv[i], 0755), 0);
+		snprintf(want, sizeof(want), "%s/bin", venv[i]);
+		ck_assert_int_eq(mkdir(want, 0755), 0);
+		ck_assert_int_eq(symlink(PY, py[i]), 0);
+		ck_assert_msg(sandbox_probe_python(&c, py[i], tmpdir, msg, sizeof(msg)) == 0,
+			      "probe: %s", msg);
+	}
+	/* the same one again adds nothing */
+	ck_assert_int_eq(sandbox_probe_python(&c, py[1], tmpdir, msg, sizeof(msg)), 0);
+	snprintf(want, sizeof(want), "%s,%s", venv[0], venv[1]);
+	ck_assert_str_eq(python_dirs(&c), want);
+	ck_assert_int_eq(sandbox_probe_python(&c, "/bin/false", tmpdir, msg, sizeof(msg)), -1);
+	ck_assert_msg(strstr(msg, "/bin/false did not run in the sandbox") != NULL, "probe: %s",
+		      msg);
+	ck_assert_str_eq(python_dirs(&c), want);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(unlink(py[i]), 0);
+		snprintf(want, sizeof(want), "venv%d/bin", i);
+		ck_assert_int_eq(unlinkat(tmp_fd, want, AT_REMOVEDIR), 0);
+		snprintf(want, sizeof(want), "venv%d", i);
+		ck_assert_int_eq(unlinkat(tmp_fd, want, AT_REMOVEDIR), 0);
+	}
 }
 END_TEST
 
@@ -1464,7 +1511,7 @@ END_TEST
  * reports what fails there. */
 START_TEST(spare_setup_failure_is_reported_by_the_run)
 {
-	strcpy(cfg.python_prefix, "/nonexistent/check-sandbox-prefix");
+	ck_assert_int_eq(sandbox_list_add(cfg.python_dirs, "/nonexistent/check-sandbox-prefix"), 0);
 	ck_assert_int_eq(sandbox_spare_make(&spare, &cfg, tmpdir, NULL), 0);
 	run.spare = &spare;
 	ck_assert_int_eq(run_py("print('never')"), -1);
@@ -1525,6 +1572,7 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, probe_succeeds_and_fills_cfg);
 	tcase_add_test(tc, probe_binds_a_venv_and_a_prefix_outside_usr);
 	tcase_add_test(tc, probe_reports_a_bad_python);
+	tcase_add_test(tc, probe_adds_more_pythons);
 	tcase_add_test(tc, probe_falls_back_to_no_proc);
 	tcase_add_test(tc, works_as_nobody);
 	tcase_add_test(tc, works_with_run_ids_of_its_own);

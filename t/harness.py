@@ -888,6 +888,22 @@ class Server:
             argv += ["-o", o]
         return argv + self.extra_args
 
+    def command(self, *args, timeout=120):
+        """pyexec-fcgi with this server's configuration but its socket and
+        workers, and args (--prefetch ...): (exit status, its output)."""
+        argv, skip = [], False
+        for a in self.pyexec_argv():
+            if skip:
+                skip = False
+            elif a in ("-l", "-w"):
+                skip = True
+            else:
+                argv.append(a)
+        p = spawn(argv + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                  stderr=subprocess.STDOUT, cwd="/")
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out.decode("utf-8", "replace")
+
     def start(self):
         if not os.access(pyexec_path(), os.X_OK):
             raise ServerError("pyexec-fcgi not found at %s (set PYEXEC_FCGI)" % pyexec_path())

@@ -197,6 +197,27 @@ class Examples(harness.E2ETestCase):
 
     # ------------------------------------------------- pyexec_client command
 
+    def test_python_client_names_the_interpreter(self):
+        """The server's one interpreter is called python3 (after its file):
+        naming it runs as the default does; another name is a 400 that
+        lists the names it has."""
+        r = pyexec_client.run(self.s.url(), {"main.py": self.ARGV_ENV}, python="python3")
+        self.assertEqual(r.status, "ok", r)
+        with self.assertRaises(pyexec_client.PyexecError) as cm:
+            pyexec_client.run(self.s.url(), {"main.py": MAIN}, python="pypy9")
+        self.assertEqual((cm.exception.status, cm.exception.error), (400, "bad_parameter"))
+        self.assertIn("python: 'pypy9' is not an interpreter of this server; it has python3 "
+                      "(the default)", cm.exception.detail)
+        self.write("argv.py", self.ARGV_ENV)
+        for argv in ([PY, CLIENT, "--url", self.s.url(), "--python"],
+                     ["sh", SHELL, "-u", self.s.url(), "-p"]):
+            rc, out_b, err_b = self.command(argv + ["python3", "argv.py"])
+            self.assertEqual(rc, 0, err_b)
+            self.assertEqual(out_b, b"[] None None\n")
+            rc, out_b, err_b = self.command(argv + ["pypy9", "argv.py"])
+            self.assertEqual(rc, 125, err_b)
+            self.assertIn(b"'pypy9' is not an interpreter of this server", err_b)
+
     def test_python_cli(self):
         for extra, out in (([], "pyexec-out"), (["--json", "--out", "json-out"], "json-out")):
             rc, out_b, err_b = self.command([PY, CLIENT, "--url", self.s.url()] + extra

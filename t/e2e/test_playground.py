@@ -37,6 +37,8 @@ PLAYGROUND = harness.PLAYGROUND_DIR
 NODE_TEST = os.path.join(harness.TOP_SRCDIR, "t", "playground", "test_playground.mjs")
 PACKAGE_JSON = os.path.join(harness.TOP_SRCDIR, "t", "playground", "package.json")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PYPY = "/usr/bin/pypy3"
+PYTHON = os.environ.get("TEST_PYTHON", "/usr/bin/python3")
 NODE_TIMEOUT = 300     # seconds for the whole browser test
 ASSETS = {"/": ("index.html", "text/html"),
           "/playground.js": ("playground.js", "text/javascript"),
@@ -79,7 +81,12 @@ class Playground(harness.E2ETestCase):
 
     def setUp(self):
         super().setUp()
-        self.s = self.server("main", workers=2)
+        # with PyPy, two interpreters: the page offers a choice
+        self.pythons = ["python3", "pypy3"] if os.access(PYPY, os.X_OK) else []
+        options = (["pythons=python3=%s, pypy3=%s" % (PYTHON, PYPY)]
+                   if self.pythons else [])
+        self.s = self.server("playground" if self.pythons else "main", workers=2,
+                             options=options)
         if self.s.playground is None:
             self.skipTest("the site in front serves no playground (%s, %s)"
                           % (self.s.web, self.s.site_source))
@@ -113,7 +120,10 @@ class Playground(harness.E2ETestCase):
         scratch = tempfile.mkdtemp(prefix="pyexec-playground-")
         self.addCleanup(shutil.rmtree, scratch, True)
         env = dict(os.environ, PLAYWRIGHT_CORE=playwright_core(), CHROMIUM=CHROMIUM,
-                   HOME=scratch, TMPDIR=scratch)
+                   HOME=scratch, TMPDIR=scratch,
+                   PYEXEC_PLAYGROUND_PYTHONS=",".join(self.pythons))
+        if not self.pythons:
+            print("# no %s: the choice of interpreters is not tried (Debian's pypy3)" % PYPY)
         argv = [os.environ.get("NODE", "node"), NODE_TEST, self.s.url(""), shot]
         t0 = time.monotonic()
         p = subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL,

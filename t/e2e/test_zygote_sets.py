@@ -9,7 +9,6 @@ namespace layer (Sets) and on the rlimits layer (PlainSets)."""
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 
@@ -75,18 +74,7 @@ def probe(*modules):
 
 def prefetch(s, value):
     """pyexec-fcgi --prefetch value with s's configuration: (status, out)."""
-    argv, skip = [], False
-    for a in s.pyexec_argv():
-        if skip:
-            skip = False
-        elif a in ("-l", "-w"):
-            skip = True
-        else:
-            argv.append(a)
-    p = harness.spawn(argv + ["--prefetch", value], stdin=subprocess.DEVNULL,
-                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/")
-    out, _ = p.communicate(timeout=120)
-    return p.returncode, out.decode("utf-8", "replace")
+    return s.command("--prefetch", value)
 
 
 def by_set(s, name):

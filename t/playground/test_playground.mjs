@@ -174,6 +174,26 @@ try {
   assert.equal((await page.locator('#stdout').textContent()).trim(), 'tick\ntock');
   ok(`run 4: live output: "tick" shown after ${seen} ms while running, then the result`);
 
+  // the interpreters the server has ($PYEXEC_PLAYGROUND_PYTHONS, its
+  // /healthz's names): a choice when there are two or more
+  const names = (process.env.PYEXEC_PLAYGROUND_PYTHONS || '').split(',').filter(Boolean);
+  if (names.length > 1) {
+    const select = page.getByLabel('Interpreter');
+    assert.deepEqual(await select.locator('option').evaluateAll((os) => os.map((o) => o.value)),
+      names);
+    assert.equal(await select.inputValue(), names[0]);
+    await select.selectOption(names[1]);
+    await editor.fill('import sys\nprint(sys.implementation.name)\n');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await runs(5);
+    assert.equal(await page.locator('#status').textContent(), 'ok');
+    assert.equal((await page.locator('#stdout').textContent()).trim(), 'pypy');
+    ok(`run 5: the interpreters ${names} are offered, and ${names[1]} runs when chosen`);
+  } else {
+    assert.equal(await page.locator('#python-field').isHidden(), true);
+    ok('one interpreter: no choice is shown');
+  }
+
   // a narrow window: nothing wider than the screen
   await page.setViewportSize({ width: 360, height: 740 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
