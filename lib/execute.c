@@ -96,13 +96,15 @@ static int choose_python(struct request *r)
 	size_t n;
 
 	r->cache = ctx->npythons > 0 ? &ctx->caches[0] : NULL;
-	if (!r->q.has_python)
+	if (r->q.has_python) {
+		r->cache = NULL;
+		for (unsigned i = 0; i < ctx->npythons; i++)
+			if (strcmp(ctx->caches[i].name, r->q.python) == 0)
+				r->cache = &ctx->caches[i];
+	}
+	if (r->cache != NULL || !r->q.has_python) {
+		r->log->python = r->cache != NULL ? r->cache->name : NULL;
 		return 0;
-	for (unsigned i = 0; i < ctx->npythons; i++) {
-		if (strcmp(ctx->caches[i].name, r->q.python) == 0) {
-			r->cache = &ctx->caches[i];
-			return 0;
-		}
 	}
 	n = (size_t)snprintf(r->detail, sizeof(r->detail),
 			     "python: '%s' is not an interpreter of this server; it has",
@@ -111,7 +113,7 @@ static int choose_python(struct request *r)
 		n += (size_t)snprintf(r->detail + n, sizeof(r->detail) - n, "%s %s%s",
 				      i > 0 ? "," : "", ctx->caches[i].name,
 				      i == 0 ? " (the default)" : "");
-	if (ctx->npythons == 0)
+	if (ctx->npythons == 0 && n < sizeof(r->detail))
 		snprintf(r->detail + n, sizeof(r->detail) - n, " none by name");
 	return -1;
 }
@@ -741,6 +743,7 @@ int execute_handle(const struct execute_ctx *ctx, const struct execute_request *
 	int rc;
 
 	log->exec_status = NULL;
+	log->python = NULL;
 	if (r == NULL)
 		rc = reply_error(sink, log, req->request_id, 500, "internal",
 				 "The server is out of memory.");

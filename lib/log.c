@@ -63,9 +63,10 @@ void log_request(const struct log_request *r)
 {
 #define S(x) ((x) != NULL ? (x) : "-")
 	log_msg(LOG_LEVEL_INFO,
-		"request id=%s method=%s route=%s status=%d exec=%s error=%s in=%llu out=%llu "
-		"upload_ms=%.3f deps_ms=%.3f run_ms=%.3f reply_ms=%.3f total_ms=%.3f",
-		S(r->id), S(r->method), S(r->route), r->status, S(r->exec_status), S(r->error),
+		"request id=%s method=%s route=%s status=%d exec=%s python=%s error=%s in=%llu "
+		"out=%llu upload_ms=%.3f deps_ms=%.3f run_ms=%.3f reply_ms=%.3f total_ms=%.3f",
+		S(r->id), S(r->method), S(r->route), r->status, S(r->exec_status),
+		r->exec_status != NULL ? S(r->python) : "-", S(r->error),
 		(unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
 		ms(r->upload_ns), ms(r->deps_ns), ms(r->run_ns), ms(r->reply_ns), ms(r->total_ns));
 #undef S

@@ -23,6 +23,8 @@ struct log_request {
 	const char *route;      /* "execute", "healthz", ... or the raw path */
 	int status;             /* HTTP status answered */
 	const char *exec_status; /* X-Execution-Status, NULL when nothing ran */
+	const char *python;     /* the interpreter that ran (pythons' name), NULL
+	                         * when nothing ran */
 	const char *error;      /* error code of an error reply */
 	uint64_t bytes_in;      /* request body bytes read */
 	uint64_t bytes_out;     /* reply body bytes written */

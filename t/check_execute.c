@@ -576,6 +576,7 @@ START_TEST(python_names_the_interpreter)
 	assert_in("X-Execution-Status: error");
 	assert_in("pyexec: cannot execute");
 	assert_in("no-such-python");
+	ck_assert_str_eq(lg.python, "alt");
 	assert_nothing_left();
 }
 END_TEST
@@ -589,6 +590,7 @@ START_TEST(python_names_the_default)
 	assert_status(200, NULL);
 	assert_in("X-Execution-Status: ok");
 	assert_in("42");
+	ck_assert_str_eq(lg.python, "python3");
 	assert_nothing_left();
 }
 END_TEST

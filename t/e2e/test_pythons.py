@@ -119,6 +119,12 @@ class Pythons(harness.E2ETestCase):
                 if name == "pypy3":
                     # zygotes embed the default interpreter: a PyPy run is cold
                     self.assertEqual(r.headers.get("X-Execution-Start"), "cold", r.describe())
+                # the log line names the interpreter that ran
+                rid = r.headers.get("X-Request-Id")
+                with open(self.s.pyexec_log, errors="replace") as f:
+                    lines = [l for l in f if "request id=%s " % rid in l]
+                self.assertEqual(len(lines), 1, lines)
+                self.assertIn(" exec=ok python=%s " % (name or "python3"), lines[0])
 
     def test_json_and_stream_forms_say_the_same(self):
         src = script('import sys; print(sys.implementation.name)\n')
