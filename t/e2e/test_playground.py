@@ -83,7 +83,7 @@ class Playground(harness.E2ETestCase):
         super().setUp()
         # with PyPy, two interpreters: the page offers a choice
         self.pythons = ["python3", "pypy3"] if os.access(PYPY, os.X_OK) else []
-        options = (["pythons=python3=%s, pypy3=%s" % (PYTHON, PYPY)]
+        options = (["pythons=python3=%s,pypy3=%s" % (PYTHON, PYPY)]
                    if self.pythons else [])
         self.s = self.server("playground" if self.pythons else "main", workers=2,
                              options=options)

@@ -35,7 +35,7 @@ PYTHON = os.environ.get("TEST_PYTHON", "/usr/bin/python3")
 PYPY = "/usr/bin/pypy3"
 HAVE_PYPY = os.access(PYPY, os.X_OK)
 NO_PYPY = "no %s (Debian's pypy3 package)" % PYPY
-PYTHONS = "pythons=python3=%s, pypy3=%s" % (PYTHON, PYPY)
+PYTHONS = "pythons=python3=%s,pypy3=%s" % (PYTHON, PYPY)
 
 
 def sys_version(python):
@@ -241,7 +241,7 @@ class Start(harness.E2ETestCase):
         os.makedirs(os.path.join(d, "bin"))
         os.symlink(PYPY, os.path.join(d, "bin", "pypy3"))
         s = self.private_server(name="pythons-prefix", workers=1, sandbox="namespaces",
-                                options=["pythons=python3=%s, pp=%s/bin/pypy3" % (PYTHON, d)])
+                                options=["pythons=python3=%s,pp=%s/bin/pypy3" % (PYTHON, d)])
         r = s.post_execute({"main.py": script('''
             import os, sys
             print(sys.implementation.name, os.path.realpath(sys.executable))
