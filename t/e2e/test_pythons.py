@@ -119,10 +119,15 @@ class Pythons(harness.E2ETestCase):
                 if name == "pypy3":
                     # zygotes embed the default interpreter: a PyPy run is cold
                     self.assertEqual(r.headers.get("X-Execution-Start"), "cold", r.describe())
-                # the log line names the interpreter that ran
+                # the log line names the interpreter that ran (written once
+                # the reply is out: waited for)
                 rid = r.headers.get("X-Request-Id")
-                with open(self.s.pyexec_log, errors="replace") as f:
-                    lines = [l for l in f if "request id=%s " % rid in l]
+
+                def logged():
+                    with open(self.s.pyexec_log, errors="replace") as f:
+                        return [l for l in f if "request id=%s " % rid in l]
+                harness.wait_for(logged, 5)
+                lines = logged()
                 self.assertEqual(len(lines), 1, lines)
                 self.assertIn(" exec=ok python=%s " % (name or "python3"), lines[0])
 
