@@ -127,6 +127,25 @@ def wheel_project(path):
     return normalize(os.path.basename(path).split("-", 1)[0])
 
 
+def on_first_use(fill, **kwargs):
+    """A function that returns a suite's one index: a PackageIndex(**kwargs)
+    started and given its wheels by fill(ix) at the first call (stopped
+    again when fill fails), the same index at every later call."""
+    made = []
+
+    def index():
+        if not made:
+            ix = PackageIndex(**kwargs).start()
+            try:
+                fill(ix)
+            except BaseException:
+                ix.stop()
+                raise
+            made.append(ix)
+        return made[0]
+    return index
+
+
 class PackageIndex:
     """Wheels served over HTTP on 127.0.0.1 (see the module's docstring).
 

@@ -34,44 +34,35 @@ CAP = "1M"               # deps_cache_max of the eviction servers
 CAP_BYTES = 1 << 20
 PIP_TIMEOUT = 2          # seconds, for the stalling index
 
-_index = None
 
-
-def index():
-    """The package index of this run (built and started on first use)."""
-    global _index
-    if _index is not None:
-        return _index
-    ix = pyindex.PackageIndex(stall_seconds=30).start()
-    try:
-        ix.add_module("probe-a", "1.0")
-        ix.add_module("probe-a", "2.0")
-        ix.add_module("probe-b", "1.0", body="import probe_a\nA_VERSION = probe_a.VERSION\n",
-                      requires=["probe-a>=1.0"])
-        ix.add(pyindex.build_wheel(ix.dir, "probe-pth", "1.0", {
-            "probe_pth/__init__.py": "VERSION = '1.0'\n",
-            # both kinds of .pth line: an import line that runs, and a
-            # directory (relative to the site dir) that joins sys.path
-            "probe_pth.pth": "import os; os.environ['PROBE_PTH'] = 'ran'\nprobe_pth_extra\n",
-            "probe_pth_extra/pth_extra_mod.py": "WHERE = 'pth path entry'\n",
+def _fill_index(ix):
+    """The wheels of this run's package index."""
+    ix.add_module("probe-a", "1.0")
+    ix.add_module("probe-a", "2.0")
+    ix.add_module("probe-b", "1.0", body="import probe_a\nA_VERSION = probe_a.VERSION\n",
+                  requires=["probe-a>=1.0"])
+    ix.add(pyindex.build_wheel(ix.dir, "probe-pth", "1.0", {
+        "probe_pth/__init__.py": "VERSION = '1.0'\n",
+        # both kinds of .pth line: an import line that runs, and a
+        # directory (relative to the site dir) that joins sys.path
+        "probe_pth.pth": "import os; os.environ['PROBE_PTH'] = 'ran'\nprobe_pth_extra\n",
+        "probe_pth_extra/pth_extra_mod.py": "WHERE = 'pth path entry'\n",
+    }))
+    ix.add(pyindex.heavy_wheel(ix.dir, "probe-heavy", "1.0"))
+    ix.add_module("probe-ro", "1.0")
+    ix.add_module("probe-conc", "1.0")
+    ix.add_module("probe-spell", "1.0")
+    for n in range(1, 5):
+        ix.add(pyindex.build_wheel(ix.dir, "probe-big-%d" % n, "1.0", {
+            "probe_big_%d/__init__.py" % n: "VERSION = '1.0'\n",
+            "probe_big_%d/data.bin" % n: os.urandom(BIG),
         }))
-        ix.add(pyindex.heavy_wheel(ix.dir, "probe-heavy", "1.0"))
-        ix.add_module("probe-ro", "1.0")
-        ix.add_module("probe-conc", "1.0")
-        ix.add_module("probe-spell", "1.0")
-        for n in range(1, 5):
-            ix.add(pyindex.build_wheel(ix.dir, "probe-big-%d" % n, "1.0", {
-                "probe_big_%d/__init__.py" % n: "VERSION = '1.0'\n",
-                "probe_big_%d/data.bin" % n: os.urandom(BIG),
-            }))
-        ix.add_module("probe-links", "1.0", where="links")
-        ix.add_module("probe-extra", "1.0", where="extra")
-        ix.add_debian_wheels()
-    except BaseException:
-        ix.stop()
-        raise
-    _index = ix
-    return ix
+    ix.add_module("probe-links", "1.0", where="links")
+    ix.add_module("probe-extra", "1.0", where="extra")
+    ix.add_debian_wheels()
+
+
+index = pyindex.on_first_use(_fill_index, stall_seconds=30)
 
 
 def trap_env(ix):

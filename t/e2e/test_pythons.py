@@ -45,21 +45,12 @@ def sys_version(python):
                           capture_output=True, text=True, timeout=60).stdout.rstrip("\n")
 
 
-_index = None
+def _fill_index(ix):
+    """The wheels of this run's package index."""
+    ix.add_module("probe-py", "1.0", body="import sys\nIMPL = sys.implementation.name\n")
 
 
-def index():
-    """The package index of this run (built and started on first use)."""
-    global _index
-    if _index is None:
-        ix = pyindex.PackageIndex().start()
-        try:
-            ix.add_module("probe-py", "1.0", body="import sys\nIMPL = sys.implementation.name\n")
-        except BaseException:
-            ix.stop()
-            raise
-        _index = ix
-    return _index
+index = pyindex.on_first_use(_fill_index)
 
 
 @unittest.skipUnless(HAVE_PYPY, NO_PYPY)

@@ -1644,17 +1644,14 @@ class RunIds(SandboxCase):
 
 # ==================================================================== cache
 
-_index = None
+
+def _fill_index(ix):
+    """The wheels of the Cache tests' package index."""
+    ix.add_module("probe-sb-one", "1.0", body="SECRET_ONE = 'one-%s'\n" % os.urandom(4).hex())
+    ix.add_module("probe-sb-two", "1.0")
 
 
-def index():
-    global _index
-    if _index is None:
-        ix = pyindex.PackageIndex().start()
-        ix.add_module("probe-sb-one", "1.0", body="SECRET_ONE = 'one-%s'\n" % os.urandom(4).hex())
-        ix.add_module("probe-sb-two", "1.0")
-        _index = ix
-    return _index
+index = pyindex.on_first_use(_fill_index)
 
 
 class Cache(SandboxCase):

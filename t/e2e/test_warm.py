@@ -61,32 +61,25 @@ PRELOADED = dict(workers=2, options=["warm=no"] if COLD_ONLY
 
 # The dependency set of DifferentialSet and FreshnessSet.
 SET = "diff-pth,diff-printer,diff-writer,diff-plain"
-_index = None
 
 
-def index():
-    """The package index of the set (built and started on first use)."""
-    global _index
-    if _index is None:
-        ix = pyindex.PackageIndex().start()
-        try:
-            # its .pth file runs in site; its colorsys shadows the standard one
-            ix.add(pyindex.build_wheel(ix.dir, "diff-pth", "1.0", {
-                "diff_pth/__init__.py": "VERSION = '1.0'\n",
-                "diff_pth.pth": "import os; os.environ['DIFF_PTH'] = 'ran'\n",
-                "colorsys.py": "WHERE = 'the set'\n",
-            }))
-            # imports that print and that write a file: not preloaded
-            ix.add_module("diff-printer", "1.0", body="print('diff_printer imported')\n")
-            ix.add_module("diff-writer", "1.0", body=(
-                "with open('written-by-import.txt', 'w') as f:\n"
-                "    f.write('diff_writer imported\\n')\n"))
-            ix.add_module("diff-plain", "1.0", body="TABLE = {'a': 1}\n")
-        except BaseException:
-            ix.stop()
-            raise
-        _index = ix
-    return _index
+def _fill_index(ix):
+    """The wheels of the set."""
+    # its .pth file runs in site; its colorsys shadows the standard one
+    ix.add(pyindex.build_wheel(ix.dir, "diff-pth", "1.0", {
+        "diff_pth/__init__.py": "VERSION = '1.0'\n",
+        "diff_pth.pth": "import os; os.environ['DIFF_PTH'] = 'ran'\n",
+        "colorsys.py": "WHERE = 'the set'\n",
+    }))
+    # imports that print and that write a file: not preloaded
+    ix.add_module("diff-printer", "1.0", body="print('diff_printer imported')\n")
+    ix.add_module("diff-writer", "1.0", body=(
+        "with open('written-by-import.txt', 'w') as f:\n"
+        "    f.write('diff_writer imported\\n')\n"))
+    ix.add_module("diff-plain", "1.0", body="TABLE = {'a': 1}\n")
+
+
+index = pyindex.on_first_use(_fill_index)
 
 
 def set_kind(kind):

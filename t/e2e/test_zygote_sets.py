@@ -18,38 +18,29 @@ import harness  # noqa: E402
 import pyindex  # noqa: E402
 from harness import script  # noqa: E402
 
-_index = None
 
-
-def index():
-    """The package index of this run (built and started on first use)."""
-    global _index
-    if _index is not None:
-        return _index
-    ix = pyindex.PackageIndex().start()
-    try:
-        ix.add_module("set-plain", "1.0", body="TABLE = {'a': 1}\n")
-        # an import that prints: it must not be preloaded
-        ix.add_module("set-printer", "1.0", body="print('printer imported')\n")
-        # a .pth file (run by site, as in a cold run), and a module that
-        # shadows a standard one (the set's site dir comes first)
-        ix.add(pyindex.build_wheel(ix.dir, "set-pth", "1.0", {
-            "set_pth/__init__.py": "VERSION = '1.0'\n",
-            "set_pth.pth": "import os; os.environ['SET_PTH'] = 'ran'\n",
-            "colorsys.py": "WHERE = 'the set'\n",
+def _fill_index(ix):
+    """The wheels of this run's package index."""
+    ix.add_module("set-plain", "1.0", body="TABLE = {'a': 1}\n")
+    # an import that prints: it must not be preloaded
+    ix.add_module("set-printer", "1.0", body="print('printer imported')\n")
+    # a .pth file (run by site, as in a cold run), and a module that
+    # shadows a standard one (the set's site dir comes first)
+    ix.add(pyindex.build_wheel(ix.dir, "set-pth", "1.0", {
+        "set_pth/__init__.py": "VERSION = '1.0'\n",
+        "set_pth.pth": "import os; os.environ['SET_PTH'] = 'ran'\n",
+        "colorsys.py": "WHERE = 'the set'\n",
+    }))
+    ix.add(pyindex.heavy_wheel(ix.dir, "set-heavy", "1.0", modules=40))
+    # 400 KiB each: two fit in a cache of 1M, three do not
+    for n in range(1, 4):
+        ix.add(pyindex.build_wheel(ix.dir, "set-big-%d" % n, "1.0", {
+            "set_big_%d/__init__.py" % n: "VERSION = '1.0'\n",
+            "set_big_%d/data.bin" % n: os.urandom(400 << 10),
         }))
-        ix.add(pyindex.heavy_wheel(ix.dir, "set-heavy", "1.0", modules=40))
-        # 400 KiB each: two fit in a cache of 1M, three do not
-        for n in range(1, 4):
-            ix.add(pyindex.build_wheel(ix.dir, "set-big-%d" % n, "1.0", {
-                "set_big_%d/__init__.py" % n: "VERSION = '1.0'\n",
-                "set_big_%d/data.bin" % n: os.urandom(400 << 10),
-            }))
-    except BaseException:
-        ix.stop()
-        raise
-    _index = ix
-    return ix
+
+
+index = pyindex.on_first_use(_fill_index)
 
 
 # What a run sees of itself and of the set, printed before and after it
