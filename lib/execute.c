@@ -621,8 +621,8 @@ static int run(struct request *r)
 	} else if (spawner == NULL && zygote_in_use() != NULL) {
 		/* the rlimits layer's zygote, when it has one for this run (a
 		 * set's, waited for when it is starting: its entry is the one
-		 * the request holds) */
-		if (r->use.lock_fd >= 0)
+		 * the request holds; sets of the default interpreter only) */
+		if (r->use.lock_fd >= 0 && default_python(r))
 			(void)zygote_of_set(r->use.path);
 		r->sb_spawner = zygote_spawner;
 		r->sb_spawner.arg = &r->zs;

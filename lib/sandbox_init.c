@@ -413,8 +413,9 @@ static void init_proc(const struct sandbox_init_args *a)
 }
 
 /* Whether host, a path to mask, shows in the new root: below /usr, a
- * system directory, python's prefix or venv, or a mirrored entry of /etc.
- * Never what python's own binds lie below. */
+ * system directory, an interpreter's directory (python_dirs), or a mirrored
+ * entry of /etc.
+ * Never what the interpreters' binds lie below. */
 static int mask_applies(const struct sandbox_config *cfg, const char *host)
 {
 	int shown = path_under(host, "/usr") && strcmp(host, "/usr") != 0;
@@ -427,12 +428,11 @@ static int mask_applies(const struct sandbox_config *cfg, const char *host)
 	     p = sandbox_list_next(cfg->etc_extra, p))
 		shown |= path_under(host, p);
 	for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL;
-	     p = sandbox_list_next(cfg->python_dirs, p))
-		shown |= path_under(host, p);
-	for (const char *p = sandbox_list_next(cfg->python_dirs, NULL); p != NULL;
-	     p = sandbox_list_next(cfg->python_dirs, p))
+	     p = sandbox_list_next(cfg->python_dirs, p)) {
 		if (path_under(p, host))
 			return 0;
+		shown |= path_under(host, p);
+	}
 	return shown;
 }
 
