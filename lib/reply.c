@@ -1069,6 +1069,17 @@ int reply_write_execution(struct reply_sink *sink, const struct reply_execution 
 	return rc;
 }
 
+/* An error's JSON body, {"detail": ..., "error": ...}: an error reply's,
+ * and a stream's error event's data. */
+static void error_body(struct out *o, const char *error, const char *detail)
+{
+	out_str(o, "{\"detail\": ");
+	json_string(o, detail);
+	out_str(o, ", \"error\": ");
+	json_string(o, error);
+	out_put(o, "}", 1);
+}
+
 int reply_write_error(struct reply_sink *sink, int status, const char *error,
 		      const char *detail, const char *request_id,
 		      const char *extra_headers)
@@ -1085,11 +1096,8 @@ int reply_write_error(struct reply_sink *sink, int status, const char *error,
 		out_str(&o, extra_headers);
 	if (out_end_headers(&o) < 0)
 		return -1;
-	out_str(&o, "{\"detail\": ");
-	json_string(&o, detail != NULL ? detail : reply_status_text(status));
-	out_str(&o, ", \"error\": ");
-	json_string(&o, error != NULL ? error : "error");
-	out_put(&o, "}", 1);
+	error_body(&o, error != NULL ? error : "error",
+		   detail != NULL ? detail : reply_status_text(status));
 	return out_flush(&o);
 }
 
@@ -1195,10 +1203,8 @@ int reply_stream_error(const struct reply_stream *s, const char *error, const ch
 
 	if (stream_begin(&o, s) < 0)
 		return -1;
-	out_str(&o, "event: error\ndata: {\"detail\": ");
-	json_string(&o, detail);
-	out_str(&o, ", \"error\": ");
-	json_string(&o, error);
-	out_str(&o, "}\n\n");
+	out_str(&o, "event: error\ndata: ");
+	error_body(&o, error, detail);
+	out_str(&o, "\n\n");
 	return stream_send(&o);
 }
